@@ -1,0 +1,12 @@
+/*
+ * commands.h - the `railgun` subcommands. Each takes the arguments after
+ * its name and returns the process exit status: 0 success, 1 the work
+ * failed (e.g. verify: MISMATCH), 2 bad input.
+ */
+#ifndef RG_COMMANDS_H
+#define RG_COMMANDS_H
+
+int rg_cmd_demo(int argc, char **argv);
+int rg_cmd_config(int argc, char **argv);
+
+#endif /* RG_COMMANDS_H */

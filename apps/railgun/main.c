@@ -1,0 +1,50 @@
+/*
+ * main.c - `railgun`: the command-line front door of the engine.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "railgun/railgun.h"
+#include "commands.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *what;
+} cmds[] = {
+    {"demo", rg_cmd_demo, "push synthetic events through the engine and "
+                          "verify every count"},
+    {"config", rg_cmd_config, "list the configuration properties (or "
+                              "--markdown for docs/CONFIGURATION.md)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: railgun COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].what);
+    fprintf(f, "\nEvery command takes --help, --config FILE, "
+               "-X name=value and --json.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("railgun %s\n", rg_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "railgun: unknown command \"%s\" (try railgun --help)\n",
+            argv[1]);
+    return 2;
+}

@@ -1,0 +1,199 @@
+/*
+ * engine.h - the railgun pipeline: dispatchers, rings, pinned workers.
+ *
+ *   ingest thread(s)               workers (pinned threads)
+ *   rg_dispatcher_push*() --unpack-+-> ring[d][0] -> worker 0: do / batch_do
+ *                                  +-> ring[d][1] -> worker 1: do / batch_do
+ *
+ * An engine has `dispatchers` dispatcher handles and `workers` workers, with
+ * one SPSC ring per (dispatcher, worker) pair, so no ring ever has two
+ * producers. Each ingest thread owns one dispatcher handle. A message is
+ * unpacked on the ingest thread into an rg_event_t whose 64-bit routing key
+ * picks the worker (rg_hash64 + rg_hash_reduce): all events of one key go to
+ * one worker and, from one dispatcher, arrive there in push order.
+ *
+ * Backpressure, never loss: when a worker's ring is full the pushing
+ * dispatcher waits (spins, then yields, then parks on a futex) until the
+ * worker frees space. Idle workers spin briefly, then park too, so an idle
+ * engine uses no CPU.
+ *
+ * Threads and callbacks
+ *   - processor->unpack runs on the ingest thread that calls push.
+ *   - processor->do_event, pre_do and batch_do run on the owning worker
+ *     thread, never concurrently for the same worker; an event's external
+ *     payload release callback runs on that worker right after processing.
+ *
+ * Synchronization table
+ *                          push* (same d)  push* (other d)  stop   destroy
+ *   rg_dispatcher_push*     no              yes              yes    no
+ *   rg_engine_stop          yes             yes              yes    no
+ *   rg_engine_stats         yes             yes              yes    no
+ */
+#ifndef RAILGUN_ENGINE_H
+#define RAILGUN_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "railgun/conf.h"
+#include "railgun/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RG_EVENT_INLINE_MAX 32
+
+/* Release callback of an external payload: (payload pointer, opaque). */
+typedef void (rg_release_cb)(void *ptr, void *opaque);
+
+enum {
+    /* payload is data.ext (pointer + release), not data.bytes */
+    RG_EVENT_F_EXTERNAL = 1u << 0,
+};
+
+/*
+ * One event: 64 bytes, one cache line. The payload is either up to
+ * RG_EVENT_INLINE_MAX bytes inline, or a pointer whose release callback the
+ * worker calls once the processor is done with it.
+ */
+typedef struct rg_event_s {
+    uint64_t key;        /* routing key: picks the worker */
+    int64_t  offset;     /* position in the source partition */
+    int32_t  partition;  /* source partition */
+    uint32_t len;        /* payload length in bytes */
+    uint16_t source;     /* dispatcher index (set by the engine) */
+    uint8_t  flags;      /* RG_EVENT_F_* */
+    uint8_t  reserved[5];
+    union {
+        unsigned char bytes[RG_EVENT_INLINE_MAX];
+        struct {
+            void        *ptr;
+            rg_release_cb *release;
+            void        *opaque;
+        } ext;
+    } data;
+} rg_event_t;
+
+/* A raw message as an ingest adapter received it. Borrowed for the call. */
+typedef struct rg_msg_s {
+    int32_t     partition;
+    int64_t     offset;
+    const void *key;
+    size_t      key_len;
+    const void *value;
+    size_t      value_len;
+} rg_msg_t;
+
+/*
+ * A processor, as in the reference SDK. Single mode sets do_event; batch
+ * mode sets batch_do (and optionally pre_do). Exactly one mode must be set.
+ *
+ * unpack (ingest thread, required): fill ev->key and the payload from msg
+ *   (partition and offset are already set). Return 0, or a negative RG_E*
+ *   code (RG_EDECODE for bad input): the message is then counted as
+ *   undecodable and skipped; the pipeline keeps flowing.
+ * do_event (worker thread): process one event.
+ * pre_do (worker thread): called once per batch before batch_do, e.g. to
+ *   load state for every event of the batch with one query.
+ * batch_do (worker thread): process up to `batch.max.events` events that
+ *   arrived together, in arrival order.
+ * `worker` is the index of the calling worker, for per-worker state.
+ */
+typedef struct rg_processor_s {
+    int  (*unpack)(void *opaque, const rg_msg_t *msg, rg_event_t *ev);
+    void (*do_event)(void *opaque, unsigned worker, rg_event_t *ev);
+    void (*pre_do)(void *opaque, unsigned worker, rg_event_t *evs, size_t n);
+    void (*batch_do)(void *opaque, unsigned worker, rg_event_t *evs,
+                     size_t n);
+    void *opaque;
+} rg_processor_t;
+
+typedef struct rg_engine_s rg_engine_t;
+typedef struct rg_dispatcher_s rg_dispatcher_t;
+
+/* Counters; all monotonic. */
+typedef struct rg_engine_stats_s {
+    unsigned workers;
+    unsigned dispatchers;
+    uint64_t accepted;         /* events pushed into rings */
+    uint64_t undecodable;      /* messages unpack rejected */
+    uint64_t processed;        /* events processors finished */
+    uint64_t dispatcher_waits; /* times a dispatcher waited for ring space */
+    uint64_t dispatcher_parks; /* ... and had to park */
+    uint64_t worker_parks;     /* times a worker parked while idle */
+} rg_engine_stats_t;
+
+/*
+ * Creates an engine from conf and a processor (copied). Takes ownership of
+ * conf on success; on failure conf is still the caller's. Threads are not
+ * started yet. Returns NULL on failure with a one-line reason in errstr
+ * (bad processor, bad combination of properties, out of memory).
+ */
+RG_EXPORT rg_engine_t *rg_engine_new(rg_conf_t *conf,
+                                     const rg_processor_t *proc,
+                                     char *errstr, size_t errstr_size);
+
+/*
+ * Starts the worker threads, each pinned to its CPU. Returns 0,
+ * RG_ESTATE (already started), or RG_ESYS (thread creation or pinning
+ * failed: errstr says which; no thread is left running).
+ */
+RG_EXPORT int rg_engine_start(rg_engine_t *e, char *errstr,
+                              size_t errstr_size);
+
+/* The dispatcher handle `idx` (< `dispatchers`), or NULL. Owned by e. */
+RG_EXPORT rg_dispatcher_t *rg_engine_dispatcher(rg_engine_t *e,
+                                                unsigned idx);
+
+/* Which worker owns `key` (stable for the engine's lifetime). */
+RG_EXPORT unsigned rg_engine_worker_of(const rg_engine_t *e, uint64_t key);
+
+/*
+ * Unpacks msg with the processor and routes the event to its worker.
+ * Blocks while the worker's ring is full. Returns 0 (accepted: it will be
+ * processed exactly once), the unpack error (counted as undecodable), or
+ * RG_ESTOPPED (the engine is stopping: not accepted). Ingest thread of d
+ * only.
+ */
+RG_EXPORT int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg);
+
+/*
+ * rg_dispatcher_push() for up to n messages; returns how many were consumed
+ * (accepted or counted as undecodable). Fewer than n only when the engine
+ * is stopping.
+ */
+RG_EXPORT size_t rg_dispatcher_push_burst(rg_dispatcher_t *d,
+                                          const rg_msg_t *msgs, size_t n);
+
+/*
+ * Routes already-unpacked events (the processor's unpack is not called).
+ * Returns how many were accepted; fewer than n only when stopping.
+ */
+RG_EXPORT size_t rg_dispatcher_push_events(rg_dispatcher_t *d,
+                                           const rg_event_t *evs, size_t n);
+
+/*
+ * Stops the engine gracefully: new pushes fail with RG_ESTOPPED, every
+ * event accepted before is processed exactly once, then the worker threads
+ * exit and are joined. Blocks until then. Any thread may call it, also
+ * while dispatchers are pushing; calling it again is harmless. Returns 0.
+ */
+RG_EXPORT int rg_engine_stop(rg_engine_t *e);
+
+/* Stops (if needed) and frees e; NULL is fine. No push may be running. */
+RG_EXPORT void rg_engine_destroy(rg_engine_t *e);
+
+/* A snapshot of the counters; any thread. */
+RG_EXPORT void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out);
+
+/* Events worker `w` has processed so far (0 for a bad index); any thread. */
+RG_EXPORT uint64_t rg_engine_worker_processed(const rg_engine_t *e,
+                                              unsigned w);
+
+/* The engine's configuration (read-only, owned by e). */
+RG_EXPORT const rg_conf_t *rg_engine_conf(const rg_engine_t *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RAILGUN_ENGINE_H */

@@ -1,0 +1,53 @@
+/*
+ * error.h - railgun error codes.
+ *
+ * Every function that can fail returns 0 (or a count) on success and a
+ * negative RG_E* code on failure. The codes come from one X-macro list, so
+ * the enum, rg_strerror() and rg_err_name() can never disagree.
+ * A call that fails leaves its object unchanged and never fires its callback.
+ */
+#ifndef RAILGUN_ERROR_H
+#define RAILGUN_ERROR_H
+
+#include <stdbool.h>
+#include "railgun/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* XX(name, value, retriable, message) */
+#define RG_ERRNO_MAP(XX)                                                     \
+    XX(INVAL,    -1, 0, "invalid argument")                                  \
+    XX(NOMEM,    -2, 1, "out of memory")                                     \
+    XX(NOENT,    -3, 0, "no such property or object")                        \
+    XX(RANGE,    -4, 0, "value out of range")                                \
+    XX(FULL,     -5, 1, "no space left: window or queue is full")            \
+    XX(EMPTY,    -6, 1, "nothing available")                                 \
+    XX(STOPPED,  -7, 0, "engine is stopped or stopping")                     \
+    XX(STATE,    -8, 0, "operation not allowed in the current state")        \
+    XX(SYS,      -9, 1, "system call failed")                                \
+    XX(DECODE,  -10, 0, "undecodable message")                               \
+    XX(IO,      -11, 1, "I/O error")                                         \
+    XX(STALE,   -12, 0, "stale generation or offset")
+
+typedef enum rg_err_e {
+    RG_OK = 0,
+#define RG__ERR_ENUM(name, val, retr, msg) RG_E##name = (val),
+    RG_ERRNO_MAP(RG__ERR_ENUM)
+#undef RG__ERR_ENUM
+} rg_err_t;
+
+/* Human-readable message for an RG_E* code (or "success" for 0). Never NULL. */
+RG_EXPORT const char *rg_strerror(int err);
+
+/* The code's name without prefix ("EINVAL"); "UNKNOWN" for other values. */
+RG_EXPORT const char *rg_err_name(int err);
+
+/* True when retrying the same call later may succeed (RG_EFULL, RG_EIO...). */
+RG_EXPORT bool rg_err_is_retriable(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RAILGUN_ERROR_H */

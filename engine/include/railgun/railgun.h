@@ -1,0 +1,33 @@
+/*
+ * railgun.h - the whole public API of the railgun engine.
+ *
+ * railgun turns a stream of keyed events (from Kafka or any other source)
+ * into per-key processing on pinned worker threads, in per-key order, with
+ * backpressure instead of loss. See docs/ARCHITECTURE.md.
+ */
+#ifndef RAILGUN_H
+#define RAILGUN_H
+
+#define RG_VERSION_MAJOR 0
+#define RG_VERSION_MINOR 1
+#define RG_VERSION_PATCH 0
+#define RG_VERSION_STR "0.1.0"
+
+#include "railgun/error.h"
+#include "railgun/conf.h"
+#include "railgun/hash.h"
+#include "railgun/engine.h"
+#ifndef __cplusplus
+#include "railgun/ring.h"   /* C only: inline <stdatomic.h> code */
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* The library's version string, e.g. "0.1.0". */
+RG_EXPORT const char *rg_version(void);
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RAILGUN_H */

@@ -1,0 +1,73 @@
+/*
+ * conf_props.h - THE property table (internal). One line per property:
+ *
+ *   XX(ID, "name", TYPE, "default", min, max, check, "doc")
+ *
+ * TYPE is INT, STR or BOOL; min/max bound INT values; check is NULL or a
+ * function in conf.c that validates further (power of two, CPU list). The
+ * enum RG_P_<ID>, the runtime table, rg_conf_set() validation and
+ * docs/CONFIGURATION.md (`railgun config --markdown`) all come from here.
+ */
+#ifndef RG_CONF_PROPS_H
+#define RG_CONF_PROPS_H
+
+#define RG_CONF_PROPS(XX)                                                    \
+    XX(WORKERS, "workers", INT, "2", 1, 1024, NULL,                          \
+       "Worker threads. Each is pinned to one CPU and owns the keys that "   \
+       "hash to it, so no two workers ever touch the same key.")             \
+    XX(WORKERS_CPUS, "workers.cpus", STR, "", 0, 0, check_cpulist,           \
+       "CPUs to pin workers to, as a list of numbers and ranges "           \
+       "(`0-3,8`). Worker i runs on the i-th CPU of the list, wrapping "    \
+       "around. Every CPU must be one this process may run on. Empty: "     \
+       "spread workers over the CPUs this process may run on.")              \
+    XX(DISPATCHERS, "dispatchers", INT, "1", 1, 64, NULL,                    \
+       "Dispatcher handles, one per ingest thread. Each (dispatcher, "      \
+       "worker) pair has its own SPSC ring.")                                \
+    XX(RING_CAPACITY, "ring.capacity", INT, "4096", 2, 1048576,              \
+       check_pow2,                                                           \
+       "Events per (dispatcher, worker) ring; a power of two. Each event "  \
+       "takes 64 bytes, so memory is dispatchers x workers x capacity x "   \
+       "64 bytes.")                                                          \
+    XX(BATCH_MAX_EVENTS, "batch.max.events", INT, "64", 1, 4096, NULL,       \
+       "Most events a worker takes from one ring at a time; in batch mode " \
+       "the most events one batch_do call sees. At most ring.capacity.")     \
+    XX(WORKER_IDLE_SPINS, "worker.idle.spins", INT, "2000", 0, 100000000,    \
+       NULL,                                                                 \
+       "Polls of empty rings an idle worker spins through before it "       \
+       "starts yielding the CPU.")                                           \
+    XX(WORKER_IDLE_YIELDS, "worker.idle.yields", INT, "50", 0, 1000000,      \
+       NULL,                                                                 \
+       "sched_yield() calls an idle worker makes after spinning, before "   \
+       "it parks (sleeps until a dispatcher wakes it).")                     \
+    XX(DISPATCHER_WAIT_SPINS, "dispatcher.wait.spins", INT, "1000", 0,       \
+       100000000, NULL,                                                      \
+       "Polls a dispatcher spins through while a worker's ring is full, "   \
+       "before it starts yielding.")                                         \
+    XX(DISPATCHER_WAIT_YIELDS, "dispatcher.wait.yields", INT, "100", 0,      \
+       1000000, NULL,                                                        \
+       "sched_yield() calls a dispatcher makes while a ring is full, "      \
+       "before it parks until the worker frees space.")
+
+enum rg_prop_id {
+#define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,
+    RG_CONF_PROPS(RG__PROP_ENUM)
+#undef RG__PROP_ENUM
+    RG_P__COUNT
+};
+
+#include "railgun/conf.h"
+
+/* Fast internal accessors by id (no name lookup). */
+int64_t rg__conf_int(const rg_conf_t *conf, enum rg_prop_id id);
+const char *rg__conf_str(const rg_conf_t *conf, enum rg_prop_id id);
+
+/* Parses a CPU list ("0-3,8") into cpus[] (at most max entries). Returns
+ * the count, or a negative RG_E* code with a message in errstr. */
+int rg__cpulist_parse(const char *s, int *cpus, int max, char *errstr,
+                      size_t errstr_size);
+
+/* The CPUs this process may run on, in ascending order; returns the count
+ * (at least 1). */
+int rg__cpus_allowed(int *cpus, int max);
+
+#endif /* RG_CONF_PROPS_H */

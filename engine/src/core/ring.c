@@ -1,0 +1,58 @@
+/*
+ * ring.c - allocation and initialization of rg_ring_t; the push/pop fast
+ * paths are inline in railgun/ring.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include "railgun/error.h"
+#include "railgun/ring.h"
+
+static bool valid_geometry(uint32_t capacity, size_t esize)
+{
+    return capacity >= 2 && capacity <= RG_RING_CAPACITY_MAX &&
+           (capacity & (capacity - 1)) == 0 && esize >= 1 && esize <= 4096;
+}
+
+int rg_ring_init(rg_ring_t *r, void *slots, uint32_t capacity, size_t esize)
+{
+    if (r == NULL || slots == NULL || !valid_geometry(capacity, esize))
+        return RG_EINVAL;
+    memset(r, 0, sizeof(*r));
+    r->capacity = capacity;
+    r->esize = (uint32_t)esize;
+    r->prod.mask = r->cons.mask = capacity - 1;
+    r->prod.slots = r->cons.slots = slots;
+    /* relaxed: no other thread can see the ring before it is handed over
+     * (thread creation or a release store publishes it) */
+    atomic_store_explicit(&r->prod.head, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->cons.tail, 0, memory_order_relaxed);
+    return 0;
+}
+
+rg_ring_t *rg_ring_new(uint32_t capacity, size_t esize)
+{
+    if (!valid_geometry(capacity, esize)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t bytes = (size_t)capacity * esize;
+    bytes = (bytes + RG_CACHELINE - 1) & ~(size_t)(RG_CACHELINE - 1);
+    rg_ring_t *r = aligned_alloc(RG_CACHELINE, sizeof(*r));
+    void *slots = aligned_alloc(RG_CACHELINE, bytes);
+    if (r == NULL || slots == NULL) {
+        free(r);
+        free(slots);
+        errno = ENOMEM;
+        return NULL;
+    }
+    rg_ring_init(r, slots, capacity, esize);
+    return r;
+}
+
+void rg_ring_destroy(rg_ring_t *r)
+{
+    if (r == NULL)
+        return;
+    free(r->prod.slots);
+    free(r);
+}
