@@ -6,11 +6,16 @@
  *     slots are usable (full when head - tail == capacity).
  *   - head and tail are free-running 32-bit counters; they wrap, and every
  *     comparison is an unsigned difference, so wrap-around is harmless.
- *   - The producer owns prod.*, the consumer owns cons.*; each lives on its
- *     own cache line. Each side caches the other side's index and re-reads
- *     the shared one only when the cached value says "full" (producer) or
- *     "empty" (consumer), so in steady state a call touches no cache line
- *     the other side writes, except the slots themselves.
+ *   - Four cache lines of state: prod.* (producer-private), head (the
+ *     published producer index), cons.* (consumer-private), tail (the
+ *     published consumer index). A side loads only its private line and,
+ *     rarely, the other side's published index: it re-reads that only when
+ *     its cached copy says "full" (producer) or "empty" (consumer). The
+ *     other side polling our published index therefore never stalls our
+ *     loads; it only costs our store of that index an ownership transfer,
+ *     which the store buffer absorbs.
+ *   - Single pops publish the tail once per cache line of slots (or when
+ *     they run dry); bursts publish once per burst.
  *   - One call moves at most n items and never blocks or allocates.
  *
  * Synchronization table (may these run at the same time on one ring?)
@@ -48,21 +53,32 @@ typedef struct rg_ring_s {
     alignas(RG_CACHELINE) uint32_t capacity;
     uint32_t esize;
 
-    /* private: producer side (written by the producer only) */
+    /* private: producer side, touched only by the producer */
     struct {
-        alignas(RG_CACHELINE) _Atomic uint32_t head;
-        uint32_t cached_tail;       /* last tail seen; may lag behind */
-        uint32_t mask;              /* copies of read-only fields, so the */
-        unsigned char *slots;       /* producer needs only this line      */
+        alignas(RG_CACHELINE) uint32_t head; /* next slot to write */
+        uint32_t cached_tail;       /* last published tail seen */
+        uint32_t mask;              /* copies of read-only fields, so a */
+        unsigned char *slots;       /* push needs only this line        */
     } prod;
 
-    /* private: consumer side (written by the consumer only) */
+    /* published producer index: written by the producer, read by the
+     * consumer; alone on its line so the consumer's polling never steals
+     * a line the producer loads from */
+    alignas(RG_CACHELINE) _Atomic uint32_t head;
+
+    /* private: consumer side, touched only by the consumer */
     struct {
-        alignas(RG_CACHELINE) _Atomic uint32_t tail;
-        uint32_t cached_head;       /* last head seen; may lag behind */
+        alignas(RG_CACHELINE) uint32_t tail; /* next slot to read */
+        uint32_t cached_head;       /* last published head seen */
+        uint32_t batch_mask;        /* single pops publish the tail every
+                                       batch_mask + 1 items */
         uint32_t mask;
         unsigned char *slots;
     } cons;
+
+    /* published consumer index: written by the consumer, read by the
+     * producer */
+    alignas(RG_CACHELINE) _Atomic uint32_t tail;
 } rg_ring_t;
 
 /*
@@ -82,103 +98,160 @@ RG_EXPORT void rg_ring_destroy(rg_ring_t *r);
 RG_EXPORT int rg_ring_init(rg_ring_t *r, void *slots, uint32_t capacity,
                            size_t esize);
 
-/* Items in the ring right now; exact only when neither side is running. */
+/* Items in the ring as published; exact only when neither side runs. */
 static inline uint32_t rg_ring_count(const rg_ring_t *r)
 {
     /* relaxed: a statistic; either side may move on right after the read */
-    uint32_t h = atomic_load_explicit(&r->prod.head, memory_order_relaxed);
-    uint32_t t = atomic_load_explicit(&r->cons.tail, memory_order_relaxed);
+    uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
     return h - t;
 }
 
 /* ---- private inline implementation: call the typed wrappers instead ---- */
 
 /* Producer: free slots, refreshing the cached tail when `want` don't fit. */
-static inline uint32_t rg__ring_free(rg_ring_t *r, uint32_t head,
-                                     uint32_t want)
+static inline uint32_t rg__ring_free(rg_ring_t *r, uint32_t want)
 {
     uint32_t cap = r->prod.mask + 1;
-    uint32_t free_slots = cap - (head - r->prod.cached_tail);
+    uint32_t free_slots = cap - (r->prod.head - r->prod.cached_tail);
     if (free_slots < want) {
-        /* acquire: pairs with the release store of cons.tail in
-         * rg__ring_pop(); the consumer has finished reading every slot
+        /* acquire: pairs with the release stores of tail in
+         * rg__ring_pop*(); the consumer has finished reading every slot
          * below the tail we see, so we may overwrite them. */
         r->prod.cached_tail =
-            atomic_load_explicit(&r->cons.tail, memory_order_acquire);
-        free_slots = cap - (head - r->prod.cached_tail);
+            atomic_load_explicit(&r->tail, memory_order_acquire);
+        free_slots = cap - (r->prod.head - r->prod.cached_tail);
     }
     return free_slots;
 }
 
 /* Consumer: items available, refreshing the cached head when needed. */
-static inline uint32_t rg__ring_avail(rg_ring_t *r, uint32_t tail,
-                                      uint32_t want)
+static inline uint32_t rg__ring_avail(rg_ring_t *r, uint32_t want)
 {
-    uint32_t avail = r->cons.cached_head - tail;
+    uint32_t avail = r->cons.cached_head - r->cons.tail;
     if (avail < want) {
-        /* acquire: pairs with the release store of prod.head in
-         * rg__ring_push(); the slots below that head are fully written. */
+        /* acquire: pairs with the release stores of head in
+         * rg__ring_push*(); the slots below that head are fully written. */
         r->cons.cached_head =
-            atomic_load_explicit(&r->prod.head, memory_order_acquire);
-        avail = r->cons.cached_head - tail;
+            atomic_load_explicit(&r->head, memory_order_acquire);
+        avail = r->cons.cached_head - r->cons.tail;
     }
     return avail;
+}
+
+/*
+ * Copies n items into the slots from index idx on, wrapping once at cap.
+ * Two contiguous runs with a constant esize let the compiler emit plain
+ * (vector) moves instead of one masked copy per item.
+ */
+static inline void rg__ring_copy_in(unsigned char *slots, uint32_t idx,
+                                    uint32_t cap, const void *items,
+                                    uint32_t n, size_t esize)
+{
+    const unsigned char *src = (const unsigned char *)items;
+    uint32_t first = cap - idx < n ? cap - idx : n;
+    unsigned char *dst = slots + (size_t)idx * esize;
+    for (uint32_t i = 0; i < first; i++)
+        memcpy(dst + (size_t)i * esize, src + (size_t)i * esize, esize);
+    src += (size_t)first * esize;
+    for (uint32_t i = 0; i < n - first; i++)
+        memcpy(slots + (size_t)i * esize, src + (size_t)i * esize, esize);
+}
+
+static inline void rg__ring_copy_out(void *items, const unsigned char *slots,
+                                     uint32_t idx, uint32_t cap, uint32_t n,
+                                     size_t esize)
+{
+    unsigned char *dst = (unsigned char *)items;
+    uint32_t first = cap - idx < n ? cap - idx : n;
+    const unsigned char *src = slots + (size_t)idx * esize;
+    for (uint32_t i = 0; i < first; i++)
+        memcpy(dst + (size_t)i * esize, src + (size_t)i * esize, esize);
+    dst += (size_t)first * esize;
+    for (uint32_t i = 0; i < n - first; i++)
+        memcpy(dst + (size_t)i * esize, slots + (size_t)i * esize, esize);
 }
 
 static inline uint32_t rg__ring_push(rg_ring_t *r, const void *items,
                                      uint32_t n, size_t esize)
 {
-    /* relaxed: only this (producer) thread writes head */
-    uint32_t head = atomic_load_explicit(&r->prod.head, memory_order_relaxed);
-    uint32_t free_slots = rg__ring_free(r, head, n);
+    uint32_t free_slots = rg__ring_free(r, n);
     if (n > free_slots)
         n = free_slots;
     if (n == 0)
         return 0;
-    const unsigned char *src = (const unsigned char *)items;
-    uint32_t mask = r->prod.mask;
-    for (uint32_t i = 0; i < n; i++)
-        memcpy(r->prod.slots + (size_t)((head + i) & mask) * esize,
-               src + (size_t)i * esize, esize);
+    uint32_t head = r->prod.head;
+    rg__ring_copy_in(r->prod.slots, head & r->prod.mask, r->prod.mask + 1,
+                     items, n, esize);
+    r->prod.head = head + n;
     /* release: publishes the slot writes above; pairs with the acquire
-     * load of prod.head in rg__ring_avail() */
-    atomic_store_explicit(&r->prod.head, head + n, memory_order_release);
+     * load of head in rg__ring_avail() */
+    atomic_store_explicit(&r->head, head + n, memory_order_release);
     return n;
 }
 
 static inline uint32_t rg__ring_pop(rg_ring_t *r, void *items, uint32_t n,
                                     size_t esize)
 {
-    /* relaxed: only this (consumer) thread writes tail */
-    uint32_t tail = atomic_load_explicit(&r->cons.tail, memory_order_relaxed);
-    uint32_t avail = rg__ring_avail(r, tail, n);
+    uint32_t avail = rg__ring_avail(r, n);
     if (n > avail)
         n = avail;
     if (n == 0)
         return 0;
-    unsigned char *dst = (unsigned char *)items;
-    uint32_t mask = r->cons.mask;
-    for (uint32_t i = 0; i < n; i++)
-        memcpy(dst + (size_t)i * esize,
-               r->cons.slots + (size_t)((tail + i) & mask) * esize, esize);
+    uint32_t tail = r->cons.tail;
+    rg__ring_copy_out(items, r->cons.slots, tail & r->cons.mask,
+                      r->cons.mask + 1, n, esize);
+    r->cons.tail = tail + n;
     /* release: our reads of the slots happen before the producer may
      * reuse them; pairs with the acquire load in rg__ring_free() */
-    atomic_store_explicit(&r->cons.tail, tail + n, memory_order_release);
+    atomic_store_explicit(&r->tail, tail + n, memory_order_release);
     return n;
+}
+
+/* One item: no wrap to handle, so no run splitting. */
+static inline bool rg__ring_push1(rg_ring_t *r, const void *item,
+                                  size_t esize)
+{
+    if (rg__ring_free(r, 1) == 0)
+        return false;
+    uint32_t head = r->prod.head;
+    memcpy(r->prod.slots + (size_t)(head & r->prod.mask) * esize, item,
+           esize);
+    r->prod.head = head + 1;
+    /* release: as in rg__ring_push() */
+    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    return true;
+}
+
+static inline bool rg__ring_pop1(rg_ring_t *r, void *item, size_t esize)
+{
+    if (rg__ring_avail(r, 1) == 0)
+        return false;
+    uint32_t tail = r->cons.tail;
+    memcpy(item, r->cons.slots + (size_t)(tail & r->cons.mask) * esize,
+           esize);
+    r->cons.tail = ++tail;
+    /* Publish the tail once per cache line of slots, or when we have taken
+     * everything we know of: the producer then re-reads the tail line at
+     * most once per slot line instead of once per item. Publishing late is
+     * safe (the producer sees less free space, never more) and bounded
+     * (fewer than batch_mask + 1 slots, and none once we run dry). */
+    if ((tail & r->cons.batch_mask) == 0 || tail == r->cons.cached_head)
+        /* release: as in rg__ring_pop() */
+        atomic_store_explicit(&r->tail, tail, memory_order_release);
+    return true;
 }
 
 /* Producer side: true when at least `want` items would fit now. */
 static inline bool rg__ring_has_space(rg_ring_t *r, uint32_t want)
 {
-    uint32_t head = atomic_load_explicit(&r->prod.head, memory_order_relaxed);
-    return rg__ring_free(r, head, want) >= want;
+    return rg__ring_free(r, want) >= want;
 }
 
 /* Consumer side: true when the ring holds no item. */
 static inline bool rg__ring_is_empty(rg_ring_t *r)
 {
-    uint32_t tail = atomic_load_explicit(&r->cons.tail, memory_order_relaxed);
-    return rg__ring_avail(r, tail, 1) == 0;
+    return rg__ring_avail(r, 1) == 0;
 }
 
 /*
@@ -189,7 +262,7 @@ static inline bool rg__ring_is_empty(rg_ring_t *r)
     static inline bool rg_ring_push_spsc_##name(rg_ring_t *r,                \
                                                 const type *item)            \
     {                                                                        \
-        return rg__ring_push(r, item, 1, sizeof(type)) == 1;                 \
+        return rg__ring_push1(r, item, sizeof(type));                        \
     }                                                                        \
     static inline uint32_t rg_ring_push_burst_spsc_##name(                   \
         rg_ring_t *r, const type *items, uint32_t n)                         \
@@ -198,7 +271,7 @@ static inline bool rg__ring_is_empty(rg_ring_t *r)
     }                                                                        \
     static inline bool rg_ring_pop_spsc_##name(rg_ring_t *r, type *item)     \
     {                                                                        \
-        return rg__ring_pop(r, item, 1, sizeof(type)) == 1;                  \
+        return rg__ring_pop1(r, item, sizeof(type));                         \
     }                                                                        \
     static inline uint32_t rg_ring_pop_burst_spsc_##name(                    \
         rg_ring_t *r, type *items, uint32_t n)                               \

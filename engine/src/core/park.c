@@ -12,6 +12,9 @@
 #include "park.h"
 
 _Atomic bool rg__fence_asym;
+#ifdef RG__TSAN
+_Atomic unsigned rg__tsan_fence_word;
+#endif
 
 static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
 
@@ -22,13 +25,10 @@ static void fence_setup(void)
               (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
               syscall(__NR_membarrier,
                       MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-#if defined(__SANITIZE_THREAD__)
-    /* TSan does not model membarrier; plain fences keep its view right */
+#ifdef RG__TSAN
+    /* TSan does not model membarrier; full fences on both sides keep its
+     * view of the program the same as the hardware's */
     ok = false;
-#elif defined(__has_feature)
-#  if __has_feature(thread_sanitizer)
-    ok = false;
-#  endif
 #endif
     /* relaxed: published to later threads by pthread_once and by
      * thread creation */
@@ -47,7 +47,7 @@ void rg__fence_heavy(void)
         syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) ==
             0)
         return;
-    atomic_thread_fence(memory_order_seq_cst);
+    rg__fence_full();
 }
 
 void rg__futex_wait(_Atomic uint32_t *word, uint32_t expected)

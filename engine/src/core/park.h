@@ -25,6 +25,29 @@
 /* True once rg__fence_init() found membarrier usable; never changes after. */
 extern _Atomic bool rg__fence_asym;
 
+#if defined(__SANITIZE_THREAD__)
+#  define RG__TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define RG__TSAN 1
+#  endif
+#endif
+
+/*
+ * A full fence. TSan does not model standalone fences (gcc warns with
+ * -Wtsan), so under TSan it is a seq_cst read-modify-write on one shared
+ * word instead: the same full barrier on the hardware, and an atomic
+ * access TSan understands.
+ */
+#ifdef RG__TSAN
+extern _Atomic unsigned rg__tsan_fence_word;
+#  define rg__fence_full()                                                   \
+      ((void)atomic_fetch_add_explicit(&rg__tsan_fence_word, 0,             \
+                                       memory_order_seq_cst))
+#else
+#  define rg__fence_full() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 /* Registers membarrier for the process (idempotent, thread-safe). Must run
  * before the threads that use the fences start. */
 void rg__fence_init(void);
@@ -36,7 +59,7 @@ static inline void rg__fence_light(void)
     if (atomic_load_explicit(&rg__fence_asym, memory_order_relaxed))
         atomic_signal_fence(memory_order_seq_cst);
     else
-        atomic_thread_fence(memory_order_seq_cst);
+        rg__fence_full();
 }
 
 void rg__fence_heavy(void);

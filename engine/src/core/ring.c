@@ -21,11 +21,22 @@ int rg_ring_init(rg_ring_t *r, void *slots, uint32_t capacity, size_t esize)
     r->capacity = capacity;
     r->esize = (uint32_t)esize;
     r->prod.mask = r->cons.mask = capacity - 1;
+    /* one cache line of slots per tail publication, and at most a quarter
+     * of the ring, so the producer always sees most of the free space */
+    uint32_t batch = (uint32_t)(RG_CACHELINE / esize);
+    if (batch > capacity / 4)
+        batch = capacity / 4;
+    if (batch == 0)
+        batch = 1;
+    /* round down to a power of two */
+    while (batch & (batch - 1))
+        batch &= batch - 1;
+    r->cons.batch_mask = batch - 1;
     r->prod.slots = r->cons.slots = slots;
     /* relaxed: no other thread can see the ring before it is handed over
      * (thread creation or a release store publishes it) */
-    atomic_store_explicit(&r->prod.head, 0, memory_order_relaxed);
-    atomic_store_explicit(&r->cons.tail, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->head, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->tail, 0, memory_order_relaxed);
     return 0;
 }
 
