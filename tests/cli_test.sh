@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# cli_test.sh RAILGUN EMBED_STDIN SRCDIR
+# The command line behaves as documented (exact demo, --json, one-line
+# errors with exit 2 on bad input, --help), and the docs stay true: the
+# generated configuration reference and the embedding example.
+set -u
+rg=$1 embed=$2 src=$3
+pass=0 fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok()  { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+# demo: exact, report fields, exit 0
+out=$("$rg" demo --source memory --events 300000 --keys 5000 --workers 3 \
+      --dispatchers 2 2>"$tmp/err"); rc=$?
+if [ $rc -eq 0 ] && [ "$(tail -n1 <<<"$out")" = "verify: exact" ] &&
+   grep -q 'events/s' <<<"$out" && grep -q 'worker 2 ' <<<"$out"; then ok
+else bad "demo text report (rc=$rc): $out $(cat "$tmp/err")"; fi
+
+# --json: one object, exact
+out=$("$rg" demo --events 100000 --keys 100 --json); rc=$?
+if [ $rc -eq 0 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&
+   [[ "$out" == \{*\} ]] && grep -q '"verify":"exact"' <<<"$out" &&
+   grep -q '"events_per_s":' <<<"$out"; then ok
+else bad "demo --json: $out"; fi
+
+# --config FILE and -X apply in order
+printf '# demo settings\nworkers=3\nring.capacity=64\n' >"$tmp/demo.conf"
+out=$("$rg" demo --events 10000 --json --config "$tmp/demo.conf" -X workers=4)
+if grep -q '"workers":4' <<<"$out"; then ok; else bad "--config then -X: $out"; fi
+
+# bad input: exit 2, exactly one line on stderr naming the culprit
+expect_usage_error() { # WORD ARGS...
+    local word=$1; shift
+    "$rg" "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+    if [ $rc -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+       grep -q -- "$word" "$tmp/err"; then ok
+    else bad "railgun $* -> rc=$rc, stderr: $(cat "$tmp/err")"; fi
+}
+expect_usage_error "--events" demo --events abc
+expect_usage_error "--events" demo --events 0
+expect_usage_error "--events" demo --events
+expect_usage_error "--zipf" demo --zipf nan
+expect_usage_error "workers" demo --workers 0
+expect_usage_error "ring.capacity" demo -X ring.capacity=3
+expect_usage_error "workers.cpus" demo -X workers.cpus=4000
+expect_usage_error "no.such" demo -X no.such=1
+expect_usage_error "name=value" demo -X workers
+expect_usage_error "--source" demo --source kafka
+expect_usage_error "--bogus" demo --bogus
+expect_usage_error "missing.conf" demo --config "$tmp/missing.conf"
+expect_usage_error "frobnicate" frobnicate
+printf 'workers=2\nbatch.max.events=-1\n' >"$tmp/bad.conf"
+expect_usage_error "bad.conf:2" demo --config "$tmp/bad.conf"
+
+# --help everywhere
+for c in demo config; do
+    if "$rg" "$c" --help | grep -q usage; then ok; else bad "$c --help"; fi
+done
+if "$rg" --help | grep -q demo; then ok; else bad "railgun --help"; fi
+
+# progress bar only on a TTY
+if command -v script >/dev/null; then
+    script -qec "$rg demo --events 200000 --keys 100" /dev/null >"$tmp/tty"
+    if grep -q '\[#' "$tmp/tty"; then ok; else bad "no progress bar on a TTY"; fi
+    if "$rg" demo --events 200000 --keys 100 2>&1 | grep -q '\[#'; then
+        bad "progress bar drawn without a TTY"; else ok; fi
+fi
+
+# docs/CONFIGURATION.md is generated from the table and must not be stale
+if "$rg" config --markdown | diff -u "$src/docs/CONFIGURATION.md" - >"$tmp/diff"; then ok
+else bad "docs/CONFIGURATION.md is stale (run make docs): $(head -20 "$tmp/diff")"; fi
+
+# the embedding example in docs/EMBEDDING.md is the file we compile
+awk '/^```c$/{f=1; next} /^```$/{if (f) exit} f' "$src/docs/EMBEDDING.md" >"$tmp/doc.c"
+if diff -q "$tmp/doc.c" "$src/docs/examples/embed_stdin.c" >/dev/null; then ok
+else bad "docs/EMBEDDING.md differs from docs/examples/embed_stdin.c"; fi
+lines=$(wc -l <"$src/docs/examples/embed_stdin.c")
+if [ "$lines" -le 60 ]; then ok; else bad "embedding example has $lines lines"; fi
+
+# ... and it runs: counts per id, bad lines reported, nothing lost
+printf '5\n7\n5\nnot-a-number\n7\n5\n2000\n' | "$embed" >"$tmp/out" 2>"$tmp/err"
+if [ "$(cat "$tmp/out")" = $'5 3\n7 2' ] && grep -q 'line 4' "$tmp/err" &&
+   grep -q 'line 7' "$tmp/err"; then ok
+else bad "embed_stdin: $(cat "$tmp/out") / $(cat "$tmp/err")"; fi
+seq 1 1000 | awk '{print $1 % 10}' | "$embed" >"$tmp/out"
+if [ "$(awk '{s += $2} END {print s}' "$tmp/out")" = 1000 ]; then ok
+else bad "embed_stdin lost lines: $(cat "$tmp/out")"; fi
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]

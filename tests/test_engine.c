@@ -1,0 +1,490 @@
+/*
+ * test_engine.c - rg_engine: every accepted event processed exactly once,
+ * per-key order per dispatcher (single and batch mode), backpressure with a
+ * bounded number of events in flight, stop while busy, idle parking, bad
+ * processors, undecodable messages, external payload release.
+ */
+#define _GNU_SOURCE
+#include "support/test.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include "railgun/railgun.h"
+#include "zipf.h"
+
+#define NKEYS 50000
+
+/* One event per (dispatcher, seq): partition = dispatcher, offset = seq.
+ * seen[] and last[] are written only by the key's owning worker. */
+struct order {
+    unsigned dispatchers;
+    uint64_t per_dispatcher;
+    _Atomic uint8_t *seen;        /* [dispatchers * per_dispatcher] */
+    int64_t *last;                /* [dispatchers * NKEYS], -1 = none */
+    _Atomic uint64_t dup, out_of_order, wrong_worker, bad_batch;
+    rg_engine_t *e;
+    uint32_t batch_max;
+    _Atomic uint64_t pre_do_calls, batch_calls;
+    /* pre_do hands its batch to batch_do: per worker */
+    rg_event_t *pending[64];
+    size_t pending_n[64];
+};
+
+static int unpack_key(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque;
+    if (m->key_len != 8)
+        return RG_EDECODE;
+    memcpy(&ev->key, m->key, 8);
+    return 0;
+}
+
+static void check_one(struct order *o, unsigned worker, const rg_event_t *ev)
+{
+    size_t idx = (size_t)ev->partition * o->per_dispatcher +
+                 (size_t)ev->offset;
+    /* relaxed: the counters are read after rg_engine_stop() joined */
+    if (atomic_fetch_add_explicit(&o->seen[idx], 1, memory_order_relaxed))
+        atomic_fetch_add_explicit(&o->dup, 1, memory_order_relaxed);
+    if (rg_engine_worker_of(o->e, ev->key) != worker)
+        atomic_fetch_add_explicit(&o->wrong_worker, 1, memory_order_relaxed);
+    int64_t *last = &o->last[(size_t)ev->source * NKEYS + ev->key];
+    if (ev->offset <= *last)
+        atomic_fetch_add_explicit(&o->out_of_order, 1, memory_order_relaxed);
+    *last = ev->offset;
+}
+
+static void do_check(void *opaque, unsigned worker, rg_event_t *ev)
+{
+    check_one(opaque, worker, ev);
+}
+
+static void pre_do_check(void *opaque, unsigned worker, rg_event_t *evs,
+                         size_t n)
+{
+    struct order *o = opaque;
+    o->pending[worker] = evs;
+    o->pending_n[worker] = n;
+    atomic_fetch_add_explicit(&o->pre_do_calls, 1, memory_order_relaxed);
+}
+
+static void batch_check(void *opaque, unsigned worker, rg_event_t *evs,
+                        size_t n)
+{
+    struct order *o = opaque;
+    if (n == 0 || n > o->batch_max || o->pending[worker] != evs ||
+        o->pending_n[worker] != n)
+        atomic_fetch_add_explicit(&o->bad_batch, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->batch_calls, 1, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++)
+        check_one(o, worker, &evs[i]);
+}
+
+struct pusher {
+    struct order *o;
+    unsigned idx;
+    uint64_t *keys;
+};
+
+static void *push_main(void *arg)
+{
+    struct pusher *p = arg;
+    rg_dispatcher_t *d = rg_engine_dispatcher(p->o->e, p->idx);
+    rg_rng_t rng;
+    rg_rng_seed(&rng, 1000 + p->idx);
+    enum { B = 100 };
+    rg_msg_t msgs[B];
+    uint64_t n = p->o->per_dispatcher;
+    for (uint64_t i = 0; i < n; i++)
+        p->keys[i] = rg_rng_below(&rng, NKEYS);
+    for (uint64_t i = 0; i < n;) {
+        /* mix single pushes and bursts of varying size */
+        size_t want = 1 + (size_t)rg_rng_below(&rng, B);
+        if (want > n - i)
+            want = (size_t)(n - i);
+        for (size_t k = 0; k < want; k++)
+            msgs[k] = (rg_msg_t){.partition = (int32_t)p->idx,
+                                 .offset = (int64_t)(i + k),
+                                 .key = &p->keys[i + k], .key_len = 8};
+        if (want == 1)
+            cr_assert_eq(rg_dispatcher_push(d, &msgs[0]), 0);
+        else
+            cr_assert_eq(rg_dispatcher_push_burst(d, msgs, want), want);
+        i += want;
+    }
+    return NULL;
+}
+
+static void run_order(bool batch)
+{
+    struct order o = {.dispatchers = 2, .per_dispatcher = 1000000};
+    size_t total = o.dispatchers * o.per_dispatcher;
+    o.seen = calloc(total, 1);
+    o.last = malloc(sizeof(int64_t) * o.dispatchers * NKEYS);
+    for (size_t i = 0; i < o.dispatchers * NKEYS; i++)
+        o.last[i] = -1;
+    rg_conf_t *conf = rg_conf_new();
+    char err[256];
+    cr_assert_eq(rg_conf_set(conf, "workers", "4", err, sizeof(err)), 0);
+    cr_assert_eq(rg_conf_set(conf, "dispatchers", "2", err, sizeof(err)), 0);
+    cr_assert_eq(rg_conf_set(conf, "ring.capacity", "256", err,
+                             sizeof(err)), 0);
+    cr_assert_eq(rg_conf_set(conf, "batch.max.events", "16", err,
+                             sizeof(err)), 0);
+    o.batch_max = 16;
+    rg_processor_t proc = {.unpack = unpack_key, .opaque = &o};
+    if (batch) {
+        proc.pre_do = pre_do_check;
+        proc.batch_do = batch_check;
+    } else {
+        proc.do_event = do_check;
+    }
+    o.e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(o.e, "%s", err);
+    cr_assert_eq(rg_engine_start(o.e, err, sizeof(err)), 0, "%s", err);
+    struct pusher ps[2];
+    pthread_t th[2];
+    for (unsigned d = 0; d < 2; d++) {
+        ps[d] = (struct pusher){&o, d,
+                                malloc(sizeof(uint64_t) * o.per_dispatcher)};
+        pthread_create(&th[d], NULL, push_main, &ps[d]);
+    }
+    for (unsigned d = 0; d < 2; d++)
+        pthread_join(th[d], NULL);
+    cr_assert_eq(rg_engine_stop(o.e), 0);
+
+    size_t missing = 0;
+    for (size_t i = 0; i < total; i++)
+        missing += o.seen[i] == 0;
+    rg_engine_stats_t st;
+    rg_engine_stats(o.e, &st);
+    cr_assert_eq(missing, 0, "%zu events never processed", missing);
+    cr_assert_eq(o.dup, 0, "%llu events processed twice",
+                 (unsigned long long)o.dup);
+    cr_assert_eq(o.out_of_order, 0, "%llu events out of per-key order",
+                 (unsigned long long)o.out_of_order);
+    cr_assert_eq(o.wrong_worker, 0, "%llu events on a non-owner worker",
+                 (unsigned long long)o.wrong_worker);
+    cr_assert_eq(st.accepted, total);
+    cr_assert_eq(st.processed, total);
+    uint64_t sum = 0;
+    for (unsigned w = 0; w < 4; w++) {
+        uint64_t n = rg_engine_worker_processed(o.e, w);
+        cr_assert_gt(n, 0, "worker %u got no event", w);
+        sum += n;
+    }
+    cr_assert_eq(sum, total);
+    if (batch) {
+        cr_assert_eq(o.bad_batch, 0, "batch_do saw a bad batch");
+        cr_assert_eq(o.pre_do_calls, o.batch_calls);
+        cr_assert_lt(o.batch_calls, total, "batches of one only");
+    }
+    rg_engine_destroy(o.e);
+    for (unsigned d = 0; d < 2; d++)
+        free(ps[d].keys);
+    free((void *)o.seen);
+    free(o.last);
+}
+
+Test(engine, single_mode_exactly_once_and_per_key_order, .timeout = 300)
+{
+    run_order(false);
+}
+
+Test(engine, batch_mode_exactly_once_and_per_key_order, .timeout = 300)
+{
+    run_order(true);
+}
+
+/* ---- backpressure ---------------------------------------------------- */
+
+struct slow {
+    rg_engine_t *e;
+    _Atomic uint64_t done;
+    _Atomic uint64_t max_in_flight;
+    _Atomic uint64_t pushed;   /* returned from push */
+};
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void slow_do(void *opaque, unsigned worker, rg_event_t *ev)
+{
+    (void)worker;
+    (void)ev;
+    struct slow *s = opaque;
+    sleep_us(200);
+    atomic_fetch_add(&s->done, 1);
+}
+
+static int unpack_any(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque;
+    ev->key = (uint64_t)m->offset;
+    return 0;
+}
+
+Test(engine, backpressure_blocks_dispatcher_and_bounds_in_flight,
+     .timeout = 120)
+{
+    struct slow s = {0};
+    rg_conf_t *conf = rg_conf_new();
+    char err[256];
+    rg_conf_set(conf, "workers", "1", err, sizeof(err));
+    rg_conf_set(conf, "ring.capacity", "8", err, sizeof(err));
+    rg_conf_set(conf, "batch.max.events", "4", err, sizeof(err));
+    rg_conf_set(conf, "dispatcher.wait.spins", "10", err, sizeof(err));
+    rg_conf_set(conf, "dispatcher.wait.yields", "2", err, sizeof(err));
+    rg_processor_t proc = {.unpack = unpack_any, .do_event = slow_do,
+                           .opaque = &s};
+    s.e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(s.e, "%s", err);
+    cr_assert_eq(rg_engine_start(s.e, err, sizeof(err)), 0);
+    rg_dispatcher_t *d = rg_engine_dispatcher(s.e, 0);
+    const uint64_t n = 1000;
+    for (uint64_t i = 0; i < n; i++) {
+        rg_msg_t m = {.offset = (int64_t)i};
+        cr_assert_eq(rg_dispatcher_push(d, &m), 0);
+        /* accepted but not done: at most the ring plus the batch the
+         * worker holds */
+        uint64_t in_flight = (i + 1) - atomic_load(&s.done);
+        if (in_flight > s.max_in_flight)
+            s.max_in_flight = in_flight;
+    }
+    rg_engine_stop(s.e);
+    rg_engine_stats_t st;
+    rg_engine_stats(s.e, &st);
+    cr_assert_eq(atomic_load(&s.done), n, "events were dropped");
+    cr_assert_leq(s.max_in_flight, 8 + 4, "in flight %llu > ring + batch",
+                  (unsigned long long)s.max_in_flight);
+    cr_assert_gt(st.dispatcher_waits, 0, "dispatcher never waited");
+    cr_assert_gt(st.dispatcher_parks, 0, "dispatcher never parked");
+    rg_engine_destroy(s.e);
+}
+
+/* ---- stop while busy ------------------------------------------------- */
+
+struct busy {
+    rg_engine_t *e;
+    unsigned idx;
+    uint64_t accepted;        /* pushes that returned 0 */
+    uint64_t rejected_at;     /* first offset refused with RG_ESTOPPED */
+    _Atomic uint8_t *seen;    /* [2][1 << 22] */
+};
+
+#define BUSY_MAX (1u << 22)
+
+static void busy_do(void *opaque, unsigned worker, rg_event_t *ev)
+{
+    (void)worker;
+    struct busy *b = opaque;
+    atomic_fetch_add(&b->seen[(size_t)ev->partition * BUSY_MAX +
+                              (size_t)ev->offset], 1);
+    for (volatile int i = 0; i < 50; i++)
+        ;
+}
+
+static void *busy_push(void *arg)
+{
+    struct busy *b = arg;
+    rg_dispatcher_t *d = rg_engine_dispatcher(b->e, b->idx);
+    for (uint64_t i = 0; i < BUSY_MAX; i++) {
+        rg_msg_t m = {.partition = (int32_t)b->idx, .offset = (int64_t)i};
+        int rc = rg_dispatcher_push(d, &m);
+        if (rc == RG_ESTOPPED) {
+            b->rejected_at = i;
+            return NULL;
+        }
+        cr_assert_eq(rc, 0);
+        b->accepted++;
+    }
+    return NULL;
+}
+
+Test(engine, stop_while_busy_processes_every_accepted_event, .timeout = 120)
+{
+    struct busy b[2];
+    _Atomic uint8_t *seen = calloc(2 * (size_t)BUSY_MAX, 1);
+    rg_conf_t *conf = rg_conf_new();
+    char err[256];
+    rg_conf_set(conf, "workers", "2", err, sizeof(err));
+    rg_conf_set(conf, "dispatchers", "2", err, sizeof(err));
+    rg_conf_set(conf, "ring.capacity", "1024", err, sizeof(err));
+    rg_processor_t proc = {.unpack = unpack_any, .do_event = busy_do,
+                           .opaque = &b[0]};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(e);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0);
+    pthread_t th[2];
+    for (unsigned i = 0; i < 2; i++) {
+        b[i] = (struct busy){.e = e, .idx = i, .seen = seen,
+                             .rejected_at = UINT64_MAX};
+        pthread_create(&th[i], NULL, busy_push, &b[i]);
+    }
+    sleep_us(100 * 1000);
+    cr_assert_eq(rg_engine_stop(e), 0);
+    for (unsigned i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(rg_engine_stop(e), 0, "second stop");
+    rg_msg_t m = {0};
+    cr_assert_eq(rg_dispatcher_push(rg_engine_dispatcher(e, 0), &m),
+                 RG_ESTOPPED);
+    cr_assert_eq(rg_dispatcher_push_burst(rg_engine_dispatcher(e, 1), &m, 1),
+                 0);
+    for (unsigned i = 0; i < 2; i++) {
+        cr_assert_lt(b[i].rejected_at, BUSY_MAX, "stop came too late");
+        cr_assert_eq(b[i].accepted, b[i].rejected_at);
+        for (uint64_t k = 0; k < BUSY_MAX; k++) {
+            uint8_t c = seen[(size_t)i * BUSY_MAX + k];
+            uint8_t want = k < b[i].accepted ? 1 : 0;
+            if (c != want)
+                cr_assert_fail("dispatcher %u offset %llu processed %u "
+                               "times, want %u", i, (unsigned long long)k,
+                               c, want);
+        }
+    }
+    rg_engine_stats_t st;
+    rg_engine_stats(e, &st);
+    cr_assert_eq(st.processed, b[0].accepted + b[1].accepted);
+    rg_engine_destroy(e);
+    rg_engine_destroy(e = NULL);
+    free((void *)seen);
+}
+
+/* ---- idle, lifecycle, bad input --------------------------------------- */
+
+static _Atomic uint64_t idle_done;
+
+static void idle_do(void *opaque, unsigned worker, rg_event_t *ev)
+{
+    (void)opaque, (void)worker, (void)ev;
+    atomic_fetch_add(&idle_done, 1);
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+Test(engine, idle_workers_park_and_wake_on_push, .timeout = 60)
+{
+    rg_conf_t *conf = rg_conf_new();
+    char err[256];
+    rg_conf_set(conf, "workers", "2", err, sizeof(err));
+    rg_processor_t proc = {.unpack = unpack_any, .do_event = idle_do};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0);
+    sleep_us(200 * 1000);
+    rg_engine_stats_t st;
+    /* idle: the workers must be asleep, not spinning */
+    double c0 = cpu_seconds();
+    sleep_us(500 * 1000);
+    double used = cpu_seconds() - c0;
+    cr_assert_lt(used, 0.05, "idle engine used %.3f s of CPU in 0.5 s",
+                 used);
+    /* a push wakes the owning worker */
+    for (int i = 0; i < 100; i++) {
+        rg_msg_t m = {.offset = i};
+        cr_assert_eq(rg_dispatcher_push(rg_engine_dispatcher(e, 0), &m), 0);
+    }
+    for (int i = 0; i < 2000 && atomic_load(&idle_done) < 100; i++)
+        sleep_us(1000);
+    cr_assert_eq(atomic_load(&idle_done), 100, "parked worker never woke");
+    rg_engine_stats(e, &st);
+    cr_assert_geq(st.worker_parks, 1);
+    rg_engine_destroy(e);
+}
+
+Test(engine, rejects_bad_processors_and_combinations)
+{
+    char err[256] = "";
+    rg_conf_t *conf = rg_conf_new();
+    rg_processor_t none = {0};
+    cr_assert_null(rg_engine_new(conf, &none, err, sizeof(err)));
+    cr_assert(strstr(err, "unpack") != NULL, "%s", err);
+    rg_processor_t both = {.unpack = unpack_any, .do_event = idle_do,
+                           .batch_do = batch_check};
+    cr_assert_null(rg_engine_new(conf, &both, err, sizeof(err)));
+    cr_assert(strstr(err, "exactly one") != NULL, "%s", err);
+    rg_processor_t pre_only = {.unpack = unpack_any, .do_event = idle_do,
+                               .pre_do = pre_do_check};
+    cr_assert_null(rg_engine_new(conf, &pre_only, err, sizeof(err)));
+    rg_processor_t ok = {.unpack = unpack_any, .do_event = idle_do};
+    rg_conf_set(conf, "ring.capacity", "8", err, sizeof(err));
+    rg_conf_set(conf, "batch.max.events", "16", err, sizeof(err));
+    cr_assert_null(rg_engine_new(conf, &ok, err, sizeof(err)));
+    cr_assert(strstr(err, "batch.max.events") != NULL, "%s", err);
+    cr_assert_null(rg_engine_new(NULL, &ok, err, sizeof(err)));
+    /* conf still ours after every failure */
+    rg_conf_set(conf, "batch.max.events", "8", err, sizeof(err));
+    rg_engine_t *e = rg_engine_new(conf, &ok, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    rg_msg_t m = {0};
+    cr_assert_eq(rg_dispatcher_push(rg_engine_dispatcher(e, 0), &m),
+                 RG_ESTATE, "push before start");
+    cr_assert_null(rg_engine_dispatcher(e, 1));
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), RG_ESTATE);
+    rg_engine_destroy(e);
+    rg_engine_destroy(NULL);
+}
+
+static _Atomic uint64_t released, decoded_ok;
+
+static void release_cb(void *ptr, void *opaque)
+{
+    (void)opaque;
+    free(ptr);
+    atomic_fetch_add(&released, 1);
+}
+
+/* even offsets carry an external payload, multiples of 5 are undecodable */
+static int unpack_mixed(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque;
+    ev->key = (uint64_t)m->offset;
+    if (m->offset % 2 == 0) {
+        ev->flags |= RG_EVENT_F_EXTERNAL;
+        ev->data.ext.ptr = malloc(16);
+        ev->data.ext.release = release_cb;
+        ev->len = 16;
+    }
+    return m->offset % 5 == 0 ? RG_EDECODE : 0;
+}
+
+static void count_ok(void *opaque, unsigned worker, rg_event_t *ev)
+{
+    (void)opaque, (void)worker, (void)ev;
+    atomic_fetch_add(&decoded_ok, 1);
+}
+
+Test(engine, undecodable_counted_and_payloads_released_once)
+{
+    char err[256];
+    rg_processor_t proc = {.unpack = unpack_mixed, .do_event = count_ok};
+    rg_engine_t *e = rg_engine_new(rg_conf_new(), &proc, err, sizeof(err));
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0);
+    rg_msg_t msgs[100];
+    for (int i = 0; i < 100; i++)
+        msgs[i] = (rg_msg_t){.offset = i};
+    cr_assert_eq(rg_dispatcher_push_burst(rg_engine_dispatcher(e, 0), msgs,
+                                          50), 50);
+    for (int i = 50; i < 100; i++) {
+        int rc = rg_dispatcher_push(rg_engine_dispatcher(e, 0), &msgs[i]);
+        cr_assert_eq(rc, i % 5 == 0 ? RG_EDECODE : 0, "offset %d", i);
+    }
+    rg_engine_stop(e);
+    rg_engine_stats_t st;
+    rg_engine_stats(e, &st);
+    cr_assert_eq(st.undecodable, 20);
+    cr_assert_eq(st.accepted, 80);
+    cr_assert_eq(atomic_load(&decoded_ok), 80);
+    cr_assert_eq(atomic_load(&released), 50, "each payload released once");
+    rg_engine_destroy(e);
+}
