@@ -1,0 +1,90 @@
+// bench_main.cc - railgun-bench: every suite is SUITE/IMPL, railgun beside
+// its peers in one binary, so every figure can be read as a ratio from one
+// run. Counter: items_per_second (wall-clock, since work spans threads).
+#include <benchmark/benchmark.h>
+#include <cstdint>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+#include "peers.h"
+extern "C" {
+#include "zipf.h"
+}
+
+namespace {
+
+// Producer and consumer on different CPUs; with one CPU both share it.
+int cpu_a() { return 0; }
+int cpu_b() { return std::thread::hardware_concurrency() > 1 ? 1 : 0; }
+
+constexpr unsigned kRingCapacity = 4096;
+constexpr uint64_t kRingChunk = 1 << 20;
+
+void ring_spsc(benchmark::State &state, int impl)
+{
+    rgb_ring *r = rgb_ring_open(impl, kRingCapacity, cpu_a(), cpu_b());
+    for (auto _ : state)
+        rgb_ring_produce(r, kRingChunk);
+    if (rgb_ring_close(r) != 0)
+        state.SkipWithError("items lost or out of order");
+    state.SetItemsProcessed(state.iterations() * kRingChunk);
+}
+
+constexpr uint64_t kPipeKeys = 1000000;   // 1M keys, Zipf 0.99
+constexpr size_t kPipeStream = 1 << 22;   // source cycles over 4M draws
+constexpr uint64_t kPipeChunk = 1 << 20;
+
+const std::vector<uint64_t> &zipf_stream()
+{
+    static std::vector<uint64_t> keys = [] {
+        std::vector<uint64_t> k(kPipeStream);
+        rg_rng_t rng;
+        rg_zipf_t z;
+        rg_rng_seed(&rng, 1);
+        rg_zipf_init(&z, kPipeKeys, 0.99);
+        for (auto &v : k)
+            v = rg_zipf_next(&z, &rng);
+        return k;
+    }();
+    return keys;
+}
+
+void pipeline(benchmark::State &state, int impl)
+{
+    const auto &keys = zipf_stream();
+    rgb_pipe *p = rgb_pipe_open(impl, keys.data(), keys.size(),
+                                kPipeKeys + 1, cpu_a(), cpu_b());
+    for (auto _ : state)
+        rgb_pipe_run(p, kPipeChunk);
+    if (rgb_pipe_close(p) != 0)
+        state.SkipWithError("per-key counts wrong");
+    state.SetItemsProcessed(state.iterations() * kPipeChunk);
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    struct {
+        const char *name;
+        int impl;
+    } rings[] = {
+        {"ring_spsc/railgun", RGB_RING_RAILGUN},
+        {"ring_spsc/railgun_burst32", RGB_RING_RAILGUN_BURST32},
+        {"ring_spsc/ck_ring", RGB_RING_CK},
+        {"ring_spsc/urcu_wfcq", RGB_RING_URCU_WFCQ},
+        {"ring_spsc/mutex_queue", RGB_RING_MUTEX},
+    };
+    for (auto &r : rings)
+        benchmark::RegisterBenchmark(r.name, ring_spsc, r.impl)->UseRealTime();
+    benchmark::RegisterBenchmark("pipeline/railgun", pipeline,
+                                 RGB_PIPE_RAILGUN)->UseRealTime();
+    benchmark::RegisterBenchmark("pipeline/mutex_queue", pipeline,
+                                 RGB_PIPE_MUTEX)->UseRealTime();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv))
+        return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

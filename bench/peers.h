@@ -1,0 +1,61 @@
+/*
+ * peers.h - benchmark workloads, written in C so railgun's inline ring and
+ * its peers (ck_ring, liburcu wfcqueue, a mutex+condvar queue) run the
+ * exact same loop; bench_main.cc only registers them with google-benchmark.
+ *
+ * Ring workloads: the calling thread produces, a consumer thread pinned to
+ * another CPU consumes and checks that every item arrives once and in
+ * order. Pipeline workloads: the calling thread is the in-memory source,
+ * one worker counts events per key.
+ */
+#ifndef RG_BENCH_PEERS_H
+#define RG_BENCH_PEERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum rgb_ring_impl {
+    RGB_RING_RAILGUN,          /* rg_ring, one item per call */
+    RGB_RING_RAILGUN_BURST32,  /* rg_ring, bursts of 32 */
+    RGB_RING_CK,               /* ck_ring_enqueue_spsc/dequeue_spsc */
+    RGB_RING_URCU_WFCQ,        /* liburcu wait-free concurrent queue */
+    RGB_RING_MUTEX,            /* bounded queue, mutex + condvars */
+};
+
+typedef struct rgb_ring rgb_ring;
+
+/* Starts the consumer thread on cpu_cons and pins the caller to cpu_prod. */
+rgb_ring *rgb_ring_open(int impl, unsigned capacity, int cpu_prod,
+                        int cpu_cons);
+/* Produces the next n items (8-byte payloads) from the calling thread. */
+void rgb_ring_produce(rgb_ring *r, uint64_t n);
+/* Waits for the consumer to drain; 0 when every item arrived once and in
+ * order. Restores the caller's CPU affinity. */
+int rgb_ring_close(rgb_ring *r);
+
+enum rgb_pipe_impl {
+    RGB_PIPE_RAILGUN,   /* rg_engine: dispatcher -> ring -> 1 worker */
+    RGB_PIPE_MUTEX,     /* the same over a mutex + condvar queue */
+};
+
+typedef struct rgb_pipe rgb_pipe;
+
+/* keys: the source's key stream (cycled); counts go into keyspace slots. */
+rgb_pipe *rgb_pipe_open(int impl, const uint64_t *keys, size_t nkeys,
+                        uint64_t keyspace, int cpu_src, int cpu_worker);
+/* Pushes n events and waits until the worker has counted all of them. */
+void rgb_pipe_run(rgb_pipe *p, uint64_t n);
+/* 0 when the per-key counts equal what was pushed. */
+int rgb_pipe_close(rgb_pipe *p);
+
+/* Pins the calling thread to one CPU (ignored when cpu < 0). */
+void rgb_pin(int cpu);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RG_BENCH_PEERS_H */
