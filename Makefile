@@ -1,0 +1,62 @@
+# railgun - the front door. `make demo` and `make check` are the quick start.
+#
+#   make deps    install missing Debian packages (apt-get; sudo when not root)
+#   make         Release build; every executable lands in build/bin/
+#   make demo    the demo (verify: exact)
+#   make check   all tests: Release, then ASan+UBSan, then TSan on the
+#                concurrency tests
+#   make bench   railgun-bench (google-benchmark), peers in the same run
+#   make docs    regenerate docs/CONFIGURATION.md from the property table
+#   make clean
+
+JOBS   ?= $(shell nproc)
+CMAKE  ?= cmake
+GEN    := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+CTEST  := ctest --output-on-failure -j$(JOBS)
+
+.PHONY: all build deps demo check check-release check-asan check-tsan \
+        bench docs clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build/CMakeCache.txt:
+	$(CMAKE) -S . -B build $(GEN) -DCMAKE_BUILD_TYPE=Release
+
+build: build/CMakeCache.txt
+	$(CMAKE) --build build -j$(JOBS)
+
+demo: build
+	build/bin/railgun demo --source memory --events 10000000
+
+check: check-release check-asan check-tsan
+
+check-release: build
+	cd build && $(CTEST)
+
+build-asan/CMakeCache.txt:
+	$(CMAKE) -S . -B build-asan $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRG_SANITIZE=address,undefined -DRG_BUILD_BENCH=OFF
+
+check-asan: build-asan/CMakeCache.txt
+	$(CMAKE) --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 $(CTEST)
+
+build-tsan/CMakeCache.txt:
+	$(CMAKE) -S . -B build-tsan $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRG_SANITIZE=thread -DRG_BUILD_BENCH=OFF
+
+check-tsan: build-tsan/CMakeCache.txt
+	$(CMAKE) --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L concurrency
+
+bench: build
+	build/bin/railgun-bench
+
+docs: build
+	build/bin/railgun config --markdown > docs/CONFIGURATION.md
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz
