@@ -14,6 +14,7 @@
 #define RG_VERSION_STR "0.1.0"
 
 #include "railgun/error.h"
+#include "railgun/ack.h"
 #include "railgun/conf.h"
 #include "railgun/hash.h"
 #include "railgun/engine.h"
