@@ -6,6 +6,7 @@
 #   make check   all tests: Release, then ASan+UBSan, then TSan on the
 #                concurrency tests
 #   make bench   railgun-bench (google-benchmark), peers in the same run
+#   make fuzz    libFuzzer targets (clang) for FUZZ_SECONDS each (default 60)
 #   make docs    regenerate docs/CONFIGURATION.md from the property table
 #   make clean
 
@@ -13,9 +14,11 @@ JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 GEN    := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST  := ctest --output-on-failure -j$(JOBS)
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := ack
 
 .PHONY: all build deps demo check check-release check-asan check-tsan \
-        bench docs clean
+        bench docs clean fuzz fuzz-build
 
 all: build
 
@@ -32,6 +35,7 @@ demo: build
 	build/bin/railgun demo --source memory --events 10000000
 
 check: check-release check-asan check-tsan
+	$(MAKE) fuzz FUZZ_SECONDS=30
 
 check-release: build
 	cd build && $(CTEST)
@@ -51,6 +55,28 @@ build-tsan/CMakeCache.txt:
 check-tsan: build-tsan/CMakeCache.txt
 	$(CMAKE) --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L concurrency
+
+build-fuzz/CMakeCache.txt:
+	CC=clang CXX=clang++ $(CMAKE) -S . -B build-fuzz $(GEN) \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRG_BUILD_FUZZ=ON \
+	  -DRG_SANITIZE=address,undefined -DRG_BUILD_TESTS=OFF \
+	  -DRG_BUILD_BENCH=OFF -DRG_BUILD_APPS=OFF
+
+fuzz-build: build-fuzz/CMakeCache.txt
+	$(CMAKE) --build build-fuzz -j$(JOBS)
+
+# New inputs go to build-fuzz/corpus/T; fuzz/corpus/T (committed) seeds it.
+# A crash or a model divergence aborts, and the target exits non-zero.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t && \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+	  build-fuzz/bin/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/ build-fuzz/corpus/$$t fuzz/corpus/$$t \
+	    2>build-fuzz/fuzz_$$t.log || { tail -n 40 build-fuzz/fuzz_$$t.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::new_units_added" build-fuzz/fuzz_$$t.log; \
+	done
 
 bench: build
 	build/bin/railgun-bench

@@ -12,6 +12,15 @@
  * picks the worker (rg_hash64 + rg_hash_reduce): all events of one key go to
  * one worker and, from one dispatcher, arrive there in push order.
  *
+ * Offsets: every accepted event is begun in its partition's ACK tracker
+ * (railgun/ack.h) and done once its processor returns. A committer thread
+ * advances each partition's watermark, the next offset below which
+ * everything is processed, and hands the partitions whose watermark moved
+ * to the commit callback, at most every `ack.commit.interval.ms` or after
+ * `ack.commit.max.events` completions on a worker. A partition belongs to
+ * the dispatcher that first pushed it; its offsets must increase (gaps
+ * count as done).
+ *
  * Backpressure, never loss: when a worker's ring is full the pushing
  * dispatcher waits (spins, then yields, then parks on a futex) until the
  * worker frees space. Idle workers spin briefly, then park too, so an idle
@@ -22,6 +31,8 @@
  *   - processor->do_event, pre_do and batch_do run on the owning worker
  *     thread, never concurrently for the same worker; an event's external
  *     payload release callback runs on that worker right after processing.
+ *   - the commit callback runs on the engine's committer thread, never on a
+ *     worker or an ingest thread, one call at a time.
  *
  * Synchronization table
  *                          push* (same d)  push* (other d)  stop   destroy
@@ -63,7 +74,8 @@ typedef struct rg_event_s {
     uint32_t len;        /* payload length in bytes */
     uint16_t source;     /* dispatcher index (set by the engine) */
     uint8_t  flags;      /* RG_EVENT_F_* */
-    uint8_t  reserved[5];
+    uint8_t  reserved;
+    uint32_t ack_gen;    /* ACK tracker generation (set by the engine) */
     union {
         unsigned char bytes[RG_EVENT_INLINE_MAX];
         struct {
@@ -111,6 +123,21 @@ typedef struct rg_processor_s {
 typedef struct rg_engine_s rg_engine_t;
 typedef struct rg_dispatcher_s rg_dispatcher_t;
 
+/* One partition's committable position, as handed to the commit callback. */
+typedef struct rg_commit_s {
+    int32_t  partition;
+    uint32_t generation; /* ACK generation (see rg_dispatcher_reset()) */
+    int64_t  offset;     /* next offset to consume: all below are done */
+} rg_commit_t;
+
+/*
+ * Commit callback: `n` partitions whose watermark moved since the last
+ * call (or whose generation changed). Committer thread. The array is valid
+ * for the call only.
+ */
+typedef void (rg_commit_cb)(void *opaque, const rg_commit_t *commits,
+                            size_t n);
+
 /* Counters; all monotonic. */
 typedef struct rg_engine_stats_s {
     unsigned workers;
@@ -121,7 +148,21 @@ typedef struct rg_engine_stats_s {
     uint64_t dispatcher_waits; /* times a dispatcher waited for ring space */
     uint64_t dispatcher_parks; /* ... and had to park */
     uint64_t worker_parks;     /* times a worker parked while idle */
+    uint64_t rejected;         /* pushes refused: bad partition or offset */
+    uint64_t ack_waits;        /* times a push waited for the ACK window */
+    uint64_t commits;          /* commit callback calls */
 } rg_engine_stats_t;
+
+/* Where one partition stands. */
+typedef struct rg_partition_stats_s {
+    uint32_t generation;
+    int64_t  committable;      /* watermark: lowest offset not done */
+    int64_t  next;             /* next offset expected from the source */
+    uint64_t pending;          /* accepted, not processed yet */
+    int64_t  oldest_pending;   /* == committable when pending > 0, else -1 */
+    uint64_t oldest_pending_ms;/* how long the watermark has been stuck on
+                                  it (0 when nothing is pending) */
+} rg_partition_stats_t;
 
 /*
  * Creates an engine from conf and a processor (copied). Takes ownership of
@@ -149,9 +190,28 @@ RG_EXPORT rg_dispatcher_t *rg_engine_dispatcher(rg_engine_t *e,
 RG_EXPORT unsigned rg_engine_worker_of(const rg_engine_t *e, uint64_t key);
 
 /*
+ * Sets the commit callback (see rg_commit_cb). Before rg_engine_start()
+ * only: RG_ESTATE afterwards. Returns 0.
+ */
+RG_EXPORT int rg_engine_set_commit_cb(rg_engine_t *e, rg_commit_cb *cb,
+                                      void *opaque);
+
+/*
+ * The committable offset of `partition` (all offsets below are processed)
+ * and its stats. Returns 0, or RG_ENOENT when the partition has not been
+ * seen. Any thread.
+ */
+RG_EXPORT int rg_engine_partition_stats(rg_engine_t *e, int32_t partition,
+                                        rg_partition_stats_t *out);
+
+/*
  * Unpacks msg with the processor and routes the event to its worker.
- * Blocks while the worker's ring is full. Returns 0 (accepted: it will be
- * processed exactly once), the unpack error (counted as undecodable), or
+ * Blocks while the worker's ring is full, or while the partition's ACK
+ * window (`ack.window.events`) is full. Returns 0 (accepted: it will be
+ * processed exactly once), the unpack error (counted as undecodable; its
+ * offset counts as done), RG_ERANGE (partition outside
+ * [0, ack.max.partitions)), RG_EINVAL (offset not above the partition's
+ * previous one, or the partition belongs to another dispatcher), or
  * RG_ESTOPPED (the engine is stopping: not accepted). Ingest thread of d
  * only.
  */
@@ -173,10 +233,23 @@ RG_EXPORT size_t rg_dispatcher_push_events(rg_dispatcher_t *d,
                                            const rg_event_t *evs, size_t n);
 
 /*
+ * Repositions `partition` at next_offset (after a seek, an assign or a
+ * revoke): a new ACK generation, so events of the old one that complete
+ * late never count in the new one. Ingest thread of d only (the
+ * partition's dispatcher, which becomes its owner). Returns 0, RG_ERANGE,
+ * RG_EINVAL, RG_EFULL (older generations still have pending events),
+ * RG_ENOMEM, RG_ESTOPPED.
+ */
+RG_EXPORT int rg_dispatcher_reset(rg_dispatcher_t *d, int32_t partition,
+                                  int64_t next_offset);
+
+/*
  * Stops the engine gracefully: new pushes fail with RG_ESTOPPED, every
  * event accepted before is processed exactly once, then the worker threads
  * exit and are joined. Blocks until then. Any thread may call it, also
- * while dispatchers are pushing; calling it again is harmless. Returns 0.
+ * while dispatchers are pushing; calling it again is harmless. After the
+ * workers are done, the commit callback gets a last call with the final
+ * watermarks. Returns 0.
  */
 RG_EXPORT int rg_engine_stop(rg_engine_t *e);
 

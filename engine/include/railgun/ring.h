@@ -254,26 +254,32 @@ static inline bool rg__ring_is_empty(rg_ring_t *r)
     return rg__ring_avail(r, 1) == 0;
 }
 
+#if defined(__GNUC__)
+#  define RG__RING_UNUSED __attribute__((unused)) /* a user may need few */
+#else
+#  define RG__RING_UNUSED
+#endif
+
 /*
  * Typed calls. push/pop move one item and return whether they did;
  * push_burst/pop_burst move up to n items and return how many moved.
  */
 #define RG_RING_PROTOTYPE(name, type)                                        \
-    static inline bool rg_ring_push_spsc_##name(rg_ring_t *r,                \
+    static inline RG__RING_UNUSED bool rg_ring_push_spsc_##name(rg_ring_t *r,                \
                                                 const type *item)            \
     {                                                                        \
         return rg__ring_push1(r, item, sizeof(type));                        \
     }                                                                        \
-    static inline uint32_t rg_ring_push_burst_spsc_##name(                   \
+    static inline RG__RING_UNUSED uint32_t rg_ring_push_burst_spsc_##name(                   \
         rg_ring_t *r, const type *items, uint32_t n)                         \
     {                                                                        \
         return rg__ring_push(r, items, n, sizeof(type));                     \
     }                                                                        \
-    static inline bool rg_ring_pop_spsc_##name(rg_ring_t *r, type *item)     \
+    static inline RG__RING_UNUSED bool rg_ring_pop_spsc_##name(rg_ring_t *r, type *item)     \
     {                                                                        \
         return rg__ring_pop1(r, item, sizeof(type));                         \
     }                                                                        \
-    static inline uint32_t rg_ring_pop_burst_spsc_##name(                    \
+    static inline RG__RING_UNUSED uint32_t rg_ring_pop_burst_spsc_##name(                    \
         rg_ring_t *r, type *items, uint32_t n)                               \
     {                                                                        \
         return rg__ring_pop(r, items, n, sizeof(type));                      \

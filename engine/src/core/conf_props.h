@@ -31,6 +31,23 @@
     XX(BATCH_MAX_EVENTS, "batch.max.events", INT, "64", 1, 4096, NULL,       \
        "Most events a worker takes from one ring at a time; in batch mode " \
        "the most events one batch_do call sees. At most ring.capacity.")     \
+    XX(ACK_WINDOW_EVENTS, "ack.window.events", INT, "8192", 64, 16777216,    \
+       check_pow2,                                                           \
+       "Offsets a partition may have in flight between its watermark and "  \
+       "its newest event; a power of two. When full, the dispatcher waits " \
+       "(one stuck event stops intake instead of growing memory). Memory: " \
+       "8 bytes per offset per partition.")                                  \
+    XX(ACK_MAX_PARTITIONS, "ack.max.partitions", INT, "1024", 1, 65536,      \
+       NULL,                                                                 \
+       "Partitions are numbered 0 .. ack.max.partitions - 1; an event of "  \
+       "another partition is rejected.")                                     \
+    XX(ACK_COMMIT_INTERVAL_MS, "ack.commit.interval.ms", INT, "1000", 1,     \
+       3600000, NULL,                                                        \
+       "Longest time between two commit callbacks while watermarks move.")  \
+    XX(ACK_COMMIT_MAX_EVENTS, "ack.commit.max.events", INT, "100000", 1,     \
+       1000000000, NULL,                                                     \
+       "A worker that has completed this many events since its last "       \
+       "signal wakes the committer early.")                                  \
     XX(WORKER_IDLE_SPINS, "worker.idle.spins", INT, "2000", 0, 100000000,    \
        NULL,                                                                 \
        "Polls of empty rings an idle worker spins through before it "       \

@@ -11,6 +11,12 @@
  *     dispatcher is inside a push (in_call == 0), then drain := 1 and wake
  *     the workers; a worker exits only when drain is set and all its rings
  *     are empty. A push that starts after STOPPING fails with RG_ESTOPPED.
+ *   - Every accepted event was begun in its partition's ACK tracker before
+ *     it entered a ring, and is done right after its processor returned;
+ *     a partition's tracker is created by its owning dispatcher and
+ *     published (release) before its first event is pushed.
+ *   - The committer's last tick runs after the workers were joined, so the
+ *     final watermarks cover every accepted event.
  *   - Hot paths take no lock, make no syscall and allocate nothing; the
  *     only syscalls are futex waits/wakes and membarrier when a thread
  *     parks (see park.h).
@@ -24,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "railgun/ack.h"
 #include "railgun/engine.h"
 #include "railgun/error.h"
 #include "railgun/hash.h"
@@ -53,6 +60,7 @@ struct worker {
     rg_event_t *buf;         /* batch.max.events */
     uint64_t processed_local;
     uint64_t parks_local;
+    uint64_t since_signal;   /* completions since the committer was woken */
     /* stats, read by other threads; single writer (this worker) */
     alignas(RG_CACHELINE) _Atomic uint64_t processed;
     _Atomic uint64_t parks;
@@ -70,7 +78,10 @@ struct rg_dispatcher_s {
     rg_event_t *stage;          /* [workers][STAGE_MAX] */
     /* stats; single writer (the ingest thread holding this handle) */
     uint64_t accepted_local, undecodable_local, waits_local, parks_local;
-    _Atomic uint64_t accepted, undecodable, waits, parks;
+    uint64_t rejected_local, ack_waits_local;
+    int32_t last_p;             /* the partition last tracked, and its */
+    rg_ack_t *last_ack;         /* tracker (events come in runs) */
+    _Atomic uint64_t accepted, undecodable, waits, parks, rejected, ack_waits;
 };
 
 struct rg_engine_s {
@@ -88,6 +99,29 @@ struct rg_engine_s {
     rg_dispatcher_t *dispatchers;
     rg_ring_t **rings;          /* [dispatchers * workers] */
     struct spot *spaces;        /* [dispatchers * workers] */
+
+    /* ACK tracking: one tracker per partition, created by its owner */
+    uint32_t ack_window, max_partitions;
+    uint64_t commit_interval_ns, commit_max_events;
+    rg_ack_t *_Atomic *acks;    /* [max_partitions] */
+    _Atomic uint32_t *owner;    /* [max_partitions]: dispatcher + 1 */
+    _Atomic int32_t npartitions;/* 1 + highest partition with a tracker */
+    rg_commit_cb *commit_cb;
+    void *commit_opaque;
+    pthread_t committer;
+    bool committer_joinable;
+    _Atomic int committer_stop;
+    struct spot commit_wake;    /* the committer sleeps here */
+    _Atomic uint64_t commits;
+    /* committer-private: last position handed to the callback */
+    struct commit_state {
+        int64_t wm;
+        uint32_t gen;
+        bool seen;
+    } *cst;                     /* [max_partitions] */
+    _Atomic int64_t *moved_ns;  /* [max_partitions]: when the watermark
+                                   last moved (committer writes) */
+    rg_commit_t *batch;         /* [max_partitions]: callback argument */
 };
 
 static void seterr(char *errstr, size_t size, const char *fmt, ...)
@@ -143,11 +177,24 @@ static void process(struct worker *w, rg_event_t *evs, size_t n)
             p->do_event(p->opaque, w->idx, &evs[i]);
     }
     release_payloads(evs, n);
+    rg_engine_t *e = w->e;
+    for (size_t i = 0; i < n; i++) {
+        /* relaxed: the tracker was published before the event was pushed,
+         * and the ring's release/acquire carries that to us */
+        rg_ack_t *a = atomic_load_explicit(&e->acks[evs[i].partition],
+                                           memory_order_relaxed);
+        rg_ack_done(a, evs[i].ack_gen, evs[i].offset);
+    }
     w->processed_local += n;
     /* relaxed: a statistic; single writer, readers only need a value
      * that was true at some point */
     atomic_store_explicit(&w->processed, w->processed_local,
                           memory_order_relaxed);
+    w->since_signal += n;
+    if (w->since_signal >= e->commit_max_events) {
+        w->since_signal = 0;
+        rg__park_wake(&e->commit_wake.park);
+    }
 }
 
 /* One pass over every input ring; returns how many events it processed. */
@@ -290,12 +337,17 @@ static void flush_stage(rg_dispatcher_t *d, unsigned w)
     d->nstage[w] = 0;
 }
 
-static inline void stage_event(rg_dispatcher_t *d, const rg_event_t *ev)
+/* Copies ev into its worker's stage; the engine's fields are set on the
+ * copy (writing them into ev first and copying after would stall on a
+ * failed store-to-load forward). */
+static inline void stage_event(rg_dispatcher_t *d, const rg_event_t *ev,
+                               uint32_t gen)
 {
     unsigned w = route(d->e, ev->key);
     rg_event_t *slot = d->stage + (size_t)w * STAGE_MAX + d->nstage[w];
     *slot = *ev;
     slot->source = (uint16_t)d->idx;
+    slot->ack_gen = gen;
     if (++d->nstage[w] == STAGE_MAX)
         flush_stage(d, w);
 }
@@ -304,6 +356,91 @@ static void flush_all(rg_dispatcher_t *d)
 {
     for (unsigned w = 0; w < d->e->nworkers; w++)
         flush_stage(d, w);
+}
+
+/* The partition's tracker, created (and owned by d) on first use. */
+static rg_ack_t *tracker_for(rg_dispatcher_t *d, int32_t p, int64_t first,
+                             int *rc)
+{
+    rg_engine_t *e = d->e;
+    if (p < 0 || (uint32_t)p >= e->max_partitions) {
+        *rc = RG_ERANGE;
+        return NULL;
+    }
+    /* acquire: pairs with the release CAS below in another dispatcher */
+    rg_ack_t *a = atomic_load_explicit(&e->acks[p], memory_order_acquire);
+    if (a != NULL) {
+        /* relaxed: the owner is this thread, or the check fails anyway */
+        if (atomic_load_explicit(&e->owner[p], memory_order_relaxed) !=
+            d->idx + 1) {
+            *rc = RG_EINVAL;
+            return NULL;
+        }
+        return a;
+    }
+    a = rg_ack_new(e->ack_window, first < 0 ? 0 : first);
+    if (a == NULL) {
+        *rc = first < 0 ? RG_EINVAL : RG_ENOMEM;
+        return NULL;
+    }
+    rg_ack_t *none = NULL;
+    /* release: publishes the tracker to the committer and to stats
+     * readers (acquire loads); workers get it through the ring */
+    if (!atomic_compare_exchange_strong_explicit(&e->acks[p], &none, a,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        rg_ack_destroy(a); /* another dispatcher owns it */
+        *rc = RG_EINVAL;
+        return NULL;
+    }
+    /* relaxed: read back by this thread only (others fail the check) */
+    atomic_store_explicit(&e->owner[p], d->idx + 1, memory_order_relaxed);
+    int32_t np = atomic_load_explicit(&e->npartitions, memory_order_relaxed);
+    /* release: the committer scans [0, npartitions) with acquire */
+    while (np < p + 1 &&
+           !atomic_compare_exchange_weak_explicit(&e->npartitions, &np, p + 1,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    return a;
+}
+
+static void flush_all(rg_dispatcher_t *d);
+
+/* Begins ev's offset in its partition's tracker, waiting while the ACK
+ * window is full. Returns the generation (>= 0), or RG_ERANGE, RG_EINVAL,
+ * RG_ENOMEM. */
+static int64_t track(rg_dispatcher_t *d, const rg_event_t *ev)
+{
+    int rc = 0;
+    rg_ack_t *a = d->last_ack;
+    if (a == NULL || ev->partition != d->last_p) {
+        a = tracker_for(d, ev->partition, ev->offset, &rc);
+        if (a == NULL)
+            return rc;
+        d->last_p = ev->partition;
+        d->last_ack = a;
+    }
+    rc = rg_ack_begin(a, ev->offset);
+    if (rc == RG_EFULL) {
+        d->ack_waits_local++;
+        /* what we staged must reach the workers before it can complete */
+        flush_all(d);
+        for (unsigned tries = 1; (rc = rg_ack_begin(a, ev->offset)) ==
+                                 RG_EFULL; tries++) {
+            if (tries < 1000) {
+                rg__cpu_relax();
+            } else if (tries < 1100) {
+                sched_yield();
+            } else {
+                struct timespec ts = {0, 100 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    if (rc != 0)
+        return rc;
+    return rg_ack_generation(a);
 }
 
 static void publish_stats(rg_dispatcher_t *d)
@@ -315,6 +452,10 @@ static void publish_stats(rg_dispatcher_t *d)
                           memory_order_relaxed);
     atomic_store_explicit(&d->waits, d->waits_local, memory_order_relaxed);
     atomic_store_explicit(&d->parks, d->parks_local, memory_order_relaxed);
+    atomic_store_explicit(&d->rejected, d->rejected_local,
+                          memory_order_relaxed);
+    atomic_store_explicit(&d->ack_waits, d->ack_waits_local,
+                          memory_order_relaxed);
 }
 
 static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
@@ -341,9 +482,16 @@ int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
     rg_event_t ev;
     rc = unpack(d, msg, &ev);
     if (rc == 0) {
-        ev.source = (uint16_t)d->idx;
-        push_all(d, route(d->e, ev.key), &ev, 1);
-        d->accepted_local++;
+        int64_t gen = track(d, &ev);
+        if (gen < 0) {
+            rc = (int)gen;
+            d->rejected_local++;
+        } else {
+            ev.source = (uint16_t)d->idx;
+            ev.ack_gen = (uint32_t)gen;
+            push_all(d, route(d->e, ev.key), &ev, 1);
+            d->accepted_local++;
+        }
     }
     publish_stats(d);
     dispatcher_exit(d);
@@ -357,10 +505,15 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
         return 0;
     for (size_t i = 0; i < n; i++) {
         rg_event_t ev;
-        if (unpack(d, &msgs[i], &ev) == 0) {
-            stage_event(d, &ev);
-            d->accepted_local++;
+        if (unpack(d, &msgs[i], &ev) != 0)
+            continue;
+        int64_t gen = track(d, &ev);
+        if (gen < 0) {
+            d->rejected_local++;
+            continue;
         }
+        stage_event(d, &ev, (uint32_t)gen);
+        d->accepted_local++;
     }
     flush_all(d);
     publish_stats(d);
@@ -373,13 +526,151 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
 {
     if (dispatcher_enter(d) != 0)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        stage_event(d, &evs[i]);
+    size_t accepted = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t gen = track(d, &evs[i]);
+        if (gen < 0) {
+            d->rejected_local++;
+            continue;
+        }
+        stage_event(d, &evs[i], (uint32_t)gen);
+        accepted++;
+    }
     flush_all(d);
-    d->accepted_local += n;
+    d->accepted_local += accepted;
     publish_stats(d);
     dispatcher_exit(d);
-    return n;
+    return accepted;
+}
+
+int rg_dispatcher_reset(rg_dispatcher_t *d, int32_t partition,
+                        int64_t next_offset)
+{
+    int rc = dispatcher_enter(d);
+    if (rc != 0)
+        return rc;
+    rg_engine_t *e = d->e;
+    if (next_offset < 0) {
+        rc = RG_EINVAL;
+    } else if (partition < 0 || (uint32_t)partition >= e->max_partitions) {
+        rc = RG_ERANGE;
+    } else {
+        /* acquire: pairs with the release CAS in tracker_for() */
+        bool existed = atomic_load_explicit(&e->acks[partition],
+                                            memory_order_acquire) != NULL;
+        rg_ack_t *a = tracker_for(d, partition, next_offset, &rc);
+        if (a != NULL && existed)
+            rc = rg_ack_reset(a, next_offset);
+    }
+    dispatcher_exit(d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* committer                                                            */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Hands every partition whose watermark moved to the commit callback. */
+static void commit_tick(rg_engine_t *e)
+{
+    /* acquire: pairs with the release CAS in tracker_for() */
+    int32_t np = atomic_load_explicit(&e->npartitions, memory_order_acquire);
+    size_t n = 0;
+    int64_t now = now_ns();
+    for (int32_t p = 0; p < np; p++) {
+        /* acquire: pairs with the release CAS in tracker_for() */
+        rg_ack_t *a = atomic_load_explicit(&e->acks[p], memory_order_acquire);
+        if (a == NULL)
+            continue;
+        uint32_t gen = rg_ack_generation(a);
+        int64_t wm = rg_ack_watermark(a);
+        struct commit_state *cs = &e->cst[p];
+        if (cs->seen && cs->gen == gen && cs->wm >= wm)
+            continue; /* not moved: its stuck clock keeps running */
+        cs->seen = true;
+        cs->gen = gen;
+        cs->wm = wm;
+        /* relaxed: read by stats, a timestamp */
+        atomic_store_explicit(&e->moved_ns[p], now, memory_order_relaxed);
+        e->batch[n++] = (rg_commit_t){p, gen, wm};
+    }
+    if (n > 0 && e->commit_cb != NULL) {
+        e->commit_cb(e->commit_opaque, e->batch, n);
+        /* relaxed: a counter; single writer (this thread) */
+        atomic_store_explicit(&e->commits,
+                              atomic_load_explicit(&e->commits,
+                                                   memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
+}
+
+static void *committer_main(void *arg)
+{
+    rg_engine_t *e = arg;
+    for (;;) {
+        uint32_t seq = rg__park_prepare(&e->commit_wake.park);
+        /* acquire: pairs with the release store in rg_engine_stop(),
+         * made after the workers were joined: this tick is the last and
+         * sees every completion */
+        int stop = atomic_load_explicit(&e->committer_stop,
+                                        memory_order_acquire);
+        commit_tick(e);
+        if (stop) {
+            rg__park_cancel(&e->commit_wake.park);
+            break;
+        }
+        rg__futex_wait_ns(&e->commit_wake.park.seq, seq,
+                          e->commit_interval_ns);
+        rg__park_cancel(&e->commit_wake.park);
+    }
+    return NULL;
+}
+
+int rg_engine_set_commit_cb(rg_engine_t *e, rg_commit_cb *cb, void *opaque)
+{
+    pthread_mutex_lock(&e->stop_lock);
+    /* relaxed: state only changes under stop_lock */
+    int st = atomic_load_explicit(&e->state, memory_order_relaxed);
+    if (st == ST_NEW) {
+        e->commit_cb = cb;
+        e->commit_opaque = opaque;
+    }
+    pthread_mutex_unlock(&e->stop_lock);
+    return st == ST_NEW ? 0 : RG_ESTATE;
+}
+
+int rg_engine_partition_stats(rg_engine_t *e, int32_t partition,
+                              rg_partition_stats_t *out)
+{
+    if (partition < 0 || (uint32_t)partition >= e->max_partitions)
+        return RG_ENOENT;
+    /* acquire: pairs with the release CAS in tracker_for() */
+    rg_ack_t *a = atomic_load_explicit(&e->acks[partition],
+                                       memory_order_acquire);
+    if (a == NULL)
+        return RG_ENOENT;
+    rg_ack_stats_t st;
+    rg_ack_stats(a, &st);
+    out->generation = st.generation;
+    out->committable = st.watermark;
+    out->next = st.next;
+    out->pending = st.pending;
+    out->oldest_pending = st.pending ? st.watermark : -1;
+    out->oldest_pending_ms = 0;
+    if (st.pending) {
+        /* relaxed: a timestamp written by the committer */
+        int64_t moved = atomic_load_explicit(&e->moved_ns[partition],
+                                             memory_order_relaxed);
+        int64_t age = moved ? now_ns() - moved : 0;
+        out->oldest_pending_ms = age > 0 ? (uint64_t)age / 1000000 : 0;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -401,6 +692,14 @@ static void free_engine(rg_engine_t *e)
             free(e->dispatchers[d].nstage);
             free(e->dispatchers[d].stage);
         }
+    if (e->acks != NULL)
+        for (uint32_t p = 0; p < e->max_partitions; p++)
+            rg_ack_destroy(e->acks[p]);
+    free((void *)e->acks);
+    free((void *)e->owner);
+    free(e->cst);
+    free((void *)e->moved_ns);
+    free(e->batch);
     free(e->rings);
     free(e->spaces);
     free(e->workers);
@@ -475,6 +774,17 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
     e->conf = conf;
     atomic_init(&e->state, ST_NEW);
     atomic_init(&e->drain, 0);
+    e->ack_window = (uint32_t)rg__conf_int(conf, RG_P_ACK_WINDOW_EVENTS);
+    e->max_partitions = (uint32_t)rg__conf_int(conf, RG_P_ACK_MAX_PARTITIONS);
+    e->commit_interval_ns =
+        (uint64_t)rg__conf_int(conf, RG_P_ACK_COMMIT_INTERVAL_MS) * 1000000u;
+    e->commit_max_events =
+        (uint64_t)rg__conf_int(conf, RG_P_ACK_COMMIT_MAX_EVENTS);
+    e->acks = calloc(e->max_partitions, sizeof(*e->acks));
+    e->owner = calloc(e->max_partitions, sizeof(*e->owner));
+    e->cst = calloc(e->max_partitions, sizeof(*e->cst));
+    e->moved_ns = calloc(e->max_partitions, sizeof(*e->moved_ns));
+    e->batch = calloc(e->max_partitions, sizeof(*e->batch));
 
     size_t nrings = (size_t)e->ndispatchers * e->nworkers;
     e->workers = aligned_alloc(RG_CACHELINE,
@@ -483,7 +793,8 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
                                    sizeof(rg_dispatcher_t) * e->ndispatchers);
     e->rings = calloc(nrings, sizeof(rg_ring_t *));
     e->spaces = aligned_alloc(RG_CACHELINE, sizeof(struct spot) * nrings);
-    if (!e->workers || !e->dispatchers || !e->rings || !e->spaces)
+    if (!e->workers || !e->dispatchers || !e->rings || !e->spaces ||
+        !e->acks || !e->owner || !e->cst || !e->moved_ns || !e->batch)
         goto nomem;
     memset(e->workers, 0, sizeof(struct worker) * e->nworkers);
     memset(e->dispatchers, 0, sizeof(rg_dispatcher_t) * e->ndispatchers);
@@ -578,6 +889,19 @@ int rg_engine_start(rg_engine_t *e, char *errstr, size_t errstr_size)
         }
         wk->joinable = true;
     }
+    int crc = pthread_create(&e->committer, NULL, committer_main, e);
+    if (crc != 0) {
+        seterr(errstr, errstr_size, "cannot start the committer thread: %s",
+               strerror(crc));
+        atomic_store_explicit(&e->drain, 1, memory_order_release);
+        for (unsigned i = 0; i < e->nworkers; i++)
+            rg__park_wake(&e->workers[i].wake.park);
+        join_workers(e);
+        atomic_store_explicit(&e->drain, 0, memory_order_relaxed);
+        pthread_mutex_unlock(&e->stop_lock);
+        return RG_ESYS;
+    }
+    e->committer_joinable = true;
     /* release: pairs with the acquire load in dispatcher_enter() */
     atomic_store_explicit(&e->state, ST_RUNNING, memory_order_release);
     pthread_mutex_unlock(&e->stop_lock);
@@ -620,6 +944,14 @@ int rg_engine_stop(rg_engine_t *e)
     for (unsigned w = 0; w < e->nworkers; w++)
         rg__park_wake(&e->workers[w].wake.park);
     join_workers(e);
+    /* release: pairs with the acquire load in committer_main(); every
+     * done() of the joined workers happens before its last tick */
+    atomic_store_explicit(&e->committer_stop, 1, memory_order_release);
+    rg__park_wake(&e->commit_wake.park);
+    if (e->committer_joinable) {
+        pthread_join(e->committer, NULL);
+        e->committer_joinable = false;
+    }
     atomic_store_explicit(&e->state, ST_STOPPED, memory_order_relaxed);
     pthread_mutex_unlock(&e->stop_lock);
     return 0;
@@ -650,7 +982,12 @@ void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out)
                                                       memory_order_relaxed);
         out->dispatcher_parks += atomic_load_explicit(&dp->parks,
                                                       memory_order_relaxed);
+        out->rejected += atomic_load_explicit(&dp->rejected,
+                                              memory_order_relaxed);
+        out->ack_waits += atomic_load_explicit(&dp->ack_waits,
+                                               memory_order_relaxed);
     }
+    out->commits = atomic_load_explicit(&e->commits, memory_order_relaxed);
     for (unsigned w = 0; w < e->nworkers; w++) {
         out->processed += atomic_load_explicit(&e->workers[w].processed,
                                                memory_order_relaxed);

@@ -8,6 +8,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include "park.h"
 
@@ -54,6 +55,15 @@ void rg__futex_wait(_Atomic uint32_t *word, uint32_t expected)
 {
     /* EAGAIN (value changed) and EINTR are ordinary: callers re-check */
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL,
+            NULL, 0);
+}
+
+void rg__futex_wait_ns(_Atomic uint32_t *word, uint32_t expected,
+                       uint64_t timeout_ns)
+{
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000u),
+                          (long)(timeout_ns % 1000000000u)};
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, &ts,
             NULL, 0);
 }
 

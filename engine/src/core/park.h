@@ -67,6 +67,10 @@ void rg__fence_heavy(void);
 /* Sleeps while *word == expected (spurious returns are possible). */
 void rg__futex_wait(_Atomic uint32_t *word, uint32_t expected);
 
+/* Like rg__futex_wait(), but for at most timeout_ns. */
+void rg__futex_wait_ns(_Atomic uint32_t *word, uint32_t expected,
+                       uint64_t timeout_ns);
+
 /* Wakes up to n threads sleeping on word. */
 void rg__futex_wake(_Atomic uint32_t *word, int n);
 
