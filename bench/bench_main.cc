@@ -61,6 +61,21 @@ void pipeline(benchmark::State &state, int impl)
     state.SetItemsProcessed(state.iterations() * kPipeChunk);
 }
 
+constexpr uint64_t kAckOffsets = 1000000;
+
+void ack(benchmark::State &state, int impl)
+{
+    static int64_t *order = rgb_ack_order(kAckOffsets, 4096, 5);
+    rgb_ack *b = rgb_ack_open(impl, kAckOffsets);
+    bool ok = true;
+    for (auto _ : state)
+        ok &= rgb_ack_run(b, order, kAckOffsets) == 0;
+    rgb_ack_close(b);
+    if (!ok)
+        state.SkipWithError("watermark did not reach the end");
+    state.SetItemsProcessed(state.iterations() * kAckOffsets);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -81,6 +96,14 @@ int main(int argc, char **argv)
                                  RGB_PIPE_RAILGUN)->UseRealTime();
     benchmark::RegisterBenchmark("pipeline/mutex_queue", pipeline,
                                  RGB_PIPE_MUTEX)->UseRealTime();
+    benchmark::RegisterBenchmark("ack/railgun", ack, RGB_ACK_RAILGUN)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("ack/ordered_list", ack, RGB_ACK_LIST)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("ack/railgun_mt", ack, RGB_ACK_RAILGUN_MT)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("ack/ordered_list_mt", ack, RGB_ACK_LIST_MT)
+        ->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;

@@ -52,6 +52,23 @@ void rgb_pipe_run(rgb_pipe *p, uint64_t n);
 /* 0 when the per-key counts equal what was pushed. */
 int rgb_pipe_close(rgb_pipe *p);
 
+enum rgb_ack_impl {
+    RGB_ACK_RAILGUN,     /* rg_ack, one thread */
+    RGB_ACK_LIST,        /* mutex + ordered linked list, ACK the head */
+    RGB_ACK_RAILGUN_MT,  /* rg_ack, two threads completing */
+    RGB_ACK_LIST_MT,     /* the list, two threads completing */
+};
+
+typedef struct rgb_ack rgb_ack;
+
+/* n offsets' completion order within `window` (random, seeded). */
+int64_t *rgb_ack_order(uint64_t n, uint32_t window, uint64_t seed);
+rgb_ack *rgb_ack_open(int impl, uint64_t n);
+/* begin + done + advance for every offset of one pass over `order`;
+ * 0 when the watermark ends exactly past the last offset. */
+int64_t rgb_ack_run(rgb_ack *b, const int64_t *order, uint64_t n);
+void rgb_ack_close(rgb_ack *b);
+
 /* Pins the calling thread to one CPU (ignored when cpu < 0). */
 void rgb_pin(int cpu);
 
