@@ -72,63 +72,60 @@ static void *consume(void *arg)
     struct rgb_ring *r = arg;
     rgb_pin(r->cpu_cons);
     /* locals only: the per-item state must not share a cache line with
-     * anything the producer reads */
+     * anything the producer reads; one tight loop per implementation */
     uint64_t expect = 0, buf[32];
     int error = 0;
     rg_ring_t *rg = r->rg;
     struct ck_ring *ck = &r->ck;
     struct ck_ring_buffer *ckbuf = r->ckbuf;
-    while (want_more(r, expect)) {
-        switch (r->impl) {
-        case RGB_RING_RAILGUN:
-            if (rg_ring_pop_spsc_u64(rg, buf)) {
-                error |= buf[0] != expect;
-                expect++;
-            }
-            break;
-        case RGB_RING_RAILGUN_BURST32: {
+    switch (r->impl) {
+    case RGB_RING_RAILGUN:
+        while (want_more(r, expect))
+            if (rg_ring_pop_spsc_u64(rg, buf))
+                error |= buf[0] != expect++;
+        break;
+    case RGB_RING_RAILGUN_BURST32:
+        while (want_more(r, expect)) {
             uint32_t n = rg_ring_pop_burst_spsc_u64(rg, buf, 32);
-            for (uint32_t i = 0; i < n; i++, expect++)
-                error |= buf[i] != expect;
-            break;
+            for (uint32_t i = 0; i < n; i++)
+                error |= buf[i] != expect++;
         }
-        case RGB_RING_CK: {
+        break;
+    case RGB_RING_CK:
+        while (want_more(r, expect)) {
             void *p;
-            if (ck_ring_dequeue_spsc(ck, ckbuf, &p)) {
-                error |= (uint64_t)(uintptr_t)p != expect;
-                expect++;
-            }
-            break;
+            if (ck_ring_dequeue_spsc(ck, ckbuf, &p))
+                error |= (uint64_t)(uintptr_t)p != expect++;
         }
-        case RGB_RING_URCU_WFCQ: {
+        break;
+    case RGB_RING_URCU_WFCQ:
+        while (want_more(r, expect)) {
             struct cds_wfcq_node *n =
                 __cds_wfcq_dequeue_blocking(&r->whead, &r->wtail);
-            if (n != NULL) {
-                struct wnode *w = caa_container_of(n, struct wnode, node);
-                error |= w->v != expect;
-                expect++;
-                /* release: the producer may reuse the node after reading
-                 * this (its acquire in wfcq_wait_pool()) */
-                atomic_store_explicit(&r->consumed, expect,
-                                      memory_order_release);
-            }
-            break;
+            if (n == NULL)
+                continue;
+            struct wnode *w = caa_container_of(n, struct wnode, node);
+            error |= w->v != expect++;
+            /* release: the producer may reuse the node after reading this
+             * (its acquire in wfcq_wait_pool()) */
+            atomic_store_explicit(&r->consumed, expect, memory_order_release);
         }
-        case RGB_RING_MUTEX:
+        break;
+    case RGB_RING_MUTEX:
+        while (want_more(r, expect)) {
             pthread_mutex_lock(&r->mu);
             while (r->mq_head == r->mq_tail && want_more(r, expect))
                 pthread_cond_wait(&r->not_empty, &r->mu);
             if (r->mq_head != r->mq_tail) {
                 bool was_full = r->mq_tail - r->mq_head == r->cap;
-                error |= r->mq[r->mq_head % r->cap] != expect;
+                error |= r->mq[r->mq_head % r->cap] != expect++;
                 r->mq_head++;
-                expect++;
                 if (was_full)
                     pthread_cond_signal(&r->not_full);
             }
             pthread_mutex_unlock(&r->mu);
-            break;
         }
+        break;
     }
     r->error = error;
     return NULL;

@@ -219,15 +219,17 @@ RG_EXPORT int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg);
 
 /*
  * rg_dispatcher_push() for up to n messages; returns how many were consumed
- * (accepted or counted as undecodable). Fewer than n only when the engine
- * is stopping.
+ * (accepted, counted as undecodable, or rejected for a bad partition or
+ * offset). Fewer than n only when the engine is stopping (then 0).
  */
 RG_EXPORT size_t rg_dispatcher_push_burst(rg_dispatcher_t *d,
                                           const rg_msg_t *msgs, size_t n);
 
 /*
  * Routes already-unpacked events (the processor's unpack is not called).
- * Returns how many were accepted; fewer than n only when stopping.
+ * Returns how many were accepted: fewer than n when the engine is stopping
+ * (0) or when events were rejected for a bad partition or offset (as in
+ * rg_dispatcher_push(); counted in rg_engine_stats().rejected).
  */
 RG_EXPORT size_t rg_dispatcher_push_events(rg_dispatcher_t *d,
                                            const rg_event_t *evs, size_t n);

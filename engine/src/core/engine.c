@@ -378,9 +378,13 @@ static rg_ack_t *tracker_for(rg_dispatcher_t *d, int32_t p, int64_t first,
         }
         return a;
     }
-    a = rg_ack_new(e->ack_window, first < 0 ? 0 : first);
+    if (first < 0) {
+        *rc = RG_EINVAL;
+        return NULL;
+    }
+    a = rg_ack_new(e->ack_window, first);
     if (a == NULL) {
-        *rc = first < 0 ? RG_EINVAL : RG_ENOMEM;
+        *rc = RG_ENOMEM;
         return NULL;
     }
     rg_ack_t *none = NULL;
