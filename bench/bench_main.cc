@@ -61,6 +61,18 @@ void pipeline(benchmark::State &state, int impl)
     state.SetItemsProcessed(state.iterations() * kPipeChunk);
 }
 
+void merge(benchmark::State &state, int impl)
+{
+    const auto &keys = zipf_stream();
+    rgb_merge *m = rgb_merge_open(impl, keys.data(), keys.size(),
+                                  (uint32_t)kPipeKeys + 1);
+    for (auto _ : state)
+        rgb_merge_run(m);
+    if (rgb_merge_close(m) != 0)
+        state.SkipWithError("merged totals wrong");
+    state.SetItemsProcessed(state.iterations() * keys.size());
+}
+
 constexpr uint64_t kAckOffsets = 1000000;
 
 void ack(benchmark::State &state, int impl)
@@ -96,6 +108,12 @@ int main(int argc, char **argv)
                                  RGB_PIPE_RAILGUN)->UseRealTime();
     benchmark::RegisterBenchmark("pipeline/mutex_queue", pipeline,
                                  RGB_PIPE_MUTEX)->UseRealTime();
+    benchmark::RegisterBenchmark("merge/railgun", merge, RGB_MERGE_RAILGUN)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("merge/urcu_lfht", merge, RGB_MERGE_URCU_LFHT)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("merge/mutex_map", merge, RGB_MERGE_MUTEX)
+        ->UseRealTime();
     benchmark::RegisterBenchmark("ack/railgun", ack, RGB_ACK_RAILGUN)
         ->UseRealTime();
     benchmark::RegisterBenchmark("ack/ordered_list", ack, RGB_ACK_LIST)

@@ -69,6 +69,21 @@ rgb_ack *rgb_ack_open(int impl, uint64_t n);
 int64_t rgb_ack_run(rgb_ack *b, const int64_t *order, uint64_t n);
 void rgb_ack_close(rgb_ack *b);
 
+enum rgb_merge_impl {
+    RGB_MERGE_RAILGUN,    /* worker-local rg_merge tables, keys owned */
+    RGB_MERGE_URCU_LFHT,  /* shared liburcu lock-free hash table */
+    RGB_MERGE_MUTEX,      /* shared table behind a mutex */
+};
+
+typedef struct rgb_merge rgb_merge;
+
+/* Two threads (CPUs 0 and 1) merge +1 for every key of `keys`. */
+rgb_merge *rgb_merge_open(int impl, const uint64_t *keys, size_t nkeys,
+                          uint32_t keyspace);
+void rgb_merge_run(rgb_merge *m);
+/* 0 when the tables' totals equal the events merged. */
+int rgb_merge_close(rgb_merge *m);
+
 /* Pins the calling thread to one CPU (ignored when cpu < 0). */
 void rgb_pin(int cpu);
 

@@ -18,6 +18,7 @@
 #include "railgun/conf.h"
 #include "railgun/hash.h"
 #include "railgun/engine.h"
+#include "railgun/merge.h"
 #ifndef __cplusplus
 #include "railgun/ring.h"   /* C only: inline <stdatomic.h> code */
 #endif
