@@ -8,6 +8,7 @@
 #include <vector>
 #include "peers.h"
 extern "C" {
+#include "workload.h"
 #include "zipf.h"
 }
 
@@ -77,7 +78,7 @@ constexpr uint64_t kAckOffsets = 1000000;
 
 void ack(benchmark::State &state, int impl)
 {
-    static int64_t *order = rgb_ack_order(kAckOffsets, 4096, 5);
+    static int64_t *order = rg_completion_order(kAckOffsets, 4096, 5);
     rgb_ack *b = rgb_ack_open(impl, kAckOffsets);
     bool ok = true;
     for (auto _ : state)

@@ -61,8 +61,6 @@ enum rgb_ack_impl {
 
 typedef struct rgb_ack rgb_ack;
 
-/* n offsets' completion order within `window` (random, seeded). */
-int64_t *rgb_ack_order(uint64_t n, uint32_t window, uint64_t seed);
 rgb_ack *rgb_ack_open(int impl, uint64_t n);
 /* begin + done + advance for every offset of one pass over `order`;
  * 0 when the watermark ends exactly past the last offset. */

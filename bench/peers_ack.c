@@ -19,33 +19,8 @@
 #include "railgun/ack.h"
 #include "railgun/error.h"
 #include "railgun/ring.h"
-#include "zipf.h"
 
 RG_RING_PROTOTYPE(off, int64_t)
-
-int64_t *rgb_ack_order(uint64_t n, uint32_t window, uint64_t seed)
-{
-    int64_t *order = malloc(sizeof(int64_t) * n);
-    int64_t *pool = malloc(sizeof(int64_t) * window);
-    bool *done = calloc(n, 1);
-    rg_rng_t rng;
-    rg_rng_seed(&rng, seed);
-    uint64_t next = 0, out = 0, wm = 0;
-    uint32_t inflight = 0;
-    while (out < n) {
-        while (next < n && next - wm < window)
-            pool[inflight++] = (int64_t)next++;
-        uint32_t k = (uint32_t)rg_rng_below(&rng, inflight);
-        order[out++] = pool[k];
-        done[pool[k]] = true;
-        pool[k] = pool[--inflight];
-        while (wm < next && done[wm])
-            wm++;
-    }
-    free(done);
-    free(pool);
-    return order;
-}
 
 /* ---- railgun, one thread ------------------------------------------------ */
 

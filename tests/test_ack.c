@@ -14,41 +14,15 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include "railgun/railgun.h"
+#include "workload.h"
 #include "zipf.h"
-
-/* Completion order: offsets 0..n-1 begun in order, each completed at a
- * random point, with the newest begun offset always less than a window
- * past the oldest pending one (the tracker's bound). */
-static int64_t *completion_order(uint64_t n, uint32_t window, uint64_t seed)
-{
-    int64_t *order = malloc(sizeof(int64_t) * n);
-    int64_t *pool = malloc(sizeof(int64_t) * window);
-    bool *done = calloc(n, 1);
-    rg_rng_t rng;
-    rg_rng_seed(&rng, seed);
-    uint64_t next = 0, out = 0, wm = 0;
-    uint32_t inflight = 0;
-    while (out < n) {
-        while (next < n && next - wm < window)
-            pool[inflight++] = (int64_t)next++;
-        uint32_t k = (uint32_t)rg_rng_below(&rng, inflight);
-        order[out++] = pool[k];
-        done[pool[k]] = true;
-        pool[k] = pool[--inflight];
-        while (wm < next && done[wm])
-            wm++;
-    }
-    free(done);
-    free(pool);
-    return order;
-}
 
 Test(ack, random_order_watermark_equals_reference_every_step,
      .timeout = 300)
 {
     const uint64_t n = 1000000;
     const uint32_t window = 4096;
-    int64_t *order = completion_order(n, window, 11);
+    int64_t *order = rg_completion_order(n, window, 11);
     bool *done = calloc(n, 1);
     rg_ack_t *a = rg_ack_new(window, 0);
     cr_assert_not_null(a);

@@ -110,6 +110,9 @@ typedef struct rg_msg_s {
  * batch_do (worker thread): process up to `batch.max.events` events that
  *   arrived together, in arrival order.
  * `worker` is the index of the calling worker, for per-worker state.
+ * do_event, pre_do and batch_do may change an event's payload (e.g. pre_do
+ * attaching loaded state) but not its key, partition, offset, source or
+ * ack_gen: the engine marks the offset done from those after the call.
  */
 typedef struct rg_processor_s {
     int  (*unpack)(void *opaque, const rg_msg_t *msg, rg_event_t *ev);

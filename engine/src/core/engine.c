@@ -848,14 +848,31 @@ nomem:
     return NULL;
 }
 
-static void join_workers(rg_engine_t *e)
+/* Sets drain, wakes every worker and joins the started ones. Each exits
+ * once its rings are empty. Caller holds stop_lock. */
+static void drain_workers(rg_engine_t *e)
 {
+    /* release: pairs with the acquire loads of drain in worker_main() */
+    atomic_store_explicit(&e->drain, 1, memory_order_release);
+    for (unsigned w = 0; w < e->nworkers; w++)
+        rg__park_wake(&e->workers[w].wake.park);
     for (unsigned w = 0; w < e->nworkers; w++) {
         if (e->workers[w].joinable) {
             pthread_join(e->workers[w].thread, NULL);
             e->workers[w].joinable = false;
         }
     }
+}
+
+/* A failed start: no event was accepted, so the started workers have
+ * nothing to do; stop them and leave the engine startable again. */
+static int abort_start(rg_engine_t *e)
+{
+    drain_workers(e);
+    /* relaxed: no worker runs now */
+    atomic_store_explicit(&e->drain, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&e->stop_lock);
+    return RG_ESYS;
 }
 
 int rg_engine_start(rg_engine_t *e, char *errstr, size_t errstr_size)
@@ -882,14 +899,7 @@ int rg_engine_start(rg_engine_t *e, char *errstr, size_t errstr_size)
         if (rc != 0) {
             seterr(errstr, errstr_size, "worker %u on CPU %d: cannot start "
                    "thread: %s", w, wk->cpu, strerror(rc));
-            /* the started workers have nothing to do: drain them out */
-            atomic_store_explicit(&e->drain, 1, memory_order_release);
-            for (unsigned i = 0; i < w; i++)
-                rg__park_wake(&e->workers[i].wake.park);
-            join_workers(e);
-            atomic_store_explicit(&e->drain, 0, memory_order_relaxed);
-            pthread_mutex_unlock(&e->stop_lock);
-            return RG_ESYS;
+            return abort_start(e);
         }
         wk->joinable = true;
     }
@@ -897,13 +907,7 @@ int rg_engine_start(rg_engine_t *e, char *errstr, size_t errstr_size)
     if (crc != 0) {
         seterr(errstr, errstr_size, "cannot start the committer thread: %s",
                strerror(crc));
-        atomic_store_explicit(&e->drain, 1, memory_order_release);
-        for (unsigned i = 0; i < e->nworkers; i++)
-            rg__park_wake(&e->workers[i].wake.park);
-        join_workers(e);
-        atomic_store_explicit(&e->drain, 0, memory_order_relaxed);
-        pthread_mutex_unlock(&e->stop_lock);
-        return RG_ESYS;
+        return abort_start(e);
     }
     e->committer_joinable = true;
     /* release: pairs with the acquire load in dispatcher_enter() */
@@ -943,11 +947,7 @@ int rg_engine_stop(rg_engine_t *e)
             nanosleep(&ts, NULL);
         }
     }
-    /* release: pairs with the acquire loads of drain in worker_main() */
-    atomic_store_explicit(&e->drain, 1, memory_order_release);
-    for (unsigned w = 0; w < e->nworkers; w++)
-        rg__park_wake(&e->workers[w].wake.park);
-    join_workers(e);
+    drain_workers(e);
     /* release: pairs with the acquire load in committer_main(); every
      * done() of the joined workers happens before its last tick */
     atomic_store_explicit(&e->committer_stop, 1, memory_order_release);
