@@ -15,7 +15,7 @@ CMAKE  ?= cmake
 GEN    := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST  := ctest --output-on-failure -j$(JOBS)
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := ack
+FUZZ_TARGETS := ack like_codec
 
 .PHONY: all build deps demo check check-release check-asan check-tsan \
         bench docs clean fuzz fuzz-build
