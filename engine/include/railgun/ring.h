@@ -242,6 +242,25 @@ static inline bool rg__ring_pop1(rg_ring_t *r, void *item, size_t esize)
     return true;
 }
 
+/*
+ * Zero-copy production: write items straight into the slots, then publish.
+ * rg__ring_slot(r, i) is the slot i places past the producer's head, valid
+ * for i below what rg__ring_free() reported; rg__ring_publish(r, n) makes
+ * the first n of them visible at once (one release store for a burst).
+ */
+static inline void *rg__ring_slot(rg_ring_t *r, uint32_t i, size_t esize)
+{
+    return r->prod.slots + (size_t)((r->prod.head + i) & r->prod.mask) * esize;
+}
+
+static inline void rg__ring_publish(rg_ring_t *r, uint32_t n)
+{
+    r->prod.head += n;
+    /* release: publishes the slots written through rg__ring_slot();
+     * pairs with the acquire load of head in rg__ring_avail() */
+    atomic_store_explicit(&r->head, r->prod.head, memory_order_release);
+}
+
 /* Producer side: true when at least `want` items would fit now. */
 static inline bool rg__ring_has_space(rg_ring_t *r, uint32_t want)
 {

@@ -68,6 +68,13 @@ static inline struct window *win(rg_ack_t *a, uint32_t gen)
     return &a->w[gen % RG_ACK_GENERATIONS];
 }
 
+static inline uint32_t current_gen(const rg_ack_t *a)
+{
+    /* acquire: pairs with the release store in rg_ack_reset(); the new
+     * window is initialized before its number is seen */
+    return atomic_load_explicit(&a->gen, memory_order_acquire);
+}
+
 rg_ack_t *rg_ack_new(uint32_t window, int64_t next_offset)
 {
     if (window < 64 || window > (1u << 24) || (window & (window - 1)) ||
@@ -113,6 +120,10 @@ void rg_ack_destroy(rg_ack_t *a)
  * base (a watermark of this window). Any thread. */
 static uint64_t advance(rg_ack_t *a, struct window *w)
 {
+    /* the slot array and mask never change while the window is in use;
+     * locals spare a reload after every acquire load below */
+    _Atomic uint64_t *slots = w->slots;
+    const uint64_t mask = a->mask;
     /* acquire: pairs with the release CAS below in another thread, so
      * that thread's view of the done slots is ours too */
     uint64_t b = atomic_load_explicit(&w->base, memory_order_acquire);
@@ -124,9 +135,8 @@ static uint64_t advance(rg_ack_t *a, struct window *w)
         /* acquire: pairs with the release store of 0 in rg_ack_done(),
          * so the processing that preceded a done happens before whatever
          * the caller does with the watermark (commit it) */
-        while (x < h &&
-               atomic_load_explicit(&w->slots[x & a->mask],
-                                    memory_order_acquire) != x + 1)
+        while (x < h && atomic_load_explicit(&slots[x & mask],
+                                             memory_order_acquire) != x + 1)
             x++;
         if (x == b)
             return b;
@@ -206,14 +216,12 @@ int rg_ack_done(rg_ack_t *a, uint32_t gen, int64_t offset)
 
 uint32_t rg_ack_generation(const rg_ack_t *a)
 {
-    /* acquire: pairs with the release store in rg_ack_reset(); the new
-     * window is initialized before its number is seen */
-    return atomic_load_explicit(&a->gen, memory_order_acquire);
+    return current_gen(a);
 }
 
 int64_t rg_ack_watermark(rg_ack_t *a)
 {
-    return (int64_t)advance(a, win(a, rg_ack_generation(a)));
+    return (int64_t)advance(a, win(a, current_gen(a)));
 }
 
 int rg_ack_reset(rg_ack_t *a, int64_t next_offset)
@@ -248,7 +256,7 @@ int rg_ack_reset(rg_ack_t *a, int64_t next_offset)
 
 void rg_ack_stats(rg_ack_t *a, rg_ack_stats_t *out)
 {
-    out->generation = rg_ack_generation(a);
+    out->generation = current_gen(a);
     struct window *w = win(a, out->generation);
     uint64_t b = advance(a, w);
     uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);

@@ -40,7 +40,7 @@
 
 RG_RING_PROTOTYPE(ev, rg_event_t)
 
-/* Events staged per worker by a burst push before they go to the ring. */
+/* Events a burst push writes into a worker's ring before publishing them. */
 #define STAGE_MAX 32
 
 enum { ST_NEW = 0, ST_RUNNING, ST_STOPPING, ST_STOPPED };
@@ -74,8 +74,9 @@ struct rg_dispatcher_s {
     _Atomic uint32_t in_call;   /* 1 while inside a push call */
     rg_ring_t **out;            /* [workers]: ring[idx][w] */
     struct spot *space;         /* [workers]: where this d waits for w */
-    uint32_t *nstage;           /* [workers] */
-    rg_event_t *stage;          /* [workers][STAGE_MAX] */
+    uint32_t *npend;            /* [workers]: written, not yet published */
+    uint32_t *room;             /* [workers]: free slots known, from the
+                                   published head on */
     /* stats; single writer (the ingest thread holding this handle) */
     uint64_t accepted_local, undecodable_local, waits_local, parks_local;
     uint64_t rejected_local, ack_waits_local;
@@ -290,17 +291,18 @@ static inline void dispatcher_exit(rg_dispatcher_t *d)
     atomic_store_explicit(&d->in_call, 0, memory_order_release);
 }
 
-/* Moves all n events into worker w's ring, waiting while it is full. */
-static void push_all(rg_dispatcher_t *d, unsigned w, const rg_event_t *evs,
-                     uint32_t n)
+/* Waits until worker w's ring has a free slot (spin, yield, then park
+ * until the worker frees space); returns the free slots. */
+static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w)
 {
     rg_engine_t *e = d->e;
     rg_ring_t *r = d->out[w];
     struct rg__park *wk = &e->workers[w].wake.park;
-    uint32_t done = rg_ring_push_burst_spsc_ev(r, evs, n);
-    uint32_t tries = 0;
+    uint32_t free_slots, tries = 0;
     bool waited = false;
-    while (done < n) {
+    /* ask for a burst's worth, so a stale cached tail that shows a few
+     * free slots is refreshed now rather than a few events later */
+    while ((free_slots = rg__ring_free(r, STAGE_MAX)) == 0) {
         if (!waited) {
             waited = true;
             d->waits_local++;
@@ -323,39 +325,47 @@ static void push_all(rg_dispatcher_t *d, unsigned w, const rg_event_t *evs,
             }
             tries = 0;
         }
-        done += rg_ring_push_burst_spsc_ev(r, evs + done, n - done);
     }
-    rg__park_wake_if_sleeping(wk);
+    return free_slots;
 }
 
-static void flush_stage(rg_dispatcher_t *d, unsigned w)
+/* Publishes what was written into worker w's ring and wakes it if idle. */
+static void publish(rg_dispatcher_t *d, unsigned w)
 {
-    uint32_t n = d->nstage[w];
+    uint32_t n = d->npend[w];
     if (n == 0)
         return;
-    push_all(d, w, d->stage + (size_t)w * STAGE_MAX, n);
-    d->nstage[w] = 0;
+    rg__ring_publish(d->out[w], n);
+    d->room[w] -= n;
+    d->npend[w] = 0;
+    rg__park_wake_if_sleeping(&d->e->workers[w].wake.park);
 }
 
-/* Copies ev into its worker's stage; the engine's fields are set on the
- * copy (writing them into ev first and copying after would stall on a
- * failed store-to-load forward). */
+/* Writes ev straight into its worker's ring (no intermediate copy),
+ * publishing every STAGE_MAX events and whenever the ring fills. The
+ * engine's fields are set on the slot. */
 static inline void stage_event(rg_dispatcher_t *d, const rg_event_t *ev,
                                uint32_t gen)
 {
     unsigned w = route(d->e, ev->key);
-    rg_event_t *slot = d->stage + (size_t)w * STAGE_MAX + d->nstage[w];
+    if (d->npend[w] == d->room[w]) {
+        /* let the worker see (and free) what we wrote before we wait */
+        publish(d, w);
+        d->room[w] = wait_for_space(d, w);
+    }
+    rg_event_t *slot = rg__ring_slot(d->out[w], d->npend[w],
+                                     sizeof(rg_event_t));
     *slot = *ev;
     slot->source = (uint16_t)d->idx;
     slot->ack_gen = gen;
-    if (++d->nstage[w] == STAGE_MAX)
-        flush_stage(d, w);
+    if (++d->npend[w] == STAGE_MAX)
+        publish(d, w);
 }
 
 static void flush_all(rg_dispatcher_t *d)
 {
     for (unsigned w = 0; w < d->e->nworkers; w++)
-        flush_stage(d, w);
+        publish(d, w);
 }
 
 /* The partition's tracker, created (and owned by d) on first use. */
@@ -408,8 +418,6 @@ static rg_ack_t *tracker_for(rg_dispatcher_t *d, int32_t p, int64_t first,
         ;
     return a;
 }
-
-static void flush_all(rg_dispatcher_t *d);
 
 /* Begins ev's offset in its partition's tracker, waiting while the ACK
  * window is full. Returns the generation (>= 0), or RG_ERANGE, RG_EINVAL,
@@ -491,9 +499,8 @@ int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
             rc = (int)gen;
             d->rejected_local++;
         } else {
-            ev.source = (uint16_t)d->idx;
-            ev.ack_gen = (uint32_t)gen;
-            push_all(d, route(d->e, ev.key), &ev, 1);
+            stage_event(d, &ev, (uint32_t)gen);
+            flush_all(d);
             d->accepted_local++;
         }
     }
@@ -693,8 +700,8 @@ static void free_engine(rg_engine_t *e)
     if (e->dispatchers != NULL)
         for (unsigned d = 0; d < e->ndispatchers; d++) {
             free(e->dispatchers[d].out);
-            free(e->dispatchers[d].nstage);
-            free(e->dispatchers[d].stage);
+            free(e->dispatchers[d].npend);
+            free(e->dispatchers[d].room);
         }
     if (e->acks != NULL)
         for (uint32_t p = 0; p < e->max_partitions; p++)
@@ -825,9 +832,9 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
         dp->e = e;
         dp->idx = d;
         dp->out = calloc(e->nworkers, sizeof(rg_ring_t *));
-        dp->nstage = calloc(e->nworkers, sizeof(uint32_t));
-        dp->stage = malloc(sizeof(rg_event_t) * STAGE_MAX * e->nworkers);
-        if (!dp->out || !dp->nstage || !dp->stage)
+        dp->npend = calloc(e->nworkers, sizeof(uint32_t));
+        dp->room = calloc(e->nworkers, sizeof(uint32_t));
+        if (!dp->out || !dp->npend || !dp->room)
             goto nomem;
         dp->space = space_of(e, d, 0);
         for (unsigned w = 0; w < e->nworkers; w++)
