@@ -1,6 +1,7 @@
 # railgun - the front door. `make demo` and `make check` are the quick start.
 #
-#   make deps    install missing Debian packages (apt-get; sudo when not root)
+#   make deps    install missing Debian packages (apt-get; sudo when not root);
+#                every build runs it first, and it is quick when all are there
 #   make         Release build; every executable lands in build/bin/
 #   make demo    the demo (verify: exact)
 #   make check   all tests: Release, then ASan+UBSan, then TSan on the
@@ -25,10 +26,12 @@ all: build
 deps:
 	@scripts/deps.sh
 
-build/CMakeCache.txt:
+# Every build first checks the Debian packages (quick when all are there),
+# so `make demo` and `make check` work on a fresh machine.
+build/CMakeCache.txt: | deps
 	$(CMAKE) -S . -B build $(GEN) -DCMAKE_BUILD_TYPE=Release
 
-build: build/CMakeCache.txt
+build: deps build/CMakeCache.txt
 	$(CMAKE) --build build -j$(JOBS)
 
 demo: build
@@ -40,7 +43,7 @@ check: check-release check-asan check-tsan
 check-release: build
 	cd build && $(CTEST)
 
-build-asan/CMakeCache.txt:
+build-asan/CMakeCache.txt: | deps
 	$(CMAKE) -S . -B build-asan $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DRG_SANITIZE=address,undefined -DRG_BUILD_BENCH=OFF
 
@@ -48,7 +51,7 @@ check-asan: build-asan/CMakeCache.txt
 	$(CMAKE) --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 $(CTEST)
 
-build-tsan/CMakeCache.txt:
+build-tsan/CMakeCache.txt: | deps
 	$(CMAKE) -S . -B build-tsan $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DRG_SANITIZE=thread -DRG_BUILD_BENCH=OFF
 
@@ -56,7 +59,7 @@ check-tsan: build-tsan/CMakeCache.txt
 	$(CMAKE) --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L concurrency
 
-build-fuzz/CMakeCache.txt:
+build-fuzz/CMakeCache.txt: | deps
 	CC=clang CXX=clang++ $(CMAKE) -S . -B build-fuzz $(GEN) \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRG_BUILD_FUZZ=ON \
 	  -DRG_SANITIZE=address,undefined -DRG_BUILD_TESTS=OFF \
