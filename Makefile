@@ -11,6 +11,7 @@
 #   make docs    regenerate docs/CONFIGURATION.md from the property table
 #   make clean
 
+SHELL  := /bin/bash
 JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 GEN    := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
@@ -37,11 +38,17 @@ build: deps build/CMakeCache.txt
 demo: build
 	build/bin/railgun demo --source memory --events 10000000
 
+# Each ctest run keeps its log; the closing line sums them (reached only
+# when every step passed, since make stops at the first failure).
 check: check-release check-asan check-tsan
 	$(MAKE) fuzz FUZZ_SECONDS=30
+	@n=$$(cat build/ctest.log build-asan/ctest.log build-tsan/ctest.log | \
+	  sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' | \
+	  awk '{s += $$1} END {print s}'); \
+	echo "check: $$((n + $(words $(FUZZ_TARGETS)))) passed, 0 failed"
 
 check-release: build
-	cd build && $(CTEST)
+	cd build && $(CTEST) 2>&1 | tee ctest.log; test $${PIPESTATUS[0]} -eq 0
 
 build-asan/CMakeCache.txt: | deps
 	$(CMAKE) -S . -B build-asan $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -49,7 +56,8 @@ build-asan/CMakeCache.txt: | deps
 
 check-asan: build-asan/CMakeCache.txt
 	$(CMAKE) --build build-asan -j$(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 $(CTEST)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 $(CTEST) 2>&1 | tee ctest.log; \
+	  test $${PIPESTATUS[0]} -eq 0
 
 build-tsan/CMakeCache.txt: | deps
 	$(CMAKE) -S . -B build-tsan $(GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -57,7 +65,8 @@ build-tsan/CMakeCache.txt: | deps
 
 check-tsan: build-tsan/CMakeCache.txt
 	$(CMAKE) --build build-tsan -j$(JOBS)
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L concurrency
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L concurrency \
+	  2>&1 | tee ctest.log; test $${PIPESTATUS[0]} -eq 0
 
 build-fuzz/CMakeCache.txt: | deps
 	CC=clang CXX=clang++ $(CMAKE) -S . -B build-fuzz $(GEN) \
