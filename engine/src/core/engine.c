@@ -41,7 +41,7 @@
 RG_RING_PROTOTYPE(ev, rg_event_t)
 
 /* Events a burst push writes into a worker's ring before publishing them. */
-#define STAGE_MAX 32
+#define PUBLISH_EVERY 32
 
 enum { ST_NEW = 0, ST_RUNNING, ST_STOPPING, ST_STOPPED };
 
@@ -302,7 +302,7 @@ static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w)
     bool waited = false;
     /* ask for a burst's worth, so a stale cached tail that shows a few
      * free slots is refreshed now rather than a few events later */
-    while ((free_slots = rg__ring_free(r, STAGE_MAX)) == 0) {
+    while ((free_slots = rg__ring_free(r, PUBLISH_EVERY)) == 0) {
         if (!waited) {
             waited = true;
             d->waits_local++;
@@ -342,9 +342,9 @@ static void publish(rg_dispatcher_t *d, unsigned w)
 }
 
 /* Writes ev straight into its worker's ring (no intermediate copy),
- * publishing every STAGE_MAX events and whenever the ring fills. The
+ * publishing every PUBLISH_EVERY events and whenever the ring fills. The
  * engine's fields are set on the slot. */
-static inline void stage_event(rg_dispatcher_t *d, const rg_event_t *ev,
+static inline void write_event(rg_dispatcher_t *d, const rg_event_t *ev,
                                uint32_t gen)
 {
     unsigned w = route(d->e, ev->key);
@@ -358,7 +358,7 @@ static inline void stage_event(rg_dispatcher_t *d, const rg_event_t *ev,
     *slot = *ev;
     slot->source = (uint16_t)d->idx;
     slot->ack_gen = gen;
-    if (++d->npend[w] == STAGE_MAX)
+    if (++d->npend[w] == PUBLISH_EVERY)
         publish(d, w);
 }
 
@@ -436,7 +436,8 @@ static int64_t track(rg_dispatcher_t *d, const rg_event_t *ev)
     rc = rg_ack_begin(a, ev->offset);
     if (rc == RG_EFULL) {
         d->ack_waits_local++;
-        /* what we staged must reach the workers before it can complete */
+        /* what we wrote but did not publish must reach the workers
+         * before it can complete */
         flush_all(d);
         for (unsigned tries = 1; (rc = rg_ack_begin(a, ev->offset)) ==
                                  RG_EFULL; tries++) {
@@ -499,7 +500,7 @@ int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
             rc = (int)gen;
             d->rejected_local++;
         } else {
-            stage_event(d, &ev, (uint32_t)gen);
+            write_event(d, &ev, (uint32_t)gen);
             flush_all(d);
             d->accepted_local++;
         }
@@ -523,7 +524,7 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
             d->rejected_local++;
             continue;
         }
-        stage_event(d, &ev, (uint32_t)gen);
+        write_event(d, &ev, (uint32_t)gen);
         d->accepted_local++;
     }
     flush_all(d);
@@ -544,7 +545,7 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
             d->rejected_local++;
             continue;
         }
-        stage_event(d, &evs[i], (uint32_t)gen);
+        write_event(d, &evs[i], (uint32_t)gen);
         accepted++;
     }
     flush_all(d);
