@@ -425,6 +425,8 @@ Test(engine, rejects_bad_processors_and_combinations)
     rg_conf_set(conf, "batch.max.events", "8", err, sizeof(err));
     rg_engine_t *e = rg_engine_new(conf, &ok, err, sizeof(err));
     cr_assert_not_null(e, "%s", err);
+    cr_assert_eq(rg_conf_get_int(rg_engine_conf(e), "batch.max.events"), 8,
+                 "the engine owns the conf it was given");
     rg_msg_t m = {0};
     cr_assert_eq(rg_dispatcher_push(rg_engine_dispatcher(e, 0), &m),
                  RG_ESTATE, "push before start");

@@ -13,7 +13,11 @@ Test(hash, values_are_stable_across_versions)
     /* where a key is routed must not change on upgrade */
     cr_assert_eq(rg_hash64(0), 0);
     cr_assert_eq(rg_hash64(1), 0x5692161d100b05e5ull);
-    cr_assert_eq(rg_hash_bytes("", 0), rg_hash_bytes("", 0));
+    /* golden values: a change here moves keys between workers */
+    cr_assert_eq(rg_hash_bytes("", 0), 0xe220a8397b1dcdafull);
+    cr_assert_eq(rg_hash_bytes("42", 2), 0xb4670f4955987acfull);
+    cr_assert_eq(rg_hash_bytes("abcdefgh1", 9), 0xb16b9e8d6f153430ull);
+    cr_assert_eq(rg_hash_bytes("a", 1), 0x91d52884157103a2ull);
     cr_assert_neq(rg_hash_bytes("42", 2), rg_hash_bytes("43", 2));
     cr_assert_neq(rg_hash_bytes("abcdefgh1", 9),
                   rg_hash_bytes("abcdefgh2", 9));

@@ -165,9 +165,13 @@ Test(ring, lazy_tail_never_hides_the_last_free_slots)
         cr_assert(rg_ring_push_spsc_u64(r, &i));
     for (int i = 0; i < 3; i++)
         cr_assert(rg_ring_pop_spsc_u64(r, &v));
-    /* 3 popped, fewer than a line: the producer may not see them yet */
-    cr_assert_leq(rg_ring_count(r), 16);
-    for (int i = 3; i < 16; i++)
+    /* capacity 16: the tail is published every 4 single pops (a cache
+     * line of u64 slots is 8, capped at a quarter of the ring) */
+    cr_assert_eq(rg_ring_count(r), 16, "3 pops must not be published yet");
+    cr_assert_not(rg_ring_push_spsc_u64(r, &v), "producer saw hidden space");
+    cr_assert(rg_ring_pop_spsc_u64(r, &v));
+    cr_assert_eq(rg_ring_count(r), 12, "the 4th pop publishes the tail");
+    for (int i = 4; i < 16; i++)
         cr_assert(rg_ring_pop_spsc_u64(r, &v));
     cr_assert_eq(rg_ring_count(r), 0, "drained ring must publish its tail");
     for (uint64_t i = 0; i < 16; i++)

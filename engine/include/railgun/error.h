@@ -23,13 +23,12 @@ extern "C" {
     XX(NOENT,    -3, 0, "no such property or object")                        \
     XX(RANGE,    -4, 0, "value out of range")                                \
     XX(FULL,     -5, 1, "no space left: window or queue is full")            \
-    XX(EMPTY,    -6, 1, "nothing available")                                 \
-    XX(STOPPED,  -7, 0, "engine is stopped or stopping")                     \
-    XX(STATE,    -8, 0, "operation not allowed in the current state")        \
-    XX(SYS,      -9, 1, "system call failed")                                \
-    XX(DECODE,  -10, 0, "undecodable message")                               \
-    XX(IO,      -11, 1, "I/O error")                                         \
-    XX(STALE,   -12, 0, "stale generation or offset")
+    XX(STOPPED,  -6, 0, "engine is stopped or stopping")                     \
+    XX(STATE,    -7, 0, "operation not allowed in the current state")        \
+    XX(SYS,      -8, 1, "system call failed")                                \
+    XX(DECODE,   -9, 0, "undecodable message")                               \
+    XX(IO,      -10, 1, "I/O error")                                         \
+    XX(STALE,   -11, 0, "stale generation or offset")
 
 typedef enum rg_err_e {
     RG_OK = 0,
