@@ -34,11 +34,12 @@
  *   - the commit callback runs on the engine's committer thread, never on a
  *     worker or an ingest thread, one call at a time.
  *
- * Synchronization table
+ * Synchronization table ("push*" includes rg_dispatcher_reset)
  *                          push* (same d)  push* (other d)  stop   destroy
  *   rg_dispatcher_push*     no              yes              yes    no
  *   rg_engine_stop          yes             yes              yes    no
- *   rg_engine_stats         yes             yes              yes    no
+ *   rg_engine_stats,
+ *   rg_engine_partition_stats yes           yes              yes    no
  */
 #ifndef RAILGUN_ENGINE_H
 #define RAILGUN_ENGINE_H
