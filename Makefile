@@ -36,7 +36,7 @@ build: deps build/CMakeCache.txt
 	$(CMAKE) --build build -j$(JOBS)
 
 demo: build
-	build/bin/railgun demo --source memory --events 10000000
+	build/bin/railgun demo
 
 # Each ctest run keeps its log; the closing line sums them (reached only
 # when every step passed, since make stops at the first failure).

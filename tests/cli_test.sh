@@ -12,24 +12,46 @@ trap 'rm -rf "$tmp"' EXIT
 ok()  { pass=$((pass + 1)); }
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
-# demo: exact, report fields, exit 0
-out=$("$rg" demo --source memory --events 300000 --keys 5000 --workers 3 \
-      --dispatchers 2 2>"$tmp/err"); rc=$?
+# demo: the likes job into SQLite, exact, report fields, exit 0
+out=$("$rg" demo --events 300000 --videos 5000 --workers 3 --dispatchers 2 \
+      --db "$tmp/demo.db" 2>"$tmp/err"); rc=$?
 if [ $rc -eq 0 ] && [ "$(tail -n1 <<<"$out")" = "verify: exact" ] &&
-   grep -q 'events/s' <<<"$out" && grep -q 'worker 2 ' <<<"$out"; then ok
+   grep -q 'events/s' <<<"$out" && grep -q 'transactions' <<<"$out" &&
+   grep -q 'fewer than one per event' <<<"$out" &&
+   grep -q 'rows written' <<<"$out"; then ok
 else bad "demo text report (rc=$rc): $out $(cat "$tmp/err")"; fi
+# rerun on the same database: everything is stored, nothing is redone
+out=$("$rg" demo --events 300000 --videos 5000 --db "$tmp/demo.db" --json)
+if grep -q '"resumed_after":300000' <<<"$out" &&
+   grep -q '"verify":"exact"' <<<"$out"; then ok
+else bad "demo rerun on a finished database: $out"; fi
 
 # --json: one object, exact
-out=$("$rg" demo --events 100000 --keys 100 --json); rc=$?
+out=$("$rg" demo --events 100000 --videos 100 --json); rc=$?
 if [ $rc -eq 0 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&
    [[ "$out" == \{*\} ]] && grep -q '"verify":"exact"' <<<"$out" &&
-   grep -q '"events_per_s":' <<<"$out"; then ok
+   grep -q '"events_per_s":' <<<"$out" &&
+   grep -q '"transactions":' <<<"$out"; then ok
 else bad "demo --json: $out"; fi
 
 # --config FILE and -X apply in order
 printf '# demo settings\nworkers=3\nring.capacity=64\n' >"$tmp/demo.conf"
 out=$("$rg" demo --events 10000 --json --config "$tmp/demo.conf" -X workers=4)
 if grep -q '"workers":4' <<<"$out"; then ok; else bad "--config then -X: $out"; fi
+
+# --crash-at: killed mid-flush (before and after the commit), resumed from
+# the stored offsets, exact in the end (tests/crash_test.sh does 20 rounds)
+db="$tmp/crash.db"
+for at in 1 2:after; do
+    "$rg" demo --events 100000 --db "$db" --seed 9 -X flush.max.keys=2000 \
+        --crash-at "$at" >/dev/null 2>"$tmp/err"; rc=$?
+    if [ $rc -eq 137 ] && grep -q 'killing myself' "$tmp/err"; then ok
+    else bad "--crash-at $at: rc=$rc $(cat "$tmp/err")"; fi
+done
+out=$("$rg" demo --events 100000 --db "$db" --seed 9 --json)
+if grep -q '"verify":"exact"' <<<"$out" &&
+   ! grep -q '"resumed_after":0,' <<<"$out"; then ok
+else bad "resume after crashes: $out"; fi
 
 # bad input: exit 2, exactly one line on stderr naming the culprit
 expect_usage_error() { # WORD ARGS...
@@ -50,6 +72,10 @@ expect_usage_error "no.such" demo -X no.such=1
 expect_usage_error "name=value" demo -X workers
 expect_usage_error "--source" demo --source kafka
 expect_usage_error "--bogus" demo --bogus
+expect_usage_error "--crash-at" demo --crash-at 0
+expect_usage_error "--crash-at" demo --crash-at 2:during
+expect_usage_error "sink" demo -X sink=postgres
+expect_usage_error "nothing to verify" demo -X sink=null
 expect_usage_error "missing.conf" demo --config "$tmp/missing.conf"
 expect_usage_error "frobnicate" frobnicate
 printf 'workers=2\nbatch.max.events=-1\n' >"$tmp/bad.conf"
@@ -63,9 +89,9 @@ if "$rg" --help | grep -q demo; then ok; else bad "railgun --help"; fi
 
 # progress bar only on a TTY
 if command -v script >/dev/null; then
-    script -qec "$rg demo --events 200000 --keys 100" /dev/null >"$tmp/tty"
+    script -qec "$rg demo --events 300000 --videos 100" /dev/null >"$tmp/tty"
     if grep -q '\[#' "$tmp/tty"; then ok; else bad "no progress bar on a TTY"; fi
-    if "$rg" demo --events 200000 --keys 100 2>&1 | grep -q '\[#'; then
+    if "$rg" demo --events 300000 --videos 100 2>&1 | grep -q '\[#'; then
         bad "progress bar drawn without a TTY"; else ok; fi
 fi
 

@@ -19,6 +19,8 @@
 #include "railgun/hash.h"
 #include "railgun/engine.h"
 #include "railgun/merge.h"
+#include "railgun/sink.h"
+#include "railgun/flush.h"
 #ifndef __cplusplus
 #include "railgun/ring.h"   /* C only: inline <stdatomic.h> code */
 #endif

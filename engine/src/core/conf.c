@@ -19,7 +19,7 @@
 
 typedef int (check_fn)(const char *name, const char *sval, int64_t ival,
                        char *errstr, size_t errstr_size);
-static check_fn check_pow2, check_cpulist;
+static check_fn check_pow2, check_cpulist, check_sink;
 
 struct prop {
     rg_conf_prop_t pub;
@@ -179,6 +179,18 @@ static int check_cpulist(const char *name, const char *sval, int64_t v,
     int tmp[CPU_SETSIZE];
     int n = rg__cpulist_parse(sval, tmp, CPU_SETSIZE, errstr, errstr_size);
     return n < 0 ? n : 0;
+}
+
+static int check_sink(const char *name, const char *sval, int64_t v,
+                      char *errstr, size_t errstr_size)
+{
+    (void)v;
+    if (strcmp(sval, "sqlite") == 0 || strcmp(sval, "mysql") == 0 ||
+        strcmp(sval, "null") == 0)
+        return 0;
+    seterr(errstr, errstr_size, "%s: unknown sink \"%s\" (expected "
+           "sqlite, mysql or null)", name, sval);
+    return RG_EINVAL;
 }
 
 static int set_default(rg_conf_t *conf, int id)

@@ -63,7 +63,57 @@
     XX(DISPATCHER_WAIT_YIELDS, "dispatcher.wait.yields", INT, "100", 0,      \
        1000000, NULL,                                                        \
        "sched_yield() calls a dispatcher makes while a ring is full, "      \
-       "before it parks until the worker frees space.")
+       "before it parks until the worker frees space.")                     \
+    XX(FLUSH_INTERVAL_MS, "flush.interval.ms", INT, "100", 1, 3600000, NULL, \
+       "Epoch mode (a sink is set): how often the dispatchers put an "      \
+       "epoch barrier into every worker ring; each epoch is written as "    \
+       "one sink transaction.")                                              \
+    XX(FLUSH_MAX_KEYS, "flush.max.keys", INT, "100000", 1, 1073741824, NULL, \
+       "Epoch mode: a worker whose open delta holds this many keys (or "    \
+       "staged rows) asks for a barrier before flush.interval.ms is up.")   \
+    XX(FLUSH_MAX_PENDING_EPOCHS, "flush.max.pending.epochs", INT, "4", 1,    \
+       64, NULL,                                                             \
+       "Epoch mode: sealed epochs a worker keeps while the sink is behind. " \
+       "At the bound the worker waits at the next barrier, its rings fill " \
+       "and intake waits: memory stays bounded, nothing is dropped.")        \
+    XX(MERGE_MAX_KEYS, "merge.max.keys", INT, "1048576", 16, 1073741824,     \
+       NULL,                                                                 \
+       "Epoch mode: most keys (and staged rows) one worker's delta may "    \
+       "hold. Must leave room for what arrives between the flush.max.keys " \
+       "trigger and the barrier: at least flush.max.keys + dispatchers x "  \
+       "(ring.capacity + 32).")                                              \
+    XX(SINK_RETRY_BACKOFF_MS, "sink.retry.backoff.ms", INT, "100", 1,        \
+       3600000, NULL,                                                        \
+       "First wait before retrying a sink transaction that failed with a "  \
+       "retriable error; doubles on each retry, with jitter.")              \
+    XX(SINK_RETRY_BACKOFF_MAX_MS, "sink.retry.backoff.max.ms", INT, "10000", \
+       1, 3600000, NULL,                                                     \
+       "Longest wait between two sink retries.")                             \
+    XX(SINK, "sink", STR, "sqlite", 0, 0, check_sink,                        \
+       "Where merged epochs go (railgun program): `sqlite` (embedded, "     \
+       "the default), `mysql` (MariaDB/MySQL) or `null` (discard; for "     \
+       "benchmarks).")                                                       \
+    XX(SQLITE_PATH, "sqlite.path", STR, "", 0, 0, NULL,                      \
+       "SQLite database file (created if missing). Empty: the command "     \
+       "picks one (demo: a temporary file).")                                \
+    XX(MYSQL_HOST, "mysql.host", STR, "127.0.0.1", 0, 0, NULL,               \
+       "MariaDB/MySQL server host (ignored when mysql.socket is set).")     \
+    XX(MYSQL_PORT, "mysql.port", INT, "3306", 1, 65535, NULL,                \
+       "MariaDB/MySQL server TCP port.")                                     \
+    XX(MYSQL_SOCKET, "mysql.socket", STR, "", 0, 0, NULL,                    \
+       "Unix socket of the MariaDB/MySQL server; when set, used instead "   \
+       "of host and port.")                                                  \
+    XX(MYSQL_USER, "mysql.user", STR, "root", 0, 0, NULL,                    \
+       "MariaDB/MySQL user name to log in with.")                           \
+    XX(MYSQL_PASSWORD, "mysql.password", STR, "", 0, 0, NULL,                \
+       "MariaDB/MySQL password (empty: none).")                              \
+    XX(MYSQL_DATABASE, "mysql.database", STR, "railgun", 0, 0, NULL,         \
+       "MariaDB/MySQL database holding counts, actions and offsets.")       \
+    XX(GROUP_ID, "group.id", STR, "railgun", 0, 0, NULL,                     \
+       "Consumer group: the offsets table stores positions under it.")      \
+    XX(TOPIC, "topic", STR, "likes", 0, 0, NULL,                             \
+       "Topic of the like events: the offsets table stores positions "      \
+       "under it.")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

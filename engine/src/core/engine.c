@@ -36,94 +36,8 @@
 #include "railgun/hash.h"
 #include "railgun/ring.h"
 #include "conf_props.h"
+#include "engine_int.h"
 #include "park.h"
-
-RG_RING_PROTOTYPE(ev, rg_event_t)
-
-/* Events a burst push writes into a worker's ring before publishing them. */
-#define PUBLISH_EVERY 32
-
-enum { ST_NEW = 0, ST_RUNNING, ST_STOPPING, ST_STOPPED };
-
-/* A parking spot on its own cache line. */
-struct spot {
-    alignas(RG_CACHELINE) struct rg__park park;
-};
-
-struct worker {
-    rg_engine_t *e;
-    unsigned idx;
-    int cpu;
-    pthread_t thread;
-    bool joinable;
-    rg_ring_t **in;          /* [dispatchers]: ring[d][idx] */
-    rg_event_t *buf;         /* batch.max.events */
-    uint64_t processed_local;
-    uint64_t parks_local;
-    uint64_t since_signal;   /* completions since the committer was woken */
-    /* stats, read by other threads; single writer (this worker) */
-    alignas(RG_CACHELINE) _Atomic uint64_t processed;
-    _Atomic uint64_t parks;
-    /* where this worker sleeps when idle */
-    struct spot wake;
-};
-
-struct rg_dispatcher_s {
-    alignas(RG_CACHELINE) rg_engine_t *e;
-    unsigned idx;
-    _Atomic uint32_t in_call;   /* 1 while inside a push call */
-    rg_ring_t **out;            /* [workers]: ring[idx][w] */
-    struct spot *space;         /* [workers]: where this d waits for w */
-    uint32_t *npend;            /* [workers]: written, not yet published */
-    uint32_t *room;             /* [workers]: free slots known, from the
-                                   published head on */
-    /* stats; single writer (the ingest thread holding this handle) */
-    uint64_t accepted_local, undecodable_local, waits_local, parks_local;
-    uint64_t rejected_local, ack_waits_local;
-    int32_t last_p;             /* the partition last tracked, and its */
-    rg_ack_t *last_ack;         /* tracker (events come in runs) */
-    _Atomic uint64_t accepted, undecodable, waits, parks, rejected, ack_waits;
-};
-
-struct rg_engine_s {
-    rg_conf_t *conf;
-    rg_processor_t proc;
-    unsigned nworkers, ndispatchers;
-    uint32_t batch_max;
-    uint32_t worker_spins, worker_yields;
-    uint32_t disp_spins, disp_yields;
-    /* ST_*: read by every push (acquire) */
-    alignas(RG_CACHELINE) _Atomic int state;
-    _Atomic int drain;
-    pthread_mutex_t stop_lock;
-    struct worker *workers;
-    rg_dispatcher_t *dispatchers;
-    rg_ring_t **rings;          /* [dispatchers * workers] */
-    struct spot *spaces;        /* [dispatchers * workers] */
-
-    /* ACK tracking: one tracker per partition, created by its owner */
-    uint32_t ack_window, max_partitions;
-    uint64_t commit_interval_ns, commit_max_events;
-    rg_ack_t *_Atomic *acks;    /* [max_partitions] */
-    _Atomic uint32_t *owner;    /* [max_partitions]: dispatcher + 1 */
-    _Atomic int32_t npartitions;/* 1 + highest partition with a tracker */
-    rg_commit_cb *commit_cb;
-    void *commit_opaque;
-    pthread_t committer;
-    bool committer_joinable;
-    _Atomic int committer_stop;
-    struct spot commit_wake;    /* the committer sleeps here */
-    _Atomic uint64_t commits;
-    /* committer-private: last position handed to the callback */
-    struct commit_state {
-        int64_t wm;
-        uint32_t gen;
-        bool seen;
-    } *cst;                     /* [max_partitions] */
-    _Atomic int64_t *moved_ns;  /* [max_partitions]: when the watermark
-                                   last moved (committer writes) */
-    rg_commit_t *batch;         /* [max_partitions]: callback argument */
-};
 
 static void seterr(char *errstr, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -179,6 +93,21 @@ static void process(struct worker *w, rg_event_t *evs, size_t n)
     }
     release_payloads(evs, n);
     rg_engine_t *e = w->e;
+    w->processed_local += n;
+    /* relaxed: a statistic; single writer, readers only need a value
+     * that was true at some point */
+    atomic_store_explicit(&w->processed, w->processed_local,
+                          memory_order_relaxed);
+    if (e->has_sink) {
+        /* epoch mode: the events are done when their epoch commits */
+        if (!w->requested &&
+            (rg_delta_keys(w->cur) >= e->flush_max_keys ||
+             rg_delta_staged(w->cur) >= e->flush_max_keys)) {
+            w->requested = true;
+            rg__epoch_request(e, w->epoch);
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         /* relaxed: the tracker was published before the event was pushed,
          * and the ring's release/acquire carries that to us */
@@ -186,15 +115,87 @@ static void process(struct worker *w, rg_event_t *evs, size_t n)
                                            memory_order_relaxed);
         rg_ack_done(a, evs[i].ack_gen, evs[i].offset);
     }
-    w->processed_local += n;
-    /* relaxed: a statistic; single writer, readers only need a value
-     * that was true at some point */
-    atomic_store_explicit(&w->processed, w->processed_local,
-                          memory_order_relaxed);
     w->since_signal += n;
     if (w->since_signal >= e->commit_max_events) {
         w->since_signal = 0;
         rg__park_wake(&e->commit_wake.park);
+    }
+}
+
+/* Seals the open delta as epoch E and opens E + 1, waiting while every
+ * slot still holds a sealed epoch the sink has not committed. */
+static void seal(struct worker *w, uint64_t epoch)
+{
+    rg_engine_t *e = w->e;
+    w->cur->epoch = epoch;
+    /* release: the delta's contents happen before the flusher's acquire
+     * load of sealed */
+    atomic_store_explicit(&w->sealed, epoch, memory_order_release);
+    rg__park_wake_if_sleeping(&e->flush_wake.park);
+    uint64_t next = epoch + 1;
+    rg_delta_t *d = &w->slots[next % e->nslots];
+    /* slot of `next` held epoch next - nslots: free once that committed */
+    while (next > e->nslots &&
+           atomic_load_explicit(&e->committed_epoch, memory_order_acquire) <
+               next - e->nslots) {
+        /* acquire: pairs with the release in rg__engine_fail() */
+        if (atomic_load_explicit(&e->failed, memory_order_acquire)) {
+            rg__delta_clear(d); /* nothing will be written any more */
+            break;
+        }
+        uint32_t seq = rg__park_prepare(&w->slot_wait.park);
+        if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
+                next - e->nslots ||
+            atomic_load_explicit(&e->failed, memory_order_acquire))
+            rg__park_cancel(&w->slot_wait.park);
+        else
+            rg__park_commit(&w->slot_wait.park, seq);
+    }
+    w->cur = d;
+    w->cur->epoch = next;
+    w->epoch = next;
+    w->requested = false;
+}
+
+/* Barrier `epoch` came from dispatcher d: with every dispatcher's barrier
+ * in (aligned), seal. Returns true when ring d must wait for the others. */
+static bool barrier(struct worker *w, unsigned d, uint64_t epoch)
+{
+    unsigned nd = w->e->ndispatchers;
+    if (nd == 1) {
+        seal(w, epoch);
+        return false;
+    }
+    w->blocked[d] = true;
+    if (++w->nblocked < nd)
+        return true;
+    seal(w, epoch);
+    for (unsigned i = 0; i < nd; i++)
+        w->blocked[i] = false;
+    w->nblocked = 0;
+    return false;
+}
+
+/* Processes evs[0..n) from dispatcher d, sealing at barriers; what follows
+ * a barrier that must wait for other rings is held for later. */
+static void consume(struct worker *w, unsigned d, rg_event_t *evs,
+                    uint32_t n)
+{
+    uint32_t i = 0;
+    while (i < n) {
+        uint32_t j = i;
+        while (j < n && !(evs[j].flags & RG__EVENT_F_BARRIER))
+            j++;
+        if (j > i)
+            process(w, evs + i, j - i);
+        if (j == n)
+            return;
+        i = j + 1;
+        if (barrier(w, d, (uint64_t)evs[j].offset)) {
+            memmove(w->held[d], evs + i, sizeof(rg_event_t) * (n - i));
+            w->held_n[d] = n - i;
+            return;
+        }
     }
 }
 
@@ -203,6 +204,18 @@ static size_t poll_once(struct worker *w)
 {
     size_t got = 0;
     for (unsigned d = 0; d < w->e->ndispatchers; d++) {
+        if (w->blocked != NULL) {
+            if (w->blocked[d])
+                continue; /* behind a barrier: the others first */
+            uint32_t h = w->held_n[d];
+            if (h > 0) {
+                memcpy(w->buf, w->held[d], sizeof(rg_event_t) * h);
+                w->held_n[d] = 0;
+                consume(w, d, w->buf, h);
+                got += h;
+                continue;
+            }
+        }
         uint32_t n = rg_ring_pop_burst_spsc_ev(w->in[d], w->buf,
                                                w->e->batch_max);
         if (n == 0)
@@ -210,18 +223,43 @@ static size_t poll_once(struct worker *w)
         /* the slots are free now: let a dispatcher waiting for space go
          * on while we process */
         rg__park_wake_if_sleeping(&space_of(w->e, d, w->idx)->park);
-        process(w, w->buf, n);
+        if (w->e->has_sink)
+            consume(w, d, w->buf, n);
+        else
+            process(w, w->buf, n);
         got += n;
     }
     return got;
 }
 
+/* True when no ring this worker may read now has an event. A ring behind
+ * a barrier waits for the others, so it counts as empty here. */
 static bool inputs_empty(struct worker *w)
 {
-    for (unsigned d = 0; d < w->e->ndispatchers; d++)
+    for (unsigned d = 0; d < w->e->ndispatchers; d++) {
+        if (w->blocked != NULL) {
+            if (w->blocked[d])
+                continue;
+            if (w->held_n[d] > 0)
+                return false;
+        }
         if (!rg__ring_is_empty(w->in[d]))
             return false;
+    }
     return true;
+}
+
+/* Draining: done when nothing is left, held or half-aligned. */
+static bool drained(struct worker *w)
+{
+    if (w->blocked != NULL) {
+        if (w->nblocked > 0)
+            return false;
+        for (unsigned d = 0; d < w->e->ndispatchers; d++)
+            if (w->held_n[d] > 0)
+                return false;
+    }
+    return inputs_empty(w);
 }
 
 static void *worker_main(void *arg)
@@ -237,7 +275,7 @@ static void *worker_main(void *arg)
         /* acquire: pairs with the release store in rg_engine_stop(); every
          * push that was accepted before is visible in the rings now */
         if (atomic_load_explicit(&e->drain, memory_order_acquire)) {
-            if (inputs_empty(w))
+            if (drained(w))
                 break;
             continue;
         }
@@ -344,10 +382,9 @@ static void publish(rg_dispatcher_t *d, unsigned w)
 /* Writes ev straight into its worker's ring (no intermediate copy),
  * publishing every PUBLISH_EVERY events and whenever the ring fills. The
  * engine's fields are set on the slot. */
-static inline void write_event(rg_dispatcher_t *d, const rg_event_t *ev,
-                               uint32_t gen)
+static inline void write_to(rg_dispatcher_t *d, unsigned w,
+                            const rg_event_t *ev, uint32_t gen)
 {
-    unsigned w = route(d->e, ev->key);
     if (d->npend[w] == d->room[w]) {
         /* let the worker see (and free) what we wrote before we wait */
         publish(d, w);
@@ -362,10 +399,81 @@ static inline void write_event(rg_dispatcher_t *d, const rg_event_t *ev,
         publish(d, w);
 }
 
+static inline void write_event(rg_dispatcher_t *d, const rg_event_t *ev,
+                               uint32_t gen)
+{
+    write_to(d, route(d->e, ev->key), ev, gen);
+}
+
 static void flush_all(rg_dispatcher_t *d)
 {
     for (unsigned w = 0; w < d->e->nworkers; w++)
         publish(d, w);
+}
+
+/*
+ * Closes every open epoch up to `upto`: snapshots the next offset of each
+ * partition d owns, then puts barrier E into every worker ring. Waits
+ * while the snapshot slot still holds an epoch the sink has not
+ * committed. Returns false when the engine failed meanwhile.
+ */
+static bool send_barriers(rg_dispatcher_t *d, uint64_t upto)
+{
+    rg_engine_t *e = d->e;
+    while (d->epoch <= upto) {
+        uint64_t ep = d->epoch;
+        if (ep > e->nslots) {
+            flush_all(d); /* what we wrote must reach the workers first */
+            unsigned tries = 0;
+            /* acquire: pairs with the flusher's release store after it is
+             * done with snap[ep - nslots] */
+            while (atomic_load_explicit(&e->committed_epoch,
+                                        memory_order_acquire) <
+                   ep - e->nslots) {
+                /* acquire: pairs with the release in rg__engine_fail() */
+                if (atomic_load_explicit(&e->failed, memory_order_acquire))
+                    return false;
+                if (++tries < 1000) {
+                    rg__cpu_relax();
+                } else {
+                    struct timespec ts = {0, 200 * 1000};
+                    nanosleep(&ts, NULL);
+                }
+            }
+        }
+        uint32_t k = ep % e->nslots, n = 0;
+        rg_offset_t *snap = d->snap[k];
+        for (uint32_t i = 0; i < d->nowned; i++) {
+            int32_t p = d->owned[i];
+            /* relaxed: this thread is the only writer */
+            snap[n++] = (rg_offset_t){
+                p, atomic_load_explicit(&e->part_next[p],
+                                        memory_order_relaxed)};
+        }
+        d->snap_n[k] = n;
+        rg_event_t b;
+        memset(&b, 0, sizeof(b));
+        b.flags = RG__EVENT_F_BARRIER;
+        b.offset = (int64_t)ep;
+        for (unsigned w = 0; w < e->nworkers; w++)
+            write_to(d, w, &b, 0);
+        flush_all(d);
+        d->epoch = ep + 1;
+        /* release: the snapshot happens before the flusher's acquire */
+        atomic_store_explicit(&d->snapped, ep, memory_order_release);
+        rg__park_wake_if_sleeping(&e->flush_wake.park);
+    }
+    return true;
+}
+
+/* Sends the barriers that are due; one relaxed load when none is. */
+static inline void maybe_barrier(rg_dispatcher_t *d)
+{
+    /* relaxed: a trigger; the snapshot and rings carry their own order */
+    uint64_t req = atomic_load_explicit(&d->e->epoch_req,
+                                        memory_order_relaxed);
+    if (req >= d->epoch)
+        send_barriers(d, req);
 }
 
 /* The partition's tracker, created (and owned by d) on first use. */
@@ -409,6 +517,14 @@ static rg_ack_t *tracker_for(rg_dispatcher_t *d, int32_t p, int64_t first,
     }
     /* relaxed: read back by this thread only (others fail the check) */
     atomic_store_explicit(&e->owner[p], d->idx + 1, memory_order_relaxed);
+    if (e->has_sink) {
+        /* relaxed: single writer each (this thread; the flusher after the
+         * partition's first snapshot, which the snapped release orders) */
+        atomic_store_explicit(&e->part_next[p], first, memory_order_relaxed);
+        atomic_store_explicit(&e->committed_next[p], first,
+                              memory_order_relaxed);
+        d->owned[d->nowned++] = p;
+    }
     int32_t np = atomic_load_explicit(&e->npartitions, memory_order_relaxed);
     /* release: the committer scans [0, npartitions) with acquire */
     while (np < p + 1 &&
@@ -432,6 +548,16 @@ static int64_t track(rg_dispatcher_t *d, const rg_event_t *ev)
             return rc;
         d->last_p = ev->partition;
         d->last_ack = a;
+    }
+    rg_engine_t *e = d->e;
+    if (e->has_sink) {
+        /* epoch mode: offsets are done when their epoch commits; only
+         * their order is checked here. relaxed: this thread writes it */
+        _Atomic int64_t *next = &e->part_next[ev->partition];
+        if (ev->offset < atomic_load_explicit(next, memory_order_relaxed))
+            return RG_EINVAL;
+        atomic_store_explicit(next, ev->offset + 1, memory_order_relaxed);
+        return 0;
     }
     rc = rg_ack_begin(a, ev->offset);
     if (rc == RG_EFULL) {
@@ -492,6 +618,7 @@ int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
     int rc = dispatcher_enter(d);
     if (rc != 0)
         return rc;
+    maybe_barrier(d);
     rg_event_t ev;
     rc = unpack(d, msg, &ev);
     if (rc == 0) {
@@ -516,6 +643,8 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
     if (dispatcher_enter(d) != 0)
         return 0;
     for (size_t i = 0; i < n; i++) {
+        if ((i & (PUBLISH_EVERY - 1)) == 0)
+            maybe_barrier(d);
         rg_event_t ev;
         if (unpack(d, &msgs[i], &ev) != 0)
             continue;
@@ -540,6 +669,8 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
         return 0;
     size_t accepted = 0;
     for (size_t i = 0; i < n; i++) {
+        if ((i & (PUBLISH_EVERY - 1)) == 0)
+            maybe_barrier(d);
         int64_t gen = track(d, &evs[i]);
         if (gen < 0) {
             d->rejected_local++;
@@ -573,15 +704,29 @@ int rg_dispatcher_reset(rg_dispatcher_t *d, int32_t partition,
         rg_ack_t *a = tracker_for(d, partition, next_offset, &rc);
         if (a != NULL && existed)
             rc = rg_ack_reset(a, next_offset);
+        if (a != NULL && rc == 0 && e->has_sink)
+            /* relaxed: this thread is the only writer */
+            atomic_store_explicit(&e->part_next[partition], next_offset,
+                                  memory_order_relaxed);
     }
     dispatcher_exit(d);
     return rc;
 }
 
+int rg_dispatcher_poll(rg_dispatcher_t *d)
+{
+    int rc = dispatcher_enter(d);
+    if (rc != 0)
+        return rc;
+    maybe_barrier(d);
+    dispatcher_exit(d);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* committer                                                            */
 
-static int64_t now_ns(void)
+int64_t rg__now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -594,14 +739,19 @@ static void commit_tick(rg_engine_t *e)
     /* acquire: pairs with the release CAS in tracker_for() */
     int32_t np = atomic_load_explicit(&e->npartitions, memory_order_acquire);
     size_t n = 0;
-    int64_t now = now_ns();
+    int64_t now = rg__now_ns();
     for (int32_t p = 0; p < np; p++) {
         /* acquire: pairs with the release CAS in tracker_for() */
         rg_ack_t *a = atomic_load_explicit(&e->acks[p], memory_order_acquire);
         if (a == NULL)
             continue;
         uint32_t gen = rg_ack_generation(a);
-        int64_t wm = rg_ack_watermark(a);
+        /* acquire: pairs with the flusher's release store after the
+         * epoch holding these offsets committed */
+        int64_t wm = e->has_sink
+                         ? atomic_load_explicit(&e->committed_next[p],
+                                                memory_order_acquire)
+                         : rg_ack_watermark(a);
         struct commit_state *cs = &e->cst[p];
         if (cs->seen && cs->gen == gen && cs->wm >= wm)
             continue; /* not moved: its stuck clock keeps running */
@@ -669,6 +819,17 @@ int rg_engine_partition_stats(rg_engine_t *e, int32_t partition,
         return RG_ENOENT;
     rg_ack_stats_t st;
     rg_ack_stats(a, &st);
+    if (e->has_sink) {
+        /* epoch mode: pending = offsets past the stored position.
+         * relaxed: a snapshot for stats (each has one writer) */
+        int64_t next = atomic_load_explicit(&e->part_next[partition],
+                                            memory_order_relaxed);
+        int64_t done = atomic_load_explicit(&e->committed_next[partition],
+                                            memory_order_relaxed);
+        st.watermark = done;
+        st.next = next;
+        st.pending = next > done ? (uint64_t)(next - done) : 0;
+    }
     out->generation = st.generation;
     out->committable = st.watermark;
     out->next = st.next;
@@ -679,7 +840,7 @@ int rg_engine_partition_stats(rg_engine_t *e, int32_t partition,
         /* relaxed: a timestamp written by the committer */
         int64_t moved = atomic_load_explicit(&e->moved_ns[partition],
                                              memory_order_relaxed);
-        int64_t age = moved ? now_ns() - moved : 0;
+        int64_t age = moved ? rg__now_ns() - moved : 0;
         out->oldest_pending_ms = age > 0 ? (uint64_t)age / 1000000 : 0;
     }
     return 0;
@@ -690,6 +851,7 @@ int rg_engine_partition_stats(rg_engine_t *e, int32_t partition,
 
 static void free_engine(rg_engine_t *e)
 {
+    rg__epoch_destroy(e);
     if (e->rings != NULL)
         for (size_t i = 0; i < (size_t)e->ndispatchers * e->nworkers; i++)
             rg_ring_destroy(e->rings[i]);
@@ -797,6 +959,16 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
     e->cst = calloc(e->max_partitions, sizeof(*e->cst));
     e->moved_ns = calloc(e->max_partitions, sizeof(*e->moved_ns));
     e->batch = calloc(e->max_partitions, sizeof(*e->batch));
+    e->nslots = (uint32_t)rg__conf_int(conf, RG_P_FLUSH_MAX_PENDING_EPOCHS) + 1;
+    e->flush_interval_ns =
+        (uint64_t)rg__conf_int(conf, RG_P_FLUSH_INTERVAL_MS) * 1000000u;
+    e->flush_max_keys = (uint32_t)rg__conf_int(conf, RG_P_FLUSH_MAX_KEYS);
+    e->merge_max_keys = (uint32_t)rg__conf_int(conf, RG_P_MERGE_MAX_KEYS);
+    e->backoff_ns =
+        (uint64_t)rg__conf_int(conf, RG_P_SINK_RETRY_BACKOFF_MS) * 1000000u;
+    e->backoff_max_ns =
+        (uint64_t)rg__conf_int(conf, RG_P_SINK_RETRY_BACKOFF_MAX_MS) *
+        1000000u;
 
     size_t nrings = (size_t)e->ndispatchers * e->nworkers;
     e->workers = aligned_alloc(RG_CACHELINE,
@@ -832,6 +1004,7 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
         rg_dispatcher_t *dp = &e->dispatchers[d];
         dp->e = e;
         dp->idx = d;
+        dp->epoch = 1; /* epoch mode: the first open epoch */
         dp->out = calloc(e->nworkers, sizeof(rg_ring_t *));
         dp->npend = calloc(e->nworkers, sizeof(uint32_t));
         dp->room = calloc(e->nworkers, sizeof(uint32_t));
@@ -918,6 +1091,23 @@ int rg_engine_start(rg_engine_t *e, char *errstr, size_t errstr_size)
         return abort_start(e);
     }
     e->committer_joinable = true;
+    if (e->has_sink) {
+        int frc = pthread_create(&e->flusher, NULL, rg__flusher_main, e);
+        if (frc != 0) {
+            seterr(errstr, errstr_size, "cannot start the flusher thread: "
+                   "%s", strerror(frc));
+            /* release: pairs with the acquire load in committer_main() */
+            atomic_store_explicit(&e->committer_stop, 1,
+                                  memory_order_release);
+            rg__park_wake(&e->commit_wake.park);
+            pthread_join(e->committer, NULL);
+            e->committer_joinable = false;
+            atomic_store_explicit(&e->committer_stop, 0,
+                                  memory_order_relaxed);
+            return abort_start(e);
+        }
+        e->flusher_joinable = true;
+    }
     /* release: pairs with the acquire load in dispatcher_enter() */
     atomic_store_explicit(&e->state, ST_RUNNING, memory_order_release);
     pthread_mutex_unlock(&e->stop_lock);
@@ -955,7 +1145,26 @@ int rg_engine_stop(rg_engine_t *e)
             nanosleep(&ts, NULL);
         }
     }
+    if (e->has_sink) {
+        /* close every open epoch at one final barrier F, on behalf of the
+         * quiesced dispatchers (their last push released in_call above) */
+        uint64_t fin = 0;
+        for (unsigned d = 0; d < e->ndispatchers; d++)
+            if (e->dispatchers[d].epoch > fin)
+                fin = e->dispatchers[d].epoch;
+        for (unsigned d = 0; d < e->ndispatchers; d++)
+            send_barriers(&e->dispatchers[d], fin);
+        /* release: pairs with the flusher's acquire; it writes up to fin */
+        atomic_store_explicit(&e->final_epoch, fin, memory_order_release);
+    }
     drain_workers(e);
+    if (e->flusher_joinable) {
+        /* release: pairs with stop_asked() in the flusher */
+        atomic_store_explicit(&e->flusher_stop, 1, memory_order_release);
+        rg__park_wake(&e->flush_wake.park);
+        pthread_join(e->flusher, NULL);
+        e->flusher_joinable = false;
+    }
     /* release: pairs with the acquire load in committer_main(); every
      * done() of the joined workers happens before its last tick */
     atomic_store_explicit(&e->committer_stop, 1, memory_order_release);

@@ -1,0 +1,72 @@
+/*
+ * likes_job.h - the likes job: the reference processor, in batch mode.
+ *
+ *   unpack   (ingest thread) decodes a like (JSON or binary, like_codec.h)
+ *            into the event's inline payload; key = video_id. Undecodable
+ *            messages are counted per reason, logged once per
+ *            `log_every`, and skipped (their offsets count as done).
+ *   pre_do   (worker) loads the stored like state of every (video, user)
+ *            in the batch that its worker cache does not hold, with one
+ *            lookup query per 64 pairs.
+ *   batch_do (worker) applies each transition: like when not liked: +1;
+ *            unlike when liked: -1; a repeated like or unlike changes
+ *            nothing. A change stages the `actions` row and merges the
+ *            count delta into the worker's epoch delta (railgun/flush.h).
+ *            Replayed events therefore change nothing.
+ *
+ * The worker cache maps (video, user) to its state and the epoch that last
+ * changed it. Videos belong to one worker, so the cache is authoritative
+ * for its pairs; an entry may be evicted only once the epoch that changed
+ * it is committed (the database then holds that state). Past
+ * `cache_max` entries the cache drops the committed ones.
+ */
+#ifndef RG_LIKES_JOB_H
+#define RG_LIKES_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "like_codec.h"
+#include "railgun/railgun.h"
+
+typedef struct rg_likes_job_s rg_likes_job_t;
+
+typedef struct rg_likes_stats_s {
+    uint64_t decoded;                      /* events unpack accepted */
+    uint64_t undecodable;                  /* ... and rejected */
+    uint64_t by_reason[RG_LIKE_E__COUNT];  /* rejections per reason */
+    uint64_t applied;                      /* state changes (+1 / -1) */
+    uint64_t unchanged;                    /* repeats: no change */
+    uint64_t lookups;                      /* pairs loaded from the sink */
+    uint64_t lookup_retries;               /* failed lookups retried */
+} rg_likes_stats_t;
+
+/*
+ * A job for `workers` workers reading through `sink` (its reader side;
+ * may lack one, then every pair starts not liked). `max_value_len` bounds
+ * a message value (0: 64 KiB). NULL when out of memory.
+ */
+rg_likes_job_t *rg_likes_job_new(unsigned workers, const rg_sink_t *sink,
+                                 size_t cache_max, size_t max_value_len);
+
+/* The processor to create the engine with. */
+void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out);
+
+/* Binds the engine (after rg_engine_new, before rg_engine_start). */
+void rg_likes_job_bind(rg_likes_job_t *job, rg_engine_t *e);
+
+/* Counters summed over threads; call after the engine stopped for exact
+ * figures (relaxed snapshots while it runs). */
+void rg_likes_job_stats(rg_likes_job_t *job, rg_likes_stats_t *out);
+
+/* Closes the readers and frees the job: after rg_engine_stop(), before
+ * rg_engine_destroy() closes the sink the readers belong to. */
+void rg_likes_job_destroy(rg_likes_job_t *job);
+
+/*
+ * Opens the sink the `sink` property names (sqlite, mysql, null) with its
+ * properties; flags as in railgun/sinks.h. 0 or RG_E* with errstr.
+ */
+int rg_likes_open_sink(const rg_conf_t *conf, unsigned flags,
+                       rg_sink_t *out, char *errstr, size_t errstr_size);
+
+#endif /* RG_LIKES_JOB_H */

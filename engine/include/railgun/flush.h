@@ -1,0 +1,130 @@
+/*
+ * flush.h - epochs: per-worker deltas, barriers and the flusher.
+ *
+ * With a sink set (rg_engine_set_sink()), the engine runs in epoch mode:
+ *
+ *   dispatcher: every `flush.interval.ms` (or when a worker's delta holds
+ *     `flush.max.keys` keys) it puts barrier E into every worker ring and
+ *     snapshots, for each partition it owns, the next offset after its
+ *     last event before the barrier.
+ *   worker: processors merge into the worker's current delta
+ *     (rg_engine_delta()); at barrier E (from every dispatcher: aligned)
+ *     the worker seals its delta of epoch E and starts E + 1.
+ *   flusher thread: once every worker sealed E, writes all the sealed
+ *     deltas of E and the offsets snapshot as ONE sink transaction. Only
+ *     after the commit are those offsets handed to the commit callback
+ *     (railgun/engine.h) as committable.
+ *
+ * So the sink always holds rows and offsets that match: after a crash,
+ * resuming from the stored offsets applies every event exactly once.
+ *
+ * Memory: a worker keeps at most `flush.max.pending.epochs` sealed deltas
+ * waiting for the sink; at the bound it waits at the next barrier, its
+ * rings fill and intake waits. Nothing is dropped. A delta holds at most
+ * `merge.max.keys` keys and as many staged rows; a processor may merge at
+ * most one key and stage at most one row per event, which the bound check
+ * in rg_engine_new() relies on.
+ *
+ * Sink failures: a retriable error (rg_err_is_retriable()) rolls back and
+ * retries after `sink.retry.backoff.ms`, doubling up to
+ * `sink.retry.backoff.max.ms`, with jitter. Any other error stops the
+ * engine: pushes fail with RG_ESTOPPED, rg_engine_error() names the cause,
+ * and nothing more is written (the stored offsets still match the rows).
+ *
+ * Threads: rg_engine_delta() and rg_delta_*() on the owning worker only;
+ * rg_dispatcher_poll() on the dispatcher's ingest thread; the rest on any
+ * thread. The epoch hook runs on the flusher thread.
+ */
+#ifndef RAILGUN_FLUSH_H
+#define RAILGUN_FLUSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "railgun/engine.h"
+#include "railgun/export.h"
+#include "railgun/sink.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rg_delta_s rg_delta_t;
+
+/*
+ * Puts the engine in epoch mode with `sink` (copied). On success the
+ * engine owns it and closes it in rg_engine_destroy(); on failure it is
+ * still the caller's. Once, before rg_engine_start(). Returns 0,
+ * RG_ESTATE, RG_EINVAL (a required function is missing), RG_ERANGE
+ * (merge.max.keys leaves no room above flush.max.keys, see conf) or
+ * RG_ENOMEM, with a one-line reason in errstr.
+ */
+RG_EXPORT int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink,
+                                 char *errstr, size_t errstr_size);
+
+/* The current (open) delta of worker `worker`; its thread only. */
+RG_EXPORT rg_delta_t *rg_engine_delta(rg_engine_t *e, unsigned worker);
+
+/* counts[key] += value in this epoch. 0 or RG_EFULL (see the bound). */
+RG_EXPORT int rg_delta_merge(rg_delta_t *d, int64_t key, int64_t value);
+
+/*
+ * Stages a row for the sink's staged table; a later row for the same
+ * (key, key2) in the same epoch replaces it. 0 or RG_EFULL / RG_ENOMEM.
+ */
+RG_EXPORT int rg_delta_stage(rg_delta_t *d, const rg_row_t *row);
+
+/* The epoch this delta belongs to (1, 2, ...). */
+RG_EXPORT uint64_t rg_delta_epoch(const rg_delta_t *d);
+
+/* Keys merged and rows staged in this delta so far. */
+RG_EXPORT size_t rg_delta_keys(const rg_delta_t *d);
+RG_EXPORT size_t rg_delta_staged(const rg_delta_t *d);
+
+/* The newest epoch the sink committed (0 before the first); any thread. */
+RG_EXPORT uint64_t rg_engine_committed_epoch(const rg_engine_t *e);
+
+/*
+ * Inserts the barriers that are due (a flush was requested) without
+ * pushing an event. Ingest loops call it when the source is idle, at
+ * least every `flush.interval.ms`, as they would call rd_kafka_poll().
+ * Returns 0 or RG_ESTOPPED. Ingest thread of d only.
+ */
+RG_EXPORT int rg_dispatcher_poll(rg_dispatcher_t *d);
+
+/* Points of an epoch's flush, for the epoch hook. */
+typedef enum rg_epoch_stage_e {
+    RG_EPOCH_BEFORE_COMMIT = 1, /* rows and offsets written, not committed */
+    RG_EPOCH_COMMITTED,         /* committed, offsets not handed off yet */
+} rg_epoch_stage_t;
+
+/* Epoch hook: observes the flusher (tests kill the process here). */
+typedef void (rg_epoch_hook_cb)(void *opaque, uint64_t epoch,
+                                rg_epoch_stage_t stage);
+
+/* Sets the epoch hook; before rg_engine_start() only (RG_ESTATE after). */
+RG_EXPORT int rg_engine_set_epoch_hook(rg_engine_t *e, rg_epoch_hook_cb *cb,
+                                       void *opaque);
+
+/* Flush counters; monotonic. */
+typedef struct rg_flush_stats_s {
+    uint64_t epochs;          /* epochs committed */
+    uint64_t transactions;    /* sink transactions committed (non-empty
+                                 epochs) */
+    uint64_t merged_rows;     /* merged rows written */
+    uint64_t staged_rows;     /* staged rows written */
+    uint64_t retries;         /* transactions rolled back and retried */
+    uint64_t pending_epochs;  /* sealed or requested, not committed yet */
+} rg_flush_stats_t;
+
+RG_EXPORT void rg_engine_flush_stats(rg_engine_t *e, rg_flush_stats_t *out);
+
+/*
+ * Why the engine stopped on its own (a fatal sink error), as one line, or
+ * NULL while it has not. Valid until rg_engine_destroy().
+ */
+RG_EXPORT const char *rg_engine_error(rg_engine_t *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RAILGUN_FLUSH_H */

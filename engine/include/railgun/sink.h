@@ -1,0 +1,118 @@
+/*
+ * sink.h - where merged epochs go: the interface the core flushes through.
+ *
+ * The core never names a database. A sink is a struct of function pointers
+ * plus an opaque pointer; the adapters (engine/src/adapters/sqlite,
+ * .../mysql) fill one in. The flusher drives it, one epoch at a time:
+ *
+ *   begin -> write_merged* -> write_staged* -> write_offsets -> commit
+ *                       (any failure)  -> rollback, then retry or stop
+ *
+ * so the merged rows and each partition's next offset land in ONE
+ * transaction: after a crash the stored offsets say exactly which events
+ * the stored rows contain.
+ *
+ * Rows follow the schema of shared/DESIGN.md §4:
+ *   merged rows -> counts(video_id = key, count += value)
+ *   staged rows -> actions(video_id = key, user_id = key2, state = value,
+ *                  mtime = ts), upserted: the last row of a pair wins
+ *   offsets     -> offsets(consumer_group, topic, partition, next_offset,
+ *                  owner_epoch), fenced by owner_epoch
+ *
+ * Fencing: claim() makes this sink the owner of a partition (owner_epoch
+ * + 1) and returns the stored next offset; write_offsets() updates a row
+ * only while owner_epoch is still ours. When another process claimed the
+ * partition since, the update touches 0 rows and write_offsets() returns
+ * RG_ESTALE: the flusher rolls back, so a stale owner's flush changes
+ * nothing.
+ *
+ * Errors: every call returns 0 or a negative RG_E* code with a one-line
+ * message in errstr. rg_err_is_retriable(code) (RG_EIO: connection lost,
+ * lock timeout, deadlock, busy) makes the flusher roll back and retry with
+ * backoff; any other code (schema missing, access denied, RG_ESTALE) stops
+ * the engine with the message.
+ *
+ * Threads: begin .. commit, rollback, claim and close run on one thread at
+ * a time (the flusher's, or the caller's before the engine starts). A
+ * reader (reader_open .. reader_close) belongs to one worker thread and
+ * may run concurrently with the flusher and other readers.
+ */
+#ifndef RAILGUN_SINK_H
+#define RAILGUN_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "railgun/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One row: merged (key, value) or staged (key, key2, value, ts). */
+typedef struct rg_row_s {
+    int64_t key;
+    int64_t key2;
+    int64_t value;
+    int64_t ts;     /* epoch milliseconds; 0 = now */
+} rg_row_t;
+
+/* One partition's position: everything below next_offset is stored. */
+typedef struct rg_offset_s {
+    int32_t partition;
+    int64_t next_offset;
+} rg_offset_t;
+
+typedef struct rg_sink_reader_s rg_sink_reader_t;
+
+/* Tables for rg_sink_t.scan. */
+enum { RG_SINK_MERGED = 0, RG_SINK_STAGED = 1 };
+
+typedef struct rg_sink_s {
+    /* Starts the transaction of `epoch`. */
+    int (*begin)(void *self, uint64_t epoch, char *errstr, size_t size);
+    /* counts += value for each row (rows with value 0 may be skipped). */
+    int (*write_merged)(void *self, const rg_row_t *rows, size_t n,
+                        char *errstr, size_t size);
+    /* Upserts the staged rows in order. */
+    int (*write_staged)(void *self, const rg_row_t *rows, size_t n,
+                        char *errstr, size_t size);
+    /* Stores next offsets of claimed partitions; RG_ESTALE when fenced. */
+    int (*write_offsets)(void *self, const rg_offset_t *offs, size_t n,
+                         char *errstr, size_t size);
+    int (*commit)(void *self, char *errstr, size_t size);
+    /* Never fails in a way the caller can act on; the next begin starts
+     * clean. */
+    void (*rollback)(void *self);
+    /*
+     * Claims partitions[0..n) for this sink (owner_epoch + 1, one
+     * transaction) and fills next_out[i] with the stored next offset, or
+     * -1 when none is stored.
+     */
+    int (*claim)(void *self, const int32_t *partitions, size_t n,
+                 int64_t *next_out, char *errstr, size_t size);
+    /*
+     * Point reads of staged rows for one worker: lookup fills rows[i].value
+     * with the stored value of (key, key2), or -1 when there is no row.
+     * NULL reader_open: the sink has no read side.
+     */
+    rg_sink_reader_t *(*reader_open)(void *self, char *errstr, size_t size);
+    int (*lookup)(rg_sink_reader_t *r, rg_row_t *rows, size_t n,
+                  char *errstr, size_t size);
+    void (*reader_close)(rg_sink_reader_t *r);
+    /*
+     * Reads a whole table back (verification, tests): calls cb once per
+     * row of RG_SINK_MERGED (key, value = count) or RG_SINK_STAGED (key,
+     * key2, value = state, ts = mtime). NULL: not supported.
+     */
+    int (*scan)(void *self, int table,
+                void (*cb)(void *arg, const rg_row_t *row), void *arg,
+                char *errstr, size_t size);
+    /* Frees the sink (readers are closed first). */
+    void (*close)(void *self);
+    void *self;
+} rg_sink_t;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RAILGUN_SINK_H */

@@ -1,0 +1,863 @@
+/*
+ * sink_mysql.c - the MariaDB/MySQL sink: one InnoDB transaction per epoch,
+ * multi-row INSERT ... ON DUPLICATE KEY UPDATE through prepared statements
+ * (railgun/sinks.h, railgun/sink.h).
+ *
+ * Rows go in chunks of 128, 16 or 1 rows, each size a statement prepared
+ * once; a short tail is padded by repeating a row in a way that changes
+ * nothing (a count row with delta 0, an action row twice). A lost
+ * connection makes the current call fail with RG_EIO; the flusher rolls
+ * back, backs off and retries, and begin() reconnects and re-prepares.
+ * The connection uses CLIENT_FOUND_ROWS, so the fenced offset update
+ * counts matched rows, not changed ones.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <mysql.h>
+#include <mysqld_error.h>
+#include <errmsg.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "railgun/error.h"
+#include "railgun/sinks.h"
+
+#define LOOKUP_CHUNK 64
+#define MAX_COLS 5
+
+static const unsigned chunk_sizes[] = {128, 16, 1};
+#define NSIZES (sizeof(chunk_sizes) / sizeof(chunk_sizes[0]))
+
+/* A multi-row statement with its parameter buffers bound once. */
+struct multi {
+    MYSQL_STMT *st;
+    MYSQL_BIND *bind;
+    long long *val;      /* [rows * cols] */
+    unsigned rows, cols;
+};
+
+struct claim {
+    int32_t partition;
+    int64_t owner_epoch;
+};
+
+struct conn_opts {
+    char *host, *socket, *user, *password, *database;
+    unsigned port;
+};
+
+typedef struct mysql_sink {
+    struct conn_opts o;
+    char *group, *topic;
+    unsigned long group_len, topic_len;
+    MYSQL *db;               /* NULL while disconnected */
+    struct multi counts[NSIZES], actions[NSIZES];
+    MYSQL_STMT *up_offset;
+    MYSQL_BIND off_bind[5];
+    long long off_next, off_part, off_epoch;
+    struct claim *claims;
+    size_t nclaims;
+} mysql_sink;
+
+struct rg_sink_reader_s {
+    struct conn_opts *o;
+    MYSQL *db;
+    struct multi lookup;     /* LOOKUP_CHUNK rows x 2 */
+    MYSQL_BIND res[3];
+    long long out[3];
+};
+
+static void seterr(char *errstr, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *errstr, size_t size, const char *fmt, ...)
+{
+    if (errstr == NULL || size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, size, fmt, ap);
+    va_end(ap);
+}
+
+/* Errors a retry may cure: the client's own (2000-2999: connection lost,
+ * cannot connect, ...) and the server's transient ones. */
+static bool transient(unsigned e)
+{
+    return (e >= 2000 && e < 3000) || e == ER_LOCK_DEADLOCK ||
+           e == ER_LOCK_WAIT_TIMEOUT || e == ER_SERVER_SHUTDOWN ||
+           e == ER_CONNECTION_KILLED || e == ER_QUERY_INTERRUPTED ||
+           e == ER_CON_COUNT_ERROR || e == ER_TOO_MANY_USER_CONNECTIONS ||
+           e == 4031 /* ER_CLIENT_INTERACTION_TIMEOUT */;
+}
+
+/* True when the error leaves the connection unusable. */
+static bool conn_broken(unsigned e)
+{
+    return (e >= 2000 && e < 3000) || e == ER_SERVER_SHUTDOWN ||
+           e == ER_CONNECTION_KILLED || e == 4031;
+}
+
+static int fail_code(unsigned e)
+{
+    return transient(e) ? RG_EIO : RG_ESTATE;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static MYSQL *connect_db(const struct conn_opts *o, bool with_db,
+                         char *errstr, size_t size, int *rc)
+{
+    MYSQL *db = mysql_init(NULL);
+    if (db == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        *rc = RG_ENOMEM;
+        return NULL;
+    }
+    unsigned timeout = 5, rw_timeout = 30;
+    mysql_options(db, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    mysql_options(db, MYSQL_OPT_READ_TIMEOUT, &rw_timeout);
+    mysql_options(db, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
+    const char *sock = o->socket[0] ? o->socket : NULL;
+    if (!mysql_real_connect(db, sock ? "localhost" : o->host, o->user,
+                            o->password[0] ? o->password : NULL,
+                            with_db ? o->database : NULL, o->port, sock,
+                            CLIENT_FOUND_ROWS)) {
+        unsigned e = mysql_errno(db);
+        seterr(errstr, size, "mysql: cannot connect to %s: %s (%u)",
+               sock ? sock : o->host, mysql_error(db), e);
+        *rc = fail_code(e);
+        mysql_close(db);
+        return NULL;
+    }
+    /* one epoch = one transaction, so no autocommit of half an epoch */
+    return db;
+}
+
+static int stmt_fail(MYSQL_STMT *st, const char *what, char *errstr,
+                     size_t size)
+{
+    unsigned e = mysql_stmt_errno(st);
+    seterr(errstr, size, "mysql: %s: %s (%u)", what, mysql_stmt_error(st),
+           e);
+    return fail_code(e);
+}
+
+/* Prepares and runs a statement with up to 3 string and 1 int params. */
+static int exec1(MYSQL *db, const char *sql, char *errstr, size_t size)
+{
+    MYSQL_STMT *st = mysql_stmt_init(db);
+    if (st == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    int rc = 0;
+    if (mysql_stmt_prepare(st, sql, strlen(sql)) ||
+        mysql_stmt_execute(st))
+        rc = stmt_fail(st, "schema", errstr, size);
+    mysql_stmt_close(st);
+    return rc;
+}
+
+static void multi_free(struct multi *m)
+{
+    if (m->st)
+        mysql_stmt_close(m->st);
+    free(m->bind);
+    free(m->val);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Prepares `head` + rows x "(?,...)" + `tail` with int64 params. */
+static int multi_prep(MYSQL *db, struct multi *m, const char *head,
+                      const char *tail, unsigned rows, unsigned cols,
+                      const char *sep, char *errstr, size_t size)
+{
+    size_t cap = strlen(head) + strlen(tail) + (size_t)rows * (cols * 2 + 4)
+                 + 16;
+    char *sql = malloc(cap);
+    m->rows = rows;
+    m->cols = cols;
+    m->bind = calloc((size_t)rows * cols, sizeof(MYSQL_BIND));
+    m->val = calloc((size_t)rows * cols, sizeof(long long));
+    if (!sql || !m->bind || !m->val) {
+        free(sql);
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    size_t len = (size_t)snprintf(sql, cap, "%s", head);
+    for (unsigned r = 0; r < rows; r++) {
+        len += (size_t)snprintf(sql + len, cap - len, "%s(", r ? sep : "");
+        for (unsigned c = 0; c < cols; c++)
+            len += (size_t)snprintf(sql + len, cap - len, "%s?",
+                                    c ? "," : "");
+        len += (size_t)snprintf(sql + len, cap - len, ")");
+    }
+    snprintf(sql + len, cap - len, "%s", tail);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) {
+        m->bind[i].buffer_type = MYSQL_TYPE_LONGLONG;
+        m->bind[i].buffer = &m->val[i];
+    }
+    int rc = 0;
+    if ((m->st = mysql_stmt_init(db)) == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        rc = RG_ENOMEM;
+    } else if (mysql_stmt_prepare(m->st, sql, strlen(sql)) ||
+               mysql_stmt_bind_param(m->st, m->bind)) {
+        rc = stmt_fail(m->st, "prepare", errstr, size);
+    }
+    free(sql);
+    return rc;
+}
+
+static void disconnect(mysql_sink *s)
+{
+    for (size_t i = 0; i < NSIZES; i++) {
+        multi_free(&s->counts[i]);
+        multi_free(&s->actions[i]);
+    }
+    if (s->up_offset)
+        mysql_stmt_close(s->up_offset);
+    s->up_offset = NULL;
+    if (s->db)
+        mysql_close(s->db);
+    s->db = NULL;
+}
+
+static int prepare_all(mysql_sink *s, char *errstr, size_t size)
+{
+    int rc;
+    for (size_t i = 0; i < NSIZES; i++) {
+        if ((rc = multi_prep(s->db, &s->counts[i],
+                             "INSERT INTO counts (video_id, count, mtime, "
+                             "ctime) VALUES ",
+                             " ON DUPLICATE KEY UPDATE count = count + "
+                             "VALUES(count), mtime = VALUES(mtime)",
+                             chunk_sizes[i], 4, ",", errstr, size)) != 0)
+            return rc;
+        if ((rc = multi_prep(s->db, &s->actions[i],
+                             "INSERT INTO actions (video_id, user_id, state, "
+                             "mtime, ctime) VALUES ",
+                             " ON DUPLICATE KEY UPDATE state = "
+                             "VALUES(state), mtime = VALUES(mtime)",
+                             chunk_sizes[i], 5, ",", errstr, size)) != 0)
+            return rc;
+    }
+    const char *sql = "UPDATE offsets SET next_offset = ? WHERE "
+                      "consumer_group = ? AND topic = ? AND `partition` = ? "
+                      "AND owner_epoch = ?";
+    memset(s->off_bind, 0, sizeof(s->off_bind));
+    s->off_bind[0].buffer_type = MYSQL_TYPE_LONGLONG;
+    s->off_bind[0].buffer = &s->off_next;
+    s->off_bind[1].buffer_type = MYSQL_TYPE_STRING;
+    s->off_bind[1].buffer = s->group;
+    s->off_bind[1].buffer_length = s->group_len;
+    s->off_bind[1].length = &s->group_len;
+    s->off_bind[2].buffer_type = MYSQL_TYPE_STRING;
+    s->off_bind[2].buffer = s->topic;
+    s->off_bind[2].buffer_length = s->topic_len;
+    s->off_bind[2].length = &s->topic_len;
+    s->off_bind[3].buffer_type = MYSQL_TYPE_LONGLONG;
+    s->off_bind[3].buffer = &s->off_part;
+    s->off_bind[4].buffer_type = MYSQL_TYPE_LONGLONG;
+    s->off_bind[4].buffer = &s->off_epoch;
+    if ((s->up_offset = mysql_stmt_init(s->db)) == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    if (mysql_stmt_prepare(s->up_offset, sql, strlen(sql)) ||
+        mysql_stmt_bind_param(s->up_offset, s->off_bind))
+        return stmt_fail(s->up_offset, "prepare", errstr, size);
+    return 0;
+}
+
+static int ensure_conn(mysql_sink *s, char *errstr, size_t size)
+{
+    if (s->db != NULL)
+        return 0;
+    int rc = 0;
+    if ((s->db = connect_db(&s->o, true, errstr, size, &rc)) == NULL)
+        return rc;
+    if ((rc = prepare_all(s, errstr, size)) != 0)
+        disconnect(s);
+    return rc;
+}
+
+/* After a failed call: a broken connection is dropped (begin reconnects). */
+static int sink_fail(mysql_sink *s, unsigned e, const char *what,
+                     const char *msg, char *errstr, size_t size)
+{
+    seterr(errstr, size, "mysql: %s: %s (%u)", what, msg, e);
+    if (conn_broken(e))
+        disconnect(s);
+    return fail_code(e);
+}
+
+static int my_begin(void *self, uint64_t epoch, char *errstr, size_t size)
+{
+    (void)epoch;
+    mysql_sink *s = self;
+    int rc = ensure_conn(s, errstr, size);
+    if (rc != 0)
+        return rc;
+    if (mysql_autocommit(s->db, 0) || mysql_query(s->db, "BEGIN"))
+        return sink_fail(s, mysql_errno(s->db), "begin", mysql_error(s->db),
+                         errstr, size);
+    return 0;
+}
+
+/* Writes rows through the multi-row statements; fill() puts row r into
+ * the values of one statement row. */
+static int write_rows(mysql_sink *s, struct multi *set, const rg_row_t *rows,
+                      size_t n, bool counts, const char *what, char *errstr,
+                      size_t size)
+{
+    int64_t now = now_ms();
+    size_t i = 0;
+    while (i < n) {
+        /* the largest statement the rest fills; padding is only ever
+         * needed if sizes did not end with 1 */
+        size_t k = 0;
+        while (k + 1 < NSIZES && chunk_sizes[k] > n - i)
+            k++;
+        struct multi *m = &set[k];
+        size_t take = n - i < m->rows ? n - i : m->rows;
+        for (unsigned r = 0; r < m->rows; r++) {
+            /* pad: counts repeat the first row with delta 0, actions
+             * repeat the last row; both change nothing */
+            const rg_row_t *src = &rows[i + (r < take ? r : (counts ? 0
+                                                            : take - 1))];
+            long long *v = &m->val[(size_t)r * m->cols];
+            int64_t t = src->ts ? src->ts : now;
+            if (counts) {
+                v[0] = src->key;
+                v[1] = r < take ? src->value : 0;
+                v[2] = t;
+                v[3] = t;
+            } else {
+                v[0] = src->key;
+                v[1] = src->key2;
+                v[2] = src->value;
+                v[3] = t;
+                v[4] = t;
+            }
+        }
+        if (mysql_stmt_execute(m->st))
+            return sink_fail(s, mysql_stmt_errno(m->st), what,
+                             mysql_stmt_error(m->st), errstr, size);
+        i += take;
+    }
+    return 0;
+}
+
+static int my_write_merged(void *self, const rg_row_t *rows, size_t n,
+                           char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    return write_rows(s, s->counts, rows, n, true, "write counts", errstr,
+                      size);
+}
+
+static int my_write_staged(void *self, const rg_row_t *rows, size_t n,
+                           char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    return write_rows(s, s->actions, rows, n, false, "write actions", errstr,
+                      size);
+}
+
+static const struct claim *claim_of(const mysql_sink *s, int32_t p)
+{
+    for (size_t i = 0; i < s->nclaims; i++)
+        if (s->claims[i].partition == p)
+            return &s->claims[i];
+    return NULL;
+}
+
+static int my_write_offsets(void *self, const rg_offset_t *offs, size_t n,
+                            char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    for (size_t i = 0; i < n; i++) {
+        const struct claim *c = claim_of(s, offs[i].partition);
+        if (c == NULL) {
+            seterr(errstr, size, "mysql: partition %" PRId32 " was never "
+                   "claimed by this process", offs[i].partition);
+            return RG_ESTATE;
+        }
+        s->off_next = offs[i].next_offset;
+        s->off_part = offs[i].partition;
+        s->off_epoch = c->owner_epoch;
+        if (mysql_stmt_execute(s->up_offset))
+            return sink_fail(s, mysql_stmt_errno(s->up_offset),
+                             "write offsets", mysql_stmt_error(s->up_offset),
+                             errstr, size);
+        if (mysql_stmt_affected_rows(s->up_offset) != 1) {
+            seterr(errstr, size, "mysql: partition %" PRId32 " is owned by "
+                   "a newer owner (owner_epoch moved past %" PRId64 "): "
+                   "this process is fenced", offs[i].partition,
+                   c->owner_epoch);
+            return RG_ESTALE;
+        }
+    }
+    return 0;
+}
+
+static int my_commit(void *self, char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    if (mysql_commit(s->db))
+        return sink_fail(s, mysql_errno(s->db), "commit", mysql_error(s->db),
+                         errstr, size);
+    return 0;
+}
+
+static void my_rollback(void *self)
+{
+    mysql_sink *s = self;
+    if (s->db != NULL && mysql_rollback(s->db) &&
+        conn_broken(mysql_errno(s->db)))
+        disconnect(s);
+}
+
+/* Runs a prepared statement binding (group, topic, partition); for the
+ * SELECT fetches (next_offset, owner_epoch). */
+static int claim_one(mysql_sink *s, const char *sql, int32_t p, bool fetch,
+                     int64_t *next, int64_t *epoch, char *errstr,
+                     size_t size)
+{
+    MYSQL_STMT *st = mysql_stmt_init(s->db);
+    if (st == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    long long part = p, out[2] = {0, 0};
+    MYSQL_BIND b[3], r[2];
+    memset(b, 0, sizeof(b));
+    memset(r, 0, sizeof(r));
+    b[0].buffer_type = MYSQL_TYPE_STRING;
+    b[0].buffer = s->group;
+    b[0].buffer_length = s->group_len;
+    b[0].length = &s->group_len;
+    b[1].buffer_type = MYSQL_TYPE_STRING;
+    b[1].buffer = s->topic;
+    b[1].buffer_length = s->topic_len;
+    b[1].length = &s->topic_len;
+    b[2].buffer_type = MYSQL_TYPE_LONGLONG;
+    b[2].buffer = &part;
+    for (int i = 0; i < 2; i++) {
+        r[i].buffer_type = MYSQL_TYPE_LONGLONG;
+        r[i].buffer = &out[i];
+    }
+    bool ok = !mysql_stmt_prepare(st, sql, strlen(sql)) &&
+              !mysql_stmt_bind_param(st, b) && !mysql_stmt_execute(st);
+    if (ok && fetch) {
+        ok = !mysql_stmt_bind_result(st, r) && mysql_stmt_fetch(st) == 0;
+        *next = out[0];
+        *epoch = out[1];
+    }
+    if (ok) {
+        mysql_stmt_close(st);
+        return 0;
+    }
+    unsigned e = mysql_stmt_errno(st);
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s", e ? mysql_stmt_error(st)
+                                        : "offsets row not found");
+    mysql_stmt_close(st);
+    return sink_fail(s, e, "claim", msg, errstr, size);
+}
+
+static int my_claim(void *self, const int32_t *parts, size_t n,
+                    int64_t *next_out, char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    struct claim *cl = realloc(s->claims, sizeof(*cl) * (s->nclaims + n));
+    if (cl == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    s->claims = cl;
+    int rc = my_begin(s, 0, errstr, size);
+    if (rc != 0)
+        return rc;
+    struct claim *got = malloc(sizeof(*got) * (n ? n : 1));
+    if (got == NULL) {
+        my_rollback(s);
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t ep = 0;
+        rc = claim_one(s, "INSERT IGNORE INTO offsets VALUES (?, ?, ?, -1, 0)",
+                       parts[i], false, NULL, NULL, errstr, size);
+        if (rc == 0)
+            rc = claim_one(s, "UPDATE offsets SET owner_epoch = owner_epoch "
+                           "+ 1 WHERE consumer_group = ? AND topic = ? AND "
+                           "`partition` = ?", parts[i], false, NULL, NULL,
+                           errstr, size);
+        if (rc == 0)
+            rc = claim_one(s, "SELECT next_offset, owner_epoch FROM offsets "
+                           "WHERE consumer_group = ? AND topic = ? AND "
+                           "`partition` = ?", parts[i], true, &next_out[i],
+                           &ep, errstr, size);
+        got[i] = (struct claim){parts[i], ep};
+    }
+    if (rc == 0)
+        rc = my_commit(s, errstr, size);
+    if (rc != 0) {
+        my_rollback(s);
+        free(got);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct claim *old = (struct claim *)claim_of(s, got[i].partition);
+        if (old != NULL)
+            *old = got[i];
+        else
+            s->claims[s->nclaims++] = got[i];
+    }
+    free(got);
+    return 0;
+}
+
+static void my_reader_close(rg_sink_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    multi_free(&r->lookup);
+    if (r->db)
+        mysql_close(r->db);
+    free(r);
+}
+
+static rg_sink_reader_t *my_reader_open(void *self, char *errstr,
+                                        size_t size)
+{
+    mysql_sink *s = self;
+    rg_sink_reader_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return NULL;
+    }
+    int rc = 0;
+    r->o = &s->o;
+    if ((r->db = connect_db(&s->o, true, errstr, size, &rc)) == NULL ||
+        multi_prep(r->db, &r->lookup,
+                   "SELECT video_id, user_id, state FROM actions WHERE "
+                   "(video_id, user_id) IN (", ")", LOOKUP_CHUNK, 2, ",",
+                   errstr, size) != 0) {
+        my_reader_close(r);
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        r->res[i].buffer_type = MYSQL_TYPE_LONGLONG;
+        r->res[i].buffer = &r->out[i];
+    }
+    return r;
+}
+
+static int my_lookup(rg_sink_reader_t *r, rg_row_t *rows, size_t n,
+                     char *errstr, size_t size)
+{
+    MYSQL_STMT *st = r->lookup.st;
+    for (size_t base = 0; base < n; base += LOOKUP_CHUNK) {
+        size_t m = n - base < LOOKUP_CHUNK ? n - base : LOOKUP_CHUNK;
+        rg_row_t *chunk = rows + base;
+        for (size_t i = 0; i < LOOKUP_CHUNK; i++) {
+            const rg_row_t *q = &chunk[i < m ? i : m - 1];
+            r->lookup.val[2 * i] = q->key;
+            r->lookup.val[2 * i + 1] = q->key2;
+        }
+        for (size_t i = 0; i < m; i++)
+            chunk[i].value = -1;
+        if (mysql_stmt_execute(st) || mysql_stmt_bind_result(st, r->res))
+            return stmt_fail(st, "lookup", errstr, size);
+        int f;
+        while ((f = mysql_stmt_fetch(st)) == 0)
+            for (size_t i = 0; i < m; i++)
+                if (chunk[i].key == r->out[0] && chunk[i].key2 == r->out[1])
+                    chunk[i].value = r->out[2];
+        mysql_stmt_free_result(st);
+        if (f != MYSQL_NO_DATA)
+            return stmt_fail(st, "lookup", errstr, size);
+    }
+    return 0;
+}
+
+static int my_scan(void *self, int table,
+                   void (*cb)(void *arg, const rg_row_t *row), void *arg,
+                   char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    int rc = ensure_conn(s, errstr, size);
+    if (rc != 0)
+        return rc;
+    const char *sql = table == RG_SINK_MERGED
+                          ? "SELECT video_id, 0, count, mtime FROM counts"
+                          : "SELECT video_id, user_id, state, mtime FROM "
+                            "actions";
+    MYSQL_STMT *st = mysql_stmt_init(s->db);
+    if (st == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    long long out[4];
+    MYSQL_BIND r[4];
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 4; i++) {
+        r[i].buffer_type = MYSQL_TYPE_LONGLONG;
+        r[i].buffer = &out[i];
+    }
+    int f = 0;
+    if (mysql_stmt_prepare(st, sql, strlen(sql)) || mysql_stmt_execute(st) ||
+        mysql_stmt_bind_result(st, r) || mysql_stmt_store_result(st)) {
+        rc = stmt_fail(st, "scan", errstr, size);
+    } else {
+        while ((f = mysql_stmt_fetch(st)) == 0) {
+            rg_row_t row = {out[0], out[1], out[2], out[3]};
+            cb(arg, &row);
+        }
+        if (f != MYSQL_NO_DATA)
+            rc = stmt_fail(st, "scan", errstr, size);
+    }
+    mysql_stmt_close(st);
+    /* end the read snapshot */
+    mysql_commit(s->db);
+    return rc;
+}
+
+static void my_close(void *self)
+{
+    mysql_sink *s = self;
+    if (s == NULL)
+        return;
+    disconnect(s);
+    free(s->o.host);
+    free(s->o.socket);
+    free(s->o.user);
+    free(s->o.password);
+    free(s->o.database);
+    free(s->group);
+    free(s->topic);
+    free(s->claims);
+    free(s);
+}
+
+static const char *const schema_sql[] = {
+    "CREATE TABLE IF NOT EXISTS counts ("
+    " video_id BIGINT NOT NULL PRIMARY KEY,"
+    " count BIGINT NOT NULL,"
+    " mtime BIGINT NOT NULL,"
+    " ctime BIGINT NOT NULL) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS actions ("
+    " video_id BIGINT NOT NULL,"
+    " user_id BIGINT NOT NULL,"
+    " state TINYINT NOT NULL,"
+    " mtime BIGINT NOT NULL,"
+    " ctime BIGINT NOT NULL,"
+    " PRIMARY KEY (video_id, user_id)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS offsets ("
+    " consumer_group VARCHAR(255) NOT NULL,"
+    " topic VARCHAR(255) NOT NULL,"
+    " `partition` INT NOT NULL,"
+    " next_offset BIGINT NOT NULL,"
+    " owner_epoch BIGINT NOT NULL,"
+    " PRIMARY KEY (consumer_group, topic, `partition`)) ENGINE=InnoDB",
+};
+
+static const struct {
+    const char *table;
+    const char *cols[6];
+    unsigned nkey;
+} shapes[] = {
+    {"counts", {"video_id", "count", "mtime", "ctime", NULL}, 1},
+    {"actions", {"video_id", "user_id", "state", "mtime", "ctime", NULL}, 2},
+    {"offsets", {"consumer_group", "topic", "partition", "next_offset",
+                 "owner_epoch", NULL}, 3},
+};
+
+/* Column names of `table`, and which of them are in a unique index. */
+static int table_columns(MYSQL *db, const char *table, bool unique_only,
+                         char names[][64], unsigned max, unsigned *n,
+                         char *errstr, size_t size)
+{
+    const char *sql =
+        unique_only
+            ? "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE "
+              "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND "
+              "NON_UNIQUE = 0"
+            : "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE "
+              "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+    MYSQL_STMT *st = mysql_stmt_init(db);
+    if (st == NULL)
+        return RG_ENOMEM;
+    unsigned long tlen = strlen(table), olen = 0;
+    char out[64];
+    MYSQL_BIND b, r;
+    memset(&b, 0, sizeof(b));
+    memset(&r, 0, sizeof(r));
+    b.buffer_type = MYSQL_TYPE_STRING;
+    b.buffer = (void *)table;
+    b.buffer_length = tlen;
+    b.length = &tlen;
+    r.buffer_type = MYSQL_TYPE_STRING;
+    r.buffer = out;
+    r.buffer_length = sizeof(out) - 1;
+    r.length = &olen;
+    int rc = 0, f;
+    *n = 0;
+    if (mysql_stmt_prepare(st, sql, strlen(sql)) ||
+        mysql_stmt_bind_param(st, &b) || mysql_stmt_execute(st) ||
+        mysql_stmt_bind_result(st, &r)) {
+        rc = stmt_fail(st, "schema check", errstr, size);
+    } else {
+        while ((f = mysql_stmt_fetch(st)) == 0 ||
+               f == MYSQL_DATA_TRUNCATED) {
+            if (*n < max) {
+                size_t l = olen < sizeof(out) - 1 ? olen : sizeof(out) - 1;
+                memcpy(names[*n], out, l);
+                names[*n][l] = '\0';
+                (*n)++;
+            }
+        }
+    }
+    mysql_stmt_close(st);
+    return rc;
+}
+
+static bool has_name(char names[][64], unsigned n, const char *name)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (strcasecmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int check_schema(mysql_sink *s, char *errstr, size_t size)
+{
+    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+        char names[32][64];
+        unsigned n;
+        int rc = table_columns(s->db, shapes[t].table, false, names, 32, &n,
+                               errstr, size);
+        if (rc != 0)
+            return rc;
+        if (n == 0) {
+            seterr(errstr, size, "mysql: table %s.%s is missing (run with "
+                   "--init-schema to create it)", s->o.database,
+                   shapes[t].table);
+            return RG_ESTATE;
+        }
+        for (unsigned c = 0; shapes[t].cols[c]; c++)
+            if (!has_name(names, n, shapes[t].cols[c])) {
+                seterr(errstr, size, "mysql: table %s.%s has the wrong "
+                       "shape: no column %s", s->o.database,
+                       shapes[t].table, shapes[t].cols[c]);
+                return RG_ESTATE;
+            }
+        if ((rc = table_columns(s->db, shapes[t].table, true, names, 32, &n,
+                                errstr, size)) != 0)
+            return rc;
+        for (unsigned c = 0; c < shapes[t].nkey; c++)
+            if (!has_name(names, n, shapes[t].cols[c])) {
+                seterr(errstr, size, "mysql: table %s.%s has the wrong "
+                       "shape: %s is not in a unique key", s->o.database,
+                       shapes[t].table, shapes[t].cols[c]);
+                return RG_ESTATE;
+            }
+    }
+    return 0;
+}
+
+static char *dup_prop(const rg_conf_t *conf, const char *name)
+{
+    const char *v = rg_conf_get_str(conf, name);
+    return strdup(v ? v : "");
+}
+
+int rg_sink_mysql_open(const rg_conf_t *conf, unsigned flags,
+                       rg_sink_t *out, char *errstr, size_t size)
+{
+    mysql_sink *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    s->o.host = dup_prop(conf, "mysql.host");
+    s->o.socket = dup_prop(conf, "mysql.socket");
+    s->o.user = dup_prop(conf, "mysql.user");
+    s->o.password = dup_prop(conf, "mysql.password");
+    s->o.database = dup_prop(conf, "mysql.database");
+    s->o.port = (unsigned)rg_conf_get_int(conf, "mysql.port");
+    s->group = dup_prop(conf, "group.id");
+    s->topic = dup_prop(conf, "topic");
+    int rc = 0;
+    if (!s->o.host || !s->o.socket || !s->o.user || !s->o.password ||
+        !s->o.database || !s->group || !s->topic) {
+        seterr(errstr, size, "mysql: out of memory");
+        rc = RG_ENOMEM;
+        goto out;
+    }
+    s->group_len = strlen(s->group);
+    s->topic_len = strlen(s->topic);
+    if (flags & RG_SINK_INIT_SCHEMA) {
+        MYSQL *db = connect_db(&s->o, false, errstr, size, &rc);
+        if (db == NULL)
+            goto out;
+        /* the database name cannot be a parameter: quote it as an
+         * identifier, refusing what would need escaping */
+        if (strchr(s->o.database, '`') || strlen(s->o.database) > 64 ||
+            s->o.database[0] == '\0') {
+            seterr(errstr, size, "mysql.database: \"%s\" is not a usable "
+                   "database name", s->o.database);
+            mysql_close(db);
+            rc = RG_EINVAL;
+            goto out;
+        }
+        char sql[128];
+        snprintf(sql, sizeof(sql), "CREATE DATABASE IF NOT EXISTS `%s`",
+                 s->o.database);
+        rc = exec1(db, sql, errstr, size);
+        mysql_close(db);
+        if (rc != 0)
+            goto out;
+    }
+    if ((s->db = connect_db(&s->o, true, errstr, size, &rc)) == NULL)
+        goto out;
+    if (flags & RG_SINK_INIT_SCHEMA)
+        for (size_t i = 0; i < sizeof(schema_sql) / sizeof(schema_sql[0]);
+             i++)
+            if ((rc = exec1(s->db, schema_sql[i], errstr, size)) != 0)
+                goto out;
+    if ((rc = check_schema(s, errstr, size)) != 0 ||
+        (rc = prepare_all(s, errstr, size)) != 0)
+        goto out;
+    *out = (rg_sink_t){
+        .begin = my_begin,
+        .write_merged = my_write_merged,
+        .write_staged = my_write_staged,
+        .write_offsets = my_write_offsets,
+        .commit = my_commit,
+        .rollback = my_rollback,
+        .claim = my_claim,
+        .reader_open = my_reader_open,
+        .lookup = my_lookup,
+        .reader_close = my_reader_close,
+        .scan = my_scan,
+        .close = my_close,
+        .self = s,
+    };
+    return 0;
+out:
+    my_close(s);
+    return rc;
+}
