@@ -305,10 +305,29 @@ static void *worker_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* dispatchers                                                          */
 
+/* in_call: 0 free, 1 the ingest thread is inside a call, 2 another thread
+ * holds the handle (the flusher sending an idle dispatcher's barriers, or
+ * rg_engine_stop() for good). */
+enum { CALL_FREE = 0, CALL_INGEST = 1, CALL_HELD = 2 };
+
 static inline int dispatcher_enter(rg_dispatcher_t *d)
 {
-    /* relaxed: ordered against the state load by the fence pair below */
-    atomic_store_explicit(&d->in_call, 1, memory_order_relaxed);
+    uint32_t exp = CALL_FREE;
+    /* acquire: what a thread that held the handle wrote into it (the
+     * flusher's barriers) happens before our use of it */
+    while (!atomic_compare_exchange_weak_explicit(&d->in_call, &exp,
+                                                  CALL_INGEST,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        if (exp == CALL_HELD) {
+            /* acquire: as below */
+            int st = atomic_load_explicit(&d->e->state, memory_order_acquire);
+            if (st != ST_RUNNING)
+                return st == ST_NEW ? RG_ESTATE : RG_ESTOPPED;
+            rg__cpu_relax(); /* the flusher is done in microseconds */
+        }
+        exp = CALL_FREE;
+    }
     /* pairs with rg__fence_heavy() in rg_engine_stop(): either stop sees
      * in_call == 1 and waits for us, or we see ST_STOPPING */
     rg__fence_light();
@@ -324,9 +343,9 @@ static inline int dispatcher_enter(rg_dispatcher_t *d)
 
 static inline void dispatcher_exit(rg_dispatcher_t *d)
 {
-    /* release: our ring writes happen before stop's acquire load of
-     * in_call == 0 */
-    atomic_store_explicit(&d->in_call, 0, memory_order_release);
+    /* release: our ring writes happen before stop's (or the flusher's)
+     * acquire CAS of in_call */
+    atomic_store_explicit(&d->in_call, CALL_FREE, memory_order_release);
 }
 
 /* Waits until worker w's ring has a free slot (spin, yield, then park
@@ -463,6 +482,33 @@ static bool send_barriers(rg_dispatcher_t *d, uint64_t upto)
         atomic_store_explicit(&d->snapped, ep, memory_order_release);
         rg__park_wake_if_sleeping(&e->flush_wake.park);
     }
+    return true;
+}
+
+/*
+ * Flusher: sends barriers up to `upto` for a dispatcher whose ingest thread
+ * is not inside a call (an idle or finished source), so one quiet source
+ * never holds an epoch back. upto <= committed_epoch + 1, so
+ * send_barriers() never waits for the flusher itself. Returns false when
+ * the handle was busy (its ingest thread will send them).
+ */
+bool rg__dispatcher_takeover(rg_dispatcher_t *d, uint64_t upto)
+{
+    uint32_t exp = CALL_FREE;
+    /* acquire: pairs with the release in dispatcher_exit(); the handle's
+     * private state is ours while we hold it */
+    if (!atomic_compare_exchange_strong_explicit(&d->in_call, &exp,
+                                                 CALL_HELD,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false;
+    /* acquire: as in dispatcher_enter(); stop waits for our release */
+    if (atomic_load_explicit(&d->e->state, memory_order_acquire) ==
+        ST_RUNNING)
+        send_barriers(d, upto);
+    /* release: our writes to the handle happen before its next user's
+     * acquire CAS */
+    atomic_store_explicit(&d->in_call, CALL_FREE, memory_order_release);
     return true;
 }
 
@@ -1137,10 +1183,14 @@ int rg_engine_stop(rg_engine_t *e)
     /* pairs with rg__fence_light() in dispatcher_enter() */
     rg__fence_heavy();
     for (unsigned d = 0; d < e->ndispatchers; d++) {
-        /* acquire: pairs with the release in dispatcher_exit(); that
-         * push's events are in the rings before we set drain */
-        while (atomic_load_explicit(&e->dispatchers[d].in_call,
-                                    memory_order_acquire)) {
+        /* take every handle for good. acquire: pairs with the release in
+         * dispatcher_exit(); that push's events are in the rings before
+         * we set drain */
+        uint32_t exp = CALL_FREE;
+        while (!atomic_compare_exchange_weak_explicit(
+                   &e->dispatchers[d].in_call, &exp, CALL_HELD,
+                   memory_order_acquire, memory_order_relaxed)) {
+            exp = CALL_FREE; /* the ingest thread or the flusher */
             struct timespec ts = {0, 50 * 1000};
             nanosleep(&ts, NULL);
         }

@@ -78,7 +78,7 @@ struct worker {
 struct rg_dispatcher_s {
     alignas(RG_CACHELINE) rg_engine_t *e;
     unsigned idx;
-    _Atomic uint32_t in_call;   /* 1 while inside a push call */
+    _Atomic uint32_t in_call;   /* who uses the handle (engine.c) */
     rg_ring_t **out;            /* [workers]: ring[idx][w] */
     struct spot *space;         /* [workers]: where this d waits for w */
     uint32_t *npend;            /* [workers]: written, not yet published */
@@ -178,6 +178,8 @@ void *rg__flusher_main(void *arg);
 void rg__epoch_destroy(rg_engine_t *e);
 /* Asks for barrier `epoch` (no-op when one at or past it is due). */
 void rg__epoch_request(rg_engine_t *e, uint64_t epoch);
+/* engine.c: sends an idle dispatcher's barriers (flusher thread). */
+bool rg__dispatcher_takeover(rg_dispatcher_t *d, uint64_t upto);
 /* Stops the engine on its own with a message (flusher thread). */
 void rg__engine_fail(rg_engine_t *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -27,6 +27,10 @@
 #include "conf_props.h"
 #include "engine_int.h"
 
+/* How long a requested barrier may stay unsent before the flusher sends
+ * it for an idle dispatcher. */
+#define TAKEOVER_AFTER_NS (1000 * 1000)
+
 /* Rows handed to write_merged per call. */
 #define ROW_CHUNK 1024
 
@@ -418,6 +422,21 @@ void *rg__flusher_main(void *arg)
                 break;
             continue;
         }
+        /* a source that went quiet sends no barrier: after a grace period
+         * (active ones send within 32 events) send it on its behalf */
+        if (atomic_load_explicit(&e->epoch_req, memory_order_relaxed) >=
+                next &&
+            now - last_req >= TAKEOVER_AFTER_NS) {
+            bool took = false;
+            for (unsigned d = 0; d < e->ndispatchers; d++)
+                /* acquire: pairs with the release in send_barriers() */
+                if (atomic_load_explicit(&e->dispatchers[d].snapped,
+                                         memory_order_acquire) < next)
+                    took |= rg__dispatcher_takeover(&e->dispatchers[d],
+                                                    next);
+            if (took)
+                continue;
+        }
         /* acquire: pairs with the release in rg__engine_fail() */
         if (atomic_load_explicit(&e->failed, memory_order_acquire))
             break;
@@ -439,8 +458,11 @@ void *rg__flusher_main(void *arg)
             continue;
         }
         int64_t until = last_req + (int64_t)e->flush_interval_ns - now;
-        if (until < 1000000)
-            until = 1000000;
+        if (atomic_load_explicit(&e->epoch_req, memory_order_relaxed) >=
+            next)
+            until = TAKEOVER_AFTER_NS; /* waiting for barriers */
+        if (until < TAKEOVER_AFTER_NS)
+            until = TAKEOVER_AFTER_NS;
         rg__futex_wait_ns(&e->flush_wake.park.seq, seq, (uint64_t)until);
         rg__park_cancel(&e->flush_wake.park);
     }
