@@ -8,6 +8,8 @@ packages=(
   clang libclang-rt-14-dev          # make fuzz (libFuzzer), sanitizers
   liburcu-dev libck-dev libjemalloc-dev
   libcriterion-dev libbenchmark-dev
+  libsqlite3-dev libmariadb-dev     # the sinks (engine/src/adapters)
+  mariadb-server mariadb-client     # real MariaDB for tests and benchmarks
   bsdutils                          # script(1): the TTY progress-bar test
 )
 

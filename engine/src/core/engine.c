@@ -643,6 +643,27 @@ static void publish_stats(rg_dispatcher_t *d)
                           memory_order_relaxed);
 }
 
+/* An undecodable message's offset counts as done: it is skipped like a
+ * gap (begun and done at once; in epoch mode the next offset moves past
+ * it). Bad partitions or offsets are simply not tracked. */
+static void skip_offset(rg_dispatcher_t *d, const rg_msg_t *msg)
+{
+    int rc = 0;
+    rg_engine_t *e = d->e;
+    rg_ack_t *a = tracker_for(d, msg->partition, msg->offset, &rc);
+    if (a == NULL)
+        return;
+    if (e->has_sink) {
+        /* relaxed: this thread is the only writer */
+        _Atomic int64_t *next = &e->part_next[msg->partition];
+        if (msg->offset >= atomic_load_explicit(next, memory_order_relaxed))
+            atomic_store_explicit(next, msg->offset + 1,
+                                  memory_order_relaxed);
+    } else if (rg_ack_begin(a, msg->offset) == 0) {
+        rg_ack_done(a, rg_ack_generation(a), msg->offset);
+    }
+}
+
 static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
                          rg_event_t *ev)
 {
@@ -654,6 +675,7 @@ static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
         if ((ev->flags & RG_EVENT_F_EXTERNAL) && ev->data.ext.release)
             ev->data.ext.release(ev->data.ext.ptr, ev->data.ext.opaque);
         d->undecodable_local++;
+        skip_offset(d, msg);
         return rc < 0 ? rc : RG_EDECODE;
     }
     return 0;

@@ -1,0 +1,512 @@
+/*
+ * test_likes.c - the likes job into a real database: exact counts and
+ * actions after 1M events, replays change nothing, hostile payloads are
+ * rejected and counted while the good events around them land exactly,
+ * a fenced stale owner's flush changes nothing, a wrong-shaped or missing
+ * table is refused with a clear message, and (MariaDB) a database that is
+ * down for 5 s mid-run costs retries, not events, with bounded memory.
+ *
+ * The sink comes from the environment: RG_TEST_SINK=mysql with
+ * RG_MYSQL_SOCKET (and RG_MYSQL_CTL / RG_MYSQL_DIR to stop and start the
+ * server) as tests/support/with_mariadb.sh sets them; otherwise SQLite in
+ * a temporary file. ctest runs this binary once per sink.
+ */
+#define _GNU_SOURCE
+#include "support/test.h"
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "likes_job.h"
+#include "railgun/railgun.h"
+#include "railgun/sinks.h"
+
+static bool is_mysql(void)
+{
+    const char *s = getenv("RG_TEST_SINK");
+    return s != NULL && strcmp(s, "mysql") == 0;
+}
+
+/* A configuration for a fresh, empty database named after `tag`. */
+static rg_conf_t *db_conf(const char *tag)
+{
+    rg_conf_t *c = rg_conf_new();
+    char err[256], v[256];
+    if (is_mysql()) {
+        const char *sock = getenv("RG_MYSQL_SOCKET");
+        cr_assert_not_null(sock, "RG_TEST_SINK=mysql needs RG_MYSQL_SOCKET "
+                           "(run through tests/support/with_mariadb.sh)");
+        rg_conf_set(c, "sink", "mysql", err, sizeof(err));
+        rg_conf_set(c, "mysql.socket", sock, err, sizeof(err));
+        snprintf(v, sizeof(v), "t_%s_%d", tag, (int)getpid());
+        rg_conf_set(c, "mysql.database", v, err, sizeof(err));
+    } else {
+        snprintf(v, sizeof(v), "%s/rg-test-%s-%d.db",
+                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag,
+                 (int)getpid());
+        unlink(v);
+        rg_conf_set(c, "sink", "sqlite", err, sizeof(err));
+        rg_conf_set(c, "sqlite.path", v, err, sizeof(err));
+    }
+    rg_conf_set(c, "flush.interval.ms", "20", err, sizeof(err));
+    rg_conf_set(c, "sink.retry.backoff.ms", "10", err, sizeof(err));
+    rg_conf_set(c, "sink.retry.backoff.max.ms", "200", err, sizeof(err));
+    return c;
+}
+
+/* Ground truth over (video, user) pairs, small ids so arrays do. */
+#define VIDEOS 2000
+#define USERS 3000
+
+struct truth {
+    uint8_t *state;   /* [VIDEOS + 1][USERS + 1] */
+    int64_t count[VIDEOS + 1];
+};
+
+static void truth_init(struct truth *t)
+{
+    t->state = calloc((size_t)(VIDEOS + 1) * (USERS + 1), 1);
+    cr_assert_not_null(t->state);
+    memset(t->count, 0, sizeof(t->count));
+}
+
+static void truth_apply(struct truth *t, int64_t v, int64_t u, uint8_t st)
+{
+    uint8_t *cur = &t->state[(size_t)v * (USERS + 1) + (size_t)u];
+    if (*cur != st) {
+        t->count[v] += st ? 1 : -1;
+        *cur = st;
+    }
+}
+
+/* One running job: engine + likes job + sink, partitions claimed. */
+struct run {
+    rg_engine_t *e;
+    rg_likes_job_t *job;
+    rg_sink_t sink;
+    int64_t next[8];
+};
+
+static void run_start(struct run *r, rg_conf_t *conf)
+{
+    char err[512];
+    cr_assert_eq(rg_likes_open_sink(conf, RG_SINK_INIT_SCHEMA, &r->sink, err,
+                                    sizeof(err)), 0, "%s", err);
+    int32_t parts[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    cr_assert_eq(r->sink.claim(r->sink.self, parts, 8, r->next, err,
+                               sizeof(err)), 0, "%s", err);
+    r->job = rg_likes_job_new((unsigned)rg_conf_get_int(conf, "workers"),
+                              &r->sink, 0, 4096);
+    cr_assert_not_null(r->job);
+    rg_processor_t p;
+    rg_likes_job_processor(r->job, &p);
+    r->e = rg_engine_new(conf, &p, err, sizeof(err));
+    cr_assert_not_null(r->e, "%s", err);
+    cr_assert_eq(rg_engine_set_sink(r->e, &r->sink, err, sizeof(err)), 0,
+                 "%s", err);
+    rg_likes_job_bind(r->job, r->e);
+    cr_assert_eq(rg_engine_start(r->e, err, sizeof(err)), 0, "%s", err);
+    for (int p = 0; p < 8; p++)
+        if (r->next[p] < 0)
+            r->next[p] = 0;
+}
+
+static void run_stop(struct run *r, rg_likes_stats_t *ls)
+{
+    rg_engine_stop(r->e);
+    if (ls != NULL)
+        rg_likes_job_stats(r->job, ls);
+    rg_likes_job_destroy(r->job);
+}
+
+/* Pushes one message with the next offset of its partition. */
+static int push_raw(struct run *r, int32_t p, const char *key,
+                    const void *val, size_t len)
+{
+    rg_msg_t m = {p, r->next[p]++, key, key ? strlen(key) : 0, val, len};
+    return rg_dispatcher_push(rg_engine_dispatcher(r->e, 0), &m);
+}
+
+static int push_like(struct run *r, int64_t v, int64_t u, uint8_t st,
+                     int64_t ts)
+{
+    char key[24], val[RG_LIKE_JSON_MAX];
+    rg_like_t like = {(uint64_t)v, (uint64_t)u, ts, st};
+    rg_like_encode_key(like.video_id, key);
+    size_t n = rg_like_encode_json(&like, val);
+    return push_raw(r, (int32_t)(v % 8), key, val, n);
+}
+
+struct check {
+    struct truth *t;
+    uint64_t bad, rows, liked;
+    char first[200];
+};
+
+static void check_count(void *arg, const rg_row_t *row)
+{
+    struct check *c = arg;
+    c->rows++;
+    int64_t want = row->key >= 1 && row->key <= VIDEOS ? c->t->count[row->key]
+                                                       : -1;
+    if (row->value != want && c->bad++ == 0)
+        snprintf(c->first, sizeof(c->first), "video %" PRId64 ": %" PRId64
+                 " stored, %" PRId64 " expected", row->key, row->value, want);
+}
+
+static void check_action(void *arg, const rg_row_t *row)
+{
+    struct check *c = arg;
+    c->rows++;
+    bool in = row->key >= 1 && row->key <= VIDEOS && row->key2 >= 1 &&
+              row->key2 <= USERS;
+    int want = in ? c->t->state[(size_t)row->key * (USERS + 1) +
+                                (size_t)row->key2]
+                  : -1;
+    if (row->value != want && c->bad++ == 0)
+        snprintf(c->first, sizeof(c->first), "action (%" PRId64 ", %" PRId64
+                 "): %" PRId64 " stored, %d expected", row->key, row->key2,
+                 row->value, want);
+    c->liked += row->value == 1;
+}
+
+/* The database equals the truth: every count row, every action row, and
+ * no liked pair or liked video missing. */
+static void assert_exact(const rg_sink_t *sink, struct truth *t)
+{
+    char err[512];
+    struct check c = {.t = t};
+    cr_assert_eq(sink->scan(sink->self, RG_SINK_MERGED, check_count, &c, err,
+                            sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.bad, 0, "%s", c.first);
+    uint64_t want_videos = 0, want_liked = 0;
+    for (int v = 1; v <= VIDEOS; v++) {
+        want_videos += t->count[v] != 0;
+        want_liked += (uint64_t)t->count[v];
+    }
+    cr_assert_geq(c.rows, want_videos, "count rows missing");
+    c.rows = 0;
+    cr_assert_eq(sink->scan(sink->self, RG_SINK_STAGED, check_action, &c,
+                            err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(c.bad, 0, "%s", c.first);
+    cr_assert_eq(c.liked, want_liked, "liked actions: %llu stored, %llu "
+                 "expected", (unsigned long long)c.liked,
+                 (unsigned long long)want_liked);
+}
+
+static uint64_t rng(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* n random events (skewed to low video ids), pushed and applied. */
+static void push_events(struct run *r, struct truth *t, uint64_t n,
+                        uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t a = rng(&x);
+        int64_t v = 1 + (int64_t)((a % VIDEOS) * (a % VIDEOS) / VIDEOS);
+        int64_t u = 1 + (int64_t)(rng(&x) % USERS);
+        uint8_t st = rng(&x) % 3 != 0;
+        cr_assert_eq(push_like(r, v, u, st, 1700000000000 + (int64_t)i), 0);
+        if (t != NULL)
+            truth_apply(t, v, u, st);
+    }
+}
+
+Test(likes, exact_after_1m_events)
+{
+    rg_conf_t *conf = db_conf("exact");
+    struct truth t;
+    truth_init(&t);
+    struct run r;
+    run_start(&r, conf);
+    push_events(&r, &t, 1000000, 1);
+    rg_likes_stats_t ls;
+    run_stop(&r, &ls);
+    cr_assert_null(rg_engine_error(r.e));
+    cr_assert_eq(ls.decoded, 1000000u);
+    assert_exact(&r.sink, &t);
+    rg_flush_stats_t fs;
+    rg_engine_flush_stats(r.e, &fs);
+    cr_assert_lt(fs.transactions, 10000u, "not batched");
+    rg_engine_destroy(r.e);
+    free(t.state);
+}
+
+Test(likes, replayed_events_change_nothing)
+{
+    rg_conf_t *conf = db_conf("replay");
+    rg_conf_t *conf2 = rg_conf_dup(conf);
+    struct truth t;
+    truth_init(&t);
+    struct run r;
+    run_start(&r, conf);
+    push_events(&r, &t, 50000, 2);
+    run_stop(&r, NULL);
+    assert_exact(&r.sink, &t);
+    rg_engine_destroy(r.e);
+    /* the same events again, delivered anew (new offsets) to a new
+     * process that loads its state from the database */
+    struct run r2;
+    run_start(&r2, conf2);
+    cr_assert_gt(r2.next[0], 0, "the offsets were not stored");
+    push_events(&r2, NULL, 50000, 2);
+    rg_likes_stats_t ls;
+    run_stop(&r2, &ls);
+    /* the second pass saw the final states already applied: only pairs
+     * whose events flip back and forth within the pass change, and they
+     * end where they were */
+    assert_exact(&r2.sink, &t);
+    rg_engine_destroy(r2.e);
+    free(t.state);
+}
+
+Test(likes, bad_payloads_are_rejected_counted_and_good_ones_land)
+{
+    rg_conf_t *conf = db_conf("hostile");
+    struct truth t;
+    truth_init(&t);
+    struct run r;
+    run_start(&r, conf);
+    static const struct { const char *key, *val; size_t len; int reason; }
+    bad[] = {
+        {"42", "{\"video_id\": 42, \"user_id\": \"7'); DROP TABLE counts;--\","
+               " \"state\": 1}", 0, RG_LIKE_E_BAD_TYPE},
+        {"42", "'); DROP TABLE counts;--", 0, RG_LIKE_E_BAD_JSON},
+        {"42", "{\"video_id\": 42, \"user_id\": 7, \"state\": 1, "
+               "\"note\": \"a\\u0000b \\\"quoted\\\"\"}\x01", 0,
+         RG_LIKE_E_TRAILING},
+        {"42", "{\"video_id\": 42, \"user_id\": 7, \"state\": 1, "
+               "\"n\": \"\xff\xfe\"}", 0, RG_LIKE_E_BAD_UTF8},
+        {"42", "{\"video_id\": 42, \"user_id\": -7, \"state\": 1}", 0,
+         RG_LIKE_E_OUT_OF_RANGE},
+        {"42", "{\"video_id\": 42, \"user_id\": 9223372036854775808, "
+               "\"state\": 1}", 0, RG_LIKE_E_OUT_OF_RANGE},
+        {"42", "{\"video_id\": 42, \"user_id\": 7, \"state\": 2}", 0,
+         RG_LIKE_E_OUT_OF_RANGE},
+        {"42", "{\"video_id\": 42, \"user_id\": 7", 0, RG_LIKE_E_BAD_JSON},
+        {"43", "{\"video_id\": 42, \"user_id\": 7, \"state\": 1}", 0,
+         RG_LIKE_E_KEY_MISMATCH},
+        {NULL, "{\"video_id\": 42, \"user_id\": 7, \"state\": 1}", 0,
+         RG_LIKE_E_MISSING_KEY},
+        {"42", "", 0, RG_LIKE_E_EMPTY},
+        {"42", "{\"video_id\": 42, \"state\": 1}", 0,
+         RG_LIKE_E_MISSING_FIELD},
+    };
+    size_t nbad = sizeof(bad) / sizeof(bad[0]);
+    uint64_t want[RG_LIKE_E__COUNT] = {0};
+    /* a value with a NUL inside, and one over the 4096-byte limit */
+    static const char nul_val[] = "{\"video_id\": 42, \"user_id\": 7,\0 "
+                                  "\"state\": 1}";
+    static char big[5000];
+    memset(big, ' ', sizeof(big));
+    memcpy(big, "{\"video_id\": 42, \"user_id\": 7, \"state\": 1}", 43);
+    uint64_t x = 99;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < nbad; i++) {
+            /* good events around every bad one */
+            int64_t v = 1 + (int64_t)(rng(&x) % 50), u = 1 + (int64_t)
+                                                          (rng(&x) % 50);
+            uint8_t st = rng(&x) & 1;
+            cr_assert_eq(push_like(&r, v, u, st, 0), 0);
+            truth_apply(&t, v, u, st);
+            int rc = push_raw(&r, 42 % 8, bad[i].key, bad[i].val,
+                              strlen(bad[i].val));
+            cr_assert_eq(rc, RG_EDECODE, "payload %zu accepted", i);
+            want[bad[i].reason]++;
+        }
+        cr_assert_eq(push_raw(&r, 2, "42", nul_val, sizeof(nul_val) - 1),
+                     RG_EDECODE);
+        cr_assert_eq(push_raw(&r, 2, "42", big, sizeof(big)), RG_EDECODE);
+        want[RG_LIKE_E_TOO_LARGE]++;
+    }
+    rg_likes_stats_t ls;
+    run_stop(&r, &ls);
+    cr_assert_null(rg_engine_error(r.e));
+    uint64_t total = 0;
+    for (int k = 0; k < RG_LIKE_E__COUNT; k++) {
+        if (k != RG_LIKE_E_BAD_JSON && k != RG_LIKE_E_TRAILING &&
+            k != RG_LIKE_E_BAD_TYPE)
+            cr_assert_geq(ls.by_reason[k], want[k], "%s: %llu counted",
+                          rg_like_err_name((rg_like_err_t)k),
+                          (unsigned long long)ls.by_reason[k]);
+        total += ls.by_reason[k];
+    }
+    cr_assert_eq(total, 20 * (nbad + 2));
+    cr_assert_eq(ls.undecodable, total);
+    /* the tables are intact and hold exactly the good events */
+    assert_exact(&r.sink, &t);
+    /* the undecodable messages' offsets count as done: all stored */
+    rg_partition_stats_t ps;
+    cr_assert_eq(rg_engine_partition_stats(r.e, 2, &ps), 0);
+    cr_assert_eq(ps.committable, r.next[2]);
+    rg_engine_destroy(r.e);
+    free(t.state);
+}
+
+Test(likes, a_fenced_stale_owner_changes_nothing)
+{
+    rg_conf_t *conf = db_conf("fence");
+    rg_conf_t *conf2 = rg_conf_dup(conf);
+    struct truth t;
+    truth_init(&t);
+    struct run r;
+    run_start(&r, conf);
+    push_events(&r, &t, 5000, 3);
+    /* wait until something is stored, then let another owner claim */
+    for (int i = 0; i < 500 && rg_engine_committed_epoch(r.e) == 0; i++)
+        usleep(10000);
+    char err[512];
+    rg_sink_t other;
+    cr_assert_eq(rg_likes_open_sink(conf2, 0, &other, err, sizeof(err)), 0,
+                 "%s", err);
+    int32_t parts[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    int64_t next[8];
+    cr_assert_eq(other.claim(other.self, parts, 8, next, err, sizeof(err)),
+                 0, "%s", err);
+    /* the stale owner keeps going: its next flush must be refused */
+    push_events(&r, NULL, 5000, 4);
+    run_stop(&r, NULL);
+    const char *why = rg_engine_error(r.e);
+    cr_assert_not_null(why, "the stale owner's flush went through");
+    cr_assert(strstr(why, "fenced") != NULL, "%s", why);
+    /* nothing of the second batch landed: the stored offsets still match
+     * the first batch's stored rows */
+    int64_t after[8];
+    cr_assert_eq(other.claim(other.self, parts, 8, after, err, sizeof(err)),
+                 0, "%s", err);
+    for (int p = 0; p < 8; p++)
+        cr_assert_eq(after[p], next[p], "partition %d moved after the fence",
+                     p);
+    other.close(other.self);
+    rg_conf_destroy(conf2);
+    rg_engine_destroy(r.e);
+    free(t.state);
+}
+
+Test(likes, wrong_shaped_or_missing_tables_are_refused)
+{
+    rg_conf_t *conf = db_conf("shape");
+    char err[512];
+    rg_sink_t s;
+    /* missing, without --init-schema */
+    if (!is_mysql()) {
+        int rc = rg_likes_open_sink(conf, 0, &s, err, sizeof(err));
+        cr_assert_neq(rc, 0);
+        cr_assert(strstr(err, "missing") && strstr(err, "--init-schema"),
+                  "%s", err);
+    }
+    /* create the schema, then break one table's shape */
+    cr_assert_eq(rg_likes_open_sink(conf, RG_SINK_INIT_SCHEMA, &s, err,
+                                    sizeof(err)), 0, "%s", err);
+    s.close(s.self);
+    char cmd[1024];
+    if (is_mysql())
+        snprintf(cmd, sizeof(cmd), "mariadb --no-defaults -uroot -S '%s' "
+                 "'%s' -e 'ALTER TABLE counts CHANGE count likes BIGINT'",
+                 getenv("RG_MYSQL_SOCKET"),
+                 rg_conf_get_str(conf, "mysql.database"));
+    if (is_mysql()) {
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+    } else {
+        sqlite3 *db;
+        cr_assert_eq(sqlite3_open(rg_conf_get_str(conf, "sqlite.path"), &db),
+                     SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(db, "ALTER TABLE counts RENAME COLUMN "
+                                  "count TO likes", NULL, NULL, NULL),
+                     SQLITE_OK, "%s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+    }
+    int rc = rg_likes_open_sink(conf, RG_SINK_INIT_SCHEMA, &s, err,
+                                sizeof(err));
+    cr_assert_neq(rc, 0, "a counts table without `count` was accepted");
+    cr_assert(strstr(err, "wrong shape") && strstr(err, "counts") &&
+                  strstr(err, "count"),
+              "%s", err);
+    rg_conf_destroy(conf);
+}
+
+struct sampler {
+    rg_engine_t *e;
+    _Atomic int stop;
+    uint64_t max_pending;
+};
+
+static void *sample(void *arg)
+{
+    struct sampler *sm = arg;
+    while (!atomic_load_explicit(&sm->stop, memory_order_acquire)) {
+        rg_flush_stats_t fs;
+        rg_engine_flush_stats(sm->e, &fs);
+        if (fs.pending_epochs > sm->max_pending)
+            sm->max_pending = fs.pending_epochs;
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static void server(const char *what)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' %s '%s'", getenv("RG_MYSQL_CTL"), what,
+             getenv("RG_MYSQL_DIR"));
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+struct outage {
+    struct run *r;
+    struct truth *t;
+};
+
+static void *outage_feed(void *arg)
+{
+    struct outage *o = arg;
+    push_events(o->r, o->t, 300000, 5);
+    return NULL;
+}
+
+Test(likes, database_down_for_5s_costs_retries_not_events)
+{
+    if (!is_mysql())
+        return; /* SQLite is embedded: it cannot be down (mysql run only) */
+    cr_assert_not_null(getenv("RG_MYSQL_CTL"));
+    rg_conf_t *conf = db_conf("outage");
+    struct truth t;
+    truth_init(&t);
+    struct run r;
+    run_start(&r, conf);
+    struct sampler sm = {.e = r.e};
+    pthread_t smp, feeder;
+    pthread_create(&smp, NULL, sample, &sm);
+    struct outage o = {&r, &t};
+    pthread_create(&feeder, NULL, outage_feed, &o);
+    usleep(300000);
+    server("kill");
+    sleep(5);
+    server("start");
+    pthread_join(feeder, NULL);
+    rg_likes_stats_t ls;
+    run_stop(&r, &ls);
+    atomic_store_explicit(&sm.stop, 1, memory_order_release);
+    pthread_join(smp, NULL);
+    rg_flush_stats_t fs;
+    rg_engine_flush_stats(r.e, &fs);
+    cr_assert_null(rg_engine_error(r.e), "%s", rg_engine_error(r.e));
+    cr_assert_gt(fs.retries + ls.lookup_retries, 0u, "the outage was not "
+                 "noticed");
+    cr_assert_leq(sm.max_pending, 5u, "pending epochs grew to %llu",
+                  (unsigned long long)sm.max_pending);
+    assert_exact(&r.sink, &t);
+    rg_engine_destroy(r.e);
+    free(t.state);
+}
