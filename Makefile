@@ -90,8 +90,11 @@ fuzz: fuzz-build
 	  grep -E "stat::number_of_executed_units|stat::new_units_added" build-fuzz/fuzz_$$t.log; \
 	done
 
+# micro suites, then the likes benchmark against a MariaDB started here
 bench: build
 	build/bin/railgun-bench
+	tests/support/with_mariadb.sh sh -c 'build/bin/railgun bench likes \
+	  -X sink=mysql -X mysql.socket=$$RG_MYSQL_SOCKET'
 
 docs: build
 	build/bin/railgun config --markdown > docs/CONFIGURATION.md

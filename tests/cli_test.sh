@@ -53,6 +53,14 @@ if grep -q '"verify":"exact"' <<<"$out" &&
    ! grep -q '"resumed_after":0,' <<<"$out"; then ok
 else bad "resume after crashes: $out"; fi
 
+# bench likes: both paths run and the report has the three figures
+out=$("$rg" bench likes --events 20000 --naive-events 2000 -X sink=sqlite \
+      -X sqlite.path="$tmp/bench.db" --json); rc=$?
+if [ $rc -eq 0 ] && grep -q '"naive_events_per_s":' <<<"$out" &&
+   grep -q '"railgun_events_per_s":' <<<"$out" &&
+   grep -q '"ratio":' <<<"$out" && ! ls "$tmp"/bench.db-* >/dev/null 2>&1
+then ok; else bad "bench likes (rc=$rc): $out"; fi
+
 # bad input: exit 2, exactly one line on stderr naming the culprit
 expect_usage_error() { # WORD ARGS...
     local word=$1; shift
@@ -78,11 +86,13 @@ expect_usage_error "sink" demo -X sink=postgres
 expect_usage_error "nothing to verify" demo -X sink=null
 expect_usage_error "missing.conf" demo --config "$tmp/missing.conf"
 expect_usage_error "frobnicate" frobnicate
+expect_usage_error "unknown suite" bench ring
+expect_usage_error "sink=null" bench likes -X sink=null
 printf 'workers=2\nbatch.max.events=-1\n' >"$tmp/bad.conf"
 expect_usage_error "bad.conf:2" demo --config "$tmp/bad.conf"
 
 # --help everywhere
-for c in demo config; do
+for c in demo config bench; do
     if "$rg" "$c" --help | grep -q usage; then ok; else bad "$c --help"; fi
 done
 if "$rg" --help | grep -q demo; then ok; else bad "railgun --help"; fi

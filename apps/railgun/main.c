@@ -11,8 +11,10 @@ static const struct {
     int (*fn)(int, char **);
     const char *what;
 } cmds[] = {
-    {"demo", rg_cmd_demo, "push synthetic events through the engine and "
-                          "verify every count"},
+    {"demo", rg_cmd_demo, "run generated likes through the engine into "
+                          "SQLite and verify the database"},
+    {"bench", rg_cmd_bench, "bench likes: per-event transactions against "
+                            "railgun on one database"},
     {"config", rg_cmd_config, "list the configuration properties (or "
                               "--markdown for docs/CONFIGURATION.md)"},
 };
