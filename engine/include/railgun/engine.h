@@ -13,7 +13,9 @@
  * one worker and, from one dispatcher, arrive there in push order.
  *
  * Offsets: every accepted event is begun in its partition's ACK tracker
- * (railgun/ack.h) and done once its processor returns. A committer thread
+ * (railgun/ack.h) and done once its processor returns. (In epoch mode,
+ * with a sink set, an event is done when the transaction of its epoch
+ * commits instead: see railgun/flush.h.) A committer thread
  * advances each partition's watermark, the next offset below which
  * everything is processed, and hands the partitions whose watermark moved
  * to the commit callback, at most every `ack.commit.interval.ms` or after
@@ -34,7 +36,8 @@
  *   - the commit callback runs on the engine's committer thread, never on a
  *     worker or an ingest thread, one call at a time.
  *
- * Synchronization table ("push*" includes rg_dispatcher_reset)
+ * Synchronization table ("push*" includes rg_dispatcher_reset and
+ * rg_dispatcher_poll)
  *                          push* (same d)  push* (other d)  stop   destroy
  *   rg_dispatcher_push*     no              yes              yes    no
  *   rg_engine_stop          yes             yes              yes    no
@@ -142,7 +145,8 @@ typedef struct rg_commit_s {
 typedef void (rg_commit_cb)(void *opaque, const rg_commit_t *commits,
                             size_t n);
 
-/* Counters; all monotonic. */
+/* Counters; all monotonic. `processed` counts events the processors
+ * finished (in epoch mode: not yet necessarily stored). */
 typedef struct rg_engine_stats_s {
     unsigned workers;
     unsigned dispatchers;

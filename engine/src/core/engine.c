@@ -7,10 +7,19 @@
  *     and one consumer (worker w).
  *   - An event is "accepted" once its push returned; from then on exactly
  *     one worker processes it exactly once, even across rg_engine_stop().
- *   - Stop protocol: state := STOPPING, heavy fence, wait until no
- *     dispatcher is inside a push (in_call == 0), then drain := 1 and wake
+ *   - A dispatcher handle is used by one thread at a time: its ingest
+ *     thread (in_call 0 -> 1 by CAS), or the flusher sending an idle
+ *     handle's barriers, or rg_engine_stop() (0 -> 2). Acquire CAS and
+ *     release store hand the handle's private state between them.
+ *   - Stop protocol: state := STOPPING, heavy fence, take every handle
+ *     (CAS in_call 0 -> 2, waiting while a call is inside), in epoch mode
+ *     send the final barrier on every handle, then drain := 1 and wake
  *     the workers; a worker exits only when drain is set and all its rings
- *     are empty. A push that starts after STOPPING fails with RG_ESTOPPED.
+ *     are empty; then the flusher writes through the final epoch. A push
+ *     that starts after STOPPING fails with RG_ESTOPPED.
+ *   - Epoch mode (flush.c has the rest): a barrier is written into every
+ *     ring of a dispatcher right after its offsets snapshot, so every event
+ *     below the snapshot is ahead of the barrier in its ring.
  *   - Every accepted event was begun in its partition's ACK tracker before
  *     it entered a ring, and is done right after its processor returned;
  *     a partition's tracker is created by its owning dispatcher and
