@@ -69,4 +69,11 @@ void rg_likes_job_destroy(rg_likes_job_t *job);
 int rg_likes_open_sink(const rg_conf_t *conf, unsigned flags,
                        rg_sink_t *out, char *errstr, size_t errstr_size);
 
+/*
+ * Drops the database (mysql.database) or deletes the file and its WAL
+ * side files (sqlite.path) that conf names: for the temporary databases
+ * of `railgun demo` and `railgun bench`. 0, or -1 with errstr.
+ */
+int rg_likes_drop_db(const rg_conf_t *conf, char *errstr, size_t size);
+
 #endif /* RG_LIKES_JOB_H */

@@ -219,37 +219,3 @@ void rg_naive_close(rg_naive_t *n)
         sqlite3_close(n->lite);
     free(n);
 }
-
-int rg_naive_drop(const rg_conf_t *conf, char *errstr, size_t size)
-{
-    if (strcmp(rg_conf_get_str(conf, "sink"), "mysql") != 0) {
-        const char *p = rg_conf_get_str(conf, "sqlite.path");
-        char side[4096];
-        unlink(p);
-        snprintf(side, sizeof(side), "%s-wal", p);
-        unlink(side);
-        snprintf(side, sizeof(side), "%s-shm", p);
-        unlink(side);
-        return 0;
-    }
-    MYSQL *db = my_connect(conf, false, errstr, size);
-    if (db == NULL)
-        return -1;
-    const char *name = rg_conf_get_str(conf, "mysql.database");
-    char sql[128];
-    if (strchr(name, '`') || strlen(name) > 64) {
-        mysql_close(db);
-        snprintf(errstr, size, "naive: bad database name");
-        return -1;
-    }
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS `%s`", name);
-    MYSQL_STMT *st = mysql_stmt_init(db);
-    int rc = (st && !mysql_stmt_prepare(st, sql, strlen(sql)) &&
-              !mysql_stmt_execute(st)) ? 0 : -1;
-    if (rc)
-        snprintf(errstr, size, "naive: %s", mysql_error(db));
-    if (st)
-        mysql_stmt_close(st);
-    mysql_close(db);
-    return rc;
-}

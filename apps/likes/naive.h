@@ -23,8 +23,4 @@ int rg_naive_apply(rg_naive_t *n, int64_t video, int64_t user, int state,
 
 void rg_naive_close(rg_naive_t *n);
 
-/* Drops the database (mysql.database) or deletes the file (sqlite.path)
- * the bench created. 0 or -1 with errstr. */
-int rg_naive_drop(const rg_conf_t *conf, char *errstr, size_t size);
-
 #endif /* RG_NAIVE_H */

@@ -1,8 +1,12 @@
 /*
- * sink_open.c - picks the sink adapter the `sink` property names.
+ * sink_open.c - picks the sink adapter the `sink` property names, and
+ * drops a database the commands created for themselves.
  */
+#define _GNU_SOURCE
+#include <mysql.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "likes_job.h"
 #include "railgun/sinks.h"
 
@@ -19,4 +23,51 @@ int rg_likes_open_sink(const rg_conf_t *conf, unsigned flags, rg_sink_t *out,
     snprintf(errstr, errstr_size, "sink: unknown sink \"%s\"",
              kind ? kind : "");
     return RG_EINVAL;
+}
+
+int rg_likes_drop_db(const rg_conf_t *conf, char *errstr, size_t size)
+{
+    if (strcmp(rg_conf_get_str(conf, "sink"), "mysql") != 0) {
+        const char *p = rg_conf_get_str(conf, "sqlite.path");
+        char side[4096];
+        unlink(p);
+        snprintf(side, sizeof(side), "%s-wal", p);
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", p);
+        unlink(side);
+        return 0;
+    }
+    MYSQL *db = mysql_init(NULL);
+    const char *sock = rg_conf_get_str(conf, "mysql.socket");
+    const char *pw = rg_conf_get_str(conf, "mysql.password");
+    if (db == NULL ||
+        !mysql_real_connect(db, sock[0] ? "localhost"
+                                        : rg_conf_get_str(conf, "mysql.host"),
+                            rg_conf_get_str(conf, "mysql.user"),
+                            pw[0] ? pw : NULL, NULL,
+                            (unsigned)rg_conf_get_int(conf, "mysql.port"),
+                            sock[0] ? sock : NULL, 0)) {
+        snprintf(errstr, size, "cannot connect: %s",
+                 db ? mysql_error(db) : "out of memory");
+        if (db)
+            mysql_close(db);
+        return -1;
+    }
+    const char *name = rg_conf_get_str(conf, "mysql.database");
+    char sql[128];
+    if (strchr(name, '`') || strlen(name) > 64) {
+        mysql_close(db);
+        snprintf(errstr, size, "bad database name");
+        return -1;
+    }
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS `%s`", name);
+    MYSQL_STMT *st = mysql_stmt_init(db);
+    int rc = (st && !mysql_stmt_prepare(st, sql, strlen(sql)) &&
+              !mysql_stmt_execute(st)) ? 0 : -1;
+    if (rc)
+        snprintf(errstr, size, "%s", mysql_error(db));
+    if (st)
+        mysql_stmt_close(st);
+    mysql_close(db);
+    return rc;
 }

@@ -252,9 +252,9 @@ int rg_cmd_bench(int argc, char **argv)
     }
     char derr[512];
     if (cn)
-        rg_naive_drop(cn, derr, sizeof(derr));
+        rg_likes_drop_db(cn, derr, sizeof(derr));
     if (cr)
-        rg_naive_drop(cr, derr, sizeof(derr));
+        rg_likes_drop_db(cr, derr, sizeof(derr));
     rg_conf_destroy(cn);
     rg_conf_destroy(cr);
     free(evs);

@@ -609,14 +609,13 @@ int rg_cmd_demo(int argc, char **argv)
         else
             printf("verify: exact\n");
     }
-    rg_engine_destroy(e);  /* closes the sink */
+    rg_engine_destroy(e);  /* closes the sink (and so the file) */
     if (tmp_db[0]) {
-        char path[96];
-        unlink(tmp_db);
-        snprintf(path, sizeof(path), "%s-wal", tmp_db);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s-shm", tmp_db);
-        unlink(path);
+        rg_conf_t *c = rg_conf_new();
+        if (c != NULL && rg_conf_set(c, "sqlite.path", tmp_db, err,
+                                     sizeof(err)) == 0)
+            rg_likes_drop_db(c, err, sizeof(err));
+        rg_conf_destroy(c);
     }
     free(ins);
     free(th);

@@ -24,6 +24,7 @@
 #include <time.h>
 #include "railgun/error.h"
 #include "railgun/sinks.h"
+#include "../common/claims.h"
 
 #define LOOKUP_CHUNK 64
 #define MAX_COLS 5
@@ -37,11 +38,6 @@ struct multi {
     MYSQL_BIND *bind;
     long long *val;      /* [rows * cols] */
     unsigned rows, cols;
-};
-
-struct claim {
-    int32_t partition;
-    int64_t owner_epoch;
 };
 
 struct conn_opts {
@@ -58,8 +54,7 @@ typedef struct mysql_sink {
     MYSQL_STMT *up_offset;
     MYSQL_BIND off_bind[5];
     long long off_next, off_part, off_epoch;
-    struct claim *claims;
-    size_t nclaims;
+    struct rg_claims claims;
 } mysql_sink;
 
 struct rg_sink_reader_s {
@@ -374,20 +369,13 @@ static int my_write_staged(void *self, const rg_row_t *rows, size_t n,
                       size);
 }
 
-static const struct claim *claim_of(const mysql_sink *s, int32_t p)
-{
-    for (size_t i = 0; i < s->nclaims; i++)
-        if (s->claims[i].partition == p)
-            return &s->claims[i];
-    return NULL;
-}
-
 static int my_write_offsets(void *self, const rg_offset_t *offs, size_t n,
                             char *errstr, size_t size)
 {
     mysql_sink *s = self;
     for (size_t i = 0; i < n; i++) {
-        const struct claim *c = claim_of(s, offs[i].partition);
+        const struct rg_claim *c = rg_claims_find(&s->claims,
+                                                  offs[i].partition);
         if (c == NULL) {
             seterr(errstr, size, "mysql: partition %" PRId32 " was never "
                    "claimed by this process", offs[i].partition);
@@ -480,23 +468,16 @@ static int my_claim(void *self, const int32_t *parts, size_t n,
                     int64_t *next_out, char *errstr, size_t size)
 {
     mysql_sink *s = self;
-    struct claim *cl = realloc(s->claims, sizeof(*cl) * (s->nclaims + n));
-    if (cl == NULL) {
-        seterr(errstr, size, "mysql: out of memory");
-        return RG_ENOMEM;
-    }
-    s->claims = cl;
     int rc = my_begin(s, 0, errstr, size);
     if (rc != 0)
         return rc;
-    struct claim *got = malloc(sizeof(*got) * (n ? n : 1));
-    if (got == NULL) {
+    int64_t *epochs = malloc(sizeof(int64_t) * (n ? n : 1));
+    if (epochs == NULL) {
         my_rollback(s);
         seterr(errstr, size, "mysql: out of memory");
         return RG_ENOMEM;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        int64_t ep = 0;
         rc = claim_one(s, "INSERT IGNORE INTO offsets VALUES (?, ?, ?, -1, 0)",
                        parts[i], false, NULL, NULL, errstr, size);
         if (rc == 0)
@@ -508,25 +489,23 @@ static int my_claim(void *self, const int32_t *parts, size_t n,
             rc = claim_one(s, "SELECT next_offset, owner_epoch FROM offsets "
                            "WHERE consumer_group = ? AND topic = ? AND "
                            "`partition` = ?", parts[i], true, &next_out[i],
-                           &ep, errstr, size);
-        got[i] = (struct claim){parts[i], ep};
+                           &epochs[i], errstr, size);
     }
     if (rc == 0)
         rc = my_commit(s, errstr, size);
     if (rc != 0) {
         my_rollback(s);
-        free(got);
+        free(epochs);
         return rc;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct claim *old = (struct claim *)claim_of(s, got[i].partition);
-        if (old != NULL)
-            *old = got[i];
-        else
-            s->claims[s->nclaims++] = got[i];
-    }
-    free(got);
-    return 0;
+    /* only a committed claim counts */
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (rg_claims_put(&s->claims, parts[i], epochs[i]) != 0) {
+            seterr(errstr, size, "mysql: out of memory");
+            rc = RG_ENOMEM;
+        }
+    free(epochs);
+    return rc;
 }
 
 static void my_reader_close(rg_sink_reader_t *r)
@@ -648,7 +627,7 @@ static void my_close(void *self)
     free(s->o.database);
     free(s->group);
     free(s->topic);
-    free(s->claims);
+    rg_claims_free(&s->claims);
     free(s);
 }
 

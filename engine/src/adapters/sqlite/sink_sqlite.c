@@ -18,19 +18,14 @@
 #include <time.h>
 #include "railgun/error.h"
 #include "railgun/sinks.h"
-
-struct claim {
-    int32_t partition;
-    int64_t owner_epoch;
-};
+#include "../common/claims.h"
 
 typedef struct sqlite_sink {
     sqlite3 *db;
     char *path, *group, *topic;
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *up_count, *up_action, *up_offset;
-    struct claim *claims;
-    size_t nclaims;
+    struct rg_claims claims;
 } sqlite_sink;
 
 struct rg_sink_reader_s {
@@ -234,20 +229,13 @@ static int sq_write_staged(void *self, const rg_row_t *rows, size_t n,
     return 0;
 }
 
-static const struct claim *claim_of(const sqlite_sink *s, int32_t p)
-{
-    for (size_t i = 0; i < s->nclaims; i++)
-        if (s->claims[i].partition == p)
-            return &s->claims[i];
-    return NULL;
-}
-
 static int sq_write_offsets(void *self, const rg_offset_t *offs, size_t n,
                             char *errstr, size_t size)
 {
     sqlite_sink *s = self;
     for (size_t i = 0; i < n; i++) {
-        const struct claim *c = claim_of(s, offs[i].partition);
+        const struct rg_claim *c = rg_claims_find(&s->claims,
+                                                  offs[i].partition);
         if (c == NULL) {
             seterr(errstr, size, "sqlite: partition %" PRId32 " was never "
                    "claimed by this process", offs[i].partition);
@@ -298,20 +286,14 @@ static int sq_claim(void *self, const int32_t *parts, size_t n,
         "WHERE consumer_group = ?1 AND topic = ?2 AND partition = ?3",
     };
     sqlite3_stmt *st[3] = {NULL, NULL, NULL};
-    struct claim *cl = realloc(s->claims,
-                               sizeof(*cl) * (s->nclaims + n));
-    if (cl == NULL) {
+    int64_t *epochs = malloc(sizeof(int64_t) * (n ? n : 1));
+    if (epochs == NULL) {
         seterr(errstr, size, "sqlite: out of memory");
         return RG_ENOMEM;
     }
-    s->claims = cl;
     int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return fail(s->db, rc, "claim", errstr, size);
     for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
         rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st[i], NULL);
-    size_t added = 0;
-    struct claim got[1];
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
         for (int k = 0; k < 3; k++) {
             sqlite3_bind_text(st[k], 1, s->group, -1, SQLITE_STATIC);
@@ -323,31 +305,30 @@ static int sq_claim(void *self, const int32_t *parts, size_t n,
             (rc = sqlite3_step(st[2])) != SQLITE_ROW)
             break;
         next_out[i] = sqlite3_column_int64(st[2], 0);
-        got[0] = (struct claim){parts[i], sqlite3_column_int64(st[2], 1)};
+        epochs[i] = sqlite3_column_int64(st[2], 1);
         for (int k = 0; k < 3; k++)
             sqlite3_reset(st[k]);
-        /* replace an older claim of the same partition */
-        struct claim *old = (struct claim *)claim_of(s, parts[i]);
-        if (old != NULL)
-            *old = got[0];
-        else
-            s->claims[s->nclaims + added++] = got[0];
         rc = SQLITE_OK;
     }
-    int err = rc;
     for (int k = 0; k < 3; k++)
         sqlite3_finalize(st[k]);
-    if (err != SQLITE_OK) {
-        int ret = fail(s->db, err, "claim", errstr, size);
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int ret = fail(s->db, rc, "claim", errstr, size);
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        free(epochs);
         return ret;
     }
-    if ((rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
-        int ret = fail(s->db, rc, "claim commit", errstr, size);
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return ret;
-    }
-    s->nclaims += added;
+    /* only a committed claim counts */
+    for (size_t i = 0; i < n; i++)
+        if (rg_claims_put(&s->claims, parts[i], epochs[i]) != 0) {
+            free(epochs);
+            seterr(errstr, size, "sqlite: out of memory");
+            return RG_ENOMEM;
+        }
+    free(epochs);
     return 0;
 }
 
@@ -460,7 +441,7 @@ static void sq_close(void *self)
     free(s->path);
     free(s->group);
     free(s->topic);
-    free(s->claims);
+    rg_claims_free(&s->claims);
     free(s);
 }
 
