@@ -41,8 +41,8 @@ static void bind_ll(MYSQL_BIND *b, long long *p)
     b->buffer = p;
 }
 
-static MYSQL *my_connect(const rg_conf_t *conf, bool with_db, char *errstr,
-                         size_t size)
+MYSQL *rg_naive_connect(const rg_conf_t *conf, bool with_db, char *errstr,
+                        size_t size)
 {
     MYSQL *db = mysql_init(NULL);
     const char *sock = rg_conf_get_str(conf, "mysql.socket");
@@ -56,7 +56,7 @@ static MYSQL *my_connect(const rg_conf_t *conf, bool with_db, char *errstr,
                                     : NULL,
                             (unsigned)rg_conf_get_int(conf, "mysql.port"),
                             sock[0] ? sock : NULL, 0)) {
-        snprintf(errstr, size, "naive: cannot connect: %s",
+        snprintf(errstr, size, "mysql: cannot connect: %s",
                  db ? mysql_error(db) : "out of memory");
         if (db)
             mysql_close(db);
@@ -74,7 +74,7 @@ rg_naive_t *rg_naive_open(const rg_conf_t *conf, char *errstr, size_t size)
     }
     n->mysql = strcmp(rg_conf_get_str(conf, "sink"), "mysql") == 0;
     if (n->mysql) {
-        if ((n->my = my_connect(conf, true, errstr, size)) == NULL)
+        if ((n->my = rg_naive_connect(conf, true, errstr, size)) == NULL)
             goto fail;
         mysql_autocommit(n->my, 0);
         bind_ll(&n->b_sel[0], &n->v);

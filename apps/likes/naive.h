@@ -7,6 +7,7 @@
 #ifndef RG_NAIVE_H
 #define RG_NAIVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "railgun/conf.h"
@@ -22,5 +23,10 @@ int rg_naive_apply(rg_naive_t *n, int64_t video, int64_t user, int state,
                    int64_t ts, char *errstr, size_t size);
 
 void rg_naive_close(rg_naive_t *n);
+
+/* A plain client connection with the mysql.* properties of conf, into
+ * mysql.database when with_db; NULL with errstr. */
+struct st_mysql *rg_naive_connect(const rg_conf_t *conf, bool with_db,
+                                  char *errstr, size_t size);
 
 #endif /* RG_NAIVE_H */

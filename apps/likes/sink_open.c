@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "likes_job.h"
+#include "naive.h"
 #include "railgun/sinks.h"
 
 int rg_likes_open_sink(const rg_conf_t *conf, unsigned flags, rg_sink_t *out,
@@ -37,22 +38,9 @@ int rg_likes_drop_db(const rg_conf_t *conf, char *errstr, size_t size)
         unlink(side);
         return 0;
     }
-    MYSQL *db = mysql_init(NULL);
-    const char *sock = rg_conf_get_str(conf, "mysql.socket");
-    const char *pw = rg_conf_get_str(conf, "mysql.password");
-    if (db == NULL ||
-        !mysql_real_connect(db, sock[0] ? "localhost"
-                                        : rg_conf_get_str(conf, "mysql.host"),
-                            rg_conf_get_str(conf, "mysql.user"),
-                            pw[0] ? pw : NULL, NULL,
-                            (unsigned)rg_conf_get_int(conf, "mysql.port"),
-                            sock[0] ? sock : NULL, 0)) {
-        snprintf(errstr, size, "cannot connect: %s",
-                 db ? mysql_error(db) : "out of memory");
-        if (db)
-            mysql_close(db);
+    MYSQL *db = rg_naive_connect(conf, false, errstr, size);
+    if (db == NULL)
         return -1;
-    }
     const char *name = rg_conf_get_str(conf, "mysql.database");
     char sql[128];
     if (strchr(name, '`') || strlen(name) > 64) {
