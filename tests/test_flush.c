@@ -37,7 +37,8 @@ struct msink {
     int64_t tx_staged[NKEYS];
     bool in_tx;
     /* checks and counters */
-    uint64_t commits, begins, mismatches, rows_after_offsets;
+    uint64_t commits, begins, mismatches, rows_after_offsets, exists;
+    bool ambiguous;         /* commit applies, then reports failure */
     bool offsets_written;
     _Atomic int64_t committed_next[NPART]; /* read by the commit cb */
     _Atomic uint64_t cb_ahead;             /* callback saw more than stored */
@@ -83,8 +84,8 @@ static int ms_merged(void *self, const rg_row_t *rows, size_t n, char *e,
     (void)e, (void)sz;
     struct msink *s = self;
     pthread_mutex_lock(&s->lock);
-    if (s->offsets_written)
-        s->rows_after_offsets++;
+    if (!s->offsets_written)
+        s->rows_after_offsets++; /* rows must follow the offsets check */
     for (size_t i = 0; i < n; i++)
         s->tx_count[rows[i].key] += rows[i].value;
     pthread_mutex_unlock(&s->lock);
@@ -109,8 +110,15 @@ static int ms_offsets(void *self, const rg_offset_t *o, size_t n, char *e,
     (void)e, (void)sz;
     struct msink *s = self;
     pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (s->tx_next[o[i].partition] == o[i].next_offset) {
+            /* the sink contract: stored already (a lost commit reply) */
+            s->exists++;
+            pthread_mutex_unlock(&s->lock);
+            return RG_EEXIST;
+        }
         s->tx_next[o[i].partition] = o[i].next_offset;
+    }
     s->offsets_written = true;
     pthread_mutex_unlock(&s->lock);
     return 0;
@@ -125,7 +133,7 @@ static int ms_commit(void *self, char *e, size_t sz)
     }
     pthread_mutex_lock(&s->lock);
     if (s->fail_rc && s->begins >= s->fail_from &&
-        s->failed < s->fail_count) {
+        s->failed < s->fail_count && !s->ambiguous) {
         s->failed++;
         pthread_mutex_unlock(&s->lock);
         snprintf(e, sz, "injected failure %d", s->fail_rc);
@@ -145,6 +153,17 @@ static int ms_commit(void *self, char *e, size_t sz)
     memcpy(s->staged_value, s->tx_staged, sizeof(s->staged_value));
     s->in_tx = false;
     s->commits++;
+    if (s->ambiguous && s->begins >= s->fail_from &&
+        s->failed < s->fail_count) {
+        /* the commit landed, but its reply is "lost" */
+        s->failed++;
+        for (int p = 0; p < NPART; p++)
+            atomic_store_explicit(&s->committed_next[p], s->next[p],
+                                  memory_order_release);
+        pthread_mutex_unlock(&s->lock);
+        snprintf(e, sz, "injected lost commit reply");
+        return RG_EIO;
+    }
     for (int p = 0; p < NPART; p++)
         /* release: the callback's acquire compares against it */
         atomic_store_explicit(&s->committed_next[p], s->next[p],
@@ -299,7 +318,8 @@ static void check_exact(struct msink *s, uint64_t per_part)
 {
     cr_assert_eq(s->mismatches, 0, "a commit stored rows and offsets that "
                  "disagree");
-    cr_assert_eq(s->rows_after_offsets, 0);
+    cr_assert_eq(s->rows_after_offsets, 0, "rows written before the "
+                 "offsets check");
     for (int p = 0; p < NPART; p++) {
         cr_assert_eq(s->next[p], (int64_t)per_part, "partition %d stored "
                      "next %lld", p, (long long)s->next[p]);
@@ -401,6 +421,25 @@ Test(flush, retriable_sink_errors_are_retried_then_exact)
     cr_assert_null(rg_engine_error(e));
     cr_assert_eq(s.failed, 5u);
     cr_assert_eq(fs.retries, 5u);
+    check_exact(&s, 10000);
+    rg_engine_destroy(e);
+}
+
+Test(flush, a_commit_whose_reply_was_lost_is_not_applied_twice)
+{
+    static struct msink s;
+    struct proc pr;
+    msink_init(&s);
+    s.ambiguous = true;
+    s.fail_from = 2;
+    s.fail_count = 4;
+    rg_engine_t *e = make_engine(&s, &pr, 2, 1, NULL);
+    uint64_t accepted;
+    run_feeders(e, 1, 10000, &accepted);
+    rg_engine_stop(e);
+    cr_assert_null(rg_engine_error(e));
+    cr_assert_eq(s.failed, 4u);
+    cr_assert_eq(s.exists, 4u, "each retry found its epoch stored");
     check_exact(&s, 10000);
     rg_engine_destroy(e);
 }

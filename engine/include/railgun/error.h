@@ -28,7 +28,8 @@ extern "C" {
     XX(SYS,      -8, 1, "system call failed")                                \
     XX(DECODE,   -9, 0, "undecodable message")                               \
     XX(IO,      -10, 1, "I/O error")                                         \
-    XX(STALE,   -11, 0, "stale generation or offset")
+    XX(STALE,   -11, 0, "stale generation or offset")                      \
+    XX(EXIST,   -12, 0, "already done")
 
 typedef enum rg_err_e {
     RG_OK = 0,

@@ -5,7 +5,7 @@
  * plus an opaque pointer; the adapters (engine/src/adapters/sqlite,
  * .../mysql) fill one in. The flusher drives it, one epoch at a time:
  *
- *   begin -> write_merged* -> write_staged* -> write_offsets -> commit
+ *   begin -> write_offsets -> write_merged* -> write_staged* -> commit
  *                       (any failure)  -> rollback, then retry or stop
  *
  * so the merged rows and each partition's next offset land in ONE
@@ -25,6 +25,14 @@
  * partition since, the update touches 0 rows and write_offsets() returns
  * RG_ESTALE: the flusher rolls back, so a stale owner's flush changes
  * nothing.
+ *
+ * Ambiguous commits: a connection lost during COMMIT leaves the client not
+ * knowing whether the epoch landed. The flusher then retries it, and
+ * write_offsets() (which the flusher calls first in a transaction) must
+ * return RG_EEXIST when the row already holds next_offset with our
+ * owner_epoch: that epoch is stored, and the flusher rolls the retry back
+ * instead of adding its counts twice. The flusher never writes an offset
+ * equal to the stored one otherwise.
  *
  * Errors: every call returns 0 or a negative RG_E* code with a one-line
  * message in errstr. rg_err_is_retriable(code) (RG_EIO: connection lost,
@@ -76,7 +84,8 @@ typedef struct rg_sink_s {
     /* Upserts the staged rows in order. */
     int (*write_staged)(void *self, const rg_row_t *rows, size_t n,
                         char *errstr, size_t size);
-    /* Stores next offsets of claimed partitions; RG_ESTALE when fenced. */
+    /* Stores next offsets of claimed partitions; RG_ESTALE when fenced,
+     * RG_EEXIST when they are stored already (see above). */
     int (*write_offsets)(void *self, const rg_offset_t *offs, size_t n,
                          char *errstr, size_t size);
     int (*commit)(void *self, char *errstr, size_t size);

@@ -274,6 +274,12 @@ static size_t gather_offsets(rg_engine_t *e, uint64_t epoch)
         rg_dispatcher_t *dp = &e->dispatchers[d];
         for (uint32_t i = 0; i < dp->snap_n[k]; i++) {
             rg_offset_t o = dp->snap[k][i];
+            if (e->written_next[o.partition] < 0)
+                /* first sight: where the source started is what the sink
+                 * holds (or the start of the partition). relaxed: set
+                 * before the partition's first snapshot was published */
+                e->written_next[o.partition] = atomic_load_explicit(
+                    &e->committed_next[o.partition], memory_order_relaxed);
             if (o.next_offset != e->written_next[o.partition])
                 e->offs[n++] = o;
         }
@@ -291,6 +297,11 @@ static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
     *merged = *staged = 0;
     int rc = s->begin(s->self, epoch, err, errsz);
     if (rc != 0)
+        return rc;
+    /* offsets first: on the retry of a commit that did land, the sink
+     * says RG_EEXIST before any row is written twice */
+    if (noffs > 0 &&
+        (rc = s->write_offsets(s->self, e->offs, noffs, err, errsz)) != 0)
         return rc;
     for (unsigned w = 0; w < e->nworkers; w++) {
         rg_delta_t *d = &e->workers[w].slots[k];
@@ -317,9 +328,6 @@ static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
             *staged += d->nstaged;
         }
     }
-    if (noffs > 0 &&
-        (rc = s->write_offsets(s->self, e->offs, noffs, err, errsz)) != 0)
-        return rc;
     if (e->hook != NULL)
         e->hook(e->hook_opaque, epoch, RG_EPOCH_BEFORE_COMMIT);
     return s->commit(s->self, err, errsz);
@@ -356,6 +364,7 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
                 e->workers[w].slots[k].nstaged == 0;
     if (!empty) {
         uint64_t wait = e->backoff_ns;
+        unsigned attempt = 0;
         for (;;) {
             char err[512] = "";
             uint64_t merged, staged;
@@ -368,6 +377,13 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
                 break;
             }
             e->sink.rollback(e->sink.self);
+            if (rc == RG_EEXIST && attempt > 0) {
+                /* an earlier attempt's commit landed after all (its
+                 * reply was lost): the epoch is stored */
+                bump(&e->st_txns, 1);
+                break;
+            }
+            attempt++;
             if (!rg_err_is_retriable(rc)) {
                 rg__engine_fail(e, "sink: %s (%s); epoch %llu not written",
                                 err[0] ? err : rg_strerror(rc),

@@ -52,7 +52,7 @@ typedef struct mysql_sink {
     MYSQL *db;               /* NULL while disconnected */
     struct multi counts[NSIZES], actions[NSIZES];
     MYSQL_STMT *up_offset;
-    MYSQL_BIND off_bind[5];
+    MYSQL_BIND off_bind[6];
     long long off_next, off_part, off_epoch;
     struct rg_claims claims;
 } mysql_sink;
@@ -248,7 +248,7 @@ static int prepare_all(mysql_sink *s, char *errstr, size_t size)
     }
     const char *sql = "UPDATE offsets SET next_offset = ? WHERE "
                       "consumer_group = ? AND topic = ? AND `partition` = ? "
-                      "AND owner_epoch = ?";
+                      "AND owner_epoch = ? AND next_offset <> ?";
     memset(s->off_bind, 0, sizeof(s->off_bind));
     s->off_bind[0].buffer_type = MYSQL_TYPE_LONGLONG;
     s->off_bind[0].buffer = &s->off_next;
@@ -264,6 +264,8 @@ static int prepare_all(mysql_sink *s, char *errstr, size_t size)
     s->off_bind[3].buffer = &s->off_part;
     s->off_bind[4].buffer_type = MYSQL_TYPE_LONGLONG;
     s->off_bind[4].buffer = &s->off_epoch;
+    s->off_bind[5].buffer_type = MYSQL_TYPE_LONGLONG;
+    s->off_bind[5].buffer = &s->off_next;
     if ((s->up_offset = mysql_stmt_init(s->db)) == NULL) {
         seterr(errstr, size, "mysql: out of memory");
         return RG_ENOMEM;
@@ -369,6 +371,10 @@ static int my_write_staged(void *self, const rg_row_t *rows, size_t n,
                       size);
 }
 
+static int claim_one(mysql_sink *s, const char *sql, int32_t p, bool fetch,
+                     int64_t *next, int64_t *epoch, char *errstr,
+                     size_t size);
+
 static int my_write_offsets(void *self, const rg_offset_t *offs, size_t n,
                             char *errstr, size_t size)
 {
@@ -389,6 +395,20 @@ static int my_write_offsets(void *self, const rg_offset_t *offs, size_t n,
                              "write offsets", mysql_stmt_error(s->up_offset),
                              errstr, size);
         if (mysql_stmt_affected_rows(s->up_offset) != 1) {
+            /* stored already by a commit whose reply was lost, or fenced */
+            int64_t next = -2, owner = -1;
+            int rc = claim_one(s, "SELECT next_offset, owner_epoch FROM "
+                               "offsets WHERE consumer_group = ? AND topic = "
+                               "? AND `partition` = ?", offs[i].partition,
+                               true, &next, &owner, errstr, size);
+            if (rc != 0)
+                return rc;
+            if (owner == c->owner_epoch && next == offs[i].next_offset) {
+                seterr(errstr, size, "mysql: partition %" PRId32 " already "
+                       "stores next offset %" PRId64, offs[i].partition,
+                       next);
+                return RG_EEXIST;
+            }
             seterr(errstr, size, "mysql: partition %" PRId32 " is owned by "
                    "a newer owner (owner_epoch moved past %" PRId64 "): "
                    "this process is fenced", offs[i].partition,

@@ -24,7 +24,7 @@ typedef struct sqlite_sink {
     sqlite3 *db;
     char *path, *group, *topic;
     sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *up_count, *up_action, *up_offset;
+    sqlite3_stmt *up_count, *up_action, *up_offset, *sel_offset;
     struct rg_claims claims;
 } sqlite_sink;
 
@@ -249,6 +249,21 @@ static int sq_write_offsets(void *self, const rg_offset_t *offs, size_t n,
         if (rc != 0)
             return rc;
         if (sqlite3_changes(s->db) != 1) {
+            /* stored already by a commit whose reply was lost, or fenced */
+            sqlite3_stmt *q = s->sel_offset;
+            sqlite3_bind_int(q, 1, offs[i].partition);
+            int64_t next = -2, owner = -1;
+            if (sqlite3_step(q) == SQLITE_ROW) {
+                next = sqlite3_column_int64(q, 0);
+                owner = sqlite3_column_int64(q, 1);
+            }
+            sqlite3_reset(q);
+            if (owner == c->owner_epoch && next == offs[i].next_offset) {
+                seterr(errstr, size, "sqlite: partition %" PRId32 " already "
+                       "stores next offset %" PRId64, offs[i].partition,
+                       next);
+                return RG_EEXIST;
+            }
             seterr(errstr, size, "sqlite: partition %" PRId32 " is owned "
                    "by a newer owner (owner_epoch moved past %" PRId64
                    "): this process is fenced", offs[i].partition,
@@ -434,7 +449,7 @@ static void sq_close(void *self)
     if (s == NULL)
         return;
     sqlite3_stmt *sts[] = {s->begin, s->commit, s->rollback, s->up_count,
-                           s->up_action, s->up_offset};
+                           s->up_action, s->up_offset, s->sel_offset};
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
         sqlite3_finalize(sts[i]);
     sqlite3_close(s->db);
@@ -507,9 +522,14 @@ int rg_sink_sqlite_open(const rg_conf_t *conf, unsigned flags,
                    &s->up_action, errstr, size)) ||
         (rc = prep(s, "UPDATE offsets SET next_offset = ?1 WHERE "
                       "consumer_group = ?4 AND topic = ?5 AND partition = ?2 "
-                      "AND owner_epoch = ?3",
-                   &s->up_offset, errstr, size)))
+                      "AND owner_epoch = ?3 AND next_offset <> ?1",
+                   &s->up_offset, errstr, size)) ||
+        (rc = prep(s, "SELECT next_offset, owner_epoch FROM offsets WHERE "
+                      "consumer_group = ?2 AND topic = ?3 AND partition = ?1",
+                   &s->sel_offset, errstr, size)))
         goto out;
+    sqlite3_bind_text(s->sel_offset, 2, s->group, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->sel_offset, 3, s->topic, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->up_offset, 4, s->group, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->up_offset, 5, s->topic, -1, SQLITE_STATIC);
     *out = (rg_sink_t){
