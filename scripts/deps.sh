@@ -10,6 +10,7 @@ packages=(
   libcriterion-dev libbenchmark-dev
   libsqlite3-dev libmariadb-dev     # the sinks (engine/src/adapters)
   mariadb-server mariadb-client     # real MariaDB for tests and benchmarks
+  librdkafka-dev                    # Kafka: client and mock cluster
   bsdutils                          # script(1): the TTY progress-bar test
 )
 

@@ -61,6 +61,15 @@ if [ $rc -eq 0 ] && grep -q '"naive_events_per_s":' <<<"$out" &&
    grep -q '"ratio":' <<<"$out" && ! ls "$tmp"/bench.db-* >/dev/null 2>&1
 then ok; else bad "bench likes (rc=$rc): $out"; fi
 
+# mock-kafka: one line of bootstrap servers, then serves until SIGTERM
+"$rg" mock-kafka --brokers 2 --topic likes:4 >"$tmp/mk" 2>"$tmp/mkerr" &
+mk=$!
+for _ in $(seq 1 50); do [ -s "$tmp/mk" ] && break; sleep 0.1; done
+if grep -Eq '^127\.0\.0\.1:[0-9]+,127\.0\.0\.1:[0-9]+$' "$tmp/mk"; then ok
+else bad "mock-kafka printed: $(cat "$tmp/mk" "$tmp/mkerr")"; fi
+kill -TERM $mk
+if wait $mk; then ok; else bad "mock-kafka did not exit 0 on SIGTERM"; fi
+
 # bad input: exit 2, exactly one line on stderr naming the culprit
 expect_usage_error() { # WORD ARGS...
     local word=$1; shift
@@ -87,12 +96,15 @@ expect_usage_error "nothing to verify" demo -X sink=null
 expect_usage_error "missing.conf" demo --config "$tmp/missing.conf"
 expect_usage_error "frobnicate" frobnicate
 expect_usage_error "unknown suite" bench ring
+expect_usage_error "NAME:PARTITIONS" mock-kafka --topic likes
+expect_usage_error "legal topic" mock-kafka --topic 'a b:3'
+expect_usage_error "--port" mock-kafka --port 9092
 expect_usage_error "sink=null" bench likes -X sink=null
 printf 'workers=2\nbatch.max.events=-1\n' >"$tmp/bad.conf"
 expect_usage_error "bad.conf:2" demo --config "$tmp/bad.conf"
 
 # --help everywhere
-for c in demo config bench; do
+for c in demo config bench mock-kafka; do
     if "$rg" "$c" --help | grep -q usage; then ok; else bad "$c --help"; fi
 done
 if "$rg" --help | grep -q demo; then ok; else bad "railgun --help"; fi

@@ -172,3 +172,38 @@ Test(conf, errors_have_names_and_messages)
     cr_assert_not(rg_err_is_retriable(RG_EINVAL));
     cr_assert_not(rg_err_is_retriable(RG_EDECODE));
 }
+
+Test(conf, kafka_properties_pass_through_in_order)
+{
+    rg_conf_t *c = rg_conf_new();
+    char err[256];
+    cr_assert_eq(rg_conf_set(c, "kafka.bootstrap.servers", "h:1", err,
+                             sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_conf_set(c, "kafka.fetch.max.bytes", "1024", err,
+                             sizeof(err)), 0);
+    cr_assert_eq(rg_conf_set(c, "kafka.bootstrap.servers", "h:2", err,
+                             sizeof(err)), 0, "a second set replaces");
+    cr_assert_eq(rg_conf_set(c, "kafka.", "x", err, sizeof(err)), RG_ENOENT,
+                 "a bare prefix is no property");
+    cr_assert_eq(rg_conf_set(c, "kafkax.y", "x", err, sizeof(err)),
+                 RG_ENOENT);
+    cr_assert_str_eq(rg_conf_get_str(c, "kafka.bootstrap.servers"), "h:2");
+    rg_conf_t *d = rg_conf_dup(c);
+    rg_conf_destroy(c);
+    size_t cur = 0, n = 0;
+    const char *name, *value;
+    const char *want[2][2] = {{"bootstrap.servers", "h:2"},
+                              {"fetch.max.bytes", "1024"}};
+    while (rg_conf_next_passthrough(d, "kafka.", &cur, &name, &value)) {
+        cr_assert_lt(n, 2u);
+        cr_assert_str_eq(name, want[n][0]);
+        cr_assert_str_eq(value, want[n][1]);
+        n++;
+    }
+    cr_assert_eq(n, 2u, "the copy keeps both");
+    char buf[16];
+    size_t sz = sizeof(buf);
+    cr_assert_eq(rg_conf_get(d, "kafka.fetch.max.bytes", buf, &sz), 0);
+    cr_assert_str_eq(buf, "1024");
+    rg_conf_destroy(d);
+}

@@ -37,6 +37,12 @@ static void markdown(void)
                type_name(p->type), p->def[0] ? p->def : "\"\"", range,
                p->doc);
     }
+    printf("\n## Pass-through\n\n"
+           "Any property named `kafka.NAME` is handed to librdkafka as "
+           "`NAME` (for\nexample `kafka.bootstrap.servers`, "
+           "`kafka.fetch.max.bytes`). railgun stores it\nas given; "
+           "librdkafka checks it when the client is configured and a bad "
+           "one\nis reported then, naming the property.\n");
 }
 
 static void json_str(const char *s)

@@ -15,6 +15,8 @@ static const struct {
                           "SQLite and verify the database"},
     {"bench", rg_cmd_bench, "bench likes: per-event transactions against "
                             "railgun on one database"},
+    {"mock-kafka", rg_cmd_mock_kafka, "serve a mock Kafka cluster until "
+                                      "SIGTERM (tests, demos, kcat)"},
     {"config", rg_cmd_config, "list the configuration properties (or "
                               "--markdown for docs/CONFIGURATION.md)"},
 };
@@ -23,7 +25,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: railgun COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-        fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].what);
+        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].what);
     fprintf(f, "\nEvery command takes --help, --config FILE, "
                "-X name=value and --json.\n");
 }

@@ -54,6 +54,10 @@ RG_EXPORT void rg_conf_destroy(rg_conf_t *conf);
  * RG_ERANGE (out of bounds), RG_ENOMEM. On failure conf is unchanged and
  * errstr (when not NULL) receives a one-line message that names the
  * property, e.g. `workers: 0 is below the minimum 1`.
+ *
+ * Pass-through: a name starting with `kafka.` is stored as given and
+ * handed to librdkafka (without the prefix) by the Kafka adapter, which
+ * reports a bad one when it configures the client.
  */
 RG_EXPORT int rg_conf_set(rg_conf_t *conf, const char *name,
                           const char *value, char *errstr,
@@ -71,9 +75,21 @@ RG_EXPORT int rg_conf_get(const rg_conf_t *conf, const char *name,
 /* The integer value of an RG_CONF_INT or RG_CONF_BOOL property; 0 if none. */
 RG_EXPORT int64_t rg_conf_get_int(const rg_conf_t *conf, const char *name);
 
-/* The text of an RG_CONF_STR property, owned by conf; NULL if none. */
+/* The text of an RG_CONF_STR or pass-through property, owned by conf;
+ * NULL if none. */
 RG_EXPORT const char *rg_conf_get_str(const rg_conf_t *conf,
                                       const char *name);
+
+/*
+ * Iterates over the pass-through properties whose names start with
+ * `prefix` (e.g. "kafka."), in the order they were first set: start with
+ * *cursor = 0; each call fills *name (without the prefix) and *value and
+ * returns 1, then 0 at the end. Both stay owned by conf.
+ */
+RG_EXPORT int rg_conf_next_passthrough(const rg_conf_t *conf,
+                                       const char *prefix, size_t *cursor,
+                                       const char **name,
+                                       const char **value);
 
 /*
  * Applies a `name=value` line (as given to `-X`). Surrounding blanks are

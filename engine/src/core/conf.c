@@ -38,9 +38,68 @@ union value {
     char *s;
 };
 
+/* Properties passed through to a library (`kafka.` + its own name),
+ * checked by that library when it is configured, in the order set. */
+struct pass {
+    char *name, *value;
+};
+
 struct rg_conf_s {
     union value v[RG_P__COUNT];
+    struct pass *pass;
+    size_t npass, cap;
 };
+
+static const char *const pass_prefixes[] = {"kafka."};
+
+static bool is_pass(const char *name)
+{
+    for (size_t i = 0; i < sizeof(pass_prefixes) / sizeof(pass_prefixes[0]);
+         i++) {
+        size_t n = strlen(pass_prefixes[i]);
+        if (strncmp(name, pass_prefixes[i], n) == 0 && name[n] != '\0')
+            return true;
+    }
+    return false;
+}
+
+static struct pass *pass_find(const rg_conf_t *conf, const char *name)
+{
+    for (size_t i = 0; i < conf->npass; i++)
+        if (strcmp(conf->pass[i].name, name) == 0)
+            return &conf->pass[i];
+    return NULL;
+}
+
+static int pass_set(rg_conf_t *conf, const char *name, const char *value)
+{
+    char *v = strdup(value);
+    if (v == NULL)
+        return RG_ENOMEM;
+    struct pass *p = pass_find(conf, name);
+    if (p != NULL) {
+        free(p->value);
+        p->value = v;
+        return 0;
+    }
+    if (conf->npass == conf->cap) {
+        size_t cap = conf->cap ? conf->cap * 2 : 8;
+        struct pass *np = realloc(conf->pass, sizeof(*np) * cap);
+        if (np == NULL) {
+            free(v);
+            return RG_ENOMEM;
+        }
+        conf->pass = np;
+        conf->cap = cap;
+    }
+    char *n = strdup(name);
+    if (n == NULL) {
+        free(v);
+        return RG_ENOMEM;
+    }
+    conf->pass[conf->npass++] = (struct pass){n, v};
+    return 0;
+}
 
 static void seterr(char *errstr, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -235,6 +294,11 @@ rg_conf_t *rg_conf_dup(const rg_conf_t *src)
             conf->v[i].i = src->v[i].i;
         }
     }
+    for (size_t i = 0; i < src->npass; i++)
+        if (pass_set(conf, src->pass[i].name, src->pass[i].value) != 0) {
+            rg_conf_destroy(conf);
+            return NULL;
+        }
     return conf;
 }
 
@@ -245,6 +309,11 @@ void rg_conf_destroy(rg_conf_t *conf)
     for (int i = 0; i < RG_P__COUNT; i++)
         if (props[i].pub.type == RG_CONF_STR)
             free(conf->v[i].s);
+    for (size_t i = 0; i < conf->npass; i++) {
+        free(conf->pass[i].name);
+        free(conf->pass[i].value);
+    }
+    free(conf->pass);
     free(conf);
 }
 
@@ -256,6 +325,13 @@ int rg_conf_set(rg_conf_t *conf, const char *name, const char *value,
         return RG_EINVAL;
     }
     int id = find(name);
+    if (id < 0 && is_pass(name)) {
+        if (pass_set(conf, name, value) != 0) {
+            seterr(errstr, errstr_size, "%s: out of memory", name);
+            return RG_ENOMEM;
+        }
+        return 0;
+    }
     if (id < 0) {
         seterr(errstr, errstr_size, "%s: unknown property", name);
         return RG_ENOENT;
@@ -315,11 +391,14 @@ int rg_conf_get(const rg_conf_t *conf, const char *name, char *dest,
                 size_t *dest_size)
 {
     int id = find(name);
-    if (id < 0)
+    const struct pass *ps = id < 0 ? pass_find(conf, name) : NULL;
+    if (id < 0 && ps == NULL)
         return RG_ENOENT;
     char buf[32];
     const char *text = buf;
-    if (props[id].pub.type == RG_CONF_STR)
+    if (ps != NULL)
+        text = ps->value;
+    else if (props[id].pub.type == RG_CONF_STR)
         text = conf->v[id].s;
     else if (props[id].pub.type == RG_CONF_BOOL)
         text = conf->v[id].i ? "true" : "false";
@@ -347,9 +426,30 @@ int64_t rg_conf_get_int(const rg_conf_t *conf, const char *name)
 const char *rg_conf_get_str(const rg_conf_t *conf, const char *name)
 {
     int id = find(name);
-    if (id < 0 || props[id].pub.type != RG_CONF_STR)
+    if (id < 0) {
+        const struct pass *ps = pass_find(conf, name);
+        return ps ? ps->value : NULL;
+    }
+    if (props[id].pub.type != RG_CONF_STR)
         return NULL;
     return conf->v[id].s;
+}
+
+int rg_conf_next_passthrough(const rg_conf_t *conf, const char *prefix,
+                             size_t *cursor, const char **name,
+                             const char **value)
+{
+    size_t n = strlen(prefix);
+    for (; *cursor < conf->npass; (*cursor)++) {
+        const struct pass *p = &conf->pass[*cursor];
+        if (strncmp(p->name, prefix, n) == 0) {
+            *name = p->name + n;
+            *value = p->value;
+            (*cursor)++;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int64_t rg__conf_int(const rg_conf_t *conf, enum rg_prop_id id)
