@@ -569,3 +569,28 @@ Test(flush, bad_setups_are_refused)
     cr_assert_null(rg_engine_delta(e, 0), "no delta without a sink");
     rg_engine_destroy(e);
 }
+
+Test(flush, dispatcher_flush_stores_everything_pushed_before_it)
+{
+    static struct msink s;
+    struct proc pr;
+    msink_init(&s);
+    /* no timed epochs: only the explicit flush can store anything */
+    rg_engine_t *e = make_engine(&s, &pr, 2, 2, "flush.interval.ms=3600000");
+    rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
+    uint32_t k = 3;
+    for (int64_t o = 0; o < 100; o++) {
+        rg_msg_t m = {0, o, &k, 4, NULL, 0};
+        cr_assert_eq(rg_dispatcher_push(d, &m), 0);
+    }
+    /* dispatcher 1 never pushes: the flusher sends its barrier */
+    cr_assert_eq(rg_dispatcher_flush(d, 10000), 0);
+    pthread_mutex_lock(&s.lock);
+    cr_assert_eq(s.next[0], 100, "flushed, yet partition 0 stores %lld",
+                 (long long)s.next[0]);
+    cr_assert_eq(s.count[3], 100);
+    pthread_mutex_unlock(&s.lock);
+    rg_engine_stop(e);
+    cr_assert_eq(rg_dispatcher_flush(d, 10), RG_ESTOPPED);
+    rg_engine_destroy(e);
+}

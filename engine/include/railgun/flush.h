@@ -91,6 +91,16 @@ RG_EXPORT uint64_t rg_engine_committed_epoch(const rg_engine_t *e);
  */
 RG_EXPORT int rg_dispatcher_poll(rg_dispatcher_t *d);
 
+/*
+ * Closes d's open epoch now and waits until the sink committed it, for up
+ * to timeout_ms: afterwards everything d accepted before the call is
+ * stored, with its offsets (e.g. before a revoked partition is given up).
+ * Returns 0, RG_EIO (timed out; the epoch is still on its way),
+ * RG_ESTOPPED (the engine stopped or failed). Without a sink it only
+ * publishes what d wrote and returns 0. Ingest thread of d only.
+ */
+RG_EXPORT int rg_dispatcher_flush(rg_dispatcher_t *d, int timeout_ms);
+
 /* Points of an epoch's flush, for the epoch hook. */
 typedef enum rg_epoch_stage_e {
     RG_EPOCH_BEFORE_COMMIT = 1, /* rows and offsets written, not committed */

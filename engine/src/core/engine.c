@@ -790,6 +790,40 @@ int rg_dispatcher_reset(rg_dispatcher_t *d, int32_t partition,
     return rc;
 }
 
+int rg_dispatcher_flush(rg_dispatcher_t *d, int timeout_ms)
+{
+    int rc = dispatcher_enter(d);
+    if (rc != 0)
+        return rc;
+    rg_engine_t *e = d->e;
+    if (!e->has_sink) {
+        flush_all(d);
+        dispatcher_exit(d);
+        return 0;
+    }
+    uint64_t ep = d->epoch; /* the open epoch: close it now */
+    rg__epoch_request(e, ep);
+    bool sent = send_barriers(d, ep);
+    dispatcher_exit(d);
+    /* the other dispatchers send theirs from their pushes, or the flusher
+     * for them when they are idle */
+    rg__park_wake(&e->flush_wake.park);
+    int64_t deadline = rg__now_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        /* acquire: pairs with the flusher's release after the commit */
+        if (sent && atomic_load_explicit(&e->committed_epoch,
+                                         memory_order_acquire) >= ep)
+            return 0;
+        /* acquire: pairs with the release in rg__engine_fail() */
+        if (!sent || atomic_load_explicit(&e->failed, memory_order_acquire))
+            return RG_ESTOPPED;
+        if (rg__now_ns() >= deadline)
+            return RG_EIO;
+        struct timespec ts = {0, 500 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int rg_dispatcher_poll(rg_dispatcher_t *d)
 {
     int rc = dispatcher_enter(d);
