@@ -25,6 +25,10 @@
 #include "likes_job.h"
 #include "railgun/railgun.h"
 #include "railgun/sinks.h"
+#include "railgun/kafka.h"
+#include "railgun/producer.h"
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 static bool is_mysql(void)
 {
@@ -514,4 +518,154 @@ Test(likes, database_down_for_5s_costs_retries_not_events)
     assert_exact(&r.sink, &t);
     rg_engine_destroy(r.e);
     free(t.state);
+}
+
+/* ---- over Kafka: librdkafka's mock cluster, the producer SDK, the source */
+
+struct kafka_run {
+    rg_kafka_source_t *src;
+    pthread_t th;
+    int rc;
+};
+
+static void *source_main(void *arg)
+{
+    struct kafka_run *k = arg;
+    k->rc = rg_kafka_source_run(k->src);
+    return NULL;
+}
+
+/* An engine + likes job + sink as run_start(), fed by a Kafka source. */
+static void kafka_start(struct run *r, struct kafka_run *k, rg_conf_t *conf)
+{
+    char err[512];
+    rg_conf_t *kconf = rg_conf_dup(conf);
+    cr_assert_eq(rg_likes_open_sink(conf, RG_SINK_INIT_SCHEMA, &r->sink, err,
+                                    sizeof(err)), 0, "%s", err);
+    r->job = rg_likes_job_new((unsigned)rg_conf_get_int(conf, "workers"),
+                              &r->sink, 0, 4096);
+    rg_processor_t p;
+    rg_likes_job_processor(r->job, &p);
+    r->e = rg_engine_new(conf, &p, err, sizeof(err));
+    cr_assert_not_null(r->e, "%s", err);
+    cr_assert_eq(rg_engine_set_sink(r->e, &r->sink, err, sizeof(err)), 0,
+                 "%s", err);
+    rg_likes_job_bind(r->job, r->e);
+    k->src = rg_kafka_source_new(r->e, 0, kconf, &r->sink, err, sizeof(err));
+    cr_assert_not_null(k->src, "%s", err);
+    rg_conf_destroy(kconf);
+    cr_assert_eq(rg_engine_start(r->e, err, sizeof(err)), 0, "%s", err);
+    pthread_create(&k->th, NULL, source_main, k);
+}
+
+static void kafka_stop(struct run *r, struct kafka_run *k,
+                       rg_likes_stats_t *ls)
+{
+    rg_kafka_source_stop(k->src);
+    pthread_join(k->th, NULL);
+    cr_assert_eq(k->rc, 0, "%s", rg_kafka_source_error(k->src));
+    rg_kafka_source_close(k->src);
+    rg_engine_stop(r->e);
+    rg_kafka_source_destroy(k->src);
+    rg_likes_job_stats(r->job, ls);
+    rg_likes_job_destroy(r->job);
+}
+
+static void on_delivered(void *opaque, const rg_delivery_t *d)
+{
+    uint64_t *failed = opaque;
+    if (d->err)
+        (*failed)++;
+}
+
+Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
+{
+    char err[512];
+    rd_kafka_conf_t *mkc = rd_kafka_conf_new();
+    rd_kafka_conf_set(mkc, "log_level", "0", err, sizeof(err));
+    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mkc, err, sizeof(err));
+    cr_assert_not_null(mrk, "%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 3);
+    cr_assert_eq(rd_kafka_mock_topic_create(mc, "likes", 8, 1), 0);
+    const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
+
+    rg_conf_t *conf = db_conf("kafka");
+    rg_conf_set(conf, "kafka.bootstrap.servers", servers, err, sizeof(err));
+    rg_conf_set(conf, "kafka.auto.offset.reset", "earliest", err,
+                sizeof(err));
+    rg_conf_set(conf, "kafka.log_level", "0", err, sizeof(err));
+    rg_conf_set(conf, "kafka.session.timeout.ms", "6000", err, sizeof(err));
+    rg_conf_t *conf2 = rg_conf_dup(conf);
+
+    /* produce: one key per video, so one video's events keep their order */
+    enum { N = 100000 };
+    struct truth t;
+    truth_init(&t);
+    rg_conf_t *pc = rg_conf_dup(conf);
+    rg_conf_set(pc, "kafka.enable.idempotence", "true", err, sizeof(err));
+    uint64_t failed = 0;
+    rg_producer_t *prod = rg_producer_new(pc, on_delivered, &failed, err,
+                                          sizeof(err));
+    cr_assert_not_null(prod, "%s", err);
+    uint64_t x = 77;
+    for (int i = 0; i < N; i++) {
+        int64_t v = 1 + (int64_t)(rng(&x) % VIDEOS);
+        int64_t u = 1 + (int64_t)(rng(&x) % USERS);
+        uint8_t st = rng(&x) % 3 != 0;
+        char key[24], val[RG_LIKE_JSON_MAX];
+        rg_like_t like = {(uint64_t)v, (uint64_t)u, 1700000000000 + i, st};
+        size_t kl = rg_like_encode_key(like.video_id, key);
+        size_t vl = rg_like_encode_json(&like, val);
+        int rc;
+        while ((rc = rg_producer_send_bytes(prod, key, kl, val, vl, NULL)) ==
+               RG_EFULL)
+            rg_producer_poll(prod, 10);
+        cr_assert_eq(rc, 0, "%s", rg_producer_last_error());
+        truth_apply(&t, v, u, st);
+    }
+    cr_assert_eq(rg_producer_flush(prod, 60000), 0);
+    cr_assert_eq(failed, 0u);
+    rg_producer_destroy(prod);
+    rg_conf_destroy(pc);
+
+    /* consume into the sink until every event is applied */
+    struct run r;
+    struct kafka_run k = {0};
+    kafka_start(&r, &k, conf);
+    rg_likes_stats_t ls;
+    for (int i = 0; i < 1200; i++) {
+        rg_likes_job_stats(r.job, &ls);
+        if (ls.decoded >= N)
+            break;
+        usleep(50000);
+    }
+    kafka_stop(&r, &k, &ls);
+    cr_assert_eq(ls.decoded, (uint64_t)N, "consumed %llu of %d",
+                 (unsigned long long)ls.decoded, N);
+    assert_exact(&r.sink, &t);
+    rg_engine_destroy(r.e);
+
+    /* a restart consumes nothing: the sink's offsets cover everything */
+    struct run r2;
+    struct kafka_run k2 = {0};
+    kafka_start(&r2, &k2, conf2);
+    rg_kafka_stats_t ks;
+    for (int i = 0; i < 600; i++) {
+        rg_kafka_source_stats(k2.src, &ks);
+        if (ks.partitions == 8)
+            break;
+        usleep(50000);
+    }
+    cr_assert_eq(ks.partitions, 8u, "the restarted consumer got no "
+                 "assignment (%u partitions, %llu errors)", ks.partitions,
+                 (unsigned long long)ks.errors);
+    usleep(1000000);
+    kafka_stop(&r2, &k2, &ls);
+    cr_assert_eq(ls.decoded, 0u, "%llu events processed again",
+                 (unsigned long long)ls.decoded);
+    assert_exact(&r2.sink, &t);
+    rg_engine_destroy(r2.e);
+    free(t.state);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mrk);
 }

@@ -1,0 +1,384 @@
+/*
+ * source.c - the Kafka ingest adapter (railgun/kafka.h): a high-level
+ * consumer whose poll loop is an engine dispatcher.
+ *
+ * Invariants
+ *   - Offsets reach Kafka only through the engine's commit callback (what
+ *     the sink stored), and synchronously on revoke after
+ *     rg_dispatcher_flush(): the group's committed offset never passes an
+ *     event that is not stored.
+ *   - On assign the sink's stored offsets win over the group's: the sink
+ *     is the truth, Kafka's offsets are a hint.
+ *   - The commit callback (committer thread) uses rk only while `alive`,
+ *     under `lock`; destroy clears it before the handle goes away.
+ */
+#define _GNU_SOURCE
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "railgun/error.h"
+#include "railgun/flush.h"
+#include "railgun/kafka.h"
+
+/* Messages one push_burst() carries. */
+#define BURST 256
+
+struct rg_kafka_source_s {
+    rg_engine_t *e;
+    rg_dispatcher_t *d;
+    rd_kafka_t *rk;
+    char *topic;
+    rg_sink_t sink;
+    bool has_sink;
+    _Atomic int stop;
+    int failed;
+    char errmsg[512];
+    pthread_mutex_t lock;       /* alive and held, for the commit cb */
+    bool alive;
+    bool closed;
+    bool *held;                 /* [max partitions]: assigned to us now */
+    int32_t max_partitions;
+    _Atomic uint64_t consumed, errors, assigned, revoked, commits,
+        commit_errors;
+    _Atomic uint32_t npart;
+};
+
+static void fail(rg_kafka_source_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void fail(rg_kafka_source_t *s, const char *fmt, ...)
+{
+    if (s->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+    va_end(ap);
+    s->failed = 1;
+    /* relaxed: run() checks it on the same thread, or soon after */
+    atomic_store_explicit(&s->stop, 1, memory_order_relaxed);
+}
+
+static void count(_Atomic uint64_t *c, uint64_t n)
+{
+    /* relaxed: a counter */
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Engine commit callback (committer thread): stored offsets -> Kafka. */
+static void on_commit(void *opaque, const rg_commit_t *c, size_t n)
+{
+    rg_kafka_source_t *s = opaque;
+    pthread_mutex_lock(&s->lock);
+    if (s->alive) {
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new((int)n);
+        for (size_t i = 0; i < n; i++)
+            if (c[i].partition < s->max_partitions && s->held[c[i].partition])
+                rd_kafka_topic_partition_list_add(l, s->topic,
+                                                  c[i].partition)
+                    ->offset = c[i].offset;
+        if (l->cnt > 0) {
+            rd_kafka_resp_err_t err = rd_kafka_commit(s->rk, l, 1);
+            count(err ? &s->commit_errors : &s->commits, 1);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void set_held(rg_kafka_source_t *s,
+                     const rd_kafka_topic_partition_list_t *parts, bool on)
+{
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (p >= 0 && p < s->max_partitions && s->held[p] != on) {
+            s->held[p] = on;
+            /* relaxed: a gauge */
+            atomic_fetch_add_explicit(&s->npart, on ? 1u : (uint32_t)-1,
+                                      memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_assign(rg_kafka_source_t *s, rd_kafka_t *rk,
+                      rd_kafka_topic_partition_list_t *parts)
+{
+    int n = parts->cnt;
+    int32_t *ps = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    int64_t *next = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    char err[512] = "";
+    if (ps == NULL || next == NULL) {
+        fail(s, "kafka: out of memory on assign");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        ps[i] = parts->elems[i].partition;
+        next[i] = -1;
+        if (ps[i] >= s->max_partitions) {
+            fail(s, "kafka: partition %d of %s is past ack.max.partitions",
+                 (int)ps[i], s->topic);
+            goto out;
+        }
+    }
+    /* claim: fences the previous owner, and the sink's offsets win */
+    if (s->has_sink &&
+        s->sink.claim(s->sink.self, ps, (size_t)n, next, err, sizeof(err))) {
+        fail(s, "kafka: assign: %s", err);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (next[i] >= 0) {
+            parts->elems[i].offset = next[i];
+            int rc = rg_dispatcher_reset(s->d, ps[i], next[i]);
+            if (rc != 0 && rc != RG_ESTOPPED) {
+                fail(s, "kafka: assign: partition %d at %lld: %s",
+                     (int)ps[i], (long long)next[i], rg_strerror(rc));
+                goto out;
+            }
+        } else {
+            /* nothing stored: the group's offset, else auto.offset.reset */
+            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        }
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fail(s, "kafka: assign: %s", rd_kafka_err2str(e));
+        goto out;
+    }
+    set_held(s, parts, true);
+    count(&s->assigned, (uint64_t)n);
+out:
+    free(ps);
+    free(next);
+}
+
+static void on_revoke(rg_kafka_source_t *s, rd_kafka_t *rk,
+                      rd_kafka_topic_partition_list_t *parts)
+{
+    /* everything accepted from these partitions is stored before we let
+     * them go; then the stored offsets go to the group, synchronously */
+    int rc = rg_dispatcher_flush(s->d, 60000);
+    if (rc == 0) {
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++) {
+            rg_partition_stats_t ps;
+            if (rg_engine_partition_stats(s->e, parts->elems[i].partition,
+                                          &ps) == 0)
+                rd_kafka_topic_partition_list_add(
+                    l, s->topic, parts->elems[i].partition)
+                    ->offset = ps.committable;
+        }
+        if (l->cnt > 0) {
+            rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
+            count(e ? &s->commit_errors : &s->commits, 1);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    set_held(s, parts, false);
+    count(&s->revoked, (uint64_t)parts->cnt);
+    rd_kafka_assign(rk, NULL);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    rg_kafka_source_t *s = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        on_assign(s, rk, parts);
+    else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        on_revoke(s, rk, parts);
+    else
+        rd_kafka_assign(rk, NULL);
+}
+
+rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
+                                       const rg_conf_t *conf,
+                                       const rg_sink_t *sink, char *errstr,
+                                       size_t size)
+{
+    char rkerr[512];
+    rd_kafka_conf_t *kc = NULL;
+    rg_kafka_source_t *s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->d = rg_engine_dispatcher(e, dispatcher)) == NULL) {
+        snprintf(errstr, size, s ? "kafka: no dispatcher %u" :
+                 "kafka: out of memory", dispatcher);
+        free(s);
+        return NULL;
+    }
+    s->e = e;
+    pthread_mutex_init(&s->lock, NULL);
+    s->max_partitions = (int32_t)rg_conf_get_int(rg_engine_conf(e),
+                                                 "ack.max.partitions");
+    s->held = calloc((size_t)s->max_partitions, sizeof(bool));
+    s->topic = strdup(rg_conf_get_str(conf, "topic"));
+    if (sink != NULL) {
+        s->sink = *sink;
+        s->has_sink = sink->claim != NULL;
+    }
+    kc = rd_kafka_conf_new();
+    if (s->held == NULL || s->topic == NULL || kc == NULL) {
+        snprintf(errstr, size, "kafka: out of memory");
+        goto fail;
+    }
+    /* ours first; the user's kafka.* may override what is not ours */
+    rd_kafka_conf_set(kc, "group.id", rg_conf_get_str(conf, "group.id"),
+                      NULL, 0);
+    rd_kafka_conf_set(kc, "enable.partition.eof", "false", NULL, 0);
+    size_t cur = 0;
+    const char *name, *val;
+    bool servers = false;
+    while (rg_conf_next_passthrough(conf, "kafka.", &cur, &name, &val)) {
+        if (rd_kafka_conf_set(kc, name, val, rkerr, sizeof(rkerr)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, size, "kafka.%s: %s", name, rkerr);
+            goto fail;
+        }
+        servers |= strcmp(name, "bootstrap.servers") == 0;
+    }
+    if (!servers) {
+        snprintf(errstr, size, "kafka.bootstrap.servers: not set (where "
+                 "is the cluster?)");
+        goto fail;
+    }
+    /* offsets are committed from what the sink stored, never by
+     * librdkafka on its own */
+    rd_kafka_conf_set(kc, "enable.auto.commit", "false", NULL, 0);
+    rd_kafka_conf_set(kc, "enable.auto.offset.store", "false", NULL, 0);
+    rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
+    rd_kafka_conf_set_opaque(kc, s);
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, rkerr, sizeof(rkerr));
+    if (s->rk == NULL) {
+        snprintf(errstr, size, "kafka: %s", rkerr);
+        goto fail;
+    }
+    kc = NULL;
+    s->alive = true;
+    rd_kafka_poll_set_consumer(s->rk);
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, s->topic,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, size, "kafka: subscribe to %s: %s", s->topic,
+                 rd_kafka_err2str(err));
+        goto fail;
+    }
+    if (rg_engine_set_commit_cb(e, on_commit, s) != 0) {
+        snprintf(errstr, size, "kafka: create the source before "
+                 "rg_engine_start()");
+        goto fail;
+    }
+    return s;
+fail:
+    if (kc != NULL)
+        rd_kafka_conf_destroy(kc);
+    if (s->rk != NULL)
+        rd_kafka_destroy(s->rk);
+    pthread_mutex_destroy(&s->lock);
+    free(s->held);
+    free(s->topic);
+    free(s);
+    return NULL;
+}
+
+int rg_kafka_source_run(rg_kafka_source_t *s)
+{
+    rd_kafka_message_t *ms[BURST];
+    rg_msg_t msgs[BURST];
+    /* relaxed: a flag; what it stops is this loop only */
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 100);
+        if (m == NULL) {
+            /* idle: let the epoch move on without us */
+            if (rg_dispatcher_poll(s->d) == RG_ESTOPPED)
+                fail(s, "kafka: the engine stopped");
+            continue;
+        }
+        size_t n = 0, k = 0;
+        ms[n++] = m;
+        while (n < BURST && (m = rd_kafka_consumer_poll(s->rk, 0)) != NULL)
+            ms[n++] = m;
+        for (size_t i = 0; i < n; i++) {
+            m = ms[i];
+            if (m->err) {
+                count(&s->errors, 1);
+                if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                    char why[256];
+                    rd_kafka_fatal_error(s->rk, why, sizeof(why));
+                    fail(s, "kafka: fatal: %s", why);
+                }
+                continue;
+            }
+            msgs[k++] = (rg_msg_t){m->partition, m->offset, m->key,
+                                   m->key_len, m->payload, m->len};
+        }
+        /* the engine copies what it keeps: release right after */
+        size_t got = k ? rg_dispatcher_push_burst(s->d, msgs, k) : 0;
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(ms[i]);
+        count(&s->consumed, got);
+        if (got < k)
+            fail(s, "kafka: the engine stopped");
+    }
+    return s->failed ? RG_ESTOPPED : 0;
+}
+
+void rg_kafka_source_stop(rg_kafka_source_t *s)
+{
+    /* relaxed: see run() */
+    atomic_store_explicit(&s->stop, 1, memory_order_relaxed);
+}
+
+void rg_kafka_source_stats(rg_kafka_source_t *s, rg_kafka_stats_t *out)
+{
+    /* relaxed everywhere: counters */
+    out->consumed = atomic_load_explicit(&s->consumed, memory_order_relaxed);
+    out->errors = atomic_load_explicit(&s->errors, memory_order_relaxed);
+    out->assigned = atomic_load_explicit(&s->assigned, memory_order_relaxed);
+    out->revoked = atomic_load_explicit(&s->revoked, memory_order_relaxed);
+    out->commits = atomic_load_explicit(&s->commits, memory_order_relaxed);
+    out->commit_errors = atomic_load_explicit(&s->commit_errors,
+                                              memory_order_relaxed);
+    out->partitions = atomic_load_explicit(&s->npart, memory_order_relaxed);
+}
+
+const char *rg_kafka_source_error(rg_kafka_source_t *s)
+{
+    return s->failed ? s->errmsg : NULL;
+}
+
+void rg_kafka_source_close(rg_kafka_source_t *s)
+{
+    if (s == NULL || s->closed)
+        return;
+    s->closed = true;
+    /* leaving the group revokes: flush + commit (on this thread) */
+    rd_kafka_consumer_close(s->rk);
+    pthread_mutex_lock(&s->lock);
+    s->alive = false;
+    pthread_mutex_unlock(&s->lock);
+    rd_kafka_destroy(s->rk);
+    s->rk = NULL;
+}
+
+void rg_kafka_source_destroy(rg_kafka_source_t *s)
+{
+    if (s == NULL)
+        return;
+    rg_kafka_source_close(s);
+    pthread_mutex_destroy(&s->lock);
+    free(s->held);
+    free(s->topic);
+    free(s);
+}
