@@ -13,7 +13,7 @@ ok()  { pass=$((pass + 1)); }
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 
 # demo: the likes job into SQLite, exact, report fields, exit 0
-out=$("$rg" demo --events 300000 --videos 5000 --workers 3 --dispatchers 2 \
+out=$("$rg" demo --events 300000 --videos 5000 --workers 3 \
       --db "$tmp/demo.db" 2>"$tmp/err"); rc=$?
 if [ $rc -eq 0 ] && [ "$(tail -n1 <<<"$out")" = "verify: exact" ] &&
    grep -q 'events/s' <<<"$out" && grep -q 'transactions' <<<"$out" &&
@@ -25,6 +25,11 @@ out=$("$rg" demo --events 300000 --videos 5000 --db "$tmp/demo.db" --json)
 if grep -q '"resumed_after":300000' <<<"$out" &&
    grep -q '"verify":"exact"' <<<"$out"; then ok
 else bad "demo rerun on a finished database: $out"; fi
+
+# --source memory: the engine without Kafka, several ingest threads
+out=$("$rg" demo --source memory --events 200000 --dispatchers 2 --json)
+if grep -q '"source":"memory"' <<<"$out" && grep -q '"verify":"exact"' <<<"$out"
+then ok; else bad "demo --source memory: $out"; fi
 
 # --json: one object, exact
 out=$("$rg" demo --events 100000 --videos 100 --json); rc=$?
@@ -87,7 +92,9 @@ expect_usage_error "ring.capacity" demo -X ring.capacity=3
 expect_usage_error "workers.cpus" demo -X workers.cpus=4000
 expect_usage_error "no.such" demo -X no.such=1
 expect_usage_error "name=value" demo -X workers
-expect_usage_error "--source" demo --source kafka
+expect_usage_error "--source" demo --source redis
+expect_usage_error "dispatchers" demo --dispatchers 2
+expect_usage_error "mock cluster" demo -X kafka.bootstrap.servers=localhost:9092
 expect_usage_error "--bogus" demo --bogus
 expect_usage_error "--crash-at" demo --crash-at 0
 expect_usage_error "--crash-at" demo --crash-at 2:during

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# crash_test.sh RAILGUN sqlite|mysql
+# crash_test.sh RAILGUN sqlite|mysql [kafka|memory]
 # Exactness across kill -9: 20 rounds of `railgun demo --crash-at`, each
 # killing the process inside an epoch's flush (alternately before the
 # commit and after it, before the offset hand-off) and resuming from the
 # offsets stored in the database; the last run must end `verify: exact`.
 # mysql: run through tests/support/with_mariadb.sh (RG_MYSQL_SOCKET).
 set -u
-rg=$1 sink=$2
+rg=$1 sink=$2 source=${3:-kafka}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ "$sink" = mysql ]; then
@@ -15,7 +15,8 @@ if [ "$sink" = mysql ]; then
 else
     args=(--db "$tmp/crash.db")
 fi
-common=(--events 300000 --seed 42 -X flush.max.keys=1000 "${args[@]}")
+common=(--source "$source" --events 300000 --seed 42 -X flush.max.keys=1000
+        "${args[@]}")
 crashes=0
 for round in $(seq 1 20); do
     if [ $((round % 2)) -eq 0 ]; then stage=after; else stage=before; fi
@@ -38,7 +39,7 @@ if [ $crashes -lt 15 ]; then
     exit 1
 fi
 if grep -q '"verify":"exact"' "$tmp/out"; then
-    echo "crash ($sink): $crashes kills, resumed each time, exact"
+    echo "crash ($source -> $sink): $crashes kills, resumed each time, exact"
     exit 0
 fi
 echo "FAIL: after $crashes kills: $(cat "$tmp/out" "$tmp/err")"

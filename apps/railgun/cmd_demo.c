@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,12 @@
 #include "commands.h"
 #include "likes_job.h"
 #include "railgun/railgun.h"
+#include "railgun/kafka.h"
+#include "railgun/producer.h"
 #include "railgun/sinks.h"
 #include "zipf.h"
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #define BASE_TS 1700000000000ll
 
@@ -56,6 +61,7 @@ struct demo {
     int64_t *resume;     /* [partitions]: first offset to push */
     uint64_t crash_epoch;
     rg_epoch_stage_t crash_stage;
+    bool kafka;          /* --source kafka (the default) */
 };
 
 struct ingest {
@@ -259,18 +265,168 @@ static int verify(struct demo *dm, const rg_sink_t *sink, char *msg,
     return c.bad ? 1 : 0;
 }
 
+/* ---- over Kafka ----------------------------------------------------------- */
+
+struct mock {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+};
+
+static int mock_start(rg_cli_t *cli, struct mock *m, struct demo *dm)
+{
+    char err[512];
+    if (rg_conf_get_str(cli->conf, "kafka.bootstrap.servers") != NULL)
+        return rg_cli_fail(cli, "the demo runs its own mock cluster, and "
+                           "re-produces its topic on every run; point "
+                           "railgun run at a real one");
+    if (rg_conf_get_int(cli->conf, "dispatchers") != 1)
+        return rg_cli_fail(cli, "dispatchers: the Kafka source is one "
+                           "dispatcher (--source memory takes more)");
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set(kc, "log_level", "0", err, sizeof(err));
+    if ((m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err))) ==
+            NULL ||
+        (m->mc = rd_kafka_mock_cluster_new(m->rk, 3)) == NULL) {
+        if (m->rk)
+            rd_kafka_destroy(m->rk);
+        m->rk = NULL;
+        return rg_cli_fail(cli, "cannot start the mock cluster: %s", err);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(
+        m->mc, rg_conf_get_str(cli->conf, "topic"), (int)dm->partitions, 1);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return rg_cli_fail(cli, "topic: %s", rd_kafka_err2str(e));
+    if (rg_conf_set(cli->conf, "kafka.bootstrap.servers",
+                    rd_kafka_mock_cluster_bootstraps(m->mc), err,
+                    sizeof(err)) != 0)
+        return rg_cli_fail(cli, "%s", err);
+    return 0;
+}
+
+static void mock_stop(struct mock *m)
+{
+    if (m->mc)
+        rd_kafka_mock_cluster_destroy(m->mc);
+    if (m->rk)
+        rd_kafka_destroy(m->rk);
+}
+
+static void on_delivered(void *opaque, const rg_delivery_t *d)
+{
+    uint64_t *failed = opaque;
+    if (d->err)
+        (*failed)++;
+}
+
+/* The producer thread: the whole stream through the SDK, keyed by video,
+ * in generation order; idempotent, so every run lays out the same offsets.
+ * It stays at most PRODUCE_LAG events ahead of the engine: librdkafka's
+ * mock cluster keeps only the newest few MB of each partition and drops
+ * older messages silently, so a consumer left far behind would miss some
+ * (measured: 14k of 600k when everything was produced first). */
+#define PRODUCE_LAG 100000
+
+struct prod {
+    struct demo *dm;
+    rg_producer_t *p;
+    rg_engine_t *e;
+    uint64_t skipped;      /* events below the stored offsets */
+    _Atomic int stop;
+    uint64_t failed;
+    char err[256];
+};
+
+static rg_producer_t *producer_open(rg_cli_t *cli, struct prod *pr)
+{
+    char err[512];
+    rg_conf_t *pc = rg_conf_dup(cli->conf);
+    if (pc == NULL || rg_conf_set(pc, "kafka.enable.idempotence", "true",
+                                  err, sizeof(err)) != 0 ||
+        rg_conf_set(pc, "kafka.linger.ms", "5", err, sizeof(err)) != 0) {
+        rg_conf_destroy(pc);
+        rg_cli_fail(cli, "out of memory");
+        return NULL;
+    }
+    pr->p = rg_producer_new(pc, on_delivered, &pr->failed, err, sizeof(err));
+    rg_conf_destroy(pc);
+    if (pr->p == NULL)
+        rg_cli_fail(cli, "%s", err);
+    return pr->p;
+}
+
+static void *producer_main(void *arg)
+{
+    struct prod *pr = arg;
+    struct demo *dm = pr->dm;
+    for (uint64_t i = 0; i < dm->s.n; i++) {
+        /* relaxed: a flag */
+        if (atomic_load_explicit(&pr->stop, memory_order_relaxed))
+            break;
+        while ((i & 1023) == 0) {
+            rg_engine_stats_t st;
+            rg_engine_stats(pr->e, &st);
+            if (i < pr->skipped + st.accepted + st.undecodable + PRODUCE_LAG ||
+                atomic_load_explicit(&pr->stop, memory_order_relaxed))
+                break;
+            rg_producer_poll(pr->p, 5);
+        }
+        char key[24], val[RG_LIKE_JSON_MAX];
+        rg_like_t like = {(uint64_t)dm->s.video[i], (uint64_t)dm->s.user[i],
+                          BASE_TS + (int64_t)i, dm->s.state[i]};
+        size_t kl = rg_like_encode_key(like.video_id, key);
+        size_t vl = rg_like_encode_json(&like, val);
+        int rc;
+        while ((rc = rg_producer_send_bytes(pr->p, key, kl, val, vl, NULL)) ==
+               RG_EFULL)
+            rg_producer_poll(pr->p, 10);
+        if (rc != 0) {
+            snprintf(pr->err, sizeof(pr->err), "produce: %s",
+                     rg_producer_last_error());
+            return NULL;
+        }
+        if ((i & 1023) == 0)
+            rg_producer_poll(pr->p, 0);
+    }
+    if (rg_producer_flush(pr->p, 120000) != 0)
+        snprintf(pr->err, sizeof(pr->err), "produce: %s",
+                 rg_producer_last_error());
+    else if (pr->failed)
+        snprintf(pr->err, sizeof(pr->err), "produce: %" PRIu64 " messages "
+                 "not delivered", pr->failed);
+    return NULL;
+}
+
+struct source {
+    rg_kafka_source_t *src;
+    _Atomic int done;
+};
+
+static void *source_main(void *arg)
+{
+    struct source *s = arg;
+    rg_kafka_source_run(s->src);
+    /* relaxed: the main loop polls it */
+    atomic_store_explicit(&s->done, 1, memory_order_relaxed);
+    return NULL;
+}
+
 /* ---- command ------------------------------------------------------------ */
 
 static void usage(void)
 {
     printf(
-        "usage: railgun demo [--source memory] [--events N] [--videos V]\n"
+        "usage: railgun demo [--source kafka|memory] [--events N] "
+        "[--videos V]\n"
         "                    [--users U] [--zipf S] [--seed N]\n"
         "                    [--partitions P] [--workers W] [--db FILE]\n"
         "                    [--crash-at N[:before|:after]] [--json]\n"
         "                    [--config FILE] [-X name=value]\n\n"
         "Generates N like/unlike events (Zipf(S) over V videos, U users),\n"
-        "runs them through the engine and the likes job into the sink\n"
+        "produces them into Kafka (an in-process mock cluster, or the one\n"
+        "-X kafka.bootstrap.servers names) with the producer SDK and\n"
+        "consumes them with the Kafka source (--source memory: pushes them\n"
+        "straight into the engine instead), through the likes job into the\n"
+        "sink\n"
         "(-X sink=sqlite, the default, into --db or a temporary file;\n"
         "-X sink=mysql with the mysql.* properties), then compares the\n"
         "database with the ground truth. Ends with `verify: exact` (exit 0)\n"
@@ -308,7 +464,7 @@ static int parse_args(rg_cli_t *cli, struct demo *dm, int argc, char **argv,
                       const char **db)
 {
     char err[512];
-    const char *source = "memory";
+    const char *source = "kafka";
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         uint64_t u;
@@ -370,9 +526,11 @@ static int parse_args(rg_cli_t *cli, struct demo *dm, int argc, char **argv,
             return rg_cli_fail(cli, "unknown option \"%s\"", a);
         }
     }
-    if (!cli->help && strcmp(source, "memory") != 0)
-        return rg_cli_fail(cli, "--source: \"%s\" is not available (this "
-                           "build has: memory)", source);
+    if (!cli->help && strcmp(source, "memory") != 0 &&
+        strcmp(source, "kafka") != 0)
+        return rg_cli_fail(cli, "--source: \"%s\" is not a source (kafka "
+                           "or memory)", source);
+    dm->kafka = strcmp(source, "kafka") == 0;
     return 0;
 }
 
@@ -392,7 +550,7 @@ int rg_cmd_demo(int argc, char **argv)
 {
     rg_cli_t cli = {.cmd = "demo", .conf = rg_conf_new()};
     struct demo dm = {.events = 2000000, .videos = 10000, .users = 100000,
-                      .seed = 1, .zipf = 0.99, .partitions = 8};
+                      .seed = 1, .zipf = 0.99, .partitions = 32};
     const char *db = NULL;
     char err[512], tmp_db[64] = "";
     if (cli.conf == NULL)
@@ -438,6 +596,13 @@ int rg_cmd_demo(int argc, char **argv)
                            dm.partitions);
     }
 
+    struct mock mock = {0};
+    if (dm.kafka && (rc = mock_start(&cli, &mock, &dm)) != 0) {
+        mock_stop(&mock);
+        rg_conf_destroy(cli.conf);
+        return rc;
+    }
+
     /* the stream and its truth, before the clock starts */
     if (generate(&dm) != 0 ||
         !(dm.resume = calloc(dm.partitions, sizeof(int64_t)))) {
@@ -469,11 +634,26 @@ int rg_cmd_demo(int argc, char **argv)
     }
     free(parts);
     uint64_t skipped = 0;
+    struct prod prod = {.dm = &dm};
     for (unsigned p = 0; p < dm.partitions; p++)
         if (dm.resume[p] < 0)
             dm.resume[p] = 0;
-    for (uint64_t i = 0; i < dm.s.n; i++)
-        skipped += dm.s.off[i] < dm.resume[dm.s.part[i]];
+    if (dm.kafka) {
+        /* a fresh topic from the same seed: the same offsets again, so
+         * the stored ones say how many events are done */
+        for (unsigned p = 0; p < dm.partitions; p++)
+            skipped += (uint64_t)dm.resume[p];
+        if (producer_open(&cli, &prod) == NULL) {
+            sink.close(sink.self);
+            free_demo(&dm);
+            mock_stop(&mock);
+            rg_conf_destroy(cli.conf);
+            return 2;
+        }
+    } else {
+        for (uint64_t i = 0; i < dm.s.n; i++)
+            skipped += dm.s.off[i] < dm.resume[dm.s.part[i]];
+    }
 
     unsigned workers = (unsigned)rg_conf_get_int(cli.conf, "workers");
     unsigned ndisp = (unsigned)rg_conf_get_int(cli.conf, "dispatchers");
@@ -489,6 +669,7 @@ int rg_cmd_demo(int argc, char **argv)
     if (e == NULL || rg_engine_set_sink(e, &sink, err, sizeof(err)) != 0) {
         if (e == NULL)
             rg_conf_destroy(cli.conf);
+        rg_producer_destroy(prod.p);
         rg_likes_job_destroy(job);
         rg_engine_destroy(e);
         sink.close(sink.self);
@@ -498,7 +679,25 @@ int rg_cmd_demo(int argc, char **argv)
     rg_likes_job_bind(job, e);
     if (dm.crash_epoch)
         rg_engine_set_epoch_hook(e, crash_hook, &dm);
+    struct source src = {0};
+    /* a fresh group on a fresh topic: from the start, unless told */
+    if (dm.kafka && rg_conf_get_str(cli.conf, "kafka.auto.offset.reset") ==
+                        NULL)
+        rg_conf_set(cli.conf, "kafka.auto.offset.reset", "earliest", err,
+                    sizeof(err));
+    if (dm.kafka && (src.src = rg_kafka_source_new(e, 0, cli.conf, &sink,
+                                                   err, sizeof(err))) ==
+                        NULL) {
+        rg_producer_destroy(prod.p);
+        rg_likes_job_destroy(job);
+        rg_engine_destroy(e);
+        free_demo(&dm);
+        mock_stop(&mock);
+        return rg_cli_fail(&cli, "%s", err);
+    }
     if (rg_engine_start(e, err, sizeof(err)) != 0) {
+        rg_producer_destroy(prod.p);
+        rg_kafka_source_destroy(src.src);
         rg_likes_job_destroy(job);
         rg_engine_destroy(e);
         free_demo(&dm);
@@ -511,23 +710,48 @@ int rg_cmd_demo(int argc, char **argv)
     uint64_t todo = dm.s.n - skipped;
     rg_progress_init(&prog, "demo", todo, cli.json);
     double t0 = rg_now();
-    for (unsigned d = 0; d < ndisp; d++) {
-        ins[d] = (struct ingest){&dm, rg_engine_dispatcher(e, d), d, ndisp,
-                                 0};
-        pthread_create(&th[d], NULL, ingest_main, &ins[d]);
-    }
+    pthread_t prod_th;
+    if (dm.kafka) {
+        prod.e = e;
+        prod.skipped = skipped;
+        pthread_create(&prod_th, NULL, producer_main, &prod);
+        pthread_create(&th[0], NULL, source_main, &src);
+    } else
+        for (unsigned d = 0; d < ndisp; d++) {
+            ins[d] = (struct ingest){&dm, rg_engine_dispatcher(e, d), d,
+                                     ndisp, 0};
+            pthread_create(&th[d], NULL, ingest_main, &ins[d]);
+        }
     rg_engine_stats_t st;
     for (;;) {
         rg_engine_stats(e, &st);
         rg_progress_update(&prog, st.processed);
-        if (st.processed + st.undecodable >= todo || rg_engine_error(e))
+        if (st.processed + st.undecodable >= todo || rg_engine_error(e) ||
+            (src.src && src.done))
             break;
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    for (unsigned d = 0; d < ndisp; d++)
-        pthread_join(th[d], NULL);
+    char srcerr[512] = "";
+    if (dm.kafka) {
+        /* relaxed: a flag */
+        atomic_store_explicit(&prod.stop, 1, memory_order_relaxed);
+        pthread_join(prod_th, NULL);
+        rg_producer_destroy(prod.p);
+        rg_kafka_source_stop(src.src);
+        pthread_join(th[0], NULL);
+        if (prod.err[0])
+            snprintf(srcerr, sizeof(srcerr), "%s", prod.err);
+        else if (rg_kafka_source_error(src.src) != NULL)
+            snprintf(srcerr, sizeof(srcerr), "%s",
+                     rg_kafka_source_error(src.src));
+        rg_kafka_source_close(src.src); /* leaves the group: flush */
+    } else {
+        for (unsigned d = 0; d < ndisp; d++)
+            pthread_join(th[d], NULL);
+    }
     rg_engine_stop(e);   /* the final epoch is flushed here */
+    rg_kafka_source_destroy(src.src);
     double secs = rg_now() - t0;
     rg_progress_finish(&prog);
     rg_engine_stats(e, &st);
@@ -544,6 +768,10 @@ int rg_cmd_demo(int argc, char **argv)
         snprintf(mismatch, sizeof(mismatch), "the engine stopped: %s",
                  rg_engine_error(e));
         bad = 1;
+    } else if (srcerr[0]) {
+        snprintf(mismatch, sizeof(mismatch), "the source stopped: %.250s",
+                 srcerr);
+        bad = 1;
     } else {
         bad = verify(&dm, &sink, mismatch, sizeof(mismatch), &count_rows,
                      &action_rows);
@@ -555,7 +783,7 @@ int rg_cmd_demo(int argc, char **argv)
     double row_cut = rows ? 2.0 * (double)todo / (double)rows : 0;
 
     if (cli.json) {
-        printf("{\"source\":\"memory\",\"sink\":\"%s\",\"events\":%" PRIu64
+        printf("{\"source\":\"%s\",\"sink\":\"%s\",\"events\":%" PRIu64
                ",\"resumed_after\":%" PRIu64 ",\"videos\":%" PRIu64
                ",\"users\":%" PRIu64 ",\"zipf\":%g,\"seed\":%" PRIu64
                ",\"partitions\":%u,\"workers\":%u,\"seconds\":%.6f,"
@@ -565,7 +793,8 @@ int rg_cmd_demo(int argc, char **argv)
                ",\"transaction_reduction\":%.1f,\"row_reduction\":%.2f,"
                "\"sink_retries\":%" PRIu64 ",\"undecodable\":%" PRIu64
                ",\"verify\":\"%s\"",
-               kind, dm.s.n, skipped, dm.videos, dm.users, dm.zipf, dm.seed,
+               dm.kafka ? "kafka" : "memory", kind, dm.s.n, skipped,
+               dm.videos, dm.users, dm.zipf, dm.seed,
                dm.partitions, workers, secs, rate, fs.epochs,
                fs.transactions, fs.merged_rows, fs.staged_rows, txn_cut,
                row_cut, fs.retries, st.undecodable,
@@ -579,8 +808,9 @@ int rg_cmd_demo(int argc, char **argv)
         printf("}\n");
     } else {
         char h[16];
-        printf("railgun demo: likes -> %u worker(s) -> %s%s%s\n", workers,
-               kind, db ? " " : "", db ? db : "");
+        printf("railgun demo: %s -> likes -> %u worker(s) -> %s%s%s\n",
+               dm.kafka ? "kafka (mock cluster, 3 brokers)" : "memory",
+               workers, kind, db ? " " : "", db ? db : "");
         printf("  events        %" PRIu64 " (%" PRIu64 " videos, zipf %.2f, "
                "%" PRIu64 " users, seed %" PRIu64 ")\n", dm.s.n, dm.videos,
                dm.zipf, dm.users, dm.seed);
@@ -620,5 +850,6 @@ int rg_cmd_demo(int argc, char **argv)
     free(ins);
     free(th);
     free_demo(&dm);
+    mock_stop(&mock);
     return bad ? 1 : 0;
 }
