@@ -3,7 +3,7 @@
 #   make deps    install missing Debian packages (apt-get; sudo when not root);
 #                every build runs it first, and it is quick when all are there
 #   make         Release build; every executable lands in build/bin/
-#   make demo    the demo (verify: exact)
+#   make demo    the demo: likes through Kafka (mock) into SQLite, verify: exact
 #   make check   all tests: Release, then ASan+UBSan, then TSan on the
 #                concurrency tests
 #   make bench   railgun-bench (google-benchmark), peers in the same run

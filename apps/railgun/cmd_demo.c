@@ -62,6 +62,8 @@ struct demo {
     uint64_t crash_epoch;
     rg_epoch_stage_t crash_stage;
     bool kafka;          /* --source kafka (the default) */
+    bool verify_only;    /* --verify-only: check the database, run nothing */
+    bool stdin_lines;    /* produce --stdin */
 };
 
 struct ingest {
@@ -362,7 +364,7 @@ static void *producer_main(void *arg)
         /* relaxed: a flag */
         if (atomic_load_explicit(&pr->stop, memory_order_relaxed))
             break;
-        while ((i & 1023) == 0) {
+        while ((i & 1023) == 0 && pr->e != NULL) {
             rg_engine_stats_t st;
             rg_engine_stats(pr->e, &st);
             if (i < pr->skipped + st.accepted + st.undecodable + PRODUCE_LAG ||
@@ -419,7 +421,8 @@ static void usage(void)
         "[--videos V]\n"
         "                    [--users U] [--zipf S] [--seed N]\n"
         "                    [--partitions P] [--workers W] [--db FILE]\n"
-        "                    [--crash-at N[:before|:after]] [--json]\n"
+        "                    [--crash-at N[:before|:after]] [--verify-only]\n"
+        "                    [--json]\n"
         "                    [--config FILE] [-X name=value]\n\n"
         "Generates N like/unlike events (Zipf(S) over V videos, U users),\n"
         "produces them into Kafka (an in-process mock cluster, or the one\n"
@@ -431,6 +434,9 @@ static void usage(void)
         "-X sink=mysql with the mysql.* properties), then compares the\n"
         "database with the ground truth. Ends with `verify: exact` (exit 0)\n"
         "or `verify: MISMATCH ...` (exit 1).\n\n"
+        "--verify-only compares the database (--db, or -X sink=mysql ...)\n"
+        "with the stream of these options and runs nothing: to check what\n"
+        "`railgun produce` + `railgun run` stored.\n\n"
         "--crash-at N kills the process (SIGKILL) in the N-th epoch's flush,\n"
         "before its commit (default) or after it, before the offset\n"
         "hand-off. Rerun with the same --db and --seed to resume from the\n"
@@ -507,6 +513,10 @@ static int parse_args(rg_cli_t *cli, struct demo *dm, int argc, char **argv,
         } else if (rg_cli_is(a, "--db")) {
             if (!(*db = rg_cli_value(cli, argc, argv, &i, "--db")))
                 return 2;
+        } else if (!strcmp(a, "--stdin") && !strcmp(cli->cmd, "produce")) {
+            dm->stdin_lines = true;
+        } else if (!strcmp(a, "--verify-only")) {
+            dm->verify_only = true;
         } else if (rg_cli_is(a, "--crash-at")) {
             v = rg_cli_value(cli, argc, argv, &i, "--crash-at");
             if (!v || parse_crash(cli, v, dm))
@@ -597,7 +607,8 @@ int rg_cmd_demo(int argc, char **argv)
     }
 
     struct mock mock = {0};
-    if (dm.kafka && (rc = mock_start(&cli, &mock, &dm)) != 0) {
+    if (dm.kafka && !dm.verify_only &&
+        (rc = mock_start(&cli, &mock, &dm)) != 0) {
         mock_stop(&mock);
         rg_conf_destroy(cli.conf);
         return rc;
@@ -613,11 +624,32 @@ int rg_cmd_demo(int argc, char **argv)
     }
 
     rg_sink_t sink;
-    if ((rc = rg_likes_open_sink(cli.conf, RG_SINK_INIT_SCHEMA, &sink, err,
-                                 sizeof(err))) != 0) {
+    if ((rc = rg_likes_open_sink(cli.conf, dm.verify_only ? 0
+                                                          : RG_SINK_INIT_SCHEMA,
+                                 &sink, err, sizeof(err))) != 0) {
         free_demo(&dm);
+        mock_stop(&mock);
         rg_conf_destroy(cli.conf);
         return rg_cli_fail(&cli, "%s", err);
+    }
+    if (dm.verify_only) {
+        /* the same stream's truth against a database something else
+         * filled (railgun produce + railgun run) */
+        char why[320] = "";
+        uint64_t crows = 0, arows = 0;
+        int bad = verify(&dm, &sink, why, sizeof(why), &crows, &arows);
+        if (cli.json)
+            printf("{\"count_rows\":%" PRIu64 ",\"action_rows\":%" PRIu64
+                   ",\"verify\":\"%s\"}\n", crows, arows,
+                   bad ? "MISMATCH" : "exact");
+        else if (bad)
+            printf("verify: MISMATCH %s\n", why);
+        else
+            printf("verify: exact\n");
+        sink.close(sink.self);
+        free_demo(&dm);
+        rg_conf_destroy(cli.conf);
+        return bad ? 1 : 0;
     }
     /* claim every partition; resume after what is stored */
     int32_t *parts = malloc(sizeof(int32_t) * dm.partitions);
@@ -852,4 +884,104 @@ int rg_cmd_demo(int argc, char **argv)
     free_demo(&dm);
     mock_stop(&mock);
     return bad ? 1 : 0;
+}
+
+/* ---- railgun produce ---------------------------------------------------- */
+
+static void produce_usage(void)
+{
+    printf("usage: railgun produce [--events N] [--videos V] [--users U] "
+           "[--zipf S]\n"
+           "                       [--seed N] [--stdin] [--json] "
+           "[--config FILE] [-X name=value]\n\n"
+           "Produces like events into `topic` at -X kafka.bootstrap.servers "
+           "with the\nproducer SDK: the demo's stream for these options "
+           "(so `railgun demo\n--verify-only` can check what `railgun run` "
+           "stored), or with --stdin one\nmessage per line, KEY<TAB>VALUE. "
+           "Every message is delivered or the\ncommand fails.\n");
+}
+
+int rg_cmd_produce(int argc, char **argv)
+{
+    rg_cli_t cli = {.cmd = "produce", .conf = rg_conf_new()};
+    struct demo dm = {.events = 200000, .videos = 10000, .users = 100000,
+                      .seed = 1, .zipf = 0.99, .partitions = 32};
+    const char *db = NULL;
+    if (cli.conf == NULL)
+        return rg_cli_fail(&cli, "out of memory");
+    int rc = parse_args(&cli, &dm, argc, argv, &db);
+    if (rc != 0 || cli.help) {
+        if (rc == 0)
+            produce_usage();
+        rg_conf_destroy(cli.conf);
+        return rc;
+    }
+    struct prod prod = {.dm = &dm};
+    if (!dm.stdin_lines && generate(&dm) != 0) {
+        free_demo(&dm);
+        rg_conf_destroy(cli.conf);
+        return rg_cli_fail(&cli, "out of memory");
+    }
+    if (producer_open(&cli, &prod) == NULL) {
+        free_demo(&dm);
+        rg_conf_destroy(cli.conf);
+        return 2;
+    }
+    double t0 = rg_now();
+    uint64_t sent = 0;
+    if (dm.stdin_lines) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        uint64_t lineno = 0;
+        while (rc == 0 && (len = getline(&line, &cap, stdin)) >= 0) {
+            lineno++;
+            if (len > 0 && line[len - 1] == '\n')
+                line[--len] = '\0';
+            char *tab = memchr(line, '\t', (size_t)len);
+            if (tab == NULL) {
+                rc = rg_cli_fail(&cli, "stdin line %" PRIu64 ": no TAB "
+                                 "between key and value", lineno);
+                break;
+            }
+            int r;
+            while ((r = rg_producer_send_bytes(
+                        prod.p, line, (size_t)(tab - line), tab + 1,
+                        (size_t)(line + len - tab - 1), NULL)) == RG_EFULL)
+                rg_producer_poll(prod.p, 10);
+            if (r != 0)
+                rc = rg_cli_fail(&cli, "stdin line %" PRIu64 ": %s", lineno,
+                                 rg_producer_last_error());
+            else
+                sent++;
+        }
+        free(line);
+        if (rg_producer_flush(prod.p, 120000) != 0 && rc == 0)
+            rc = rg_cli_fail(&cli, "%s", rg_producer_last_error());
+        else if (prod.failed && rc == 0)
+            rc = rg_cli_fail(&cli, "%" PRIu64 " messages not delivered",
+                             prod.failed);
+    } else {
+        rg_progress_t prog;
+        rg_progress_init(&prog, "produce", dm.s.n, cli.json);
+        /* the producer thread's loop, here without an engine to pace */
+        producer_main(&prod);
+        rg_progress_finish(&prog);
+        if (prod.err[0])
+            rc = rg_cli_fail(&cli, "%s", prod.err);
+        sent = dm.s.n;
+    }
+    double secs = rg_now() - t0;
+    rg_producer_destroy(prod.p);
+    if (rc == 0) {
+        if (cli.json)
+            printf("{\"produced\":%" PRIu64 ",\"seconds\":%.3f,"
+                   "\"events_per_s\":%.0f}\n", sent, secs,
+                   secs > 0 ? (double)sent / secs : 0);
+        else
+            printf("produced %" PRIu64 " messages in %.3f s\n", sent, secs);
+    }
+    free_demo(&dm);
+    rg_conf_destroy(cli.conf);
+    return rc;
 }

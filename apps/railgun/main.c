@@ -15,6 +15,10 @@ static const struct {
                           "SQLite and verify the database"},
     {"bench", rg_cmd_bench, "bench likes: per-event transactions against "
                             "railgun on one database"},
+    {"run", rg_cmd_run, "the likes job: Kafka in, SQLite or MariaDB out, "
+                        "until SIGTERM"},
+    {"produce", rg_cmd_produce, "produce like events into Kafka with the "
+                                "producer SDK"},
     {"mock-kafka", rg_cmd_mock_kafka, "serve a mock Kafka cluster until "
                                       "SIGTERM (tests, demos, kcat)"},
     {"config", rg_cmd_config, "list the configuration properties (or "

@@ -111,6 +111,9 @@
        "MariaDB/MySQL database holding counts, actions and offsets.")       \
     XX(GROUP_ID, "group.id", STR, "railgun", 0, 0, NULL,                     \
        "Consumer group: the offsets table stores positions under it.")      \
+    XX(STATS_INTERVAL_MS, "stats.interval.ms", INT, "0", 0, 86400000, NULL,  \
+       "railgun run: print the stats every this many ms (0: only on "       \
+       "SIGUSR1 and at the end).")                                           \
     XX(TOPIC, "topic", STR, "likes", 0, 0, NULL,                             \
        "Topic of the like events: the offsets table stores positions "      \
        "under it.")
