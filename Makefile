@@ -93,6 +93,8 @@ fuzz: fuzz-build
 # micro suites, then the likes benchmark against a MariaDB started here
 bench: build
 	build/bin/railgun-bench
+	build/bin/railgun bench kafka
+	build/bin/railgun bench produce
 	tests/support/with_mariadb.sh sh -c 'build/bin/railgun bench likes \
 	  -X sink=mysql -X mysql.socket=$$RG_MYSQL_SOCKET'
 

@@ -333,10 +333,12 @@ static rg_like_err_t decode_json(const uint8_t *v, size_t len, rg_like_t *out)
             ws(&r);
             if (!eat(&r, ':'))
                 return RG_LIKE_E_BAD_JSON;
-            int f = F_COUNT;
-            for (int i = 0; name_ok && i < F_COUNT; i++)
-                if (strcmp(name, fields[i]) == 0)
-                    f = i;
+            /* the first letter picks the one candidate (v, u, s, t) */
+            int f = !name_ok ? F_COUNT : name[0] == 'v' ? F_VIDEO
+                  : name[0] == 'u' ? F_USER : name[0] == 's' ? F_STATE
+                  : name[0] == 't' ? F_TS : F_COUNT;
+            if (f != F_COUNT && strcmp(name, fields[f]) != 0)
+                f = F_COUNT;
             if (f == F_COUNT) {
                 e = skip_value(&r, 1);
             } else if (seen[f]) {

@@ -30,6 +30,8 @@ struct centry {
 struct wstate {
     struct centry *tab;
     size_t mask, count;
+    struct centry *spare;     /* the last table, when its size stayed */
+    size_t spare_size;
     size_t evict_at;          /* evict committed entries past this count */
     rg_sink_reader_t *reader;
     rg_row_t *miss;           /* batch.max.events pairs */
@@ -77,10 +79,32 @@ static void cache_put_raw(struct centry *tab, size_t mask,
     tab[i] = *e;
 }
 
-/* Rebuilds the table at `size` slots keeping the entries keep() wants. */
+/* A zeroed table of `size` slots: the spare one when it has that size.
+ * memset, not calloc: calloc maps the zero page, and the first store to
+ * each page of it then costs a copy-on-write fault plus a TLB shootdown
+ * across the CPUs; a written page faults once, cheaply. */
+static struct centry *tab_get(struct wstate *w, size_t size)
+{
+    struct centry *tab;
+    if (w->spare != NULL && w->spare_size == size) {
+        tab = w->spare;
+        w->spare = NULL;
+    } else {
+        tab = malloc(size * sizeof(*tab));
+        if (tab == NULL)
+            return NULL;
+    }
+    memset(tab, 0, size * sizeof(*tab));
+    return tab;
+}
+
+/* Rebuilds the table at `size` slots, dropping the entries the sink holds
+ * (changed in epochs up to `committed`; UINT64_MAX keeps all). The old
+ * table is kept as the spare when the size stays: eviction passes then
+ * reuse memory that is already mapped. */
 static int cache_rebuild(struct wstate *w, size_t size, uint64_t committed)
 {
-    struct centry *tab = calloc(size, sizeof(*tab));
+    struct centry *tab = tab_get(w, size);
     if (tab == NULL)
         return -1;
     size_t n = 0;
@@ -95,7 +119,14 @@ static int cache_rebuild(struct wstate *w, size_t size, uint64_t committed)
         cache_put_raw(tab, size - 1, c);
         n++;
     }
-    free(w->tab);
+    free(w->spare);
+    w->spare = NULL;
+    if (w->mask + 1 == size) {
+        w->spare = w->tab;
+        w->spare_size = size;
+    } else {
+        free(w->tab);
+    }
     w->tab = tab;
     w->mask = size - 1;
     w->count = n;
@@ -358,6 +389,7 @@ void rg_likes_job_destroy(rg_likes_job_t *job)
             if (job->ws[i].reader != NULL)
                 job->sink.reader_close(job->ws[i].reader);
             free(job->ws[i].tab);
+            free(job->ws[i].spare);
             free(job->ws[i].miss);
         }
     free(job->ws);

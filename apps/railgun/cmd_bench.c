@@ -1,9 +1,15 @@
 /*
- * cmd_bench.c - `railgun bench likes`: the same like events through the
- * reference's first design (one transaction per event, naive.h) and
- * through railgun (engine + likes job + epoch flushes), into the same kind
- * of database, each into a fresh database it drops afterwards. Prints both
- * rates and their ratio. Starts no server: point it at one with -X.
+ * cmd_bench.c - the end-to-end suites of `railgun bench`, each a ratio
+ * against the peer a user would otherwise pick, measured in one run:
+ *   likes    the same like events through the reference's first design
+ *            (one transaction per event, naive.h) and through railgun
+ *            (engine + likes job + epoch flushes), each into a fresh
+ *            database it drops afterwards. Starts no server: point it at
+ *            one with -X.
+ *   kafka    the same messages in a mock cluster consumed by a bare
+ *            librdkafka loop and by railgun (source + likes job + null
+ *            sink).
+ *   produce  a bare rd_kafka_producev loop against the producer SDK.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -16,8 +22,14 @@
 #include "likes_job.h"
 #include "naive.h"
 #include "railgun/railgun.h"
+#include "railgun/kafka.h"
+#include "railgun/producer.h"
 #include "railgun/sinks.h"
 #include "zipf.h"
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <time.h>
 
 #define PARTS 8
 
@@ -30,13 +42,24 @@ static void usage(void)
 {
     printf("usage: railgun bench likes [--events N] [--naive-events N]\n"
            "                           [--seed N] [--json] [--config FILE]"
-           " [-X name=value]\n\n"
-           "Runs the same N like events (default 200000) through one "
+           " [-X name=value]\n"
+           "       railgun bench kafka|produce [--events N] [--seed N] "
+           "[--json]\n"
+           "                                   [-X kafka.NAME=value]\n\n"
+           "likes: runs the same N like events (default 200000) through one "
            "database\ntransaction per event and through railgun, into "
            "-X sink=mysql (with\nthe mysql.* properties) or sink=sqlite, "
            "and prints both rates and\nthe ratio. --naive-events times the "
            "per-event path on the first M\nevents only (it is slow). Each "
-           "path gets a fresh database, dropped\nafterwards.\n");
+           "path gets a fresh database, dropped\nafterwards.\n\n"
+           "kafka: N like events (default 2000000) produced once into an "
+           "in-process\nmock cluster (3 brokers, 64 partitions), then "
+           "consumed by a bare\nlibrdkafka loop that does nothing and by "
+           "railgun (Kafka source, likes\njob, null sink).\n"
+           "produce: the same N events sent by a bare rd_kafka_producev "
+           "loop and by\nthe producer SDK.\n"
+           "Both print both rates and the ratio; -X kafka.NAME=value "
+           "applies to both\nsides alike.\n");
 }
 
 /* A copy of conf pointing at a fresh database named after `tag`. */
@@ -174,6 +197,326 @@ static double run_railgun(rg_conf_t *c, const struct ev *evs, uint64_t n,
     return rate;
 }
 
+/* ---- kafka and produce ------------------------------------------------- */
+
+/* The mock cluster keeps at most 100000 messages (5 MB) per partition and
+ * silently drops older ones, so the data produced up front spreads evenly:
+ * uniform videos over many partitions, not the Zipf of the demo. */
+#define KPARTS 64
+#define KVIDEOS 100000
+
+struct kmsgs {
+    char (*key)[24];
+    char (*val)[RG_LIKE_JSON_MAX];
+    size_t *klen, *vlen;
+};
+
+static int kmsgs_make(struct kmsgs *m, uint64_t n, uint64_t seed)
+{
+    m->key = malloc(sizeof(*m->key) * n);
+    m->val = malloc(sizeof(*m->val) * n);
+    m->klen = malloc(sizeof(size_t) * n);
+    m->vlen = malloc(sizeof(size_t) * n);
+    if (!m->key || !m->val || !m->klen || !m->vlen)
+        return -1;
+    rg_rng_t rng;
+    rg_rng_seed(&rng, seed);
+    for (uint64_t i = 0; i < n; i++) {
+        rg_like_t like = {1 + rg_rng_below(&rng, KVIDEOS),
+                          1 + rg_rng_below(&rng, 100000),
+                          1700000000000 + (int64_t)i,
+                          rg_rng_below(&rng, 3) != 0};
+        m->klen[i] = rg_like_encode_key(like.video_id, m->key[i]);
+        m->vlen[i] = rg_like_encode_json(&like, m->val[i]);
+    }
+    return 0;
+}
+
+static void kmsgs_free(struct kmsgs *m)
+{
+    free(m->key);
+    free(m->val);
+    free(m->klen);
+    free(m->vlen);
+}
+
+/* The user's -X kafka.* settings, for the bare clients: railgun's side
+ * gets them through its configuration, so both sides run alike. */
+static int user_props(const rg_conf_t *c, rd_kafka_conf_t *kc, char *errstr,
+                      size_t size)
+{
+    size_t cur = 0;
+    const char *name, *val;
+    char rkerr[256];
+    while (rg_conf_next_passthrough(c, "kafka.", &cur, &name, &val))
+        if (rd_kafka_conf_set(kc, name, val, rkerr, sizeof(rkerr)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(errstr, size, "kafka.%s: %.200s", name, rkerr);
+            return -1;
+        }
+    return 0;
+}
+
+/* Producer settings both sides of both suites share. */
+static void producer_props(rd_kafka_conf_t *kc, const char *servers)
+{
+    rd_kafka_conf_set(kc, "bootstrap.servers", servers, NULL, 0);
+    rd_kafka_conf_set(kc, "linger.ms", "5", NULL, 0);
+    rd_kafka_conf_set(kc, "partitioner", "murmur2_random", NULL, 0);
+    rd_kafka_conf_set(kc, "log_level", "0", NULL, 0);
+}
+
+/* The bare loop: rd_kafka_producev, then flush. Events per second. */
+static double produce_bare(rg_cli_t *cli, const char *servers,
+                           const struct kmsgs *m, uint64_t n)
+{
+    char err[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    producer_props(kc, servers);
+    if (user_props(cli->conf, kc, err, sizeof(err)) != 0) {
+        rd_kafka_conf_destroy(kc);
+        rg_cli_fail(cli, "%s", err);
+        return -1;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+    if (rk == NULL) {
+        rg_cli_fail(cli, "%s", err);
+        return -1;
+    }
+    double t0 = rg_now();
+    for (uint64_t i = 0; i < n; i++) {
+        while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("likes"),
+                                 RD_KAFKA_V_KEY(m->key[i], m->klen[i]),
+                                 RD_KAFKA_V_VALUE(m->val[i], m->vlen[i]),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 10);
+        if ((i & 1023) == 0)
+            rd_kafka_poll(rk, 0);
+    }
+    rd_kafka_flush(rk, 120000);
+    double secs = rg_now() - t0;
+    rd_kafka_destroy(rk);
+    return (double)n / secs;
+}
+
+/* The same through the producer SDK. */
+static double produce_sdk(rg_cli_t *cli, const char *servers,
+                          const struct kmsgs *m, uint64_t n)
+{
+    char err[256];
+    rg_conf_t *c = rg_conf_dup(cli->conf);
+    rg_conf_set(c, "kafka.bootstrap.servers", servers, err, sizeof(err));
+    rg_conf_set(c, "kafka.linger.ms", "5", err, sizeof(err));
+    rg_conf_set(c, "kafka.log_level", "0", err, sizeof(err));
+    rg_producer_t *p = rg_producer_new(c, NULL, NULL, err, sizeof(err));
+    rg_conf_destroy(c);
+    if (p == NULL) {
+        rg_cli_fail(cli, "%s", err);
+        return -1;
+    }
+    double t0 = rg_now();
+    for (uint64_t i = 0; i < n; i++) {
+        while (rg_producer_send_bytes(p, m->key[i], m->klen[i], m->val[i],
+                                      m->vlen[i], NULL) == RG_EFULL)
+            rg_producer_poll(p, 10);
+        if ((i & 1023) == 0)
+            rg_producer_poll(p, 0);
+    }
+    rg_producer_flush(p, 120000);
+    double secs = rg_now() - t0;
+    rg_producer_destroy(p);
+    return (double)n / secs;
+}
+
+/* Consumer settings both sides share (librdkafka defaults otherwise). */
+static void consumer_props(rd_kafka_conf_t *kc, const char *servers,
+                           const char *group)
+{
+    rd_kafka_conf_set(kc, "bootstrap.servers", servers, NULL, 0);
+    rd_kafka_conf_set(kc, "group.id", group, NULL, 0);
+    rd_kafka_conf_set(kc, "auto.offset.reset", "earliest", NULL, 0);
+    rd_kafka_conf_set(kc, "enable.auto.commit", "false", NULL, 0);
+    /* what the Kafka source defaults to (railgun/kafka.h): with
+     * librdkafka's 100000 a consumer that falls behind fetches in
+     * one-second bursts */
+    rd_kafka_conf_set(kc, "queued.min.messages", "1000000", NULL, 0);
+    rd_kafka_conf_set(kc, "log_level", "0", NULL, 0);
+}
+
+/* A consume loop that does nothing with the messages; the clock runs from
+ * the first message to the n-th (the group join is left out). */
+static double consume_bare(rg_cli_t *cli, const char *servers, uint64_t n)
+{
+    char err[256];
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    consumer_props(kc, servers, "bench-bare");
+    if (user_props(cli->conf, kc, err, sizeof(err)) != 0) {
+        rd_kafka_conf_destroy(kc);
+        rg_cli_fail(cli, "%s", err);
+        return -1;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
+    if (rk == NULL) {
+        rg_cli_fail(cli, "%s", err);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, "likes", RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    uint64_t got = 0;
+    double t0 = 0, deadline = rg_now() + 300;
+    while (got < n) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
+        if (msg == NULL) {
+            if (rg_now() > deadline)
+                break;
+            continue;
+        }
+        if (!msg->err) {
+            if (got++ == 0)
+                t0 = rg_now();
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    double secs = rg_now() - t0;
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return got == n ? (double)(n - 1) / secs : -1;
+}
+
+struct src_arg {
+    rg_kafka_source_t *src;
+};
+
+static void *src_main(void *arg)
+{
+    rg_kafka_source_run(((struct src_arg *)arg)->src);
+    return NULL;
+}
+
+/* railgun: the Kafka source, the likes job, a null sink; the clock runs
+ * from the first message consumed to the n-th processed. */
+static double consume_railgun(rg_cli_t *cli, const char *servers,
+                              uint64_t n)
+{
+    char err[512];
+    rg_conf_t *c = rg_conf_dup(cli->conf);
+    rg_conf_set(c, "kafka.bootstrap.servers", servers, err, sizeof(err));
+    rg_conf_set(c, "kafka.auto.offset.reset", "earliest", err, sizeof(err));
+    rg_conf_set(c, "kafka.log_level", "0", err, sizeof(err));
+    rg_conf_set(c, "group.id", "bench-railgun", err, sizeof(err));
+    rg_conf_t *kc = rg_conf_dup(c);
+    rg_sink_t sink;
+    rg_sink_null_open(&sink);
+    rg_likes_job_t *job = rg_likes_job_new(
+        (unsigned)rg_conf_get_int(c, "workers"), &sink, 0, 0);
+    rg_processor_t proc;
+    rg_likes_job_processor(job, &proc);
+    rg_engine_t *e = rg_engine_new(c, &proc, err, sizeof(err));
+    if (e == NULL || rg_engine_set_sink(e, &sink, err, sizeof(err)) != 0) {
+        rg_cli_fail(cli, "%s", err);
+        return -1;
+    }
+    rg_likes_job_bind(job, e);
+    struct src_arg a = {rg_kafka_source_new(e, 0, kc, &sink, err,
+                                            sizeof(err))};
+    rg_conf_destroy(kc);
+    if (a.src == NULL || rg_engine_start(e, err, sizeof(err)) != 0) {
+        rg_cli_fail(cli, "%s", err);
+        return -1;
+    }
+    pthread_t th;
+    pthread_create(&th, NULL, src_main, &a);
+    double t0 = 0, deadline = rg_now() + 300;
+    rg_engine_stats_t st = {0};
+    for (;;) {
+        rg_engine_stats(e, &st);
+        if (t0 == 0 && st.accepted > 0)
+            t0 = rg_now();
+        if (st.processed >= n || rg_now() > deadline)
+            break;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    double secs = rg_now() - t0;
+    rg_kafka_source_stop(a.src);
+    pthread_join(th, NULL);
+    rg_kafka_source_close(a.src);
+    rg_engine_stop(e);
+    rg_kafka_source_destroy(a.src);
+    rg_likes_job_destroy(job);
+    rg_engine_destroy(e);
+    return st.processed >= n ? (double)n / secs : -1;
+}
+
+static int bench_kafka(rg_cli_t *cli, bool consume, uint64_t n,
+                       uint64_t seed)
+{
+    struct kmsgs m = {0};
+    if (kmsgs_make(&m, n, seed) != 0) {
+        kmsgs_free(&m);
+        return rg_cli_fail(cli, "out of memory");
+    }
+    char err[256];
+    rd_kafka_conf_t *mkc = rd_kafka_conf_new();
+    rd_kafka_conf_set(mkc, "log_level", "0", err, sizeof(err));
+    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mkc, err, sizeof(err));
+    rd_kafka_mock_cluster_t *mc = mrk ? rd_kafka_mock_cluster_new(mrk, 3)
+                                      : NULL;
+    if (mc == NULL || rd_kafka_mock_topic_create(mc, "likes", KPARTS, 1)) {
+        kmsgs_free(&m);
+        return rg_cli_fail(cli, "cannot start the mock cluster");
+    }
+    const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
+    double a, b;
+    const char *an, *bn;
+    if (consume) {
+        /* the same data for both: produced once */
+        if (produce_bare(cli, servers, &m, n) < 0) {
+            kmsgs_free(&m);
+            return rg_cli_fail(cli, "cannot produce the data");
+        }
+        a = consume_bare(cli, servers, n);
+        b = consume_railgun(cli, servers, n);
+        an = "bare";
+        bn = "railgun";
+    } else {
+        a = produce_bare(cli, servers, &m, n);
+        b = produce_sdk(cli, servers, &m, n);
+        an = "bare";
+        bn = "railgun";
+    }
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mrk);
+    kmsgs_free(&m);
+    if (a <= 0 || b <= 0) {
+        fprintf(stderr, "railgun bench: a run did not finish\n");
+        return 1;
+    }
+    if (cli->json) {
+        printf("{\"suite\":\"%s\",\"events\":%" PRIu64 ",\"partitions\":%d,"
+               "\"%s_events_per_s\":%.0f,\"%s_events_per_s\":%.0f,"
+               "\"ratio\":%.2f}\n", consume ? "kafka" : "produce", n, KPARTS,
+               an, a, bn, b, b / a);
+    } else {
+        char h1[16], h2[16];
+        printf("railgun bench %s: %" PRIu64 " like events, mock cluster (3 "
+               "brokers, %d partitions)\n", consume ? "kafka" : "produce", n,
+               KPARTS);
+        printf("  %-30s %s events/s\n", consume ? "bare librdkafka consume "
+               "loop" : "bare rd_kafka_producev loop",
+               rg_human(a, h1, sizeof(h1)));
+        printf("  %-30s %s events/s\n", consume ? "railgun (likes job, null "
+               "sink)" : "railgun producer SDK", rg_human(b, h2, sizeof(h2)));
+        printf("  ratio                          %.2fx\n", b / a);
+    }
+    return 0;
+}
+
 int rg_cmd_bench(int argc, char **argv)
 {
     rg_cli_t cli = {.cmd = "bench", .conf = rg_conf_new()};
@@ -213,10 +556,20 @@ int rg_cmd_bench(int argc, char **argv)
         rg_conf_destroy(cli.conf);
         return 0;
     }
+    if (rc == 0 && suite != NULL &&
+        (!strcmp(suite, "kafka") || !strcmp(suite, "produce"))) {
+        bool given = false;
+        for (int i = 0; i < argc; i++)
+            given |= rg_cli_is(argv[i], "--events");
+        rc = bench_kafka(&cli, !strcmp(suite, "kafka"),
+                         given ? events : 2000000, seed);
+        rg_conf_destroy(cli.conf);
+        return rc;
+    }
     if (rc == 0 && (suite == NULL || strcmp(suite, "likes") != 0))
         rc = rg_cli_fail(&cli, "unknown suite \"%s\" (this build has: "
-                         "likes; the micro suites are build/bin/"
-                         "railgun-bench)", suite ? suite : "");
+                         "likes, kafka, produce; the micro suites are "
+                         "build/bin/railgun-bench)", suite ? suite : "");
     if (rc == 0 && strcmp(rg_conf_get_str(cli.conf, "sink"), "null") == 0)
         rc = rg_cli_fail(&cli, "sink=null writes nothing: compare with "
                          "sqlite or mysql");

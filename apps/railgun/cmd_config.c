@@ -42,7 +42,15 @@ static void markdown(void)
            "`NAME` (for\nexample `kafka.bootstrap.servers`, "
            "`kafka.fetch.max.bytes`). railgun stores it\nas given; "
            "librdkafka checks it when the client is configured and a bad "
-           "one\nis reported then, naming the property.\n");
+           "one\nis reported then, naming the property.\n\n"
+           "The Kafka source sets `enable.auto.commit=false` and\n"
+           "`enable.auto.offset.store=false` (offsets are committed from "
+           "what the sink\nstored; these two cannot be overridden) and "
+           "defaults\n`queued.min.messages` to 1000000: librdkafka 2.0 "
+           "counts the whole consumer\nqueue against it and refetches up "
+           "to a second after crossing it, which\ncapped a backpressured "
+           "engine near 100k events/s. The prefetch stays\nbounded by "
+           "`kafka.queued.max.messages.kbytes`.\n");
 }
 
 static void json_str(const char *s)

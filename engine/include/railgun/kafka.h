@@ -18,7 +18,11 @@
  * `kafka.` prefix (`kafka.bootstrap.servers` required). The adapter sets
  * enable.auto.commit=false and enable.auto.offset.store=false: offsets
  * are committed from the engine's commit callback only (which the adapter
- * installs), i.e. only what the sink has stored.
+ * installs), i.e. only what the sink has stored. It also defaults
+ * queued.min.messages to 1000000 (kafka.queued.min.messages overrides):
+ * librdkafka 2.0 counts the whole consumer queue against it and refetches
+ * up to a second after crossing it, which capped a backpressured engine
+ * at about 100k events per second.
  *
  * Rebalance (eager protocol):
  *   revoke: rg_dispatcher_flush() (every event accepted from the revoked

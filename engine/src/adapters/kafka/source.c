@@ -27,6 +27,8 @@
 
 /* Messages one push_burst() carries. */
 #define BURST 256
+/* Our default for librdkafka's queued.min.messages (see source_new). */
+#define KAFKA_QUEUED_MIN "1000000"
 
 struct rg_kafka_source_s {
     rg_engine_t *e;
@@ -233,6 +235,12 @@ rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
     rd_kafka_conf_set(kc, "group.id", rg_conf_get_str(conf, "group.id"),
                       NULL, 0);
     rd_kafka_conf_set(kc, "enable.partition.eof", "false", NULL, 0);
+    /* librdkafka 2.0 counts the consumer's whole queue against each
+     * partition's queued.min.messages (default 100000) and, once over it,
+     * looks again only up to a second later: an engine slower than the
+     * fetcher then ran in one-second bursts of 100k. The prefetch stays
+     * bounded by queued.max.messages.kbytes (64 MB by default). */
+    rd_kafka_conf_set(kc, "queued.min.messages", KAFKA_QUEUED_MIN, NULL, 0);
     size_t cur = 0;
     const char *name, *val;
     bool servers = false;
