@@ -199,9 +199,9 @@ static double run_railgun(rg_conf_t *c, const struct ev *evs, uint64_t n,
 
 /* ---- kafka and produce ------------------------------------------------- */
 
-/* The mock cluster keeps at most 100000 messages (5 MB) per partition and
- * silently drops older ones, so the data produced up front spreads evenly:
- * uniform videos over many partitions, not the Zipf of the demo. */
+/* The mock cluster keeps at most 5 MB (or 100000 batches) per partition
+ * and silently drops older ones, so the data produced up front spreads
+ * evenly: uniform videos over many partitions, not the Zipf of the demo. */
 #define KPARTS 64
 #define KVIDEOS 100000
 

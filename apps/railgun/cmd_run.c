@@ -104,6 +104,15 @@ static void usage(void)
 
 int rg_cmd_run(int argc, char **argv)
 {
+    /* block the stop and stats signals first thing, before any thread
+     * starts: the signal thread takes them. A SIGUSR1 or SIGTERM sent
+     * while we start up then waits for it instead of killing us */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     rg_cli_t cli = {.cmd = "run", .conf = rg_conf_new()};
     bool init = false;
     int rc = 0;
@@ -143,14 +152,7 @@ int rg_cmd_run(int argc, char **argv)
         return rc;
     }
 
-    /* block the stop signals before any thread starts: the signal thread
-     * takes them */
-    struct runner r = {.json = cli.json};
-    sigemptyset(&r.sigs);
-    sigaddset(&r.sigs, SIGTERM);
-    sigaddset(&r.sigs, SIGINT);
-    sigaddset(&r.sigs, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &r.sigs, NULL);
+    struct runner r = {.json = cli.json, .sigs = sigs};
 
     rg_sink_t sink;
     if (rg_likes_open_sink(cli.conf, init ? RG_SINK_INIT_SCHEMA : 0, &sink,
