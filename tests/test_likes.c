@@ -578,6 +578,40 @@ static void on_delivered(void *opaque, const rg_delivery_t *d)
         (*failed)++;
 }
 
+/* Produces n likes with the SDK (one key per video, so one video's events
+ * keep their order) and applies them to the truth. */
+static void produce_likes(const rg_conf_t *conf, int n, uint64_t seed,
+                          struct truth *t)
+{
+    char err[512];
+    rg_conf_t *pc = rg_conf_dup(conf);
+    rg_conf_set(pc, "kafka.enable.idempotence", "true", err, sizeof(err));
+    uint64_t failed = 0;
+    rg_producer_t *prod = rg_producer_new(pc, on_delivered, &failed, err,
+                                          sizeof(err));
+    cr_assert_not_null(prod, "%s", err);
+    uint64_t x = seed;
+    for (int i = 0; i < n; i++) {
+        int64_t v = 1 + (int64_t)(rng(&x) % VIDEOS);
+        int64_t u = 1 + (int64_t)(rng(&x) % USERS);
+        uint8_t st = rng(&x) % 3 != 0;
+        char key[24], val[RG_LIKE_JSON_MAX];
+        rg_like_t like = {(uint64_t)v, (uint64_t)u, 1700000000000 + i, st};
+        size_t kl = rg_like_encode_key(like.video_id, key);
+        size_t vl = rg_like_encode_json(&like, val);
+        int rc;
+        while ((rc = rg_producer_send_bytes(prod, key, kl, val, vl, NULL)) ==
+               RG_EFULL)
+            rg_producer_poll(prod, 10);
+        cr_assert_eq(rc, 0, "%s", rg_producer_last_error());
+        truth_apply(t, v, u, st);
+    }
+    cr_assert_eq(rg_producer_flush(prod, 60000), 0);
+    cr_assert_eq(failed, 0u);
+    rg_producer_destroy(prod);
+    rg_conf_destroy(pc);
+}
+
 Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
 {
     char err[512];
@@ -597,36 +631,10 @@ Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
     rg_conf_set(conf, "kafka.session.timeout.ms", "6000", err, sizeof(err));
     rg_conf_t *conf2 = rg_conf_dup(conf);
 
-    /* produce: one key per video, so one video's events keep their order */
     enum { N = 100000 };
     struct truth t;
     truth_init(&t);
-    rg_conf_t *pc = rg_conf_dup(conf);
-    rg_conf_set(pc, "kafka.enable.idempotence", "true", err, sizeof(err));
-    uint64_t failed = 0;
-    rg_producer_t *prod = rg_producer_new(pc, on_delivered, &failed, err,
-                                          sizeof(err));
-    cr_assert_not_null(prod, "%s", err);
-    uint64_t x = 77;
-    for (int i = 0; i < N; i++) {
-        int64_t v = 1 + (int64_t)(rng(&x) % VIDEOS);
-        int64_t u = 1 + (int64_t)(rng(&x) % USERS);
-        uint8_t st = rng(&x) % 3 != 0;
-        char key[24], val[RG_LIKE_JSON_MAX];
-        rg_like_t like = {(uint64_t)v, (uint64_t)u, 1700000000000 + i, st};
-        size_t kl = rg_like_encode_key(like.video_id, key);
-        size_t vl = rg_like_encode_json(&like, val);
-        int rc;
-        while ((rc = rg_producer_send_bytes(prod, key, kl, val, vl, NULL)) ==
-               RG_EFULL)
-            rg_producer_poll(prod, 10);
-        cr_assert_eq(rc, 0, "%s", rg_producer_last_error());
-        truth_apply(&t, v, u, st);
-    }
-    cr_assert_eq(rg_producer_flush(prod, 60000), 0);
-    cr_assert_eq(failed, 0u);
-    rg_producer_destroy(prod);
-    rg_conf_destroy(pc);
+    produce_likes(conf, N, 77, &t);
 
     /* consume into the sink until every event is applied */
     struct run r;
@@ -665,6 +673,93 @@ Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
                  (unsigned long long)ls.decoded);
     assert_exact(&r2.sink, &t);
     rg_engine_destroy(r2.e);
+    free(t.state);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mrk);
+}
+
+/* Errors on the requests the consumer depends on, injected into the
+ * brokers that serve them, and a broker down for 2 s mid-stream: the run
+ * continues and ends exact. Each broker's error stack is empty at the
+ * end: every injected error was served. */
+Test(likes, kafka_errors_and_a_broker_outage_cost_nothing)
+{
+    enum { FETCH = 1, OFFSET_COMMIT = 8, JOIN_GROUP = 11, N = 100000 };
+    char err[512];
+    rd_kafka_conf_t *mkc = rd_kafka_conf_new();
+    rd_kafka_conf_set(mkc, "log_level", "0", err, sizeof(err));
+    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mkc, err, sizeof(err));
+    cr_assert_not_null(mrk, "%s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 3);
+    cr_assert_eq(rd_kafka_mock_topic_create(mc, "likes", 8, 1), 0);
+    /* the group's coordinator is broker 1: its requests go there */
+    cr_assert_eq(rd_kafka_mock_coordinator_set(mc, "group", "errors", 1), 0);
+    const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
+
+    rg_conf_t *conf = db_conf("kerr");
+    rg_conf_set(conf, "kafka.bootstrap.servers", servers, err, sizeof(err));
+    rg_conf_set(conf, "kafka.auto.offset.reset", "earliest", err,
+                sizeof(err));
+    rg_conf_set(conf, "kafka.log_level", "0", err, sizeof(err));
+    rg_conf_set(conf, "kafka.session.timeout.ms", "6000", err, sizeof(err));
+    rg_conf_set(conf, "group.id", "errors", err, sizeof(err));
+    rg_conf_set(conf, "flush.interval.ms", "20", err, sizeof(err));
+    struct truth t;
+    truth_init(&t);
+    produce_likes(conf, N, 91, &t);
+
+    cr_assert_eq(rd_kafka_mock_broker_push_request_error_rtts(
+                     mc, 1, JOIN_GROUP, 2,
+                     RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, 0,
+                     RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, 0), 0);
+    cr_assert_eq(rd_kafka_mock_broker_push_request_error_rtts(
+                     mc, 1, OFFSET_COMMIT, 3,
+                     RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 0,
+                     RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS, 0,
+                     RD_KAFKA_RESP_ERR_NOT_COORDINATOR, 0), 0);
+    for (int32_t b = 1; b <= 3; b++)
+        cr_assert_eq(rd_kafka_mock_broker_push_request_error_rtts(
+                         mc, b, FETCH, 2,
+                         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0,
+                         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, 0), 0);
+
+    struct run r;
+    struct kafka_run k = {0};
+    kafka_start(&r, &k, conf);
+    rg_likes_stats_t ls;
+    bool outage = false;
+    uint64_t last = 0;
+    int still = 0;
+    /* until the consumer has been idle 2 s after seeing N: caught up */
+    for (int i = 0; i < 2400 && still < 40; i++) {
+        usleep(50000);
+        rg_likes_job_stats(r.job, &ls);
+        if (!outage && ls.decoded >= N / 4) {
+            outage = true;
+            rd_kafka_mock_broker_set_down(mc, 2);
+            usleep(2000000);
+            rd_kafka_mock_broker_set_up(mc, 2);
+        }
+        still = ls.decoded >= N && ls.decoded == last ? still + 1 : 0;
+        last = ls.decoded;
+    }
+    cr_assert(outage, "never got a quarter through (%llu decoded)",
+              (unsigned long long)ls.decoded);
+    kafka_stop(&r, &k, &ls);
+    cr_assert_geq(ls.decoded, (uint64_t)N, "consumed %llu of %d",
+                  (unsigned long long)ls.decoded, N);
+    assert_exact(&r.sink, &t);
+    rg_engine_destroy(r.e);
+    /* where errors were pushed: (broker, api) */
+    const int16_t pushed[][2] = {{1, JOIN_GROUP}, {1, OFFSET_COMMIT},
+                                 {1, FETCH}, {2, FETCH}, {3, FETCH}};
+    for (size_t i = 0; i < sizeof(pushed) / sizeof(pushed[0]); i++) {
+        size_t left = 1;
+        cr_assert_eq(rd_kafka_mock_broker_error_stack_cnt(
+                         mc, pushed[i][0], pushed[i][1], &left), 0);
+        cr_assert_eq(left, 0u, "broker %d: %zu injected errors for api %d "
+                     "never served", pushed[i][0], left, pushed[i][1]);
+    }
     free(t.state);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(mrk);
