@@ -4,9 +4,10 @@
 # mock-kafka` serves the cluster; `railgun produce` puts the likes on it
 # (sqlite: 200k over 32 partitions; mysql: 500k over 8, lz4-compressed,
 # since the mock keeps only 5 MB per partition); `railgun run` consumes
-# them into the sink until the database matches the stream (`railgun demo
-# --verify-only`), then stops on SIGTERM with exit 0; a restarted `railgun
-# run` processes nothing again.
+# them into the sink. Stopped with SIGTERM under load it exits 0, and the
+# restarted run processes exactly the rest (processor invocations add up to
+# the events: none twice) until the database matches the stream (`railgun
+# demo --verify-only`); a run restarted after that processes nothing.
 # mysql: run through tests/support/with_mariadb.sh (RG_MYSQL_SOCKET).
 set -u
 rg=$1
@@ -51,7 +52,27 @@ group.id=run-test
 flush.interval.ms=50
 kafka.session.timeout.ms=6000
 CONF
-"$rg" run --config "$tmp/run.conf" --init-schema --json 2>"$tmp/run1.err" &
+final() { # FILE FIELD: FIELD of the final stats line
+    grep '"stats":"final"' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
+}
+
+# SIGTERM under load: stopped while events flow, it flushes and commits
+"$rg" run --config "$tmp/run.conf" --init-schema --json \
+    -X stats.interval.ms=100 2>"$tmp/run0.err" &
+run=$!
+for _ in $(seq 1 600); do
+    sleep 0.1
+    grep '"stats":"interval"' "$tmp/run0.err" | tail -1 |
+        grep -q '"processed":[1-9]' && break
+done
+kill -TERM $run
+wait $run; rc=$?
+[ $rc -eq 0 ] || fail "run exited $rc after SIGTERM: $(cat "$tmp/run0.err")"
+p0=$(final "$tmp/run0.err" processed)
+[ -n "$p0" ] && [ "$p0" -gt 0 ] && [ "$p0" -lt $events ] ||
+    fail "not stopped under load (processed ${p0:-?} of $events)"
+
+"$rg" run --config "$tmp/run.conf" --json 2>"$tmp/run1.err" &
 run=$!
 exact=no
 for _ in $(seq 1 120); do
@@ -64,6 +85,11 @@ wait $run; rc=$?
 [ $exact = yes ] || fail "never exact: $(cat "$tmp/verify" "$tmp/run1.err")"
 [ $rc -eq 0 ] || fail "run exited $rc after SIGTERM: $(cat "$tmp/run1.err")"
 grep -q '"stats":"final"' "$tmp/run1.err" || fail "no final stats"
+# every event went through the processor once: none twice across the stop
+p1=$(final "$tmp/run1.err" processed)
+[ $((p0 + p1)) -eq $events ] ||
+    fail "processor invocations: $p0 before SIGTERM + $p1 after = " \
+        "$((p0 + p1)), not $events"
 
 # restart: the stored offsets cover everything, nothing is processed again
 "$rg" run --config "$tmp/run.conf" --json 2>"$tmp/run2.err" &
@@ -89,5 +115,5 @@ grep '"stats":"final"' "$tmp/run2.err" | grep -q '"partitions":0' ||
     fail "partitions still held at exit: $(grep final "$tmp/run2.err")"
 "$rg" demo "${stream[@]}" "${db[@]}" --verify-only >/dev/null ||
     fail "not exact after the restart"
-echo "run ($sink): produce $events -> run -> exact; SIGTERM exit 0;" \
-    "restart reprocessed nothing"
+echo "run ($sink): produce $events; SIGTERM under load after $p0, restart" \
+    "processed $p1 (sum exact, none twice); exact; restart reprocessed nothing"
