@@ -58,10 +58,10 @@ final() { # FILE FIELD: FIELD of the final stats line
 
 # SIGTERM under load: stopped while events flow, it flushes and commits
 "$rg" run --config "$tmp/run.conf" --init-schema --json \
-    -X stats.interval.ms=100 2>"$tmp/run0.err" &
+    -X stats.interval.ms=20 2>"$tmp/run0.err" &
 run=$!
-for _ in $(seq 1 600); do
-    sleep 0.1
+for _ in $(seq 1 1200); do
+    sleep 0.05
     grep '"stats":"interval"' "$tmp/run0.err" | tail -1 |
         grep -q '"processed":[1-9]' && break
 done
