@@ -215,3 +215,28 @@ Test(ring, sixty_four_byte_events_keep_every_field)
     cr_assert_eq(memcmp(in, out, sizeof(in)), 0);
     rg_ring_destroy(r);
 }
+
+Test(ring, single_pops_do_not_slip_behind_a_sparse_producer)
+{
+    /* 4096 x 8 bytes: single pops would slip 128 items behind a busy
+     * producer. One item at a time, or a few with nothing arriving during
+     * the wait, must leave the consumer taking items as they come. */
+    rg_ring_t *r = rg_ring_new(4096, sizeof(uint64_t));
+    cr_assert_not_null(r);
+    cr_assert_eq(r->cons.slip, 128);
+    uint64_t v = 0, next = 0, expect = 0;
+    for (int i = 0; i < 1000; i++) {
+        cr_assert(rg_ring_push_spsc_u64(r, &next));
+        next++;
+        cr_assert(rg_ring_pop_spsc_u64(r, &v));
+        cr_assert_eq(v, expect++);
+        cr_assert_not(r->cons.streaming, "one item at a time: no slip");
+    }
+    for (int i = 0; i < 10; i++, next++)
+        cr_assert(rg_ring_push_spsc_u64(r, &next));
+    while (rg_ring_pop_spsc_u64(r, &v))
+        cr_assert_eq(v, expect++);
+    cr_assert_eq(expect, next);
+    cr_assert_not(r->cons.streaming, "nothing came during the wait");
+    rg_ring_destroy(r);
+}

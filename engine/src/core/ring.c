@@ -32,6 +32,16 @@ int rg_ring_init(rg_ring_t *r, void *slots, uint32_t capacity, size_t esize)
     while (batch & (batch - 1))
         batch &= batch - 1;
     r->cons.batch_mask = batch - 1;
+    /* slip 16 lines of slots behind a busy producer (a quarter of the ring
+     * at most); prefetch 8 lines ahead of the producer's head */
+    uint32_t lines = (uint32_t)(((size_t)capacity * esize) / RG_CACHELINE);
+    uint32_t per_line = esize >= RG_CACHELINE ? 1 : RG_CACHELINE / (uint32_t)esize;
+    r->cons.slip = (lines >= 64 ? 16 : lines / 4) * per_line;
+    if (r->cons.slip > capacity / 4)
+        r->cons.slip = capacity / 4;
+    r->prod.prefetch = (lines >= 32 ? 8 : lines / 4) * per_line;
+    if (r->prod.prefetch > capacity / 4)
+        r->prod.prefetch = capacity / 4;
     r->prod.slots = r->cons.slots = slots;
     /* relaxed: no other thread can see the ring before it is handed over
      * (thread creation or a release store publishes it) */
