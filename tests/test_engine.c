@@ -490,3 +490,73 @@ Test(engine, undecodable_counted_and_payloads_released_once)
     cr_assert_eq(atomic_load(&released), 50, "each payload released once");
     rg_engine_destroy(e);
 }
+
+/* push_burst_for: a worker that is held makes the push give up after its
+ * timeout with a prefix consumed and the rest never unpacked; ready()
+ * says so until the worker drains; pushing the rest then loses nothing
+ * and doubles nothing. */
+static _Atomic int hold_worker;
+static _Atomic uint64_t unpacked, held_done;
+
+static int unpack_counted(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque;
+    /* relaxed: counters read after the dispatcher returns */
+    atomic_fetch_add_explicit(&unpacked, 1, memory_order_relaxed);
+    ev->key = (uint64_t)m->offset;
+    return 0;
+}
+
+static void held_do(void *opaque, unsigned worker, rg_event_t *ev)
+{
+    (void)opaque, (void)worker, (void)ev;
+    /* acquire: pairs with the test's release store of 0 */
+    while (atomic_load_explicit(&hold_worker, memory_order_acquire))
+        sleep_us(1000);
+    atomic_fetch_add_explicit(&held_done, 1, memory_order_relaxed);
+}
+
+Test(engine, push_burst_for_times_out_without_unpacking_the_rest,
+     .timeout = 60)
+{
+    char err[256];
+    rg_conf_t *conf = rg_conf_new();
+    cr_assert_eq(rg_conf_set(conf, "workers", "1", err, sizeof(err)), 0);
+    cr_assert_eq(rg_conf_set(conf, "ring.capacity", "64", err,
+                             sizeof(err)), 0);
+    rg_processor_t proc = {.unpack = unpack_counted, .do_event = held_do};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
+    rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
+    enum { N = 1000 };
+    static rg_msg_t msgs[N];
+    for (int i = 0; i < N; i++)
+        msgs[i] = (rg_msg_t){0, i, "k", 1, "v", 1};
+    atomic_store_explicit(&hold_worker, 1, memory_order_release);
+    size_t got = N;
+    cr_assert_eq(rg_dispatcher_push_burst_for(d, msgs, N, 50, &got),
+                 RG_ETIMEDOUT);
+    /* the ring (64) and the burst the worker took out of it (64), at
+     * most */
+    cr_assert_leq(got, 128u, "consumed %zu with the worker held", got);
+    cr_assert_gt(got, 0u);
+    cr_assert_eq(atomic_load_explicit(&unpacked, memory_order_relaxed), got,
+                 "unpack ran for messages not consumed");
+    cr_assert_not(rg_dispatcher_ready(d), "ready with a full ring");
+    size_t none = 1;
+    cr_assert_eq(rg_dispatcher_push_burst_for(d, msgs, 1, -1, &none),
+                 RG_EINVAL);
+    cr_assert_eq(none, 0u);
+    atomic_store_explicit(&hold_worker, 0, memory_order_release);
+    size_t done = 0;
+    for (size_t i = got; i < N; i += done)
+        cr_assert_eq(rg_dispatcher_push_burst_for(d, msgs + i, N - i, 10000,
+                                                  &done), 0);
+    rg_engine_stop(e);
+    cr_assert_eq(atomic_load_explicit(&unpacked, memory_order_relaxed),
+                 (uint64_t)N);
+    cr_assert_eq(atomic_load_explicit(&held_done, memory_order_relaxed),
+                 (uint64_t)N, "each event once");
+    rg_engine_destroy(e); /* and conf, which it took */
+}

@@ -45,19 +45,21 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"applied\":%" PRIu64 ",\"epochs\":%" PRIu64
                 ",\"transactions\":%" PRIu64 ",\"sink_retries\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
-                ",\"kafka_commits\":%" PRIu64 "}\n", when, ks.consumed,
+                ",\"kafka_commits\":%" PRIu64 ",\"paused\":%u"
+                ",\"pauses\":%" PRIu64 "}\n", when, ks.consumed,
                 st.processed, st.undecodable, ls.applied, fs.epochs,
                 fs.transactions, fs.retries, ks.partitions, ks.errors,
-                ks.commits);
+                ks.commits, ks.paused, ks.pauses);
     else
         fprintf(stderr, "railgun run: %s: consumed %" PRIu64 ", processed %"
                 PRIu64 ", undecodable %" PRIu64 ", applied %" PRIu64
                 ", epochs %" PRIu64 ", transactions %" PRIu64
                 ", sink retries %" PRIu64 ", partitions %u, kafka errors %"
-                PRIu64 ", commits %" PRIu64 "\n", when, ks.consumed,
+                PRIu64 ", commits %" PRIu64 ", paused %s (%" PRIu64
+                " times)\n", when, ks.consumed,
                 st.processed, st.undecodable, ls.applied, fs.epochs,
                 fs.transactions, fs.retries, ks.partitions, ks.errors,
-                ks.commits);
+                ks.commits, ks.paused ? "yes" : "no", ks.pauses);
 }
 
 /* Signal thread: SIGTERM/SIGINT stop, SIGUSR1 prints the stats. */

@@ -47,6 +47,7 @@
 #ifndef RAILGUN_ENGINE_H
 #define RAILGUN_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "railgun/conf.h"
@@ -232,6 +233,29 @@ RG_EXPORT int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg);
  */
 RG_EXPORT size_t rg_dispatcher_push_burst(rg_dispatcher_t *d,
                                           const rg_msg_t *msgs, size_t n);
+
+/*
+ * rg_dispatcher_push_burst() that stops waiting: when the engine's
+ * backpressure (a full worker ring, or an epoch the sink has not taken
+ * yet) holds it longer than timeout_ms in all, it returns RG_ETIMEDOUT.
+ * *consumed says how many messages, a prefix of msgs, were consumed as in
+ * rg_dispatcher_push_burst(); the processor's unpack was not called for
+ * the rest, so they can be pushed again later, or re-read from the source.
+ * Returns 0 (all consumed), RG_ETIMEDOUT, RG_EINVAL (timeout_ms < 0) or
+ * RG_ESTOPPED. Not bounded: the wait for a full ACK window (engines
+ * without a sink). Ingest thread of d only.
+ */
+RG_EXPORT int rg_dispatcher_push_burst_for(rg_dispatcher_t *d,
+                                           const rg_msg_t *msgs, size_t n,
+                                           int timeout_ms, size_t *consumed);
+
+/*
+ * True when the backpressure behind an RG_ETIMEDOUT has eased: every
+ * worker ring of d is at most half full and the sink has room for the
+ * next epoch. A source that paused its input resumes it then. Ingest
+ * thread of d only.
+ */
+RG_EXPORT bool rg_dispatcher_ready(rg_dispatcher_t *d);
 
 /*
  * Routes already-unpacked events (the processor's unpack is not called).

@@ -29,7 +29,8 @@ extern "C" {
     XX(DECODE,   -9, 0, "undecodable message")                               \
     XX(IO,      -10, 1, "I/O error")                                         \
     XX(STALE,   -11, 0, "stale generation or offset")                      \
-    XX(EXIST,   -12, 0, "already done")
+    XX(EXIST,   -12, 0, "already done")                                    \
+    XX(TIMEDOUT, -13, 1, "timed out waiting")
 
 typedef enum rg_err_e {
     RG_OK = 0,

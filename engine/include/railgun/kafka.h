@@ -61,6 +61,11 @@ typedef struct rg_kafka_stats_s {
     uint64_t commits;       /* offset commits sent to Kafka */
     uint64_t commit_errors; /* ... and failed (retried with the next) */
     uint32_t partitions;    /* partitions held now */
+    uint32_t paused;        /* 1 while paused for backpressure */
+    uint64_t pauses;        /* times paused (source.pause.after.ms) */
+    uint64_t resumes;       /* ... and resumed */
+    uint64_t queued;        /* messages librdkafka has fetched for us and
+                               we have not polled yet */
 } rg_kafka_stats_t;
 
 /*

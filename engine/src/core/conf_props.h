@@ -116,7 +116,15 @@
        "SIGUSR1 and at the end).")                                           \
     XX(TOPIC, "topic", STR, "likes", 0, 0, NULL,                             \
        "Topic of the like events: the offsets table stores positions "      \
-       "under it.")
+       "under it.")                                                          \
+    XX(SOURCE_PAUSE_AFTER_MS, "source.pause.after.ms", INT, "1000", 1,        \
+       3600000, NULL,                                                        \
+       "Kafka source: when the engine's backpressure (full rings, a slow "  \
+       "sink) holds a push this long, pause the assigned partitions and "   \
+       "rewind them to the first message not taken, so librdkafka stops "   \
+       "fetching and the consumer keeps polling (rebalances, group "        \
+       "heartbeats); resume when every ring is at most half full and the "  \
+       "sink has room for the next epoch.")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

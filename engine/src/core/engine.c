@@ -357,9 +357,10 @@ static inline void dispatcher_exit(rg_dispatcher_t *d)
     atomic_store_explicit(&d->in_call, CALL_FREE, memory_order_release);
 }
 
-/* Waits until worker w's ring has a free slot (spin, yield, then park
- * until the worker frees space); returns the free slots. */
-static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w)
+/* Waits until worker w's ring has `need` free slots (spin, yield, then
+ * park until the worker frees space); returns the free slots. With a
+ * deadline set (push_burst_for), returns 0 once it has passed. */
+static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w, uint32_t need)
 {
     rg_engine_t *e = d->e;
     rg_ring_t *r = d->out[w];
@@ -368,7 +369,8 @@ static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w)
     bool waited = false;
     /* ask for a burst's worth, so a stale cached tail that shows a few
      * free slots is refreshed now rather than a few events later */
-    while ((free_slots = rg__ring_free(r, PUBLISH_EVERY)) == 0) {
+    uint32_t ask = need > PUBLISH_EVERY ? need : PUBLISH_EVERY;
+    while ((free_slots = rg__ring_free(r, ask)) < need) {
         if (!waited) {
             waited = true;
             d->waits_local++;
@@ -381,12 +383,23 @@ static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w)
         } else if (tries <= e->disp_spins + e->disp_yields) {
             sched_yield();
         } else {
+            int64_t left = 0;
+            if (d->deadline != 0 &&
+                (left = d->deadline - rg__now_ns()) <= 0) {
+                d->timed_out = true;
+                return 0;
+            }
             struct rg__park *sp = &d->space[w].park;
             uint32_t seq = rg__park_prepare(sp);
-            if (rg__ring_has_space(r, 1)) {
+            if (rg__ring_has_space(r, need)) {
                 rg__park_cancel(sp);
             } else {
-                rg__park_commit(sp, seq);
+                if (d->deadline != 0) {
+                    rg__futex_wait_ns(&sp->seq, seq, (uint64_t)left);
+                    rg__park_cancel(sp);
+                } else {
+                    rg__park_commit(sp, seq);
+                }
                 d->parks_local++;
             }
             tries = 0;
@@ -416,7 +429,7 @@ static inline void write_to(rg_dispatcher_t *d, unsigned w,
     if (d->npend[w] == d->room[w]) {
         /* let the worker see (and free) what we wrote before we wait */
         publish(d, w);
-        d->room[w] = wait_for_space(d, w);
+        d->room[w] = wait_for_space(d, w, 1);
     }
     rg_event_t *slot = rg__ring_slot(d->out[w], d->npend[w],
                                      sizeof(rg_event_t));
@@ -431,6 +444,21 @@ static inline void write_event(rg_dispatcher_t *d, const rg_event_t *ev,
                                uint32_t gen)
 {
     write_to(d, route(d->e, ev->key), ev, gen);
+}
+
+/* Makes sure `need` more events fit into worker w's ring without a wait
+ * (publishing what is pending to get there). False when the deadline
+ * passed first. */
+static bool ensure_room(rg_dispatcher_t *d, unsigned w, uint32_t need)
+{
+    while (d->room[w] - d->npend[w] < need) {
+        publish(d, w);
+        uint32_t f = wait_for_space(d, w, need);
+        if (f == 0)
+            return false;
+        d->room[w] = f;
+    }
+    return true;
 }
 
 static void flush_all(rg_dispatcher_t *d)
@@ -461,6 +489,11 @@ static bool send_barriers(rg_dispatcher_t *d, uint64_t upto)
                 /* acquire: pairs with the release in rg__engine_fail() */
                 if (atomic_load_explicit(&e->failed, memory_order_acquire))
                     return false;
+                if (d->deadline != 0 && tries % 64 == 0 &&
+                    rg__now_ns() >= d->deadline) {
+                    d->timed_out = true;
+                    return false;
+                }
                 if (++tries < 1000) {
                     rg__cpu_relax();
                 } else {
@@ -469,6 +502,12 @@ static bool send_barriers(rg_dispatcher_t *d, uint64_t upto)
                 }
             }
         }
+        /* with a deadline, barrier writes must not wait: make room in
+         * every ring first, before anything of epoch ep is written */
+        if (d->deadline != 0)
+            for (unsigned w = 0; w < e->nworkers; w++)
+                if (!ensure_room(d, w, 1))
+                    return false;
         uint32_t k = ep % e->nslots, n = 0;
         rg_offset_t *snap = d->snap[k];
         for (uint32_t i = 0; i < d->nowned; i++) {
@@ -737,6 +776,73 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
     publish_stats(d);
     dispatcher_exit(d);
     return n;
+}
+
+int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
+                                 size_t n, int timeout_ms, size_t *consumed)
+{
+    *consumed = 0;
+    if (timeout_ms < 0)
+        return RG_EINVAL;
+    int rc = dispatcher_enter(d);
+    if (rc != 0)
+        return rc;
+    rg_engine_t *e = d->e;
+    /* events per room check: all of them must fit without a wait, into
+     * whichever ring they go */
+    uint32_t cap = d->out[0]->capacity;
+    uint32_t block = cap / 2 < PUBLISH_EVERY ? cap / 2 : PUBLISH_EVERY;
+    d->deadline = rg__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
+    d->timed_out = false;
+    size_t i = 0;
+    while (i < n) {
+        maybe_barrier(d);
+        for (unsigned w = 0; !d->timed_out && w < e->nworkers; w++)
+            ensure_room(d, w, block);
+        if (d->timed_out)
+            break;
+        for (size_t end = i + block < n ? i + block : n; i < end; i++) {
+            rg_event_t ev;
+            if (unpack(d, &msgs[i], &ev) != 0)
+                continue;
+            int64_t gen = track(d, &ev);
+            if (gen < 0) {
+                d->rejected_local++;
+                continue;
+            }
+            write_event(d, &ev, (uint32_t)gen);
+            d->accepted_local++;
+        }
+    }
+    rc = d->timed_out ? RG_ETIMEDOUT : 0;
+    d->deadline = 0;
+    d->timed_out = false;
+    flush_all(d);
+    publish_stats(d);
+    dispatcher_exit(d);
+    *consumed = i;
+    return rc;
+}
+
+bool rg_dispatcher_ready(rg_dispatcher_t *d)
+{
+    if (dispatcher_enter(d) != 0)
+        return true; /* a push says why at once */
+    rg_engine_t *e = d->e;
+    bool ready = true;
+    for (unsigned w = 0; ready && w < e->nworkers; w++) {
+        uint32_t cap = d->out[w]->capacity;
+        /* published or pending, ours are not free either */
+        ready = rg__ring_free(d->out[w], cap) - d->npend[w] >= cap / 2;
+    }
+    /* the barrier of the open epoch could go out without a wait (as in
+     * send_barriers()); acquire: as there */
+    if (ready && e->has_sink && d->epoch > e->nslots)
+        ready = atomic_load_explicit(&e->committed_epoch,
+                                     memory_order_acquire) >=
+                d->epoch - e->nslots;
+    dispatcher_exit(d);
+    return ready;
 }
 
 size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,

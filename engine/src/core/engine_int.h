@@ -87,6 +87,9 @@ struct rg_dispatcher_s {
     /* stats; single writer (the ingest thread holding this handle) */
     uint64_t accepted_local, undecodable_local, waits_local, parks_local;
     uint64_t rejected_local, ack_waits_local;
+    int64_t deadline;           /* push_burst_for: give up waiting at
+                                   this rg__now_ns() (0: wait for ever) */
+    bool timed_out;             /* ... and a wait did */
     int32_t last_p;             /* the partition last tracked, and its */
     rg_ack_t *last_ack;         /* tracker (events come in runs) */
     _Atomic uint64_t accepted, undecodable, waits, parks, rejected, ack_waits;

@@ -46,8 +46,10 @@ struct rg_kafka_source_s {
     bool *held;                 /* [max partitions]: assigned to us now */
     int32_t max_partitions;
     _Atomic uint64_t consumed, errors, assigned, revoked, commits,
-        commit_errors;
+        commit_errors, pauses, resumes;
     _Atomic uint32_t npart;
+    _Atomic uint32_t paused;    /* our partitions are paused (poll loop) */
+    int pause_after_ms;         /* source.pause.after.ms */
 };
 
 static void fail(rg_kafka_source_t *s, const char *fmt, ...)
@@ -110,6 +112,78 @@ static void set_held(rg_kafka_source_t *s,
     pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * Backpressure: the engine held a push past source.pause.after.ms. Pause
+ * every assigned partition, so librdkafka stops fetching and drops what it
+ * has queued, then seek each partition of the messages not taken
+ * (rest[0..n), in offset order per partition) back to the first of them:
+ * on resume they are fetched again, none lost, none twice. Poll loop only.
+ */
+static void pause_and_rewind(rg_kafka_source_t *s, const rg_msg_t *rest,
+                             size_t n)
+{
+    rd_kafka_topic_partition_list_t *a = NULL, *back = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(s->rk, &a);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        e = rd_kafka_pause_partitions(s->rk, a);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fail(s, "kafka: pause: %s", rd_kafka_err2str(e));
+        goto out;
+    }
+    /* relaxed: a gauge and counters */
+    if (!atomic_exchange_explicit(&s->paused, 1, memory_order_relaxed))
+        count(&s->pauses, 1);
+    back = rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        if (rd_kafka_topic_partition_list_find(back, s->topic,
+                                               rest[i].partition) == NULL)
+            rd_kafka_topic_partition_list_add(back, s->topic,
+                                              rest[i].partition)
+                ->offset = rest[i].offset;
+    if (back->cnt > 0) {
+        rd_kafka_error_t *err = rd_kafka_seek_partitions(s->rk, back, 10000);
+        if (err != NULL) {
+            fail(s, "kafka: seek back after pause: %s",
+                 rd_kafka_error_string(err));
+            rd_kafka_error_destroy(err);
+            goto out;
+        }
+        for (int i = 0; i < back->cnt; i++)
+            if (back->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                fail(s, "kafka: seek partition %d back to %lld after pause: "
+                     "%s", (int)back->elems[i].partition,
+                     (long long)back->elems[i].offset,
+                     rd_kafka_err2str(back->elems[i].err));
+                goto out;
+            }
+    }
+out:
+    if (a != NULL)
+        rd_kafka_topic_partition_list_destroy(a);
+    if (back != NULL)
+        rd_kafka_topic_partition_list_destroy(back);
+}
+
+/* Resumes what pause_and_rewind() paused (the whole assignment). */
+static void resume(rg_kafka_source_t *s)
+{
+    /* relaxed: a gauge; only the poll thread changes it */
+    if (!atomic_load_explicit(&s->paused, memory_order_relaxed))
+        return;
+    rd_kafka_topic_partition_list_t *a = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(s->rk, &a);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        e = rd_kafka_resume_partitions(s->rk, a);
+    if (a != NULL)
+        rd_kafka_topic_partition_list_destroy(a);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fail(s, "kafka: resume: %s", rd_kafka_err2str(e));
+        return;
+    }
+    atomic_store_explicit(&s->paused, 0, memory_order_relaxed);
+    count(&s->resumes, 1);
+}
+
 static void on_assign(rg_kafka_source_t *s, rd_kafka_t *rk,
                       rd_kafka_topic_partition_list_t *parts)
 {
@@ -157,6 +231,9 @@ static void on_assign(rg_kafka_source_t *s, rd_kafka_t *rk,
     }
     set_held(s, parts, true);
     count(&s->assigned, (uint64_t)n);
+    /* a new assignment starts unpaused; the next push that times out
+     * pauses it again */
+    resume(s);
 out:
     free(ps);
     free(next);
@@ -222,6 +299,7 @@ rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
                                                  "ack.max.partitions");
     s->held = calloc((size_t)s->max_partitions, sizeof(bool));
     s->topic = strdup(rg_conf_get_str(conf, "topic"));
+    s->pause_after_ms = (int)rg_conf_get_int(conf, "source.pause.after.ms");
     if (sink != NULL) {
         s->sink = *sink;
         s->has_sink = sink->claim != NULL;
@@ -306,10 +384,15 @@ int rg_kafka_source_run(rg_kafka_source_t *s)
     rg_msg_t msgs[BURST];
     /* relaxed: a flag; what it stops is this loop only */
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        /* relaxed: only this thread changes it */
+        bool paused = atomic_load_explicit(&s->paused, memory_order_relaxed);
+        if (paused && rg_dispatcher_ready(s->d))
+            resume(s);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 100);
         if (m == NULL) {
-            /* idle: let the epoch move on without us */
-            if (rg_dispatcher_poll(s->d) == RG_ESTOPPED)
+            /* idle: let the epoch move on without us (while paused the
+             * flusher sends our barriers: that can wait on the sink) */
+            if (!paused && rg_dispatcher_poll(s->d) == RG_ESTOPPED)
                 fail(s, "kafka: the engine stopped");
             continue;
         }
@@ -332,12 +415,17 @@ int rg_kafka_source_run(rg_kafka_source_t *s)
                                    m->key_len, m->payload, m->len};
         }
         /* the engine copies what it keeps: release right after */
-        size_t got = k ? rg_dispatcher_push_burst(s->d, msgs, k) : 0;
+        size_t got = 0;
+        int rc = k ? rg_dispatcher_push_burst_for(s->d, msgs, k,
+                                                  s->pause_after_ms, &got)
+                   : 0;
+        count(&s->consumed, got);
+        if (rc == RG_ETIMEDOUT)
+            pause_and_rewind(s, msgs + got, k - got);
+        else if (rc != 0)
+            fail(s, "kafka: the engine stopped");
         for (size_t i = 0; i < n; i++)
             rd_kafka_message_destroy(ms[i]);
-        count(&s->consumed, got);
-        if (got < k)
-            fail(s, "kafka: the engine stopped");
     }
     return s->failed ? RG_ESTOPPED : 0;
 }
@@ -359,6 +447,19 @@ void rg_kafka_source_stats(rg_kafka_source_t *s, rg_kafka_stats_t *out)
     out->commit_errors = atomic_load_explicit(&s->commit_errors,
                                               memory_order_relaxed);
     out->partitions = atomic_load_explicit(&s->npart, memory_order_relaxed);
+    out->pauses = atomic_load_explicit(&s->pauses, memory_order_relaxed);
+    out->resumes = atomic_load_explicit(&s->resumes, memory_order_relaxed);
+    out->paused = atomic_load_explicit(&s->paused, memory_order_relaxed);
+    out->queued = 0;
+    pthread_mutex_lock(&s->lock); /* rk lives while alive */
+    if (s->alive) {
+        rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(s->rk);
+        if (q != NULL) {
+            out->queued = rd_kafka_queue_length(q);
+            rd_kafka_queue_destroy(q);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 const char *rg_kafka_source_error(rg_kafka_source_t *s)
