@@ -729,25 +729,33 @@ static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
     return 0;
 }
 
+/* Unpacks, tracks and writes one message. Returns 0 (accepted), or why
+ * not: the unpack error (counted as undecodable) or track()'s (counted as
+ * rejected). */
+static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg)
+{
+    rg_event_t ev;
+    int rc = unpack(d, msg, &ev);
+    if (rc != 0)
+        return rc;
+    int64_t gen = track(d, &ev);
+    if (gen < 0) {
+        d->rejected_local++;
+        return (int)gen;
+    }
+    write_event(d, &ev, (uint32_t)gen);
+    d->accepted_local++;
+    return 0;
+}
+
 int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
 {
     int rc = dispatcher_enter(d);
     if (rc != 0)
         return rc;
     maybe_barrier(d);
-    rg_event_t ev;
-    rc = unpack(d, msg, &ev);
-    if (rc == 0) {
-        int64_t gen = track(d, &ev);
-        if (gen < 0) {
-            rc = (int)gen;
-            d->rejected_local++;
-        } else {
-            write_event(d, &ev, (uint32_t)gen);
-            flush_all(d);
-            d->accepted_local++;
-        }
-    }
+    rc = push_msg(d, msg);
+    flush_all(d);
     publish_stats(d);
     dispatcher_exit(d);
     return rc;
@@ -761,16 +769,7 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
     for (size_t i = 0; i < n; i++) {
         if ((i & (PUBLISH_EVERY - 1)) == 0)
             maybe_barrier(d);
-        rg_event_t ev;
-        if (unpack(d, &msgs[i], &ev) != 0)
-            continue;
-        int64_t gen = track(d, &ev);
-        if (gen < 0) {
-            d->rejected_local++;
-            continue;
-        }
-        write_event(d, &ev, (uint32_t)gen);
-        d->accepted_local++;
+        push_msg(d, &msgs[i]);
     }
     flush_all(d);
     publish_stats(d);
@@ -802,16 +801,7 @@ int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
         if (d->timed_out)
             break;
         for (size_t end = i + block < n ? i + block : n; i < end; i++) {
-            rg_event_t ev;
-            if (unpack(d, &msgs[i], &ev) != 0)
-                continue;
-            int64_t gen = track(d, &ev);
-            if (gen < 0) {
-                d->rejected_local++;
-                continue;
-            }
-            write_event(d, &ev, (uint32_t)gen);
-            d->accepted_local++;
+            push_msg(d, &msgs[i]);
         }
     }
     rc = d->timed_out ? RG_ETIMEDOUT : 0;
