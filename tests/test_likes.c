@@ -615,23 +615,56 @@ static void produce_likes(const rg_conf_t *conf, int n, uint64_t seed,
     rg_conf_destroy(pc);
 }
 
-Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
+/* librdkafka's mock cluster: 3 brokers, topic "likes" of 8 partitions. */
+struct mock {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+};
+
+static void mock_start(struct mock *m)
 {
     char err[512];
-    rd_kafka_conf_t *mkc = rd_kafka_conf_new();
-    rd_kafka_conf_set(mkc, "log_level", "0", err, sizeof(err));
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mkc, err, sizeof(err));
-    cr_assert_not_null(mrk, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 3);
-    cr_assert_eq(rd_kafka_mock_topic_create(mc, "likes", 8, 1), 0);
-    const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set(kc, "log_level", "0", err, sizeof(err));
+    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+    cr_assert_not_null(m->rk, "%s", err);
+    m->mc = rd_kafka_mock_cluster_new(m->rk, 3);
+    cr_assert_not_null(m->mc);
+    cr_assert_eq(rd_kafka_mock_topic_create(m->mc, "likes", 8, 1), 0);
+}
 
-    rg_conf_t *conf = db_conf("kafka");
-    rg_conf_set(conf, "kafka.bootstrap.servers", servers, err, sizeof(err));
-    rg_conf_set(conf, "kafka.auto.offset.reset", "earliest", err,
-                sizeof(err));
-    rg_conf_set(conf, "kafka.log_level", "0", err, sizeof(err));
-    rg_conf_set(conf, "kafka.session.timeout.ms", "6000", err, sizeof(err));
+static void mock_stop(struct mock *m)
+{
+    rd_kafka_mock_cluster_destroy(m->mc);
+    rd_kafka_destroy(m->rk);
+}
+
+/* db_conf() plus a consumer of the mock from the earliest offset, in
+ * consumer group `group` (NULL: the default). */
+static rg_conf_t *kafka_conf(const char *tag, struct mock *m,
+                             const char *group)
+{
+    char err[512];
+    rg_conf_t *conf = db_conf(tag);
+    const char *kv[][2] = {
+        {"kafka.bootstrap.servers", rd_kafka_mock_cluster_bootstraps(m->mc)},
+        {"kafka.auto.offset.reset", "earliest"},
+        {"kafka.log_level", "0"},
+        {"kafka.session.timeout.ms", "6000"},
+        {"group.id", group},
+    };
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+        if (kv[i][1] != NULL)
+            cr_assert_eq(rg_conf_set(conf, kv[i][0], kv[i][1], err,
+                                     sizeof(err)), 0, "%s", err);
+    return conf;
+}
+
+Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
+{
+    struct mock m;
+    mock_start(&m);
+    rg_conf_t *conf = kafka_conf("kafka", &m, NULL);
     rg_conf_t *conf2 = rg_conf_dup(conf);
 
     enum { N = 100000 };
@@ -677,8 +710,7 @@ Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
     assert_exact(&r2.sink, &t);
     rg_engine_destroy(r2.e);
     free(t.state);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mrk);
+    mock_stop(&m);
 }
 
 /* Errors on the requests the consumer depends on, injected into the
@@ -688,13 +720,9 @@ Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
 Test(likes, kafka_errors_and_a_broker_outage_cost_nothing)
 {
     enum { FETCH = 1, OFFSET_COMMIT = 8, JOIN_GROUP = 11, N = 100000 };
-    char err[512];
-    rd_kafka_conf_t *mkc = rd_kafka_conf_new();
-    rd_kafka_conf_set(mkc, "log_level", "0", err, sizeof(err));
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mkc, err, sizeof(err));
-    cr_assert_not_null(mrk, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 3);
-    cr_assert_eq(rd_kafka_mock_topic_create(mc, "likes", 8, 1), 0);
+    struct mock m;
+    mock_start(&m);
+    rd_kafka_mock_cluster_t *mc = m.mc;
     /* the mock picks leaders at random, so one broker could lead no
      * partition and never see a Fetch: spread them, 1 2 3 1 2 3 1 2 */
     for (int32_t p = 0; p < 8; p++)
@@ -702,16 +730,7 @@ Test(likes, kafka_errors_and_a_broker_outage_cost_nothing)
                                                         1 + p % 3), 0);
     /* the group's coordinator is broker 1: its requests go there */
     cr_assert_eq(rd_kafka_mock_coordinator_set(mc, "group", "errors", 1), 0);
-    const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
-
-    rg_conf_t *conf = db_conf("kerr");
-    rg_conf_set(conf, "kafka.bootstrap.servers", servers, err, sizeof(err));
-    rg_conf_set(conf, "kafka.auto.offset.reset", "earliest", err,
-                sizeof(err));
-    rg_conf_set(conf, "kafka.log_level", "0", err, sizeof(err));
-    rg_conf_set(conf, "kafka.session.timeout.ms", "6000", err, sizeof(err));
-    rg_conf_set(conf, "group.id", "errors", err, sizeof(err));
-    rg_conf_set(conf, "flush.interval.ms", "20", err, sizeof(err));
+    rg_conf_t *conf = kafka_conf("kerr", &m, "errors");
     struct truth t;
     truth_init(&t);
     produce_likes(conf, N, 91, &t);
@@ -769,8 +788,7 @@ Test(likes, kafka_errors_and_a_broker_outage_cost_nothing)
                      "never served", pushed[i][0], left, pushed[i][1]);
     }
     free(t.state);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mrk);
+    mock_stop(&m);
 }
 
 /* Holds the sink's tables so its flushes wait: SQLite, an exclusive
@@ -811,20 +829,9 @@ Test(likes, backpressure_pauses_the_partitions_and_resume_is_exact)
 {
     enum { N = 300000 };
     char err[512];
-    rd_kafka_conf_t *mkc = rd_kafka_conf_new();
-    rd_kafka_conf_set(mkc, "log_level", "0", err, sizeof(err));
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mkc, err, sizeof(err));
-    cr_assert_not_null(mrk, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 3);
-    cr_assert_eq(rd_kafka_mock_topic_create(mc, "likes", 8, 1), 0);
-    rg_conf_t *conf = db_conf("pause");
-    rg_conf_set(conf, "kafka.bootstrap.servers",
-                rd_kafka_mock_cluster_bootstraps(mc), err, sizeof(err));
-    rg_conf_set(conf, "kafka.auto.offset.reset", "earliest", err,
-                sizeof(err));
-    rg_conf_set(conf, "kafka.log_level", "0", err, sizeof(err));
-    rg_conf_set(conf, "kafka.session.timeout.ms", "6000", err, sizeof(err));
-    rg_conf_set(conf, "group.id", "pause", err, sizeof(err));
+    struct mock m;
+    mock_start(&m);
+    rg_conf_t *conf = kafka_conf("pause", &m, "pause");
     /* small rings and few pending epochs: backpressure comes quickly */
     cr_assert_eq(rg_conf_set(conf, "ring.capacity", "256", err,
                              sizeof(err)), 0, "%s", err);
@@ -892,6 +899,5 @@ Test(likes, backpressure_pauses_the_partitions_and_resume_is_exact)
     assert_exact(&r.sink, &t);
     rg_engine_destroy(r.e);
     free(t.state);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mrk);
+    mock_stop(&m);
 }
