@@ -232,11 +232,20 @@ Test(ring, single_pops_do_not_slip_behind_a_sparse_producer)
         cr_assert_eq(v, expect++);
         cr_assert_not(r->cons.streaming, "one item at a time: no slip");
     }
+    cr_assert_eq(r->cons.slips, 0u, "waited for a one-at-a-time producer");
     for (int i = 0; i < 10; i++, next++)
         cr_assert(rg_ring_push_spsc_u64(r, &next));
     while (rg_ring_pop_spsc_u64(r, &v))
         cr_assert_eq(v, expect++);
     cr_assert_eq(expect, next);
+    /* ten at once look like a stream: one wait, which brought nothing */
+    cr_assert_eq(r->cons.slips, 1u);
     cr_assert_not(r->cons.streaming, "nothing came during the wait");
+    for (int i = 0; i < 100; i++, next++) {
+        cr_assert(rg_ring_push_spsc_u64(r, &next));
+        cr_assert(rg_ring_pop_spsc_u64(r, &v));
+        cr_assert_eq(v, expect++);
+    }
+    cr_assert_eq(r->cons.slips, 1u, "the wait did not turn itself off");
     rg_ring_destroy(r);
 }

@@ -68,6 +68,8 @@ typedef struct rg_ring_s {
         unsigned char *slots;       /* push needs only this line        */
         uint32_t prefetch;          /* single pushes prefetch the slot this
                                        many items ahead for writing */
+        bool prefetchw;             /* ... with PREFETCHW (x86 CPUs that
+                                       have it; set by rg_ring_init) */
     } prod;
 
     /* published producer index: written by the producer, read by the
@@ -86,6 +88,7 @@ typedef struct rg_ring_s {
         uint32_t slip;              /* single pops let the producer get this
                                        many items ahead (see pop1) */
         bool streaming;             /* the producer was busy last we waited */
+        uint64_t slips;             /* waits taken so far (a statistic) */
     } cons;
 
     /* published consumer index: written by the consumer, read by the
@@ -220,16 +223,20 @@ static inline uint32_t rg__ring_pop(rg_ring_t *r, void *items, uint32_t n,
     return n;
 }
 
-/* Prefetch for writing: PREFETCHW on x86 (3DNowPrefetch; CPUs without it
- * run it as a NOP), which gcc only emits with -mprfchw; elsewhere the
- * compiler's write prefetch. */
-static inline void rg__ring_prefetch_w(const void *p)
+/* Prefetch for writing. gcc emits a read prefetch for
+ * __builtin_prefetch(p, 1) unless built with -mprfchw, so on x86 CPUs that
+ * have PREFETCHW (rg_ring_init checks CPUID) it is issued directly. */
+static inline void rg__ring_prefetch_w(const rg_ring_t *r, const void *p)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+    if (r->prod.prefetchw) {
+        __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+        return;
+    }
 #else
-    __builtin_prefetch(p, 1, 3);
+    (void)r;
 #endif
+    __builtin_prefetch(p, 1, 3);
 }
 
 /* One item: no wrap to handle, so no run splitting. */
@@ -242,8 +249,9 @@ static inline bool rg__ring_push1(rg_ring_t *r, const void *item,
     /* Ask for the line a few slots ahead in writable state now, so the
      * store there does not wait for the consumer's copy to be invalidated.
      * A hint only: it never faults and never changes what anyone reads. */
-    rg__ring_prefetch_w(r->prod.slots + (size_t)((head + r->prod.prefetch) &
-                                                 r->prod.mask) * esize);
+    rg__ring_prefetch_w(r, r->prod.slots +
+                               (size_t)((head + r->prod.prefetch) &
+                                        r->prod.mask) * esize);
     memcpy(r->prod.slots + (size_t)(head & r->prod.mask) * esize, item,
            esize);
     r->prod.head = head + 1;
@@ -294,6 +302,7 @@ static inline bool rg__ring_pop1(rg_ring_t *r, void *item, size_t esize)
         uint32_t avail = head - tail;
         if (avail < r->cons.slip && (r->cons.streaming || avail > 1)) {
             rg__ring_slip_wait();
+            r->cons.slips++;
             uint32_t before = head;
             /* acquire: as above */
             head = atomic_load_explicit(&r->head, memory_order_acquire);

@@ -3,9 +3,24 @@
  * paths are inline in railgun/ring.h.
  */
 #include <errno.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdlib.h>
 #include "railgun/error.h"
 #include "railgun/ring.h"
+
+/* PREFETCHW: CPUID 0x80000001, ECX bit 8 (3DNowPrefetch); every x86-64
+ * AMD CPU and Intel's since Broadwell. Older ones may not accept it. */
+static bool cpu_has_prefetchw(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & (1u << 8));
+#else
+    return false;
+#endif
+}
 
 static bool valid_geometry(uint32_t capacity, size_t esize)
 {
@@ -35,13 +50,15 @@ int rg_ring_init(rg_ring_t *r, void *slots, uint32_t capacity, size_t esize)
     /* slip 16 lines of slots behind a busy producer (a quarter of the ring
      * at most); prefetch 8 lines ahead of the producer's head */
     uint32_t lines = (uint32_t)(((size_t)capacity * esize) / RG_CACHELINE);
-    uint32_t per_line = esize >= RG_CACHELINE ? 1 : RG_CACHELINE / (uint32_t)esize;
+    uint32_t per_line =
+        esize >= RG_CACHELINE ? 1 : RG_CACHELINE / (uint32_t)esize;
     r->cons.slip = (lines >= 64 ? 16 : lines / 4) * per_line;
     if (r->cons.slip > capacity / 4)
         r->cons.slip = capacity / 4;
     r->prod.prefetch = (lines >= 32 ? 8 : lines / 4) * per_line;
     if (r->prod.prefetch > capacity / 4)
         r->prod.prefetch = capacity / 4;
+    r->prod.prefetchw = cpu_has_prefetchw();
     r->prod.slots = r->cons.slots = slots;
     /* relaxed: no other thread can see the ring before it is handed over
      * (thread creation or a release store publishes it) */
