@@ -11,8 +11,15 @@
  *   rg_kafka_source_destroy(src);  // the engine no longer calls it
  *
  * It uses only the public engine API: messages go in with
- * rg_dispatcher_push_burst() (the engine copies what it keeps, so each
- * librdkafka message is released right after its burst).
+ * rg_dispatcher_push_burst_for() (the engine copies what it keeps, so
+ * each librdkafka message is released right after its burst).
+ *
+ * Backpressure: when the engine holds a burst longer than
+ * `source.pause.after.ms` (full rings, a sink that is behind), the adapter
+ * pauses its whole assignment, so librdkafka stops fetching, and seeks
+ * each partition back to its first message the engine did not take. It
+ * keeps polling (rebalances and heartbeats go on) and resumes when
+ * rg_dispatcher_ready() says there is room again, or on a new assignment.
  *
  * Configuration: `topic`, `group.id`, and librdkafka's properties with a
  * `kafka.` prefix (`kafka.bootstrap.servers` required). The adapter sets
