@@ -27,6 +27,11 @@ struct runner {
     rg_kafka_source_t *src;
     sigset_t sigs;
     bool json;
+    /* teardown: `closing` (under lock) ends the signal and stats threads,
+     * and both are joined before anything they print from is destroyed */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool closing;
 };
 
 static void print_stats(struct runner *r, const char *when)
@@ -62,7 +67,8 @@ static void print_stats(struct runner *r, const char *when)
                 ks.commits, ks.paused ? "yes" : "no", ks.pauses);
 }
 
-/* Signal thread: SIGTERM/SIGINT stop, SIGUSR1 prints the stats. */
+/* Signal thread: SIGTERM/SIGINT stop, SIGUSR1 prints the stats. Once
+ * closing, any signal (teardown sends one) ends it. */
 static void *signals_main(void *arg)
 {
     struct runner *r = arg;
@@ -70,24 +76,40 @@ static void *signals_main(void *arg)
         int sig = 0;
         if (sigwait(&r->sigs, &sig) != 0)
             continue;
-        if (sig == SIGUSR1) {
+        pthread_mutex_lock(&r->lock);
+        bool closing = r->closing;
+        if (!closing && sig == SIGUSR1)
             print_stats(r, "now");
-            continue;
-        }
-        rg_kafka_source_stop(r->src);
-        return NULL;
+        pthread_mutex_unlock(&r->lock);
+        if (closing)
+            return NULL;
+        if (sig != SIGUSR1)
+            rg_kafka_source_stop(r->src);
     }
 }
 
+/* Stats thread: every stats.interval.ms until closing. */
 static void *stats_main(void *arg)
 {
     struct runner *r = arg;
     int64_t ms = rg_conf_get_int(rg_engine_conf(r->e), "stats.interval.ms");
-    for (;;) {
-        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        print_stats(r, "interval");
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    pthread_mutex_lock(&r->lock);
+    while (!r->closing) {
+        at.tv_sec += (time_t)(ms / 1000);
+        at.tv_nsec += (long)(ms % 1000) * 1000000;
+        if (at.tv_nsec >= 1000000000) {
+            at.tv_sec++;
+            at.tv_nsec -= 1000000000;
+        }
+        while (!r->closing &&
+               pthread_cond_timedwait(&r->wake, &r->lock, &at) == 0)
+            ;
+        if (!r->closing)
+            print_stats(r, "interval");
     }
+    pthread_mutex_unlock(&r->lock);
     return NULL;
 }
 
@@ -191,21 +213,42 @@ int rg_cmd_run(int argc, char **argv)
         return rg_cli_fail(&cli, "%s", err);
     }
     pthread_t sig_th, stats_th;
-    pthread_create(&sig_th, NULL, signals_main, &r);
-    pthread_detach(sig_th);
-    if (rg_conf_get_int(rg_engine_conf(r.e), "stats.interval.ms") > 0) {
-        pthread_create(&stats_th, NULL, stats_main, &r);
-        pthread_detach(stats_th);
+    pthread_mutex_init(&r.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r.wake, &ca);
+    pthread_condattr_destroy(&ca);
+    bool sig_ok = pthread_create(&sig_th, NULL, signals_main, &r) == 0;
+    bool stats_ok =
+        rg_conf_get_int(rg_engine_conf(r.e), "stats.interval.ms") > 0 &&
+        pthread_create(&stats_th, NULL, stats_main, &r) == 0;
+    char why[600] = "";
+    if (!sig_ok) {
+        snprintf(why, sizeof(why), "cannot start the signal thread");
+        rg_kafka_source_stop(r.src);
     }
 
     int src_rc = rg_kafka_source_run(r.src);
-    char why[600] = "";
     if (src_rc != 0 && rg_kafka_source_error(r.src) != NULL)
         snprintf(why, sizeof(why), "%s", rg_kafka_source_error(r.src));
     rg_kafka_source_close(r.src); /* leaves the group: flush + commit */
     rg_engine_stop(r.e);
     if (rg_engine_error(r.e) != NULL)
         snprintf(why, sizeof(why), "%s", rg_engine_error(r.e));
+    /* the signal and stats threads end before what they read goes */
+    pthread_mutex_lock(&r.lock);
+    r.closing = true;
+    pthread_cond_signal(&r.wake);
+    pthread_mutex_unlock(&r.lock);
+    if (stats_ok)
+        pthread_join(stats_th, NULL);
+    if (sig_ok) {
+        pthread_kill(sig_th, SIGUSR1); /* its sigwait() takes it */
+        pthread_join(sig_th, NULL);
+    }
+    pthread_cond_destroy(&r.wake);
+    pthread_mutex_destroy(&r.lock);
     print_stats(&r, "final");
     rg_likes_job_destroy(r.job);
     rg_kafka_source_destroy(r.src);

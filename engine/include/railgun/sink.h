@@ -41,7 +41,10 @@
  * the engine with the message.
  *
  * Threads: begin .. commit, rollback, claim and close run on one thread at
- * a time (the flusher's, or the caller's before the engine starts). A
+ * a time: the flusher's, or the caller's while the flusher has nothing to
+ * write (before the engine starts; the Kafka source claims from its
+ * rebalance callback, where nothing is in flight: before the first event,
+ * or after the revoke's rg_dispatcher_flush()). A
  * reader (reader_open .. reader_close) belongs to one worker thread and
  * may run concurrently with the flusher and other readers.
  */
