@@ -101,12 +101,17 @@ rgb_pipe *rgb_pipe_open(int impl, const uint64_t *keys, size_t nkeys,
         char err[256], cpu[16];
         rg_conf_t *conf = rg_conf_new();
         snprintf(cpu, sizeof(cpu), "%d", cpu_worker < 0 ? 0 : cpu_worker);
-        rg_conf_set(conf, "workers", "1", err, sizeof(err));
-        rg_conf_set(conf, "workers.cpus", cpu, err, sizeof(err));
         rg_processor_t proc = {.unpack = unpack_unused,
                                .do_event = count_event, .opaque = p};
-        p->e = rg_engine_new(conf, &proc, err, sizeof(err));
-        if (p->e == NULL || rg_engine_start(p->e, err, sizeof(err)) != 0) {
+        /* a refused setting must stop the run: a worker left on the
+         * source's CPU once made every figure here a one-CPU figure */
+        if (rg_conf_set(conf, "workers", "1", err, sizeof(err)) != 0 ||
+            rg_conf_set(conf, "workers.cpus", cpu, err, sizeof(err)) != 0 ||
+            (p->e = rg_engine_new(conf, &proc, err, sizeof(err))) == NULL) {
+            fprintf(stderr, "railgun-bench: %s\n", err);
+            abort();
+        }
+        if (rg_engine_start(p->e, err, sizeof(err)) != 0) {
             fprintf(stderr, "railgun-bench: %s\n", err);
             abort();
         }

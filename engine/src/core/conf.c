@@ -11,9 +11,11 @@
 #include <inttypes.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "railgun/error.h"
 #include "conf_props.h"
 
@@ -177,14 +179,13 @@ int rg__cpus_allowed(int *cpus, int max)
     return n;
 }
 
-int rg__cpulist_parse(const char *s, int *cpus, int max, char *errstr,
-                      size_t errstr_size)
+/* Parses a list like "0-3,8" into cpus[]; checks only its syntax. */
+static int cpulist_read(const char *s, int *cpus, int max, char *errstr,
+                        size_t errstr_size)
 {
-    int allowed[CPU_SETSIZE];
-    int nallowed = rg__cpus_allowed(allowed, CPU_SETSIZE);
     int n = 0;
     const char *p = s;
-    while (*p != '\0') {
+    while (*p != '\0' && *p != '\n') {
         char *end;
         if (!isdigit((unsigned char)*p))
             goto bad;
@@ -199,7 +200,7 @@ int rg__cpulist_parse(const char *s, int *cpus, int max, char *errstr,
         }
         if (*p == ',')
             p++;
-        else if (*p != '\0')
+        else if (*p != '\0' && *p != '\n')
             goto bad;
         if (hi < lo || hi >= CPU_SETSIZE) {
             seterr(errstr, errstr_size, "workers.cpus: bad range %ld-%ld in "
@@ -207,14 +208,6 @@ int rg__cpulist_parse(const char *s, int *cpus, int max, char *errstr,
             return RG_EINVAL;
         }
         for (long c = lo; c <= hi; c++) {
-            bool ok = false;
-            for (int i = 0; i < nallowed; i++)
-                ok |= allowed[i] == c;
-            if (!ok) {
-                seterr(errstr, errstr_size, "workers.cpus: CPU %ld is not "
-                       "online or not allowed for this process", c);
-                return RG_EINVAL;
-            }
             if (n >= max) {
                 seterr(errstr, errstr_size, "workers.cpus: more than %d "
                        "CPUs listed", max);
@@ -228,6 +221,54 @@ bad:
     seterr(errstr, errstr_size, "workers.cpus: cannot parse \"%s\" "
            "(expected a list like 0-3,8)", s);
     return RG_EINVAL;
+}
+
+/* The online CPUs: the kernel's list, else 0 .. online count - 1. */
+static int cpus_online(int *cpus, int max)
+{
+    char buf[4096];
+    int n = 0;
+    FILE *f = fopen("/sys/devices/system/cpu/online", "r");
+    if (f != NULL) {
+        if (fgets(buf, sizeof(buf), f) != NULL)
+            n = cpulist_read(buf, cpus, max, NULL, 0);
+        fclose(f);
+    }
+    if (n <= 0) {
+        long k = sysconf(_SC_NPROCESSORS_ONLN);
+        for (n = 0; n < k && n < max; n++)
+            cpus[n] = n;
+    }
+    if (n <= 0) /* unknown: assume CPU 0 exists */
+        cpus[n++] = 0;
+    return n;
+}
+
+/*
+ * Every listed CPU must be online. Not checked against the calling
+ * thread's affinity: a thread pinned to one CPU may well create an engine
+ * whose workers run on others (the kernel refuses CPUs outside the
+ * process's cpuset when the worker starts; rg_engine_start says so).
+ */
+int rg__cpulist_parse(const char *s, int *cpus, int max, char *errstr,
+                      size_t errstr_size)
+{
+    int n = cpulist_read(s, cpus, max, errstr, errstr_size);
+    if (n <= 0)
+        return n;
+    int online[CPU_SETSIZE];
+    int nonline = cpus_online(online, CPU_SETSIZE);
+    for (int i = 0; i < n; i++) {
+        bool ok = false;
+        for (int j = 0; j < nonline && !ok; j++)
+            ok = online[j] == cpus[i];
+        if (!ok) {
+            seterr(errstr, errstr_size, "workers.cpus: CPU %d is not "
+                   "online", cpus[i]);
+            return RG_EINVAL;
+        }
+    }
+    return n;
 }
 
 static int check_cpulist(const char *name, const char *sval, int64_t v,

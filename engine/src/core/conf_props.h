@@ -18,8 +18,9 @@
     XX(WORKERS_CPUS, "workers.cpus", STR, "", 0, 0, check_cpulist,           \
        "CPUs to pin workers to, as a list of numbers and ranges "           \
        "(`0-3,8`). Worker i runs on the i-th CPU of the list, wrapping "    \
-       "around. Every CPU must be one this process may run on. Empty: "     \
-       "spread workers over the CPUs this process may run on.")              \
+       "around. Every CPU must be online (and in the process's cpuset, "    \
+       "checked when the workers start). Empty: spread workers over the "   \
+       "CPUs the thread creating the engine may run on.")                    \
     XX(DISPATCHERS, "dispatchers", INT, "1", 1, 64, NULL,                    \
        "Dispatcher handles, one per ingest thread. Each (dispatcher, "      \
        "worker) pair has its own SPSC ring.")                                \

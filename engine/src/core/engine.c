@@ -1286,7 +1286,9 @@ int rg_engine_start(rg_engine_t *e, char *errstr, size_t errstr_size)
         pthread_attr_destroy(&attr);
         if (rc != 0) {
             seterr(errstr, errstr_size, "worker %u on CPU %d: cannot start "
-                   "thread: %s", w, wk->cpu, strerror(rc));
+                   "thread: %s%s", w, wk->cpu, strerror(rc),
+                   rc == EINVAL ? " (is the CPU outside this process's "
+                                  "cpuset? see workers.cpus)" : "");
             return abort_start(e);
         }
         wk->joinable = true;
