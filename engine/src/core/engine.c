@@ -431,8 +431,13 @@ static inline void write_to(rg_dispatcher_t *d, unsigned w,
         publish(d, w);
         d->room[w] = wait_for_space(d, w, 1);
     }
-    rg_event_t *slot = rg__ring_slot(d->out[w], d->npend[w],
-                                     sizeof(rg_event_t));
+    rg_ring_t *r = d->out[w];
+    rg_event_t *slot = rg__ring_slot(r, d->npend[w], sizeof(rg_event_t));
+    /* an event is a line: ask for the one a few events ahead in writable
+     * state now, so this store does not wait for the worker's copy of it
+     * to be invalidated (as rg_ring's single push does) */
+    rg__ring_prefetch_w(r, rg__ring_slot(r, d->npend[w] + r->prod.prefetch,
+                                         sizeof(rg_event_t)));
     *slot = *ev;
     slot->source = (uint16_t)d->idx;
     slot->ack_gen = gen;
