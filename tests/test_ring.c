@@ -249,3 +249,33 @@ Test(ring, single_pops_do_not_slip_behind_a_sparse_producer)
     cr_assert_eq(r->cons.slips, 1u, "the wait did not turn itself off");
     rg_ring_destroy(r);
 }
+
+Test(ring, burst_pops_slip_only_behind_a_streaming_producer)
+{
+    rg_ring_t *r = rg_ring_new(4096, sizeof(uint64_t));
+    cr_assert_not_null(r);
+    uint64_t buf[32], next = 0, expect = 0;
+    /* a sparse producer: a few items per pop, never a whole burst */
+    for (int i = 0; i < 1000; i++) {
+        for (int k = 0; k < 3; k++, next++)
+            cr_assert(rg_ring_push_spsc_u64(r, &next));
+        cr_assert_eq(rg_ring_pop_burst_spsc_u64(r, buf, 32), 3u);
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(buf[k], expect++);
+    }
+    cr_assert_eq(r->cons.slips, 0u, "waited for a sparse producer");
+    /* a whole burst was waiting: the producer streams, so the next short
+     * pop waits once; nothing came meanwhile, so the wait turns off */
+    for (int k = 0; k < 40; k++, next++)
+        cr_assert(rg_ring_push_spsc_u64(r, &next));
+    cr_assert_eq(rg_ring_pop_burst_spsc_u64(r, buf, 32), 32u);
+    cr_assert(r->cons.streaming);
+    cr_assert_eq(rg_ring_pop_burst_spsc_u64(r, buf, 32), 8u);
+    cr_assert_eq(r->cons.slips, 1u);
+    cr_assert_not(r->cons.streaming, "nothing came during the wait");
+    cr_assert_eq(rg_ring_pop_burst_spsc_u64(r, buf, 32), 0u);
+    cr_assert_eq(r->cons.slips, 1u, "the wait did not turn itself off");
+    for (uint32_t k = 0; k < 8; k++)
+        cr_assert_eq(buf[k], expect + 32 + k);
+    rg_ring_destroy(r);
+}
