@@ -44,6 +44,20 @@ Test(like_codec, good_json_decodes_exactly)
                           "\"note\":\"caf\xc3\xa9 \\u00e9\"}", &l),
                  RG_LIKE_E_NONE);
     cr_assert_eq(l.video_id, 5);
+    /* a name with a NUL in it is another name: "video_id\u0000x" and
+     * "state\u0000" are unknown fields, not video_id or state */
+    cr_assert_eq(dec("5", "{\"video_id\\u0000x\":9,\"video_id\":5,"
+                          "\"user_id\":2,\"state\\u0000\":0,\"state\":1}",
+                     &l),
+                 RG_LIKE_E_NONE);
+    cr_assert_eq(l.video_id, 5);
+    cr_assert_eq(l.state, 1);
+    /* names that share a first letter or a prefix with a field */
+    cr_assert_eq(dec("5", "{\"video\":1,\"video_idx\":1,\"v\":1,"
+                          "\"user_i\":1,\"stat\":1,\"t\":1,\"tsx\":1,"
+                          "\"video_id\":5,\"user_id\":2,\"state\":1}", &l),
+                 RG_LIKE_E_NONE);
+    cr_assert_eq(l.ts, -1, "\"t\" and \"tsx\" are not ts");
 }
 
 struct bad {

@@ -157,7 +157,9 @@ static rg_like_err_t read_string(reader_t *r, char *out, size_t out_size,
             ch = c;
         }
         if (out != NULL) {
-            if (ch >= 0x80 || n + 1 >= out_size)
+            /* a NUL (\u0000) would end the name early: "video_id\u0000x"
+             * is not "video_id" */
+            if (ch == 0 || ch >= 0x80 || n + 1 >= out_size)
                 *out_ok = false;
             else
                 out[n++] = (char)ch;
@@ -277,8 +279,32 @@ static rg_like_err_t skip_value(reader_t *r, int depth)
 }
 
 enum { F_VIDEO, F_USER, F_STATE, F_TS, F_COUNT };
-static const char *const fields[F_COUNT] = {"video_id", "user_id", "state",
-                                            "ts"};
+
+/* Field names, zero-padded to 16 bytes like the buffer a name is read
+ * into, so a name is one of them when both 8-byte halves are equal. */
+static const char field_names[F_COUNT][16] = {"video_id", "user_id", "state",
+                                              "ts"};
+
+static inline uint64_t load8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* The field a name read into a zeroed 16-byte buffer is, or F_COUNT. The
+ * first letter picks the one candidate; two 8-byte compares settle it
+ * (strcmp, a library call per field, cost more than the rest of a
+ * decode). */
+static int field_of(const char name[16])
+{
+    int f = name[0] == 'v' ? F_VIDEO : name[0] == 'u' ? F_USER
+          : name[0] == 's' ? F_STATE : name[0] == 't' ? F_TS : F_COUNT;
+    if (f == F_COUNT || load8(name) != load8(field_names[f]) ||
+        load8(name + 8) != load8(field_names[f] + 8))
+        return F_COUNT;
+    return f;
+}
 
 /* A known field's value: a plain non-negative integer in [lo, hi]. */
 static rg_like_err_t read_field(reader_t *r, uint64_t lo, uint64_t hi,
@@ -322,7 +348,7 @@ static rg_like_err_t decode_json(const uint8_t *v, size_t len, rg_like_t *out)
     ws(&r);
     if (!eat(&r, '}')) {
         for (;;) {
-            char name[16];
+            char name[16] = {0};
             bool name_ok;
             ws(&r);
             if (!eat(&r, '"'))
@@ -333,12 +359,7 @@ static rg_like_err_t decode_json(const uint8_t *v, size_t len, rg_like_t *out)
             ws(&r);
             if (!eat(&r, ':'))
                 return RG_LIKE_E_BAD_JSON;
-            /* the first letter picks the one candidate (v, u, s, t) */
-            int f = !name_ok ? F_COUNT : name[0] == 'v' ? F_VIDEO
-                  : name[0] == 'u' ? F_USER : name[0] == 's' ? F_STATE
-                  : name[0] == 't' ? F_TS : F_COUNT;
-            if (f != F_COUNT && strcmp(name, fields[f]) != 0)
-                f = F_COUNT;
+            int f = name_ok ? field_of(name) : F_COUNT;
             if (f == F_COUNT) {
                 e = skip_value(&r, 1);
             } else if (seen[f]) {
