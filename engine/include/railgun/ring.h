@@ -191,7 +191,7 @@ static inline void rg__ring_copy_out(void *items, const unsigned char *slots,
                esize);
 }
 
-/* How long a single pop lets a busy producer run ahead: TSC ticks on x86
+/* How long a pop lets a busy producer run ahead: TSC ticks on x86
  * (about 0.4 us at 2.3 GHz), pause instructions elsewhere. */
 #define RG_RING_SLIP_TICKS 1024u
 #define RG_RING_SLIP_PAUSES 32

@@ -185,7 +185,7 @@ static int cpulist_read(const char *s, int *cpus, int max, char *errstr,
 {
     int n = 0;
     const char *p = s;
-    while (*p != '\0' && *p != '\n') {
+    while (*p != '\0') {
         char *end;
         if (!isdigit((unsigned char)*p))
             goto bad;
@@ -200,7 +200,7 @@ static int cpulist_read(const char *s, int *cpus, int max, char *errstr,
         }
         if (*p == ',')
             p++;
-        else if (*p != '\0' && *p != '\n')
+        else if (*p != '\0')
             goto bad;
         if (hi < lo || hi >= CPU_SETSIZE) {
             seterr(errstr, errstr_size, "workers.cpus: bad range %ld-%ld in "
@@ -230,8 +230,10 @@ static int cpus_online(int *cpus, int max)
     int n = 0;
     FILE *f = fopen("/sys/devices/system/cpu/online", "r");
     if (f != NULL) {
-        if (fgets(buf, sizeof(buf), f) != NULL)
+        if (fgets(buf, sizeof(buf), f) != NULL) {
+            buf[strcspn(buf, "\n")] = '\0';
             n = cpulist_read(buf, cpus, max, NULL, 0);
+        }
         fclose(f);
     }
     if (n <= 0) {
