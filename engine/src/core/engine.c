@@ -478,19 +478,26 @@ static void flush_all(rg_dispatcher_t *d)
  * while the snapshot slot still holds an epoch the sink has not
  * committed. Returns false when the engine failed meanwhile.
  */
+/* True when epoch ep's snapshot slot is free: the sink has committed the
+ * epoch that used it before (ep - nslots). */
+static inline bool epoch_slot_free(rg_engine_t *e, uint64_t ep)
+{
+    /* acquire: pairs with the flusher's release store after it is done
+     * with snap[ep - nslots] */
+    return ep <= e->nslots ||
+           atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
+               ep - e->nslots;
+}
+
 static bool send_barriers(rg_dispatcher_t *d, uint64_t upto)
 {
     rg_engine_t *e = d->e;
     while (d->epoch <= upto) {
         uint64_t ep = d->epoch;
-        if (ep > e->nslots) {
+        if (!epoch_slot_free(e, ep)) {
             flush_all(d); /* what we wrote must reach the workers first */
             unsigned tries = 0;
-            /* acquire: pairs with the flusher's release store after it is
-             * done with snap[ep - nslots] */
-            while (atomic_load_explicit(&e->committed_epoch,
-                                        memory_order_acquire) <
-                   ep - e->nslots) {
+            while (!epoch_slot_free(e, ep)) {
                 /* acquire: pairs with the release in rg__engine_fail() */
                 if (atomic_load_explicit(&e->failed, memory_order_acquire))
                     return false;
@@ -830,12 +837,9 @@ bool rg_dispatcher_ready(rg_dispatcher_t *d)
         /* published or pending, ours are not free either */
         ready = rg__ring_free(d->out[w], cap) - d->npend[w] >= cap / 2;
     }
-    /* the barrier of the open epoch could go out without a wait (as in
-     * send_barriers()); acquire: as there */
-    if (ready && e->has_sink && d->epoch > e->nslots)
-        ready = atomic_load_explicit(&e->committed_epoch,
-                                     memory_order_acquire) >=
-                d->epoch - e->nslots;
+    /* the barrier of the open epoch could go out without a wait */
+    if (ready && e->has_sink)
+        ready = epoch_slot_free(e, d->epoch);
     dispatcher_exit(d);
     return ready;
 }
