@@ -257,6 +257,25 @@ static int user_props(const rg_conf_t *c, rd_kafka_conf_t *kc, char *errstr,
     return 0;
 }
 
+/* A bare librdkafka client of `type` from kc (taken) plus the user's
+ * -X kafka.* settings; NULL after saying why. */
+static rd_kafka_t *bare_client(rg_cli_t *cli, rd_kafka_type_t type,
+                               rd_kafka_conf_t *kc)
+{
+    char err[256];
+    if (user_props(cli->conf, kc, err, sizeof(err)) != 0) {
+        rd_kafka_conf_destroy(kc);
+        rg_cli_fail(cli, "%s", err);
+        return NULL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, kc, err, sizeof(err));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(kc);
+        rg_cli_fail(cli, "%s", err);
+    }
+    return rk;
+}
+
 /* Producer settings both sides of both suites share. */
 static void producer_props(rd_kafka_conf_t *kc, const char *servers)
 {
@@ -271,19 +290,11 @@ static void producer_props(rd_kafka_conf_t *kc, const char *servers)
 static double produce_bare(rg_cli_t *cli, const char *servers,
                            const struct kmsgs *m, uint64_t n)
 {
-    char err[256];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     producer_props(kc, servers);
-    if (user_props(cli->conf, kc, err, sizeof(err)) != 0) {
-        rd_kafka_conf_destroy(kc);
-        rg_cli_fail(cli, "%s", err);
+    rd_kafka_t *rk = bare_client(cli, RD_KAFKA_PRODUCER, kc);
+    if (rk == NULL)
         return -1;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
-    if (rk == NULL) {
-        rg_cli_fail(cli, "%s", err);
-        return -1;
-    }
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, "likes", NULL);
     if (rkt == NULL) {
         rd_kafka_destroy(rk);
@@ -358,19 +369,11 @@ static void consumer_props(rd_kafka_conf_t *kc, const char *servers,
  * the first message to the n-th (the group join is left out). */
 static double consume_bare(rg_cli_t *cli, const char *servers, uint64_t n)
 {
-    char err[256];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     consumer_props(kc, servers, "bench-bare");
-    if (user_props(cli->conf, kc, err, sizeof(err)) != 0) {
-        rd_kafka_conf_destroy(kc);
-        rg_cli_fail(cli, "%s", err);
+    rd_kafka_t *rk = bare_client(cli, RD_KAFKA_CONSUMER, kc);
+    if (rk == NULL)
         return -1;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
-    if (rk == NULL) {
-        rg_cli_fail(cli, "%s", err);
-        return -1;
-    }
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(t, "likes", RD_KAFKA_PARTITION_UA);
@@ -412,7 +415,8 @@ static void *src_main(void *arg)
 static double consume_railgun(rg_cli_t *cli, const char *servers,
                               uint64_t n)
 {
-    char err[512];
+    char err[512] = "";
+    double rate = -1;
     rg_conf_t *c = rg_conf_dup(cli->conf);
     rg_conf_set(c, "kafka.bootstrap.servers", servers, err, sizeof(err));
     rg_conf_set(c, "kafka.auto.offset.reset", "earliest", err, sizeof(err));
@@ -421,23 +425,27 @@ static double consume_railgun(rg_cli_t *cli, const char *servers,
     rg_conf_t *kc = rg_conf_dup(c);
     rg_sink_t sink;
     rg_sink_null_open(&sink);
+    bool sink_set = false;
+    rg_engine_t *e = NULL;
+    struct src_arg a = {NULL};
     rg_likes_job_t *job = rg_likes_job_new(
         (unsigned)rg_conf_get_int(c, "workers"), &sink, 0, 0);
+    if (job == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto out;
+    }
     rg_processor_t proc;
     rg_likes_job_processor(job, &proc);
-    rg_engine_t *e = rg_engine_new(c, &proc, err, sizeof(err));
-    if (e == NULL || rg_engine_set_sink(e, &sink, err, sizeof(err)) != 0) {
-        rg_cli_fail(cli, "%s", err);
-        return -1;
-    }
+    if ((e = rg_engine_new(c, &proc, err, sizeof(err))) == NULL)
+        goto out;
+    c = NULL; /* the engine's now */
+    if (rg_engine_set_sink(e, &sink, err, sizeof(err)) != 0)
+        goto out;
+    sink_set = true;
     rg_likes_job_bind(job, e);
-    struct src_arg a = {rg_kafka_source_new(e, 0, kc, &sink, err,
-                                            sizeof(err))};
-    rg_conf_destroy(kc);
-    if (a.src == NULL || rg_engine_start(e, err, sizeof(err)) != 0) {
-        rg_cli_fail(cli, "%s", err);
-        return -1;
-    }
+    a.src = rg_kafka_source_new(e, 0, kc, &sink, err, sizeof(err));
+    if (a.src == NULL || rg_engine_start(e, err, sizeof(err)) != 0)
+        goto out;
     pthread_t th;
     pthread_create(&th, NULL, src_main, &a);
     double t0 = 0, deadline = rg_now() + 300;
@@ -456,10 +464,19 @@ static double consume_railgun(rg_cli_t *cli, const char *servers,
     pthread_join(th, NULL);
     rg_kafka_source_close(a.src);
     rg_engine_stop(e);
+    if (st.processed >= n)
+        rate = (double)n / secs;
+out:
+    if (err[0] != '\0' && rate < 0)
+        rg_cli_fail(cli, "%s", err);
     rg_kafka_source_destroy(a.src);
     rg_likes_job_destroy(job);
     rg_engine_destroy(e);
-    return st.processed >= n ? (double)n / secs : -1;
+    if (!sink_set && sink.close != NULL)
+        sink.close(sink.self);
+    rg_conf_destroy(c);
+    rg_conf_destroy(kc);
+    return rate;
 }
 
 static int bench_kafka(rg_cli_t *cli, bool consume, uint64_t n,
@@ -481,23 +498,14 @@ static int bench_kafka(rg_cli_t *cli, bool consume, uint64_t n,
         return rg_cli_fail(cli, "cannot start the mock cluster");
     }
     const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
-    double a, b;
-    const char *an, *bn;
-    if (consume) {
-        /* the same data for both: produced once */
-        if (produce_bare(cli, servers, &m, n) < 0) {
-            kmsgs_free(&m);
-            return rg_cli_fail(cli, "cannot produce the data");
-        }
-        a = consume_bare(cli, servers, n);
-        b = consume_railgun(cli, servers, n);
-        an = "bare";
-        bn = "railgun";
-    } else {
+    double a = -1, b = -1;
+    if (!consume) {
         a = produce_bare(cli, servers, &m, n);
         b = produce_sdk(cli, servers, &m, n);
-        an = "bare";
-        bn = "railgun";
+    } else if (produce_bare(cli, servers, &m, n) > 0) {
+        /* the same data for both: produced once */
+        a = consume_bare(cli, servers, n);
+        b = consume_railgun(cli, servers, n);
     }
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(mrk);
@@ -508,9 +516,9 @@ static int bench_kafka(rg_cli_t *cli, bool consume, uint64_t n,
     }
     if (cli->json) {
         printf("{\"suite\":\"%s\",\"events\":%" PRIu64 ",\"partitions\":%d,"
-               "\"%s_events_per_s\":%.0f,\"%s_events_per_s\":%.0f,"
+               "\"bare_events_per_s\":%.0f,\"railgun_events_per_s\":%.0f,"
                "\"ratio\":%.2f}\n", consume ? "kafka" : "produce", n, KPARTS,
-               an, a, bn, b, b / a);
+               a, b, b / a);
     } else {
         char h1[16], h2[16];
         printf("railgun bench %s: %" PRIu64 " like events, mock cluster (3 "
