@@ -660,6 +660,19 @@ static rg_conf_t *kafka_conf(const char *tag, struct mock *m,
     return conf;
 }
 
+/* Polls the job's stats until it has decoded at least `want` events or
+ * `seconds` passed; *ls holds the last stats read. */
+static void wait_decoded(rg_likes_job_t *job, uint64_t want, int seconds,
+                         rg_likes_stats_t *ls)
+{
+    for (int i = 0; i < seconds * 50; i++) {
+        rg_likes_job_stats(job, ls);
+        if (ls->decoded >= want)
+            return;
+        usleep(20000);
+    }
+}
+
 Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
 {
     struct mock m;
@@ -677,12 +690,7 @@ Test(likes, over_kafka_exact_and_nothing_reprocessed_after_restart)
     struct kafka_run k = {0};
     kafka_start(&r, &k, conf);
     rg_likes_stats_t ls;
-    for (int i = 0; i < 1200; i++) {
-        rg_likes_job_stats(r.job, &ls);
-        if (ls.decoded >= N)
-            break;
-        usleep(50000);
-    }
+    wait_decoded(r.job, N, 60, &ls);
     kafka_stop(&r, &k, &ls);
     cr_assert_eq(ls.decoded, (uint64_t)N, "consumed %llu of %d",
                  (unsigned long long)ls.decoded, N);
@@ -852,12 +860,7 @@ Test(likes, backpressure_pauses_the_partitions_and_resume_is_exact)
     kafka_start(&r, &k, conf);
     /* let some events land, so the schema is there and a flush ran */
     rg_likes_stats_t ls;
-    for (int i = 0; i < 600; i++) {
-        rg_likes_job_stats(r.job, &ls);
-        if (ls.decoded > 0)
-            break;
-        usleep(20000);
-    }
+    wait_decoded(r.job, 1, 12, &ls);
     struct sink_block b = {0};
     sink_block(conf, &b);
     rg_kafka_stats_t ks;
@@ -884,12 +887,7 @@ Test(likes, backpressure_pauses_the_partitions_and_resume_is_exact)
     cr_assert_eq(max_queued, 0u, "librdkafka queued %llu messages while "
                  "paused", (unsigned long long)max_queued);
     sink_unblock(&b);
-    for (int i = 0; i < 1500; i++) {
-        rg_likes_job_stats(r.job, &ls);
-        if (ls.decoded >= N)
-            break;
-        usleep(20000);
-    }
+    wait_decoded(r.job, N, 30, &ls);
     rg_kafka_source_stats(k.src, &ks);
     kafka_stop(&r, &k, &ls);
     cr_assert_geq(ks.pauses, 1u);
