@@ -149,27 +149,36 @@ int64_t rgb_ack_run(rgb_ack *b, const int64_t *order, uint64_t n)
     int64_t base = (int64_t)b->base, wm = 0, sink = 0;
     b->begun = base;
     switch (b->impl) {
-    case RGB_ACK_RAILGUN:
+    case RGB_ACK_RAILGUN: {
+        /* locals: the tracker's atomic stores could alias b's fields, so
+         * the compiler would reload them after each call */
+        rg_ack_t *a = b->a;
+        int64_t begun = base;
         for (uint64_t i = 0; i < n; i++) {
             int64_t o = base + order[i];
-            while (b->begun <= o)
-                rg_ack_begin(b->a, b->begun++);
-            rg_ack_done(b->a, 0, o);
-            sink += rg_ack_watermark(b->a);
+            while (begun <= o)
+                rg_ack_begin(a, begun++);
+            rg_ack_done(a, 0, o);
+            sink += rg_ack_watermark(a);
         }
-        wm = rg_ack_watermark(b->a);
+        b->begun = begun;
+        wm = rg_ack_watermark(a);
         break;
-    case RGB_ACK_LIST:
+    }
+    case RGB_ACK_LIST: {
+        int64_t begun = base; /* a local, as for railgun */
         for (uint64_t i = 0; i < n; i++) {
             int64_t o = base + order[i];
-            while (b->begun <= o) {
-                list_begin(b, b->begun, (uint64_t)(b->begun - base));
-                b->begun++;
+            while (begun <= o) {
+                list_begin(b, begun, (uint64_t)(begun - base));
+                begun++;
             }
-            sink += list_done(b, b->nodes[o - base], b->begun);
+            sink += list_done(b, b->nodes[o - base], begun);
         }
+        b->begun = begun;
         wm = list_watermark(b);
         break;
+    }
     case RGB_ACK_RAILGUN_MT:
     case RGB_ACK_LIST_MT:
         if (b->rings[0] == NULL) {
