@@ -32,6 +32,9 @@
  *   begin/reset        no (1 thread) yes       yes         no
  *   done               yes           yes       yes         no
  *   watermark/stats    yes           yes       yes         no
+ *
+ * The per-event calls (begin, done, generation, watermark) are inline
+ * (railgun/ack_pvt.h), so this header is C only: it uses <stdatomic.h>.
  */
 #ifndef RAILGUN_ACK_H
 #define RAILGUN_ACK_H
@@ -69,7 +72,7 @@ RG_EXPORT void rg_ack_destroy(rg_ack_t *a);
  * Offsets between the previous begin and this one count as done. A failed
  * call changes nothing. Never blocks.
  */
-RG_EXPORT int rg_ack_begin(rg_ack_t *a, int64_t offset);
+static inline int rg_ack_begin(rg_ack_t *a, int64_t offset);
 
 /*
  * Marks `offset` of generation `gen` done. Any thread, lock-free.
@@ -79,17 +82,17 @@ RG_EXPORT int rg_ack_begin(rg_ack_t *a, int64_t offset);
  * exactly once; a duplicate done is detected and rejected when it does not
  * race the first one.
  */
-RG_EXPORT int rg_ack_done(rg_ack_t *a, uint32_t gen, int64_t offset);
+static inline int rg_ack_done(rg_ack_t *a, uint32_t gen, int64_t offset);
 
 /* The current generation, to pass to rg_ack_done(). Any thread. */
-RG_EXPORT uint32_t rg_ack_generation(const rg_ack_t *a);
+static inline uint32_t rg_ack_generation(const rg_ack_t *a);
 
 /*
  * Advances and returns the current generation's watermark: the lowest
  * offset not yet done, or the next expected offset when none is pending.
  * Any thread, lock-free.
  */
-RG_EXPORT int64_t rg_ack_watermark(rg_ack_t *a);
+static inline int64_t rg_ack_watermark(rg_ack_t *a);
 
 /*
  * Starts a new generation whose next expected offset is next_offset.
@@ -108,6 +111,9 @@ typedef struct rg_ack_stats_s {
 
 /* A snapshot of the current generation. Any thread. */
 RG_EXPORT void rg_ack_stats(rg_ack_t *a, rg_ack_stats_t *out);
+
+/* begin, done, generation and watermark: inline, as the ring's calls are */
+#include "railgun/ack_pvt.h"
 
 #ifdef __cplusplus
 }
