@@ -11,9 +11,7 @@
  * since (eight slots per test) and one CAS.
  */
 #include <errno.h>
-#include <stdalign.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include "railgun/ack.h"

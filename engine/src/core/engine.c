@@ -472,12 +472,6 @@ static void flush_all(rg_dispatcher_t *d)
         publish(d, w);
 }
 
-/*
- * Closes every open epoch up to `upto`: snapshots the next offset of each
- * partition d owns, then puts barrier E into every worker ring. Waits
- * while the snapshot slot still holds an epoch the sink has not
- * committed. Returns false when the engine failed meanwhile.
- */
 /* True when epoch ep's snapshot slot is free: the sink has committed the
  * epoch that used it before (ep - nslots). */
 static inline bool epoch_slot_free(rg_engine_t *e, uint64_t ep)
@@ -489,6 +483,13 @@ static inline bool epoch_slot_free(rg_engine_t *e, uint64_t ep)
                ep - e->nslots;
 }
 
+/*
+ * Closes every open epoch up to `upto`: snapshots the next offset of each
+ * partition d owns, then puts barrier E into every worker ring. Waits
+ * while the snapshot slot still holds an epoch the sink has not
+ * committed. Returns false when the engine failed meanwhile, or when a
+ * push_burst_for() deadline passed first (d->timed_out is then set).
+ */
 static bool send_barriers(rg_dispatcher_t *d, uint64_t upto)
 {
     rg_engine_t *e = d->e;
