@@ -83,6 +83,20 @@ static inline struct rg__ack_window *rg__ack_win(rg_ack_t *a, uint32_t gen)
     return &a->w[gen % RG_ACK_GENERATIONS];
 }
 
+/* begin()'s stores, once o fits the window w: mark o pending, then
+ * publish it. Producer thread only. */
+static inline void rg__ack_mark_pending(rg_ack_t *a,
+                                        struct rg__ack_window *w, uint64_t o)
+{
+    /* relaxed: published by the release store of head below (to the
+     * advances) and by the ring that carries the event (to done()) */
+    atomic_store_explicit(&w->slots[o & a->mask], o + 1,
+                          memory_order_relaxed);
+    a->next = o + 1;
+    /* release: pairs with the acquire load of head in rg__ack_advance() */
+    atomic_store_explicit(&w->head, o + 1, memory_order_release);
+}
+
 static inline int rg_ack_begin(rg_ack_t *a, int64_t offset)
 {
     /* one test for both bounds; the error says which */
@@ -97,13 +111,7 @@ static inline int rg_ack_begin(rg_ack_t *a, int64_t offset)
     uint64_t b = atomic_load_explicit(&w->base, memory_order_acquire);
     if (o - b >= a->window)
         return rg__ack_begin_slow(a, o);
-    /* relaxed: published by the release store of head below (to the
-     * advances) and by the ring that carries the event (to done()) */
-    atomic_store_explicit(&w->slots[o & a->mask], o + 1,
-                          memory_order_relaxed);
-    a->next = o + 1;
-    /* release: pairs with the acquire load of head in rg__ack_advance() */
-    atomic_store_explicit(&w->head, o + 1, memory_order_release);
+    rg__ack_mark_pending(a, w, o);
     return 0;
 }
 

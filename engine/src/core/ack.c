@@ -144,11 +144,7 @@ int rg__ack_begin_slow(rg_ack_t *a, uint64_t o)
          * it equals head, so a plain store is enough */
         atomic_store_explicit(&w->base, o, memory_order_release);
     }
-    /* relaxed, release: as in rg_ack_begin() */
-    atomic_store_explicit(&w->slots[o & a->mask], o + 1,
-                          memory_order_relaxed);
-    a->next = o + 1;
-    atomic_store_explicit(&w->head, o + 1, memory_order_release);
+    rg__ack_mark_pending(a, w, o);
     return 0;
 }
 
