@@ -33,8 +33,10 @@
  *   done               yes           yes       yes         no
  *   watermark/stats    yes           yes       yes         no
  *
- * The per-event calls (begin, done, generation, watermark) are inline
- * (railgun/ack_pvt.h), so this header is C only: it uses <stdatomic.h>.
+ * The per-event calls (begin, done, generation, watermark) are inline in
+ * C (railgun/ack_pvt.h, which uses <stdatomic.h>). C++ has no _Atomic, so
+ * there they are ordinary calls of the same functions, exported by the
+ * library.
  */
 #ifndef RAILGUN_ACK_H
 #define RAILGUN_ACK_H
@@ -54,12 +56,24 @@ extern "C" {
 
 typedef struct rg_ack_s rg_ack_t;
 
+/* How the per-event calls are declared: static inline in C (the library
+ * itself defines RG__ACK_INLINE once to emit the exported copies), plain
+ * exported functions in C++. */
+#ifdef __cplusplus
+#undef RG__ACK_INLINE
+#define RG__ACK_INLINE RG_EXPORT
+#elif !defined(RG__ACK_INLINE)
+#define RG__ACK_INLINE static inline
+#endif
+
 /*
  * A tracker whose first expected offset is next_offset (>= 0), with a
  * window of `window` offsets (a power of two in [64, 2^24]). NULL on bad
- * arguments (errno EINVAL) or out of memory (ENOMEM).
+ * arguments or out of memory, with a one-line reason in errstr (which may
+ * be NULL).
  */
-RG_EXPORT rg_ack_t *rg_ack_new(uint32_t window, int64_t next_offset);
+RG_EXPORT rg_ack_t *rg_ack_new(uint32_t window, int64_t next_offset,
+                               char *errstr, size_t errstr_size);
 
 /* Frees a tracker; NULL is fine. No call may be running on it. */
 RG_EXPORT void rg_ack_destroy(rg_ack_t *a);
@@ -72,7 +86,7 @@ RG_EXPORT void rg_ack_destroy(rg_ack_t *a);
  * Offsets between the previous begin and this one count as done. A failed
  * call changes nothing. Never blocks.
  */
-static inline int rg_ack_begin(rg_ack_t *a, int64_t offset);
+RG__ACK_INLINE int rg_ack_begin(rg_ack_t *a, int64_t offset);
 
 /*
  * Marks `offset` of generation `gen` done. Any thread, lock-free.
@@ -82,17 +96,17 @@ static inline int rg_ack_begin(rg_ack_t *a, int64_t offset);
  * exactly once; a duplicate done is detected and rejected when it does not
  * race the first one.
  */
-static inline int rg_ack_done(rg_ack_t *a, uint32_t gen, int64_t offset);
+RG__ACK_INLINE int rg_ack_done(rg_ack_t *a, uint32_t gen, int64_t offset);
 
 /* The current generation, to pass to rg_ack_done(). Any thread. */
-static inline uint32_t rg_ack_generation(const rg_ack_t *a);
+RG__ACK_INLINE uint32_t rg_ack_generation(const rg_ack_t *a);
 
 /*
  * Advances and returns the current generation's watermark: the lowest
  * offset not yet done, or the next expected offset when none is pending.
  * Any thread, lock-free.
  */
-static inline int64_t rg_ack_watermark(rg_ack_t *a);
+RG__ACK_INLINE int64_t rg_ack_watermark(rg_ack_t *a);
 
 /*
  * Starts a new generation whose next expected offset is next_offset.
@@ -113,7 +127,9 @@ typedef struct rg_ack_stats_s {
 RG_EXPORT void rg_ack_stats(rg_ack_t *a, rg_ack_stats_t *out);
 
 /* begin, done, generation and watermark: inline, as the ring's calls are */
+#ifndef __cplusplus
 #include "railgun/ack_pvt.h"
+#endif
 
 #ifdef __cplusplus
 }

@@ -97,7 +97,7 @@ static inline void rg__ack_mark_pending(rg_ack_t *a,
     atomic_store_explicit(&w->head, o + 1, memory_order_release);
 }
 
-static inline int rg_ack_begin(rg_ack_t *a, int64_t offset)
+RG__ACK_INLINE int rg_ack_begin(rg_ack_t *a, int64_t offset)
 {
     /* one test for both bounds; the error says which */
     if ((uint64_t)offset > (uint64_t)RG_ACK_OFFSET_MAX)
@@ -115,7 +115,7 @@ static inline int rg_ack_begin(rg_ack_t *a, int64_t offset)
     return 0;
 }
 
-static inline int rg_ack_done(rg_ack_t *a, uint32_t gen, int64_t offset)
+RG__ACK_INLINE int rg_ack_done(rg_ack_t *a, uint32_t gen, int64_t offset)
 {
     struct rg__ack_window *w = rg__ack_win(a, gen);
     /* acquire: pairs with the release store of id in rg_ack_reset() */
@@ -142,14 +142,14 @@ static inline int rg_ack_done(rg_ack_t *a, uint32_t gen, int64_t offset)
     return 0;
 }
 
-static inline uint32_t rg_ack_generation(const rg_ack_t *a)
+RG__ACK_INLINE uint32_t rg_ack_generation(const rg_ack_t *a)
 {
     /* acquire: pairs with the release store in rg_ack_reset(); the new
      * window is initialized before its number is seen */
     return atomic_load_explicit(&a->gen, memory_order_acquire);
 }
 
-static inline int64_t rg_ack_watermark(rg_ack_t *a)
+RG__ACK_INLINE int64_t rg_ack_watermark(rg_ack_t *a)
 {
     struct rg__ack_window *w = rg__ack_win(a, rg_ack_generation(a));
     /* acquire: pairs with the release CAS in rg__ack_advance(); offsets

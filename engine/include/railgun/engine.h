@@ -10,7 +10,10 @@
  * producers. Each ingest thread owns one dispatcher handle. A message is
  * unpacked on the ingest thread into an rg_event_t whose 64-bit routing key
  * picks the worker (rg_hash64 + rg_hash_reduce): all events of one key go to
- * one worker and, from one dispatcher, arrive there in push order.
+ * one worker and, from one dispatcher, arrive there in push order. Before
+ * unpack runs, ev->key holds rg_hash_bytes() of the message key (0 when
+ * the message has none), so an unpack that does not set a routing key of
+ * its own routes by the message key.
  *
  * Offsets: every accepted event is begun in its partition's ACK tracker
  * (railgun/ack.h) and done once its processor returns. (In epoch mode,
@@ -31,10 +34,26 @@
  * Threads and callbacks
  *   - processor->unpack runs on the ingest thread that calls push.
  *   - processor->do_event, pre_do and batch_do run on the owning worker
- *     thread, never concurrently for the same worker; an event's external
- *     payload release callback runs on that worker right after processing.
+ *     thread, never concurrently for the same worker, and get that
+ *     worker's context (rg_ctx_t): its index, the engine, its delta; an
+ *     event's external payload release callback runs on that worker right
+ *     after processing.
  *   - the commit callback runs on the engine's committer thread, never on a
  *     worker or an ingest thread, one call at a time.
+ *   - the log callback (railgun/conf.h) runs on the thread that logs.
+ *
+ * Memory ordering a caller may rely on
+ *   - Whatever the ingest thread wrote before a push (the message, memory
+ *     an external payload points to) is visible to the worker processing
+ *     the event; nothing else is ordered between ingest threads and
+ *     workers.
+ *   - A processor's writes for an event happen before any watermark that
+ *     passes the event's offset (rg_engine_partition_stats()) and before
+ *     the commit callback call that reports that offset. In epoch mode
+ *     (railgun/flush.h) they also happen before the epoch's sink
+ *     transaction.
+ *   - After rg_engine_stop() returns, every processor write is visible to
+ *     the caller.
  *
  * Synchronization table ("push*" includes rg_dispatcher_reset and
  * rg_dispatcher_poll)
@@ -68,7 +87,8 @@ enum {
 };
 
 /*
- * One event: 64 bytes, one cache line. The payload is either up to
+ * One event: 64 bytes, one cache line (a static assertion in the library
+ * holds it to that). The payload is either up to
  * RG_EVENT_INLINE_MAX bytes inline, or a pointer whose release callback the
  * worker calls once the processor is done with it.
  */
@@ -101,35 +121,52 @@ typedef struct rg_msg_s {
     size_t      value_len;
 } rg_msg_t;
 
+typedef struct rg_engine_s rg_engine_t;
+typedef struct rg_dispatcher_s rg_dispatcher_t;
+
+/*
+ * A worker's context, handed to the processor's worker callbacks: from it
+ * a processor reaches the engine, the worker's index (for per-worker
+ * state) and, in epoch mode, the worker's open delta (railgun/flush.h),
+ * without globals. Owned by the engine; valid during the callback only.
+ */
+typedef struct rg_ctx_s rg_ctx_t;
+
+/* The engine the calling worker belongs to. */
+RG_EXPORT rg_engine_t *rg_ctx_engine(const rg_ctx_t *ctx);
+
+/* The calling worker's index, 0 .. workers - 1. */
+RG_EXPORT unsigned rg_ctx_worker(const rg_ctx_t *ctx);
+
 /*
  * A processor, as in the reference SDK. Single mode sets do_event; batch
  * mode sets batch_do (and optionally pre_do). Exactly one mode must be set.
  *
- * unpack (ingest thread, required): fill ev->key and the payload from msg
- *   (partition and offset are already set). Return 0, or a negative RG_E*
- *   code (RG_EDECODE for bad input): the message is then counted as
- *   undecodable and skipped; the pipeline keeps flowing.
+ * unpack (ingest thread, required): fill the payload (and, optionally,
+ * ev->key) from msg; partition and offset are already set, and ev->key
+ *   holds the hash of the message key. Return 0, or a negative RG_E* code
+ *   (RG_EDECODE for bad input): the message is then counted as
+ *   undecodable and skipped; the pipeline keeps flowing. An event whose
+ *   ev->len exceeds RG_EVENT_INLINE_MAX without RG_EVENT_F_EXTERNAL is a
+ *   processor bug: the push rejects it (RG_EINVAL, counted as rejected,
+ *   logged once).
  * do_event (worker thread): process one event.
  * pre_do (worker thread): called once per batch before batch_do, e.g. to
  *   load state for every event of the batch with one query.
  * batch_do (worker thread): process up to `batch.max.events` events that
  *   arrived together, in arrival order.
- * `worker` is the index of the calling worker, for per-worker state.
  * do_event, pre_do and batch_do may change an event's payload (e.g. pre_do
  * attaching loaded state) but not its key, partition, offset, source or
  * ack_gen: the engine marks the offset done from those after the call.
  */
 typedef struct rg_processor_s {
     int  (*unpack)(void *opaque, const rg_msg_t *msg, rg_event_t *ev);
-    void (*do_event)(void *opaque, unsigned worker, rg_event_t *ev);
-    void (*pre_do)(void *opaque, unsigned worker, rg_event_t *evs, size_t n);
-    void (*batch_do)(void *opaque, unsigned worker, rg_event_t *evs,
+    void (*do_event)(void *opaque, rg_ctx_t *ctx, rg_event_t *ev);
+    void (*pre_do)(void *opaque, rg_ctx_t *ctx, rg_event_t *evs, size_t n);
+    void (*batch_do)(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                      size_t n);
     void *opaque;
 } rg_processor_t;
-
-typedef struct rg_engine_s rg_engine_t;
-typedef struct rg_dispatcher_s rg_dispatcher_t;
 
 /* One partition's committable position, as handed to the commit callback. */
 typedef struct rg_commit_s {
@@ -160,6 +197,8 @@ typedef struct rg_engine_stats_s {
     uint64_t rejected;         /* pushes refused: bad partition or offset */
     uint64_t ack_waits;        /* times a push waited for the ACK window */
     uint64_t commits;          /* commit callback calls */
+    uint64_t warnings;         /* warnings logged (or dropped: no log
+                                  callback) */
 } rg_engine_stats_t;
 
 /* Where one partition stands. */
@@ -177,7 +216,10 @@ typedef struct rg_partition_stats_s {
  * Creates an engine from conf and a processor (copied). Takes ownership of
  * conf on success; on failure conf is still the caller's. Threads are not
  * started yet. Returns NULL on failure with a one-line reason in errstr
- * (bad processor, bad combination of properties, out of memory).
+ * (bad processor, bad combination of properties, out of memory). More
+ * workers than online CPUs is allowed (workers then share CPUs and each
+ * waits for the others' time slices), and warned once through the log
+ * callback.
  */
 RG_EXPORT rg_engine_t *rg_engine_new(rg_conf_t *conf,
                                      const rg_processor_t *proc,
@@ -185,8 +227,9 @@ RG_EXPORT rg_engine_t *rg_engine_new(rg_conf_t *conf,
 
 /*
  * Starts the worker threads, each pinned to its CPU. Returns 0,
- * RG_ESTATE (already started), or RG_ESYS (thread creation or pinning
- * failed: errstr says which; no thread is left running).
+ * RG_ESTATE (already started, or stopped: an engine starts once; errstr
+ * says which), or RG_ESYS (thread creation or pinning failed: errstr says
+ * which; no thread is left running, and the engine may be started again).
  */
 RG_EXPORT int rg_engine_start(rg_engine_t *e, char *errstr,
                               size_t errstr_size);
@@ -219,17 +262,19 @@ RG_EXPORT int rg_engine_partition_stats(rg_engine_t *e, int32_t partition,
  * window (`ack.window.events`) is full. Returns 0 (accepted: it will be
  * processed exactly once), the unpack error (counted as undecodable; its
  * offset counts as done), RG_ERANGE (partition outside
- * [0, ack.max.partitions)), RG_EINVAL (offset not above the partition's
- * previous one, or the partition belongs to another dispatcher), or
- * RG_ESTOPPED (the engine is stopping: not accepted). Ingest thread of d
- * only.
+ * [0, ack.max.partitions)), RG_EINVAL (NULL d or msg; offset not above the
+ * partition's previous one; the partition belongs to another dispatcher;
+ * an event unpack left too long for inline, see rg_processor_t), RG_ESTATE
+ * (the engine is not started yet) or RG_ESTOPPED (the engine is stopping:
+ * not accepted). Ingest thread of d only.
  */
 RG_EXPORT int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg);
 
 /*
  * rg_dispatcher_push() for up to n messages; returns how many were consumed
  * (accepted, counted as undecodable, or rejected for a bad partition or
- * offset). Fewer than n only when the engine is stopping (then 0).
+ * offset). Fewer than n only when the engine is not running (then 0) or
+ * d or msgs is NULL (0).
  */
 RG_EXPORT size_t rg_dispatcher_push_burst(rg_dispatcher_t *d,
                                           const rg_msg_t *msgs, size_t n);
@@ -241,8 +286,8 @@ RG_EXPORT size_t rg_dispatcher_push_burst(rg_dispatcher_t *d,
  * *consumed says how many messages, a prefix of msgs, were consumed as in
  * rg_dispatcher_push_burst(); the processor's unpack was not called for
  * the rest, so they can be pushed again later, or re-read from the source.
- * Returns 0 (all consumed), RG_ETIMEDOUT, RG_EINVAL (timeout_ms < 0) or
- * RG_ESTOPPED. Not bounded: the wait for a full ACK window (engines
+ * Returns 0 (all consumed), RG_ETIMEDOUT, RG_EINVAL (timeout_ms < 0, a
+ * NULL argument), RG_ESTATE (not started) or RG_ESTOPPED. Not bounded: the wait for a full ACK window (engines
  * without a sink). Ingest thread of d only.
  */
 RG_EXPORT int rg_dispatcher_push_burst_for(rg_dispatcher_t *d,

@@ -1,10 +1,27 @@
 /*
- * error.h - railgun error codes.
+ * error.h - railgun error codes, and the conventions every call follows.
  *
  * Every function that can fail returns 0 (or a count) on success and a
  * negative RG_E* code on failure. The codes come from one X-macro list, so
  * the enum, rg_strerror() and rg_err_name() can never disagree.
- * A call that fails leaves its object unchanged and never fires its callback.
+ *
+ * Conventions
+ *   - A call that fails leaves its object unchanged and never fires its
+ *     callback. Every destroy/close accepts NULL.
+ *   - Constructors (`*_new`, the sinks' `*_open`) return the object (or 0
+ *     and fill it), and on failure NULL (or the code) with a one-line
+ *     reason in the caller's errstr, which may be NULL. They never report
+ *     through errno. rg_conf_new() fails only when out of memory.
+ *   - A call that waits with a time limit and gives up returns
+ *     RG_ETIMEDOUT (nothing else: RG_EIO is an I/O failure). Whatever it
+ *     consumed or changed before giving up is said in its doc.
+ *   - A call on a handle that is not started returns RG_ESTATE; on a
+ *     stopping or stopped one RG_ESTOPPED.
+ *   - Hot-path calls return a count or a code and never log; warnings
+ *     (with their reason) go through the log callback (railgun/conf.h).
+ *   - rg_err_is_retriable() says whether the same call may succeed later;
+ *     the sink's flusher retries exactly those. Adapters keep the
+ *     backend's own message in errstr.
  */
 #ifndef RAILGUN_ERROR_H
 #define RAILGUN_ERROR_H

@@ -8,7 +8,7 @@
  *     snapshots, for each partition it owns, the next offset after its
  *     last event before the barrier.
  *   worker: processors merge into the worker's current delta
- *     (rg_engine_delta()); at barrier E (from every dispatcher: aligned)
+ *     (rg_ctx_delta()); at barrier E (from every dispatcher: aligned)
  *     the worker seals its delta of epoch E and starts E + 1.
  *   flusher thread: once every worker sealed E, writes all the sealed
  *     deltas of E and the offsets snapshot as ONE sink transaction. Only
@@ -18,20 +18,39 @@
  * So the sink always holds rows and offsets that match: after a crash,
  * resuming from the stored offsets applies every event exactly once.
  *
+ * A delta merges counts per key, integer keys (rg_delta_merge()) and byte
+ * strings of up to RG_DELTA_KEY_MAX bytes (rg_delta_merge_bytes(), e.g.
+ * words), and stages rows for the sink's staged table (rg_delta_stage()).
+ * Which of them a sink stores is the sink's business (railgun/sink.h): a
+ * call the sink cannot store fails with RG_EINVAL at once, not at the
+ * flush.
+ *
  * Memory: a worker keeps at most `flush.max.pending.epochs` sealed deltas
  * waiting for the sink; at the bound it waits at the next barrier, its
  * rings fill and intake waits. Nothing is dropped. A delta holds at most
- * `merge.max.keys` keys and as many staged rows; a processor may merge at
- * most one key and stage at most one row per event, which the bound check
- * in rg_engine_new() relies on.
+ * `merge.max.keys` keys (integer and byte-string keys together, the bytes
+ * of the latter in an arena of up to merge.max.keys x 64 bytes) and as
+ * many staged rows; a processor may merge at most one key and stage at
+ * most one row per event, which the bound check in rg_engine_set_sink()
+ * relies on.
+ *
+ * Ordering: everything a worker merged or staged before barrier E is in
+ * epoch E's transaction; the transaction commits before the commit
+ * callback reports E's offsets and before rg_engine_committed_epoch()
+ * returns E (an acquire load: the caller then sees what E wrote).
  *
  * Sink failures: a retriable error (rg_err_is_retriable()) rolls back and
  * retries after `sink.retry.backoff.ms`, doubling up to
- * `sink.retry.backoff.max.ms`, with jitter. Any other error stops the
- * engine: pushes fail with RG_ESTOPPED, rg_engine_error() names the cause,
- * and nothing more is written (the stored offsets still match the rows).
+ * `sink.retry.backoff.max.ms`, with jitter; it is logged (a warning with
+ * the sink's message, at most every 5 s with the count since the last
+ * line) and shown in rg_engine_flush_stats().failing and
+ * rg_engine_sink_error(). Any other error stops the engine: pushes fail
+ * with RG_ESTOPPED, rg_engine_error() names the cause, and nothing more is
+ * written (the stored offsets still match the rows). rg_engine_stop()
+ * retries a failing sink for at most `shutdown.timeout.ms`, then stops
+ * the same way: what was not stored is reprocessed after a restart.
  *
- * Threads: rg_engine_delta() and rg_delta_*() on the owning worker only;
+ * Threads: rg_ctx_delta() and rg_delta_*() on the owning worker only;
  * rg_dispatcher_poll() on the dispatcher's ingest thread; the rest on any
  * thread. The epoch hook runs on the flusher thread.
  */
@@ -50,33 +69,49 @@ extern "C" {
 
 typedef struct rg_delta_s rg_delta_t;
 
+/* Longest byte-string key rg_delta_merge_bytes() takes. */
+#define RG_DELTA_KEY_MAX 256
+
 /*
  * Puts the engine in epoch mode with `sink` (copied). On success the
  * engine owns it and closes it in rg_engine_destroy(); on failure it is
  * still the caller's. Once, before rg_engine_start(). Returns 0,
- * RG_ESTATE, RG_EINVAL (a required function is missing), RG_ERANGE
- * (merge.max.keys leaves no room above flush.max.keys, see conf) or
- * RG_ENOMEM, with a one-line reason in errstr.
+ * RG_ESTATE, RG_EINVAL (a required function is missing: see
+ * railgun/sink.h), RG_ERANGE (merge.max.keys leaves no room above
+ * flush.max.keys, see conf) or RG_ENOMEM, with a one-line reason in
+ * errstr.
  */
 RG_EXPORT int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink,
                                  char *errstr, size_t errstr_size);
 
-/* The current (open) delta of worker `worker`; its thread only. */
-RG_EXPORT rg_delta_t *rg_engine_delta(rg_engine_t *e, unsigned worker);
+/* The calling worker's open delta; NULL without a sink. Worker callbacks
+ * only (the delta changes at every barrier: do not keep it). */
+RG_EXPORT rg_delta_t *rg_ctx_delta(rg_ctx_t *ctx);
 
 /* counts[key] += value in this epoch. 0 or RG_EFULL (see the bound). */
 RG_EXPORT int rg_delta_merge(rg_delta_t *d, int64_t key, int64_t value);
 
 /*
+ * counts[key bytes] += value in this epoch; the bytes are copied. 0,
+ * RG_EFULL (see the bound), RG_ENOMEM, or RG_EINVAL (len 0 or above
+ * RG_DELTA_KEY_MAX, or the sink stores no byte-string keys: it has no
+ * write_merged_bytes).
+ */
+RG_EXPORT int rg_delta_merge_bytes(rg_delta_t *d, const void *key,
+                                   size_t len, int64_t value);
+
+/*
  * Stages a row for the sink's staged table; a later row for the same
- * (key, key2) in the same epoch replaces it. 0 or RG_EFULL / RG_ENOMEM.
+ * (key, key2) in the same epoch replaces it. 0, RG_EFULL, RG_ENOMEM, or
+ * RG_EINVAL (the sink has no staged table: no write_staged).
  */
 RG_EXPORT int rg_delta_stage(rg_delta_t *d, const rg_row_t *row);
 
 /* The epoch this delta belongs to (1, 2, ...). */
 RG_EXPORT uint64_t rg_delta_epoch(const rg_delta_t *d);
 
-/* Keys merged and rows staged in this delta so far. */
+/* Keys merged (integer and byte-string keys) and rows staged in this
+ * delta so far. */
 RG_EXPORT size_t rg_delta_keys(const rg_delta_t *d);
 RG_EXPORT size_t rg_delta_staged(const rg_delta_t *d);
 
@@ -95,9 +130,10 @@ RG_EXPORT int rg_dispatcher_poll(rg_dispatcher_t *d);
  * Closes d's open epoch now and waits until the sink committed it, for up
  * to timeout_ms: afterwards everything d accepted before the call is
  * stored, with its offsets (e.g. before a revoked partition is given up).
- * Returns 0, RG_EIO (timed out; the epoch is still on its way),
- * RG_ESTOPPED (the engine stopped or failed). Without a sink it only
- * publishes what d wrote and returns 0. Ingest thread of d only.
+ * Returns 0, RG_ETIMEDOUT (the epoch is still on its way), RG_ESTOPPED
+ * (the engine stopped or failed), RG_ESTATE (not started), RG_EINVAL
+ * (timeout_ms < 0). Without a sink it only publishes what d wrote and
+ * returns 0. Ingest thread of d only.
  */
 RG_EXPORT int rg_dispatcher_flush(rg_dispatcher_t *d, int timeout_ms);
 
@@ -120,17 +156,27 @@ typedef struct rg_flush_stats_s {
     uint64_t epochs;          /* epochs committed */
     uint64_t transactions;    /* sink transactions committed (non-empty
                                  epochs) */
-    uint64_t merged_rows;     /* merged rows written */
+    uint64_t merged_rows;     /* merged rows written (both key kinds) */
     uint64_t staged_rows;     /* staged rows written */
     uint64_t retries;         /* transactions rolled back and retried */
+    uint64_t failing;         /* failed attempts of the epoch being
+                                 written now (0: the sink is healthy) */
     uint64_t pending_epochs;  /* sealed or requested, not committed yet */
 } rg_flush_stats_t;
 
 RG_EXPORT void rg_engine_flush_stats(rg_engine_t *e, rg_flush_stats_t *out);
 
 /*
- * Why the engine stopped on its own (a fatal sink error), as one line, or
- * NULL while it has not. Valid until rg_engine_destroy().
+ * The sink's last error message (the last failed attempt, even one a
+ * retry then cured) into buf; returns 1 when there was one, else 0 (buf
+ * gets ""). Any thread.
+ */
+RG_EXPORT int rg_engine_sink_error(rg_engine_t *e, char *buf, size_t size);
+
+/*
+ * Why the engine stopped on its own (a fatal sink error, or a stop that
+ * gave up after shutdown.timeout.ms), as one line, or NULL while it has
+ * not. Valid until rg_engine_destroy().
  */
 RG_EXPORT const char *rg_engine_error(rg_engine_t *e);
 

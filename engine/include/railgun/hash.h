@@ -31,7 +31,10 @@ static inline uint64_t rg_hash64(uint64_t x)
 /* Maps a hash onto [0, n) without division (Lemire's multiply-shift). */
 static inline uint32_t rg_hash_reduce(uint64_t h, uint32_t n)
 {
-    return (uint32_t)(((unsigned __int128)h * n) >> 64);
+    /* __extension__: ISO C and C++ have no 128-bit integer; gcc and
+     * clang do, and -Wpedantic accepts it marked so */
+    __extension__ typedef unsigned __int128 rg__u128;
+    return (uint32_t)(((rg__u128)h * n) >> 64);
 }
 
 /* Hash of `len` bytes at `p` (any alignment). */

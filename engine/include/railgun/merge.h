@@ -49,10 +49,11 @@ typedef struct rg_merge_row_s {
 
 /*
  * A table for at most max_keys distinct keys (1 .. 2^30). It starts small
- * and grows as keys arrive. NULL on a bad op or bound (errno EINVAL) or
- * out of memory.
+ * and grows as keys arrive. NULL on a bad op or bound, or out of memory,
+ * with a one-line reason in errstr (which may be NULL).
  */
-RG_EXPORT rg_merge_t *rg_merge_new(rg_merge_op_t op, uint32_t max_keys);
+RG_EXPORT rg_merge_t *rg_merge_new(rg_merge_op_t op, uint32_t max_keys,
+                                   char *errstr, size_t errstr_size);
 
 /* Frees the table; NULL is fine. */
 RG_EXPORT void rg_merge_destroy(rg_merge_t *m);
@@ -65,7 +66,8 @@ RG_EXPORT void rg_merge_destroy(rg_merge_t *m);
 RG_EXPORT int rg_merge_add(rg_merge_t *m, uint64_t key, int64_t value,
                            int64_t version);
 
-/* Looks key up; returns 1 and fills *row when present, else 0. */
+/* Looks key up; returns 1 and fills *row (when not NULL) when present,
+ * else 0. */
 RG_EXPORT int rg_merge_get(const rg_merge_t *m, uint64_t key,
                            rg_merge_row_t *row);
 

@@ -103,9 +103,11 @@ typedef struct rg_ring_s {
 /*
  * Allocates a ring of `capacity` items of `esize` bytes each (cache-line
  * aligned). capacity must be a power of two in [2, RG_RING_CAPACITY_MAX]
- * and esize in [1, 4096]. Returns NULL (errno EINVAL or ENOMEM) otherwise.
+ * and esize in [1, 4096]. Returns NULL otherwise, or when out of memory,
+ * with a one-line reason in errstr (which may be NULL).
  */
-RG_EXPORT rg_ring_t *rg_ring_new(uint32_t capacity, size_t esize);
+RG_EXPORT rg_ring_t *rg_ring_new(uint32_t capacity, size_t esize,
+                                 char *errstr, size_t errstr_size);
 
 /* Frees a ring from rg_ring_new(); NULL is fine. No call may be running. */
 RG_EXPORT void rg_ring_destroy(rg_ring_t *r);

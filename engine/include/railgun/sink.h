@@ -2,22 +2,40 @@
  * sink.h - where merged epochs go: the interface the core flushes through.
  *
  * The core never names a database. A sink is a struct of function pointers
- * plus an opaque pointer; the adapters (engine/src/adapters/sqlite,
- * .../mysql) fill one in. The flusher drives it, one epoch at a time:
+ * plus an opaque pointer; the adapters (railgun/sinks.h: SQLite, MariaDB)
+ * fill one in, and so can any store that has transactions. The flusher
+ * drives it, one epoch at a time:
  *
- *   begin -> write_offsets -> write_merged* -> write_staged* -> commit
+ *   begin -> write_offsets -> write_merged* -> write_merged_bytes*
+ *         -> write_staged* -> commit
  *                       (any failure)  -> rollback, then retry or stop
  *
  * so the merged rows and each partition's next offset land in ONE
  * transaction: after a crash the stored offsets say exactly which events
  * the stored rows contain.
  *
- * Rows follow the schema of shared/DESIGN.md §4:
- *   merged rows -> counts(video_id = key, count += value)
- *   staged rows -> actions(video_id = key, user_id = key2, state = value,
- *                  mtime = ts), upserted: the last row of a pair wins
- *   offsets     -> offsets(consumer_group, topic, partition, next_offset,
- *                  owner_epoch), fenced by owner_epoch
+ * What each call stores (table names and columns are the sink's own
+ * configuration):
+ *   write_merged        per integer key: stored value += row.value
+ *   write_merged_bytes  per byte-string key: stored value += row.value
+ *   write_staged        upsert (key, key2) -> (value, ts), in order: the
+ *                       last row of a pair wins
+ *   write_offsets       per partition: next offset (all below are stored),
+ *                       fenced by the owner epoch that claim() took
+ *
+ * Required: begin, write_merged, write_offsets, commit, rollback.
+ * Optional, and what their absence (NULL) means:
+ *   write_merged_bytes  the sink stores no byte-string keys:
+ *                       rg_delta_merge_bytes() fails with RG_EINVAL
+ *   write_staged        the sink has no staged table: rg_delta_stage()
+ *                       fails with RG_EINVAL
+ *   claim               no fencing and no stored positions: a source
+ *                       starts where its own offsets say
+ *   reader_open, lookup, reader_close (all three or none)
+ *                       no read side: a processor that needs stored state
+ *                       (the likes job) starts every pair from nothing
+ *   scan                rows cannot be read back (verification)
+ *   close               nothing to free
  *
  * Fencing: claim() makes this sink the owner of a partition (owner_epoch
  * + 1) and returns the stored next offset; write_offsets() updates a row
@@ -36,17 +54,17 @@
  *
  * Errors: every call returns 0 or a negative RG_E* code with a one-line
  * message in errstr. rg_err_is_retriable(code) (RG_EIO: connection lost,
- * lock timeout, deadlock, busy) makes the flusher roll back and retry with
- * backoff; any other code (schema missing, access denied, RG_ESTALE) stops
- * the engine with the message.
+ * lock timeout, deadlock, busy, disk full) makes the flusher roll back and
+ * retry with backoff; any other code (schema missing, access denied,
+ * RG_ESTALE) stops the engine with the message.
  *
  * Threads: begin .. commit, rollback, claim and close run on one thread at
  * a time: the flusher's, or the caller's while the flusher has nothing to
  * write (before the engine starts; the Kafka source claims from its
  * rebalance callback, where nothing is in flight: before the first event,
- * or after the revoke's rg_dispatcher_flush()). A
- * reader (reader_open .. reader_close) belongs to one worker thread and
- * may run concurrently with the flusher and other readers.
+ * or after the revoke's rg_dispatcher_flush()). A reader (reader_open ..
+ * reader_close) belongs to one worker thread and may run concurrently with
+ * the flusher and other readers.
  */
 #ifndef RAILGUN_SINK_H
 #define RAILGUN_SINK_H
@@ -67,6 +85,14 @@ typedef struct rg_row_s {
     int64_t ts;     /* epoch milliseconds; 0 = now */
 } rg_row_t;
 
+/* One merged row with a byte-string key (1 .. RG_DELTA_KEY_MAX bytes,
+ * railgun/flush.h); key points into the engine's memory for the call. */
+typedef struct rg_bytes_row_s {
+    const void *key;
+    size_t      len;
+    int64_t     value;
+} rg_bytes_row_t;
+
 /* One partition's position: everything below next_offset is stored. */
 typedef struct rg_offset_s {
     int32_t partition;
@@ -81,10 +107,14 @@ enum { RG_SINK_MERGED = 0, RG_SINK_STAGED = 1 };
 typedef struct rg_sink_s {
     /* Starts the transaction of `epoch`. */
     int (*begin)(void *self, uint64_t epoch, char *errstr, size_t size);
-    /* counts += value for each row (rows with value 0 may be skipped). */
+    /* stored value += value for each row (rows with value 0 may be
+     * skipped). */
     int (*write_merged)(void *self, const rg_row_t *rows, size_t n,
                         char *errstr, size_t size);
-    /* Upserts the staged rows in order. */
+    /* The same for byte-string keys. Optional. */
+    int (*write_merged_bytes)(void *self, const rg_bytes_row_t *rows,
+                              size_t n, char *errstr, size_t size);
+    /* Upserts the staged rows in order. Optional. */
     int (*write_staged)(void *self, const rg_row_t *rows, size_t n,
                         char *errstr, size_t size);
     /* Stores next offsets of claimed partitions; RG_ESTALE when fenced,
@@ -98,14 +128,14 @@ typedef struct rg_sink_s {
     /*
      * Claims partitions[0..n) for this sink (owner_epoch + 1, one
      * transaction) and fills next_out[i] with the stored next offset, or
-     * -1 when none is stored.
+     * -1 when none is stored. Optional.
      */
     int (*claim)(void *self, const int32_t *partitions, size_t n,
                  int64_t *next_out, char *errstr, size_t size);
     /*
      * Point reads of staged rows for one worker: lookup fills rows[i].value
      * with the stored value of (key, key2), or -1 when there is no row.
-     * NULL reader_open: the sink has no read side.
+     * Optional (all three or none).
      */
     rg_sink_reader_t *(*reader_open)(void *self, char *errstr, size_t size);
     int (*lookup)(rg_sink_reader_t *r, rg_row_t *rows, size_t n,
@@ -114,12 +144,12 @@ typedef struct rg_sink_s {
     /*
      * Reads a whole table back (verification, tests): calls cb once per
      * row of RG_SINK_MERGED (key, value = count) or RG_SINK_STAGED (key,
-     * key2, value = state, ts = mtime). NULL: not supported.
+     * key2, value = state, ts = mtime). Optional.
      */
     int (*scan)(void *self, int table,
                 void (*cb)(void *arg, const rg_row_t *row), void *arg,
                 char *errstr, size_t size);
-    /* Frees the sink (readers are closed first). */
+    /* Frees the sink (readers are closed first). Optional. */
     void (*close)(void *self);
     void *self;
 } rg_sink_t;

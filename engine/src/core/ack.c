@@ -10,11 +10,13 @@
  * is one slot load while base is pending, else a scan of the offsets done
  * since (eight slots per test) and one CAS.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "railgun/ack.h"
+#include "../common/util.h"
 #include "railgun/error.h"
 
 #define CACHELINE RG__ACK_CACHELINE
@@ -30,17 +32,26 @@ static _Atomic uint64_t *new_slots(uint32_t window)
     return s;
 }
 
-rg_ack_t *rg_ack_new(uint32_t window, int64_t next_offset)
+rg_ack_t *rg_ack_new(uint32_t window, int64_t next_offset, char *errstr,
+                     size_t errstr_size)
 {
-    if (window < 64 || window > (1u << 24) || (window & (window - 1)) ||
-        next_offset < 0 || next_offset > RG_ACK_OFFSET_MAX + 1) {
-        errno = EINVAL;
+    if (window < 64 || window > (1u << 24) || (window & (window - 1))) {
+        rg__seterr(errstr, errstr_size, "rg_ack_new: window %u is not a "
+                   "power of two in 64 .. 2^24", window);
+        return NULL;
+    }
+    if (next_offset < 0 || next_offset > RG_ACK_OFFSET_MAX + 1) {
+        rg__seterr(errstr, errstr_size, "rg_ack_new: offset %lld is "
+                   "outside 0 .. RG_ACK_OFFSET_MAX + 1",
+                   (long long)next_offset);
         return NULL;
     }
     rg_ack_t *a = aligned_alloc(CACHELINE, (sizeof(*a) + CACHELINE - 1) &
                                                ~(size_t)(CACHELINE - 1));
-    if (a == NULL)
+    if (a == NULL) {
+        rg__seterr(errstr, errstr_size, "out of memory");
         return NULL;
+    }
     memset(a, 0, sizeof(*a));
     a->window = window;
     a->mask = window - 1;
@@ -51,7 +62,7 @@ rg_ack_t *rg_ack_new(uint32_t window, int64_t next_offset)
     a->w[0].slots = new_slots(window);
     if (a->w[0].slots == NULL) {
         free(a);
-        errno = ENOMEM;
+        rg__seterr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     /* relaxed throughout: the tracker is not shared yet; handing the

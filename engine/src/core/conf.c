@@ -1,9 +1,16 @@
 /*
- * conf.c - the configuration object, driven by the table in conf_props.h.
+ * conf.c - configuration objects over layered property tables
+ * (railgun/conf.h). The core's table comes from conf_props.h; adapters
+ * and programs add theirs with rg_conf_add_table().
  *
- * Values are stored per property id: integers as int64_t, strings as owned
- * heap copies. rg_conf_set() parses into a temporary and commits only after
- * every check passed, so a failed set leaves the object unchanged.
+ * Invariants
+ *   - conf->layers[0] is the core table, so rg__conf_int(conf, RG_P_X)
+ *     reads conf->layers[0].v[RG_P_X] without a name lookup.
+ *   - Every name is defined by at most one row across the added tables;
+ *     a row another table already defines identically is an alias of the
+ *     first one (same value), marked by its layer's `alias` entry.
+ *   - rg_conf_set() parses into a temporary and commits only after every
+ *     check passed, so a failed set leaves the object unchanged.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -18,48 +25,93 @@
 #include <unistd.h>
 #include "railgun/error.h"
 #include "conf_props.h"
+#include "../common/util.h"
 
-typedef int (check_fn)(const char *name, const char *sval, int64_t ival,
-                       char *errstr, size_t errstr_size);
-static check_fn check_pow2, check_cpulist, check_sink;
+static rg_conf_check_cb check_pow2, check_cpulist, check_idle_policy;
 
-struct prop {
-    rg_conf_prop_t pub;
-    check_fn *check;
-};
-
-static const struct prop props[RG_P__COUNT] = {
+static const rg_conf_prop_t core_props[RG_P__COUNT] = {
 #define RG__PROP_ROW(id, name, type, def, min, max, check, doc)              \
-    [RG_P_##id] = {{name, RG_CONF_##type, def, min, max, doc}, check},
+    [RG_P_##id] = {name, RG_CONF_##type, def, min, max, doc, check},
     RG_CONF_PROPS(RG__PROP_ROW)
 #undef RG__PROP_ROW
 };
+
+static const rg_conf_table_t core_table = {
+    .layer = "core",
+    .scope = RG_CONF_SCOPE_CORE,
+    .props = core_props,
+    .count = RG_P__COUNT,
+};
+
+const rg_conf_table_t *rg_conf_core_table(void)
+{
+    return &core_table;
+}
 
 union value {
     int64_t i;
     char *s;
 };
 
-/* Properties passed through to a library (`kafka.` + its own name),
- * checked by that library when it is configured, in the order set. */
+/* One added table and its values. alias[i] >= 0: row i is defined by an
+ * earlier layer (layer alias[i] >> 16, row alias[i] & 0xffff) and holds
+ * no value of its own. */
+struct layer {
+    const rg_conf_table_t *t;
+    union value *v;
+    bool *set;
+    int32_t *alias;
+};
+
+/* Properties passed through to a library (a table's prefix + the
+ * library's own name), checked by that library, in the order set. */
 struct pass {
     char *name, *value;
 };
 
 struct rg_conf_s {
-    union value v[RG_P__COUNT];
+    struct layer *layers;
+    size_t nlayers;
+    rg_log_cb *log_cb;
+    void *log_opaque;
     struct pass *pass;
     size_t npass, cap;
 };
 
-static const char *const pass_prefixes[] = {"kafka."};
+/* Where a name lives: layer and row of its defining (non-alias) entry. */
+struct where {
+    size_t l, i;
+};
 
-static bool is_pass(const char *name)
+static bool find(const rg_conf_t *conf, const char *name, struct where *w)
 {
-    for (size_t i = 0; i < sizeof(pass_prefixes) / sizeof(pass_prefixes[0]);
-         i++) {
-        size_t n = strlen(pass_prefixes[i]);
-        if (strncmp(name, pass_prefixes[i], n) == 0 && name[n] != '\0')
+    for (size_t l = 0; l < conf->nlayers; l++) {
+        const struct layer *ly = &conf->layers[l];
+        for (size_t i = 0; i < ly->t->count; i++)
+            if (ly->alias[i] < 0 && strcmp(ly->t->props[i].name, name) == 0) {
+                *w = (struct where){l, i};
+                return true;
+            }
+    }
+    return false;
+}
+
+static const rg_conf_prop_t *prop_of(const rg_conf_t *conf, struct where w)
+{
+    return &conf->layers[w.l].t->props[w.i];
+}
+
+static union value *value_of(const rg_conf_t *conf, struct where w)
+{
+    return &conf->layers[w.l].v[w.i];
+}
+
+static bool is_pass(const rg_conf_t *conf, const char *name)
+{
+    for (size_t l = 0; l < conf->nlayers; l++) {
+        const char *pre = conf->layers[l].t->passthrough;
+        size_t n = pre ? strlen(pre) : 0;
+        if (n > 0 && strncmp(name, pre, n) == 0 && name[n] != '\0')
             return true;
     }
     return false;
@@ -103,27 +155,6 @@ static int pass_set(rg_conf_t *conf, const char *name, const char *value)
     return 0;
 }
 
-static void seterr(char *errstr, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errstr, size_t size, const char *fmt, ...)
-{
-    if (errstr == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, size, fmt, ap);
-    va_end(ap);
-}
-
-static int find(const char *name)
-{
-    for (int i = 0; i < RG_P__COUNT; i++)
-        if (strcmp(props[i].pub.name, name) == 0)
-            return i;
-    return -1;
-}
-
 /* Strict decimal int64: optional sign, digits, nothing else. */
 static int parse_int(const char *s, int64_t *out)
 {
@@ -158,7 +189,7 @@ static int check_pow2(const char *name, const char *sval, int64_t v,
 {
     (void)sval;
     if (v <= 0 || (v & (v - 1)) != 0) {
-        seterr(errstr, errstr_size, "%s: %" PRId64 " is not a power of two",
+        rg__seterr(errstr, errstr_size, "%s: %" PRId64 " is not a power of two",
                name, v);
         return RG_EINVAL;
     }
@@ -203,13 +234,13 @@ static int cpulist_read(const char *s, int *cpus, int max, char *errstr,
         else if (*p != '\0')
             goto bad;
         if (hi < lo || hi >= CPU_SETSIZE) {
-            seterr(errstr, errstr_size, "workers.cpus: bad range %ld-%ld in "
+            rg__seterr(errstr, errstr_size, "workers.cpus: bad range %ld-%ld in "
                    "\"%s\"", lo, hi, s);
             return RG_EINVAL;
         }
         for (long c = lo; c <= hi; c++) {
             if (n >= max) {
-                seterr(errstr, errstr_size, "workers.cpus: more than %d "
+                rg__seterr(errstr, errstr_size, "workers.cpus: more than %d "
                        "CPUs listed", max);
                 return RG_ERANGE;
             }
@@ -218,7 +249,7 @@ static int cpulist_read(const char *s, int *cpus, int max, char *errstr,
     }
     return n;
 bad:
-    seterr(errstr, errstr_size, "workers.cpus: cannot parse \"%s\" "
+    rg__seterr(errstr, errstr_size, "workers.cpus: cannot parse \"%s\" "
            "(expected a list like 0-3,8)", s);
     return RG_EINVAL;
 }
@@ -265,7 +296,7 @@ int rg__cpulist_parse(const char *s, int *cpus, int max, char *errstr,
         for (int j = 0; j < nonline && !ok; j++)
             ok = online[j] == cpus[i];
         if (!ok) {
-            seterr(errstr, errstr_size, "workers.cpus: CPU %d is not "
+            rg__seterr(errstr, errstr_size, "workers.cpus: CPU %d is not "
                    "online", cpus[i]);
             return RG_EINVAL;
         }
@@ -283,28 +314,157 @@ static int check_cpulist(const char *name, const char *sval, int64_t v,
     return n < 0 ? n : 0;
 }
 
-static int check_sink(const char *name, const char *sval, int64_t v,
-                      char *errstr, size_t errstr_size)
+
+static int check_idle_policy(const char *name, const char *sval, int64_t v,
+                             char *errstr, size_t errstr_size)
 {
     (void)v;
-    if (strcmp(sval, "sqlite") == 0 || strcmp(sval, "mysql") == 0 ||
-        strcmp(sval, "null") == 0)
+    if (strcmp(sval, "auto") == 0 || strcmp(sval, "spin") == 0 ||
+        strcmp(sval, "yield") == 0)
         return 0;
-    seterr(errstr, errstr_size, "%s: unknown sink \"%s\" (expected "
-           "sqlite, mysql or null)", name, sval);
+    rg__seterr(errstr, errstr_size, "%s: \"%s\" is not auto, spin or yield",
+               name, sval);
     return RG_EINVAL;
 }
 
-static int set_default(rg_conf_t *conf, int id)
+/* Parses and checks `value` for property p; on success *iv holds the
+ * integer (INT, BOOL). */
+static int validate(const rg_conf_prop_t *p, const char *value, int64_t *iv,
+                    char *errstr, size_t errstr_size)
 {
-    const struct prop *p = &props[id];
-    if (p->pub.type == RG_CONF_STR) {
-        conf->v[id].s = strdup(p->pub.def);
-        return conf->v[id].s ? 0 : RG_ENOMEM;
+    int rc;
+    *iv = 0;
+    switch (p->type) {
+    case RG_CONF_INT:
+        rc = parse_int(value, iv);
+        if (rc != 0) {
+            rg__seterr(errstr, errstr_size, "%s: \"%s\" is not an integer%s",
+                       p->name, value, rc == RG_ERANGE ? " in range" : "");
+            return rc;
+        }
+        if (*iv < p->min) {
+            rg__seterr(errstr, errstr_size, "%s: %" PRId64 " is below the "
+                       "minimum %" PRId64, p->name, *iv, p->min);
+            return RG_ERANGE;
+        }
+        if (*iv > p->max) {
+            rg__seterr(errstr, errstr_size, "%s: %" PRId64 " is above the "
+                       "maximum %" PRId64, p->name, *iv, p->max);
+            return RG_ERANGE;
+        }
+        break;
+    case RG_CONF_BOOL:
+        if (parse_bool(value, iv) != 0) {
+            rg__seterr(errstr, errstr_size, "%s: \"%s\" is not true or false",
+                       p->name, value);
+            return RG_EINVAL;
+        }
+        break;
+    case RG_CONF_STR:
+        break;
     }
-    if (p->pub.type == RG_CONF_BOOL)
-        return parse_bool(p->pub.def, &conf->v[id].i);
-    return parse_int(p->pub.def, &conf->v[id].i);
+    return p->check != NULL ? p->check(p->name, value, *iv, errstr,
+                                       errstr_size)
+                            : 0;
+}
+
+static void layer_free(struct layer *ly)
+{
+    if (ly->v != NULL && ly->t != NULL)
+        for (size_t i = 0; i < ly->t->count; i++)
+            if (ly->alias[i] < 0 && ly->t->props[i].type == RG_CONF_STR)
+                free(ly->v[i].s);
+    free(ly->v);
+    free(ly->set);
+    free(ly->alias);
+}
+
+static bool same_row(const rg_conf_prop_t *a, const rg_conf_prop_t *b)
+{
+    return a->type == b->type && strcmp(a->def, b->def) == 0 &&
+           a->min == b->min && a->max == b->max;
+}
+
+int rg_conf_add_table(rg_conf_t *conf, const rg_conf_table_t *t,
+                      char *errstr, size_t errstr_size)
+{
+    if (conf == NULL || t == NULL || (t->count > 0 && t->props == NULL) ||
+        t->count > 0xffff || t->layer == NULL) {
+        rg__seterr(errstr, errstr_size, "rg_conf_add_table: bad table");
+        return RG_EINVAL;
+    }
+    for (size_t l = 0; l < conf->nlayers; l++)
+        if (conf->layers[l].t == t)
+            return 0;
+    struct layer ly = {t, calloc(t->count ? t->count : 1, sizeof(union value)),
+                       calloc(t->count ? t->count : 1, sizeof(bool)),
+                       malloc(sizeof(int32_t) * (t->count ? t->count : 1))};
+    struct layer *nl = realloc(conf->layers,
+                               sizeof(*nl) * (conf->nlayers + 1));
+    if (nl != NULL)
+        conf->layers = nl;
+    if (ly.v == NULL || ly.set == NULL || ly.alias == NULL || nl == NULL) {
+        free(ly.v);
+        free(ly.set);
+        free(ly.alias);
+        rg__seterr(errstr, errstr_size, "out of memory");
+        return RG_ENOMEM;
+    }
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < t->count && rc == 0; i++) {
+        const rg_conf_prop_t *p = &t->props[i];
+        struct where w;
+        ly.alias[i] = -1;
+        if (find(conf, p->name, &w)) {
+            if (!same_row(prop_of(conf, w), p)) {
+                rg__seterr(errstr, errstr_size, "%s: defined differently by "
+                           "layers %s and %s", p->name,
+                           conf->layers[w.l].t->layer, t->layer);
+                rc = RG_EEXIST;
+            }
+            ly.alias[i] = (int32_t)(w.l << 16 | w.i);
+            continue;
+        }
+        for (size_t k = 0; k < i && rc == 0; k++)
+            if (ly.alias[k] < 0 && strcmp(t->props[k].name, p->name) == 0) {
+                rg__seterr(errstr, errstr_size, "%s: defined twice by layer "
+                           "%s", p->name, t->layer);
+                rc = RG_EEXIST;
+            }
+        if (rc != 0)
+            break;
+        char msg[256];
+        rc = validate(p, p->def, &ly.v[i].i, msg, sizeof(msg));
+        if (rc != 0) {
+            rg__seterr(errstr, errstr_size, "layer %s: bad default: %s",
+                       t->layer, msg);
+            rc = RG_EINVAL;
+        } else if (p->type == RG_CONF_STR &&
+                   (ly.v[i].s = strdup(p->def)) == NULL) {
+            rg__seterr(errstr, errstr_size, "out of memory");
+            rc = RG_ENOMEM;
+        }
+    }
+    if (rc != 0) {
+        /* rows from i on hold nothing yet: mark them as aliases */
+        for (; i < t->count; i++)
+            ly.alias[i] = 0;
+        layer_free(&ly);
+        return rc;
+    }
+    conf->layers[conf->nlayers++] = ly;
+    return 0;
+}
+
+size_t rg_conf_table_count(const rg_conf_t *conf)
+{
+    return conf->nlayers;
+}
+
+const rg_conf_table_t *rg_conf_table_at(const rg_conf_t *conf, size_t i)
+{
+    return i < conf->nlayers ? conf->layers[i].t : NULL;
 }
 
 rg_conf_t *rg_conf_new(void)
@@ -312,11 +472,9 @@ rg_conf_t *rg_conf_new(void)
     rg_conf_t *conf = calloc(1, sizeof(*conf));
     if (conf == NULL)
         return NULL;
-    for (int i = 0; i < RG_P__COUNT; i++) {
-        if (set_default(conf, i) != 0) {
-            rg_conf_destroy(conf);
-            return NULL;
-        }
+    if (rg_conf_add_table(conf, &core_table, NULL, 0) != 0) {
+        rg_conf_destroy(conf);
+        return NULL;
     }
     return conf;
 }
@@ -326,32 +484,44 @@ rg_conf_t *rg_conf_dup(const rg_conf_t *src)
     rg_conf_t *conf = calloc(1, sizeof(*conf));
     if (conf == NULL)
         return NULL;
-    for (int i = 0; i < RG_P__COUNT; i++) {
-        if (props[i].pub.type == RG_CONF_STR) {
-            conf->v[i].s = strdup(src->v[i].s);
-            if (conf->v[i].s == NULL) {
-                rg_conf_destroy(conf);
-                return NULL;
+    for (size_t l = 0; l < src->nlayers; l++) {
+        const struct layer *sl = &src->layers[l];
+        if (rg_conf_add_table(conf, sl->t, NULL, 0) != 0)
+            goto fail;
+        struct layer *dl = &conf->layers[l];
+        for (size_t i = 0; i < sl->t->count; i++) {
+            if (sl->alias[i] >= 0)
+                continue;
+            dl->set[i] = sl->set[i];
+            if (sl->t->props[i].type != RG_CONF_STR) {
+                dl->v[i].i = sl->v[i].i;
+                continue;
             }
-        } else {
-            conf->v[i].i = src->v[i].i;
+            char *s = strdup(sl->v[i].s);
+            if (s == NULL)
+                goto fail;
+            free(dl->v[i].s);
+            dl->v[i].s = s;
         }
     }
     for (size_t i = 0; i < src->npass; i++)
-        if (pass_set(conf, src->pass[i].name, src->pass[i].value) != 0) {
-            rg_conf_destroy(conf);
-            return NULL;
-        }
+        if (pass_set(conf, src->pass[i].name, src->pass[i].value) != 0)
+            goto fail;
+    conf->log_cb = src->log_cb;
+    conf->log_opaque = src->log_opaque;
     return conf;
+fail:
+    rg_conf_destroy(conf);
+    return NULL;
 }
 
 void rg_conf_destroy(rg_conf_t *conf)
 {
     if (conf == NULL)
         return;
-    for (int i = 0; i < RG_P__COUNT; i++)
-        if (props[i].pub.type == RG_CONF_STR)
-            free(conf->v[i].s);
+    for (size_t l = 0; l < conf->nlayers; l++)
+        layer_free(&conf->layers[l]);
+    free(conf->layers);
     for (size_t i = 0; i < conf->npass; i++) {
         free(conf->pass[i].name);
         free(conf->pass[i].value);
@@ -360,93 +530,98 @@ void rg_conf_destroy(rg_conf_t *conf)
     free(conf);
 }
 
+void rg_conf_set_log_cb(rg_conf_t *conf, rg_log_cb *cb, void *opaque)
+{
+    conf->log_cb = cb;
+    conf->log_opaque = opaque;
+}
+
+rg_log_cb *rg_conf_log_cb(const rg_conf_t *conf, void **opaque)
+{
+    if (opaque != NULL)
+        *opaque = conf->log_opaque;
+    return conf->log_cb;
+}
+
+void rg_conf_log(const rg_conf_t *conf, rg_log_level_t level, const char *who,
+                 const char *fmt, ...)
+{
+    if (conf == NULL || conf->log_cb == NULL)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    conf->log_cb(conf->log_opaque, level, who, line);
+}
+
 int rg_conf_set(rg_conf_t *conf, const char *name, const char *value,
                 char *errstr, size_t errstr_size)
 {
     if (conf == NULL || name == NULL || value == NULL) {
-        seterr(errstr, errstr_size, "rg_conf_set: NULL argument");
+        rg__seterr(errstr, errstr_size, "rg_conf_set: NULL argument");
         return RG_EINVAL;
     }
-    int id = find(name);
-    if (id < 0 && is_pass(name)) {
-        if (pass_set(conf, name, value) != 0) {
-            seterr(errstr, errstr_size, "%s: out of memory", name);
-            return RG_ENOMEM;
+    struct where w;
+    if (!find(conf, name, &w)) {
+        if (is_pass(conf, name)) {
+            if (pass_set(conf, name, value) != 0) {
+                rg__seterr(errstr, errstr_size, "%s: out of memory", name);
+                return RG_ENOMEM;
+            }
+            return 0;
         }
-        return 0;
-    }
-    if (id < 0) {
-        seterr(errstr, errstr_size, "%s: unknown property", name);
+        rg__seterr(errstr, errstr_size, "%s: unknown property", name);
         return RG_ENOENT;
     }
-    const struct prop *p = &props[id];
-    int64_t iv = 0;
-    int rc;
-    switch (p->pub.type) {
-    case RG_CONF_INT:
-        rc = parse_int(value, &iv);
-        if (rc != 0) {
-            seterr(errstr, errstr_size, "%s: \"%s\" is not an integer%s",
-                   name, value, rc == RG_ERANGE ? " in range" : "");
-            return rc;
-        }
-        if (iv < p->pub.min) {
-            seterr(errstr, errstr_size, "%s: %" PRId64 " is below the "
-                   "minimum %" PRId64, name, iv, p->pub.min);
-            return RG_ERANGE;
-        }
-        if (iv > p->pub.max) {
-            seterr(errstr, errstr_size, "%s: %" PRId64 " is above the "
-                   "maximum %" PRId64, name, iv, p->pub.max);
-            return RG_ERANGE;
-        }
-        break;
-    case RG_CONF_BOOL:
-        if (parse_bool(value, &iv) != 0) {
-            seterr(errstr, errstr_size, "%s: \"%s\" is not true or false",
-                   name, value);
-            return RG_EINVAL;
-        }
-        break;
-    case RG_CONF_STR:
-        break;
-    }
-    if (p->check != NULL) {
-        rc = p->check(name, value, iv, errstr, errstr_size);
-        if (rc != 0)
-            return rc;
-    }
-    if (p->pub.type == RG_CONF_STR) {
+    const rg_conf_prop_t *p = prop_of(conf, w);
+    int64_t iv;
+    int rc = validate(p, value, &iv, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    union value *v = value_of(conf, w);
+    if (p->type == RG_CONF_STR) {
         char *s = strdup(value);
         if (s == NULL) {
-            seterr(errstr, errstr_size, "%s: out of memory", name);
+            rg__seterr(errstr, errstr_size, "%s: out of memory", name);
             return RG_ENOMEM;
         }
-        free(conf->v[id].s);
-        conf->v[id].s = s;
+        free(v->s);
+        v->s = s;
     } else {
-        conf->v[id].i = iv;
+        v->i = iv;
     }
+    conf->layers[w.l].set[w.i] = true;
     return 0;
+}
+
+bool rg_conf_is_set(const rg_conf_t *conf, const char *name)
+{
+    struct where w;
+    if (find(conf, name, &w))
+        return conf->layers[w.l].set[w.i];
+    return pass_find(conf, name) != NULL;
 }
 
 int rg_conf_get(const rg_conf_t *conf, const char *name, char *dest,
                 size_t *dest_size)
 {
-    int id = find(name);
-    const struct pass *ps = id < 0 ? pass_find(conf, name) : NULL;
-    if (id < 0 && ps == NULL)
+    struct where w;
+    bool known = find(conf, name, &w);
+    const struct pass *ps = known ? NULL : pass_find(conf, name);
+    if (!known && ps == NULL)
         return RG_ENOENT;
     char buf[32];
     const char *text = buf;
     if (ps != NULL)
         text = ps->value;
-    else if (props[id].pub.type == RG_CONF_STR)
-        text = conf->v[id].s;
-    else if (props[id].pub.type == RG_CONF_BOOL)
-        text = conf->v[id].i ? "true" : "false";
+    else if (prop_of(conf, w)->type == RG_CONF_STR)
+        text = value_of(conf, w)->s;
+    else if (prop_of(conf, w)->type == RG_CONF_BOOL)
+        text = value_of(conf, w)->i ? "true" : "false";
     else
-        snprintf(buf, sizeof(buf), "%" PRId64, conf->v[id].i);
+        snprintf(buf, sizeof(buf), "%" PRId64, value_of(conf, w)->i);
     size_t need = strlen(text) + 1;
     if (dest != NULL && *dest_size < need) {
         *dest_size = need;
@@ -460,22 +635,22 @@ int rg_conf_get(const rg_conf_t *conf, const char *name, char *dest,
 
 int64_t rg_conf_get_int(const rg_conf_t *conf, const char *name)
 {
-    int id = find(name);
-    if (id < 0 || props[id].pub.type == RG_CONF_STR)
+    struct where w;
+    if (!find(conf, name, &w) || prop_of(conf, w)->type == RG_CONF_STR)
         return 0;
-    return conf->v[id].i;
+    return value_of(conf, w)->i;
 }
 
 const char *rg_conf_get_str(const rg_conf_t *conf, const char *name)
 {
-    int id = find(name);
-    if (id < 0) {
+    struct where w;
+    if (!find(conf, name, &w)) {
         const struct pass *ps = pass_find(conf, name);
         return ps ? ps->value : NULL;
     }
-    if (props[id].pub.type != RG_CONF_STR)
+    if (prop_of(conf, w)->type != RG_CONF_STR)
         return NULL;
-    return conf->v[id].s;
+    return value_of(conf, w)->s;
 }
 
 int rg_conf_next_passthrough(const rg_conf_t *conf, const char *prefix,
@@ -497,12 +672,12 @@ int rg_conf_next_passthrough(const rg_conf_t *conf, const char *prefix,
 
 int64_t rg__conf_int(const rg_conf_t *conf, enum rg_prop_id id)
 {
-    return conf->v[id].i;
+    return conf->layers[0].v[id].i;
 }
 
 const char *rg__conf_str(const rg_conf_t *conf, enum rg_prop_id id)
 {
-    return conf->v[id].s;
+    return conf->layers[0].v[id].s;
 }
 
 static char *trim(char *s)
@@ -520,13 +695,13 @@ int rg_conf_set_line(rg_conf_t *conf, const char *line, char *errstr,
 {
     char *copy = strdup(line);
     if (copy == NULL) {
-        seterr(errstr, errstr_size, "out of memory");
+        rg__seterr(errstr, errstr_size, "out of memory");
         return RG_ENOMEM;
     }
     char *eq = strchr(copy, '=');
     int rc;
     if (eq == NULL) {
-        seterr(errstr, errstr_size, "\"%s\": expected name=value", line);
+        rg__seterr(errstr, errstr_size, "\"%s\": expected name=value", line);
         rc = RG_EINVAL;
     } else {
         *eq = '\0';
@@ -542,7 +717,7 @@ int rg_conf_load_file(rg_conf_t *conf, const char *path, char *errstr,
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        seterr(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        rg__seterr(errstr, errstr_size, "%s: %s", path, strerror(errno));
         return RG_EIO;
     }
     char *line = NULL;
@@ -556,25 +731,15 @@ int rg_conf_load_file(rg_conf_t *conf, const char *path, char *errstr,
         char msg[512];
         rc = rg_conf_set_line(conf, s, msg, sizeof(msg));
         if (rc != 0) {
-            seterr(errstr, errstr_size, "%s:%d: %s", path, lineno, msg);
+            rg__seterr(errstr, errstr_size, "%s:%d: %s", path, lineno, msg);
             break;
         }
     }
     if (rc == 0 && ferror(f)) {
-        seterr(errstr, errstr_size, "%s: read error", path);
+        rg__seterr(errstr, errstr_size, "%s: read error", path);
         rc = RG_EIO;
     }
     free(line);
     fclose(f);
     return rc;
-}
-
-size_t rg_conf_prop_count(void)
-{
-    return RG_P__COUNT;
-}
-
-const rg_conf_prop_t *rg_conf_prop_at(size_t i)
-{
-    return i < RG_P__COUNT ? &props[i].pub : NULL;
 }

@@ -5,8 +5,11 @@
  *
  * TYPE is INT, STR or BOOL; min/max bound INT values; check is NULL or a
  * function in conf.c that validates further (power of two, CPU list). The
- * enum RG_P_<ID>, the runtime table, rg_conf_set() validation and
- * docs/CONFIGURATION.md (`railgun config --markdown`) all come from here.
+ * enum RG_P_<ID>, the core layer's table (rg_conf_core_table()),
+ * rg_conf_set() validation and docs/CONFIGURATION.md (`railgun config
+ * --markdown`) all come from here. Only properties the core itself reads
+ * belong here: adapters and programs have tables of their own
+ * (railgun/conf.h).
  */
 #ifndef RG_CONF_PROPS_H
 #define RG_CONF_PROPS_H
@@ -57,6 +60,16 @@
        NULL,                                                                 \
        "sched_yield() calls an idle worker makes after spinning, before "   \
        "it parks (sleeps until a dispatcher wakes it).")                     \
+    XX(IDLE_POLICY, "idle.policy", STR, "auto", 0, 0, check_idle_policy,     \
+       "How a worker with empty rings, or a dispatcher facing a full one, "  \
+       "waits before it parks: `spin` polls with a pause instruction "      \
+       "(worker.idle.spins, dispatcher.wait.spins times; the fastest "      \
+       "hand-off when every thread has a core of its own), `yield` calls "  \
+       "sched_yield() instead of each pause (the CPU goes to another "      \
+       "runnable thread: librdkafka's, the sink's), `auto` picks `spin` "   \
+       "when the process may use at least as many CPUs as the engine runs " \
+       "busy threads (workers + dispatchers + the flusher in epoch mode) "  \
+       "and `yield` otherwise, and logs the choice.")                       \
     XX(DISPATCHER_WAIT_SPINS, "dispatcher.wait.spins", INT, "1000", 0,       \
        100000000, NULL,                                                      \
        "Polls a dispatcher spins through while a worker's ring is full, "   \
@@ -90,42 +103,14 @@
     XX(SINK_RETRY_BACKOFF_MAX_MS, "sink.retry.backoff.max.ms", INT, "10000", \
        1, 3600000, NULL,                                                     \
        "Longest wait between two sink retries.")                             \
-    XX(SINK, "sink", STR, "sqlite", 0, 0, check_sink,                        \
-       "Where merged epochs go (railgun program): `sqlite` (embedded, "     \
-       "the default), `mysql` (MariaDB/MySQL) or `null` (discard; for "     \
-       "benchmarks).")                                                       \
-    XX(SQLITE_PATH, "sqlite.path", STR, "", 0, 0, NULL,                      \
-       "SQLite database file (created if missing). Empty: the command "     \
-       "picks one (demo: a temporary file).")                                \
-    XX(MYSQL_HOST, "mysql.host", STR, "127.0.0.1", 0, 0, NULL,               \
-       "MariaDB/MySQL server host (ignored when mysql.socket is set).")     \
-    XX(MYSQL_PORT, "mysql.port", INT, "3306", 1, 65535, NULL,                \
-       "MariaDB/MySQL server TCP port.")                                     \
-    XX(MYSQL_SOCKET, "mysql.socket", STR, "", 0, 0, NULL,                    \
-       "Unix socket of the MariaDB/MySQL server; when set, used instead "   \
-       "of host and port.")                                                  \
-    XX(MYSQL_USER, "mysql.user", STR, "root", 0, 0, NULL,                    \
-       "MariaDB/MySQL user name to log in with.")                           \
-    XX(MYSQL_PASSWORD, "mysql.password", STR, "", 0, 0, NULL,                \
-       "MariaDB/MySQL password (empty: none).")                              \
-    XX(MYSQL_DATABASE, "mysql.database", STR, "railgun", 0, 0, NULL,         \
-       "MariaDB/MySQL database holding counts, actions and offsets.")       \
-    XX(GROUP_ID, "group.id", STR, "railgun", 0, 0, NULL,                     \
-       "Consumer group: the offsets table stores positions under it.")      \
-    XX(STATS_INTERVAL_MS, "stats.interval.ms", INT, "0", 0, 86400000, NULL,  \
-       "railgun run: print the stats every this many ms (0: only on "       \
-       "SIGUSR1 and at the end).")                                           \
-    XX(TOPIC, "topic", STR, "likes", 0, 0, NULL,                             \
-       "Topic of the like events: the offsets table stores positions "      \
-       "under it.")                                                          \
-    XX(SOURCE_PAUSE_AFTER_MS, "source.pause.after.ms", INT, "1000", 1,        \
-       3600000, NULL,                                                        \
-       "Kafka source: when the engine's backpressure (full rings, a slow "  \
-       "sink) holds a push this long, pause the assigned partitions and "   \
-       "rewind them to the first message not taken, so librdkafka stops "   \
-       "fetching and the consumer keeps polling (rebalances, group "        \
-       "heartbeats); resume when every ring is at most half full and the "  \
-       "sink has room for the next epoch.")
+    XX(SHUTDOWN_TIMEOUT_MS, "shutdown.timeout.ms", INT, "30000", 0,          \
+       86400000, NULL,                                                       \
+       "Epoch mode: how long rg_engine_stop() keeps retrying a failing "    \
+       "sink to store what was accepted before it gives up (0: for ever). " \
+       "Giving up writes nothing more: the epochs not stored are "          \
+       "reprocessed after a restart, as after a crash, and "                \
+       "rg_engine_error() says how many. A sink call that hangs is bounded " \
+       "by the sink's own timeouts on top of this.")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

@@ -1,7 +1,32 @@
 /*
- * engine_int.h - the engine's internal structures, shared by engine.c
- * (dispatch, workers, lifecycle) and flush.c (deltas, the flusher).
- * Nothing here is public API.
+ * engine_int.h - the engine's internal structures and the calls its files
+ * make to each other. Nothing here is public API.
+ *
+ * The engine is split by thread role, one role per file:
+ *
+ *   engine.c          lifecycle (new, start, stop, destroy), stats,
+ *                     accessors: the caller's thread
+ *   dispatch.c        the dispatcher: push paths, routing, ACK tracking,
+ *                     ring writes and waits: an ingest thread
+ *   worker.c          the worker: pop, process, ACK done, idle policy: a
+ *                     pinned worker thread
+ *   committer.c       the committer: watermarks -> commit callback
+ *   delta.c           a worker's per-epoch delta (merged keys, staged rows)
+ *   epoch.h           the epoch protocol, as one story, and its three
+ *                     sides:
+ *     epoch_dispatch.c  barriers and offset snapshots (ingest thread, or
+ *                       the flusher holding an idle dispatcher's handle)
+ *     epoch_worker.c    aligning barriers and sealing deltas (worker)
+ *     epoch_flush.c     the flusher thread: one sink transaction per epoch
+ *
+ * Run-time modes are named flags set once before start:
+ *   e->epoch_mode   a sink is set (rg_engine_set_sink()): events are done
+ *                   when their epoch commits, not when processed
+ *   e->align        epoch mode with more than one dispatcher: a worker
+ *                   holds a ring that delivered barrier E until every ring
+ *                   did (aligned barriers)
+ *   e->idle_yield   idle.policy, resolved at start: waiting threads yield
+ *                   the CPU instead of spinning on it
  */
 #ifndef RG_ENGINE_INT_H
 #define RG_ENGINE_INT_H
@@ -12,14 +37,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "railgun/ack.h"
+#include "railgun/conf.h"
 #include "railgun/engine.h"
 #include "railgun/flush.h"
 #include "railgun/merge.h"
 #include "railgun/ring.h"
 #include "railgun/sink.h"
+#include "../common/util.h"
 #include "park.h"
 
 RG_RING_PROTOTYPE(ev, rg_event_t)
+
+_Static_assert(sizeof(rg_event_t) == 64, "an event is one cache line");
+_Static_assert(RG_CACHELINE == 64, "the layout assumes 64-byte lines");
 
 /* Events a burst push writes into a worker's ring before publishing them. */
 #define PUBLISH_EVERY 32
@@ -29,23 +59,44 @@ RG_RING_PROTOTYPE(ev, rg_event_t)
 
 enum { ST_NEW = 0, ST_RUNNING, ST_STOPPING, ST_STOPPED };
 
+/* in_call of a dispatcher handle (dispatch.c): who uses it. */
+enum { CALL_FREE = 0, CALL_INGEST = 1, CALL_HELD = 2 };
+
 /* A parking spot on its own cache line. */
 struct spot {
     alignas(RG_CACHELINE) struct rg__park park;
 };
 
+/* A byte-string key's entry in a delta (delta.c). */
+struct bkey {
+    uint64_t hash;
+    uint32_t off;            /* into the delta's arena */
+    uint32_t len;            /* 0: free slot */
+    int64_t value;
+};
+
 /* One worker's changes in one epoch (flush.h). Owned by the worker while
  * open, by the flusher once sealed, handed back when the epoch commits. */
 struct rg_delta_s {
-    rg_merge_t *merged;     /* key -> summed value */
-    rg_row_t *staged;       /* in first-staged order, last value wins */
+    rg_merge_t *merged;      /* integer key -> summed value */
+    struct bkey *bkeys;      /* byte-string keys: open addressing */
+    uint32_t bkey_mask, nbkeys;
+    unsigned char *arena;    /* their bytes */
+    uint32_t arena_used, arena_cap, arena_max;
+    rg_row_t *staged;        /* in first-staged order, last value wins */
     uint32_t nstaged, staged_cap, max_rows;
-    uint32_t *index;        /* open addressing: staged index + 1, 0 free */
+    uint32_t *index;         /* open addressing: staged index + 1, 0 free */
     uint32_t index_mask;
     uint64_t epoch;
+    bool has_bytes, has_staged; /* what the sink stores */
 };
 
-struct worker {
+/* A worker. It is also the context its processor callbacks get
+ * (rg_ctx_t is this struct, opaque to users), so reaching the engine or
+ * the open delta from a callback is one load. */
+typedef struct rg_ctx_s rg__worker_t;
+
+struct rg_ctx_s {
     rg_engine_t *e;
     unsigned idx;
     int cpu;
@@ -56,11 +107,12 @@ struct worker {
     uint64_t processed_local;
     uint64_t parks_local;
     uint64_t since_signal;   /* completions since the committer was woken */
-    /* epoch mode */
+    /* epoch mode (epoch_worker.c) */
     rg_delta_t *slots;       /* [nslots]: epoch E lives in slots[E % n] */
     rg_delta_t *cur;         /* the open delta */
     uint64_t epoch;          /* the open epoch */
     bool requested;          /* asked for a barrier in this epoch */
+    /* aligned barriers (e->align only) */
     bool *blocked;           /* [dispatchers]: barrier seen, waiting */
     unsigned nblocked;
     rg_event_t **held;       /* [dispatchers]: popped after a barrier */
@@ -78,7 +130,7 @@ struct worker {
 struct rg_dispatcher_s {
     alignas(RG_CACHELINE) rg_engine_t *e;
     unsigned idx;
-    _Atomic uint32_t in_call;   /* who uses the handle (engine.c) */
+    _Atomic uint32_t in_call;   /* CALL_*: who uses the handle */
     rg_ring_t **out;            /* [workers]: ring[idx][w] */
     struct spot *space;         /* [workers]: where this d waits for w */
     uint32_t *npend;            /* [workers]: written, not yet published */
@@ -93,7 +145,7 @@ struct rg_dispatcher_s {
     int32_t last_p;             /* the partition last tracked, and its */
     rg_ack_t *last_ack;         /* tracker (events come in runs) */
     _Atomic uint64_t accepted, undecodable, waits, parks, rejected, ack_waits;
-    /* epoch mode */
+    /* epoch mode (epoch_dispatch.c) */
     uint64_t epoch;             /* the open epoch (barriers below it sent) */
     int32_t *owned;             /* partitions this dispatcher owns */
     uint32_t nowned;
@@ -110,6 +162,10 @@ struct rg_engine_s {
     uint32_t batch_max;
     uint32_t worker_spins, worker_yields;
     uint32_t disp_spins, disp_yields;
+    bool idle_yield;            /* idle.policy resolved: sched_yield()
+                                   instead of a pause while waiting */
+    bool epoch_mode;            /* see the top of this file */
+    bool align;
     /* ST_*: read by every push (acquire) */
     alignas(RG_CACHELINE) _Atomic int state;
     _Atomic int drain;
@@ -117,10 +173,12 @@ struct rg_engine_s {
      * with a relaxed load on the push path) */
     _Atomic uint64_t epoch_req;
     pthread_mutex_t stop_lock;
-    struct worker *workers;
+    rg__worker_t *workers;
     rg_dispatcher_t *dispatchers;
     rg_ring_t **rings;          /* [dispatchers * workers] */
     struct spot *spaces;        /* [dispatchers * workers] */
+    _Atomic uint64_t warnings;  /* lines logged at RG_LOG_WARN */
+    _Atomic int warned_len;     /* the too-long event was logged */
 
     /* ACK tracking: one tracker per partition, created by its owner */
     uint32_t ack_window, max_partitions;
@@ -145,8 +203,7 @@ struct rg_engine_s {
                                    last moved (committer writes) */
     rg_commit_t *batch;         /* [max_partitions]: callback argument */
 
-    /* epoch mode (has_sink) */
-    bool has_sink;
+    /* epoch mode */
     rg_sink_t sink;
     uint32_t nslots;            /* flush.max.pending.epochs + 1 */
     uint64_t flush_interval_ns;
@@ -159,6 +216,7 @@ struct rg_engine_s {
     int64_t *written_next;      /* flusher-private: last offset written */
     rg_offset_t *offs;          /* flusher-private scratch */
     rg_row_t *rows;             /* flusher-private scratch */
+    rg_bytes_row_t *brows;      /* flusher-private scratch */
     rg_epoch_hook_cb *hook;
     void *hook_opaque;
     pthread_t flusher;
@@ -170,23 +228,106 @@ struct rg_engine_s {
     char errmsg[512];           /* written before failed is set */
     struct spot flush_wake;     /* the flusher sleeps here */
     _Atomic uint64_t st_epochs, st_txns, st_merged, st_staged, st_retries;
+    /* stop: give up retrying the sink at this rg__now_ns() (0: never);
+     * written by rg_engine_stop() before it wakes the flusher */
+    _Atomic int64_t stop_deadline_ns;
+    int64_t shutdown_timeout_ns;
+    /* the sink's health, for stats and logs: consecutive failed attempts
+     * of the epoch being written (flusher writes) and the last message */
+    _Atomic uint64_t st_failing;
+    pthread_mutex_t sink_err_lock;
+    char sink_err[512];
 };
 
-/* flush.c */
-int rg__delta_init(rg_delta_t *d, uint32_t max_rows);
-void rg__delta_free(rg_delta_t *d);
-void rg__delta_clear(rg_delta_t *d);
-void *rg__flusher_main(void *arg);
-/* Frees the epoch structures and closes the sink (rg_engine_destroy()). */
-void rg__epoch_destroy(rg_engine_t *e);
-/* Asks for barrier `epoch` (no-op when one at or past it is due). */
-void rg__epoch_request(rg_engine_t *e, uint64_t epoch);
-/* engine.c: sends an idle dispatcher's barriers (flusher thread). */
-bool rg__dispatcher_takeover(rg_dispatcher_t *d, uint64_t upto);
-/* Stops the engine on its own with a message (flusher thread). */
-void rg__engine_fail(rg_engine_t *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* ---- dispatch.c ------------------------------------------------------- */
 
-int64_t rg__now_ns(void);
+/*
+ * Takes d for the calling ingest thread: in_call 0 -> 1 by CAS (waiting
+ * while the flusher holds it), then checks the state. Returns 0, RG_ESTATE
+ * (not started) or RG_ESTOPPED. The protocol (stop, takeover) is at the
+ * top of dispatch.c.
+ */
+static inline int rg__dispatch_enter(rg_dispatcher_t *d)
+{
+    uint32_t exp = CALL_FREE;
+    /* acquire (A1): what a thread that held the handle wrote into it (the
+     * flusher's barriers) happens before our use of it; pairs with R1 */
+    while (!atomic_compare_exchange_weak_explicit(&d->in_call, &exp,
+                                                  CALL_INGEST,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        if (exp == CALL_HELD) {
+            /* acquire: as below */
+            int st = atomic_load_explicit(&d->e->state, memory_order_acquire);
+            if (st != ST_RUNNING)
+                return st == ST_NEW ? RG_ESTATE : RG_ESTOPPED;
+            rg__cpu_relax(); /* the flusher is done in microseconds */
+        }
+        exp = CALL_FREE;
+    }
+    /* F1: pairs with rg__fence_heavy() (F2) in rg_engine_stop(): either
+     * stop sees in_call == 1 and waits for us, or we see ST_STOPPING */
+    rg__fence_light();
+    /* acquire: pairs with the release store in rg_engine_start(), which
+     * published the started workers */
+    int st = atomic_load_explicit(&d->e->state, memory_order_acquire);
+    if (st != ST_RUNNING) {
+        /* release (R1): nothing written, but the next holder pairs */
+        atomic_store_explicit(&d->in_call, CALL_FREE, memory_order_release);
+        return st == ST_NEW ? RG_ESTATE : RG_ESTOPPED;
+    }
+    return 0;
+}
+
+static inline void rg__dispatch_exit(rg_dispatcher_t *d)
+{
+    RG_DASSERT(atomic_load_explicit(&d->in_call, memory_order_relaxed) ==
+               CALL_INGEST);
+    /* release (R1): our ring writes happen before stop's (or the
+     * flusher's) acquire CAS of in_call (A1, A2) */
+    atomic_store_explicit(&d->in_call, CALL_FREE, memory_order_release);
+}
+
+/* ---- worker.c --------------------------------------------------------- */
+void *rg__worker_main(void *arg);
+/* Runs the processor over evs[0..n) and completes them (worker thread). */
+void rg__worker_process(rg__worker_t *w, rg_event_t *evs, size_t n);
+
+/* dispatch.c */
+/* Publishes what d wrote into worker w's ring and wakes w if idle. */
+void rg__dispatch_publish(rg_dispatcher_t *d, unsigned w);
+void rg__dispatch_publish_all(rg_dispatcher_t *d);
+/* Writes ev into worker w's ring (waiting for room), with generation
+ * gen; the engine's fields are set on the slot. */
+void rg__dispatch_write(rg_dispatcher_t *d, unsigned w, const rg_event_t *ev,
+                        uint32_t gen);
+/* Makes room for `need` more events in worker w's ring without a wait;
+ * false when a push_burst_for() deadline passed first. */
+bool rg__dispatch_ensure_room(rg_dispatcher_t *d, unsigned w, uint32_t need);
+
+/* committer.c */
+void *rg__committer_main(void *arg);
+
+/* engine.c: logs through the conf's log callback (any thread). */
+void rg__log(rg_engine_t *e, rg_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The spot where dispatcher d waits for space in ring (d, w). */
+static inline struct spot *rg__space_of(rg_engine_t *e, unsigned d,
+                                        unsigned w)
+{
+    return &e->spaces[(size_t)d * e->nworkers + w];
+}
+
+/* One step of a wait loop's first phase: a pause, or under the yield
+ * policy a sched_yield() (engine.c resolves idle.policy at start). */
+void rg__idle_step(const rg_engine_t *e);
+
+static inline unsigned rg__route(const rg_engine_t *e, uint64_t key)
+{
+    return rg_hash_reduce(rg_hash64(key), e->nworkers);
+}
+
+#include "epoch.h"
 
 #endif /* RG_ENGINE_INT_H */

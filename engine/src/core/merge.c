@@ -11,13 +11,14 @@
  * cap is a power of two, at least 16, at most the smallest power of two
  * holding max_keys at 3/4 load.
  */
-#include <errno.h>
+#define _GNU_SOURCE
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include "railgun/error.h"
 #include "railgun/hash.h"
 #include "railgun/merge.h"
+#include "../common/util.h"
 
 #define MIN_CAP 16u
 
@@ -39,7 +40,9 @@ static size_t cap_for(uint32_t keys)
 
 static int alloc_arrays(size_t cap, uint8_t **ctrl, rg_merge_row_t **rows)
 {
-    *ctrl = calloc(cap, 1);
+    /* written zeros, not calloc's zero page: every add probes ctrl
+     * before it stores (util.h) */
+    *ctrl = rg__zalloc(cap);
     *rows = malloc(cap * sizeof(rg_merge_row_t));
     if (*ctrl == NULL || *rows == NULL) {
         free(*ctrl);
@@ -49,16 +52,24 @@ static int alloc_arrays(size_t cap, uint8_t **ctrl, rg_merge_row_t **rows)
     return 0;
 }
 
-rg_merge_t *rg_merge_new(rg_merge_op_t op, uint32_t max_keys)
+rg_merge_t *rg_merge_new(rg_merge_op_t op, uint32_t max_keys, char *errstr,
+                         size_t errstr_size)
 {
-    if ((unsigned)op > RG_MERGE_LWW || max_keys == 0 ||
-        max_keys > (1u << 30)) {
-        errno = EINVAL;
+    if ((unsigned)op > RG_MERGE_LWW) {
+        rg__seterr(errstr, errstr_size, "rg_merge_new: unknown op %d",
+                   (int)op);
+        return NULL;
+    }
+    if (max_keys == 0 || max_keys > (1u << 30)) {
+        rg__seterr(errstr, errstr_size, "rg_merge_new: max_keys %u is "
+                   "outside 1 .. 2^30", max_keys);
         return NULL;
     }
     rg_merge_t *m = calloc(1, sizeof(*m));
-    if (m == NULL)
+    if (m == NULL) {
+        rg__seterr(errstr, errstr_size, "out of memory");
         return NULL;
+    }
     m->op = op;
     m->max_keys = max_keys;
     m->max_cap = cap_for(max_keys);
@@ -66,7 +77,7 @@ rg_merge_t *rg_merge_new(rg_merge_op_t op, uint32_t max_keys)
     m->mask = m->cap - 1;
     if (alloc_arrays(m->cap, &m->ctrl, &m->rows) != 0) {
         free(m);
-        errno = ENOMEM;
+        rg__seterr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     return m;
@@ -176,7 +187,7 @@ int rg_merge_get(const rg_merge_t *m, uint64_t key, rg_merge_row_t *row)
 {
     bool found;
     size_t i = find(m, key, rg_hash64(key), &found);
-    if (found)
+    if (found && row != NULL)
         *row = m->rows[i];
     return found;
 }

@@ -2,6 +2,7 @@
  * ring.c - allocation and initialization of rg_ring_t; the push/pop fast
  * paths are inline in railgun/ring.h.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include "railgun/error.h"
 #include "railgun/ring.h"
+#include "../common/util.h"
 
 /* PREFETCHW: CPUID 0x80000001, ECX bit 8 (3DNowPrefetch); every x86-64
  * AMD CPU and Intel's since Broadwell. Older ones may not accept it. */
@@ -67,10 +69,13 @@ int rg_ring_init(rg_ring_t *r, void *slots, uint32_t capacity, size_t esize)
     return 0;
 }
 
-rg_ring_t *rg_ring_new(uint32_t capacity, size_t esize)
+rg_ring_t *rg_ring_new(uint32_t capacity, size_t esize, char *errstr,
+                       size_t errstr_size)
 {
     if (!valid_geometry(capacity, esize)) {
-        errno = EINVAL;
+        rg__seterr(errstr, errstr_size, "rg_ring_new: capacity %u is not a "
+                   "power of two in 2 .. %u, or item size %zu is outside "
+                   "1 .. 4096", capacity, RG_RING_CAPACITY_MAX, esize);
         return NULL;
     }
     size_t bytes = (size_t)capacity * esize;
@@ -80,7 +85,7 @@ rg_ring_t *rg_ring_new(uint32_t capacity, size_t esize)
     if (r == NULL || slots == NULL) {
         free(r);
         free(slots);
-        errno = ENOMEM;
+        rg__seterr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     rg_ring_init(r, slots, capacity, esize);

@@ -21,6 +21,13 @@ static int null_rows(void *self, const rg_row_t *rows, size_t n, char *e,
     return 0;
 }
 
+static int null_bytes(void *self, const rg_bytes_row_t *rows, size_t n,
+                      char *e, size_t sz)
+{
+    (void)self, (void)rows, (void)n, (void)e, (void)sz;
+    return 0;
+}
+
 static int null_offsets(void *self, const rg_offset_t *offs, size_t n,
                         char *e, size_t sz)
 {
@@ -55,6 +62,7 @@ int rg_sink_null_open(rg_sink_t *out)
     memset(out, 0, sizeof(*out));
     out->begin = null_begin;
     out->write_merged = null_rows;
+    out->write_merged_bytes = null_bytes;
     out->write_staged = null_rows;
     out->write_offsets = null_offsets;
     out->commit = null_commit;

@@ -1,19 +1,18 @@
 /*
- * flush.c - epoch mode: worker deltas and the flusher thread (see
- * railgun/flush.h for the model, engine_int.h for the structures).
+ * epoch_flush.c - the flusher thread: the sink side of the epoch protocol
+ * (epoch.h, steps 1, 4 and 5), and epoch mode's setup (railgun/flush.h).
  *
  * Invariants
- *   - Epoch E of worker w lives in w->slots[E % nslots]. The worker writes
- *     it while open, publishes it with a release store of w->sealed = E,
- *     and reuses the slot for E + nslots only after the flusher's release
- *     store of committed_epoch >= E (after it cleared the slot).
- *   - Dispatcher d's offsets at barrier E live in d->snap[E % nslots],
- *     published by a release store of d->snapped = E, reused likewise.
- *   - Epoch E is written once every worker sealed E and every dispatcher
- *     snapped E, in ONE sink transaction; epochs commit in order.
+ *   - Epoch E is written once every worker sealed E (acquire of
+ *     w->sealed, pairs with S1) and every dispatcher snapped E (acquire of
+ *     d->snapped, pairs with S2), in ONE sink transaction; epochs commit in
+ *     order, one at a time.
  *   - committed_next[p] (the commit callback's offset) moves only after
  *     the transaction holding it committed, so the committed Kafka offset
  *     never passes an event whose rows are not stored.
+ *   - The slots of E are cleared before committed_epoch := E (release,
+ *     C1): a worker or dispatcher that sees E committed may reuse them.
+ *   - Only the flusher touches the sink while the engine runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,7 +22,6 @@
 #include <string.h>
 #include <time.h>
 #include "railgun/error.h"
-#include "railgun/hash.h"
 #include "conf_props.h"
 #include "engine_int.h"
 
@@ -35,156 +33,11 @@
 #define ROW_CHUNK 1024
 
 /* ------------------------------------------------------------------ */
-/* deltas                                                               */
-
-int rg__delta_init(rg_delta_t *d, uint32_t max_rows)
-{
-    memset(d, 0, sizeof(*d));
-    d->max_rows = max_rows;
-    d->merged = rg_merge_new(RG_MERGE_SUM, max_rows);
-    d->staged_cap = max_rows < 1024 ? max_rows : 1024;
-    d->staged = malloc(sizeof(rg_row_t) * d->staged_cap);
-    d->index_mask = 2u * 1024 - 1;
-    while (d->index_mask + 1 < 2u * d->staged_cap)
-        d->index_mask = d->index_mask * 2 + 1;
-    d->index = calloc((size_t)d->index_mask + 1, sizeof(uint32_t));
-    if (d->merged == NULL || d->staged == NULL || d->index == NULL) {
-        rg__delta_free(d);
-        return RG_ENOMEM;
-    }
-    return 0;
-}
-
-void rg__delta_free(rg_delta_t *d)
-{
-    rg_merge_destroy(d->merged);
-    free(d->staged);
-    free(d->index);
-    memset(d, 0, sizeof(*d));
-}
-
-static inline uint32_t pair_hash(int64_t key, int64_t key2)
-{
-    return (uint32_t)rg_hash64((uint64_t)key * 0x9E3779B97F4A7C15ull ^
-                               (uint64_t)key2);
-}
-
-void rg__delta_clear(rg_delta_t *d)
-{
-    rg_merge_clear(d->merged);
-    /* unset only the index slots in use: cheaper than the whole index */
-    for (uint32_t i = 0; i < d->nstaged; i++) {
-        uint32_t h = pair_hash(d->staged[i].key, d->staged[i].key2);
-        for (;; h++) {
-            uint32_t *slot = &d->index[h & d->index_mask];
-            if (*slot == i + 1) {
-                *slot = 0;
-                break;
-            }
-        }
-    }
-    d->nstaged = 0;
-}
-
-int rg_delta_merge(rg_delta_t *d, int64_t key, int64_t value)
-{
-    return rg_merge_add(d->merged, (uint64_t)key, value, 0);
-}
-
-/* Doubles the staged array and rebuilds the index. */
-static int grow_staged(rg_delta_t *d)
-{
-    uint32_t cap = d->staged_cap * 2;
-    if (cap > d->max_rows)
-        cap = d->max_rows;
-    uint32_t mask = d->index_mask;
-    while (mask + 1 < 2u * cap)
-        mask = mask * 2 + 1;
-    rg_row_t *rows = realloc(d->staged, sizeof(rg_row_t) * cap);
-    if (rows == NULL)
-        return RG_ENOMEM;
-    d->staged = rows;
-    d->staged_cap = cap;
-    if (mask != d->index_mask) {
-        uint32_t *idx = calloc((size_t)mask + 1, sizeof(uint32_t));
-        if (idx == NULL)
-            return RG_ENOMEM;
-        for (uint32_t i = 0; i < d->nstaged; i++) {
-            uint32_t h = pair_hash(d->staged[i].key, d->staged[i].key2);
-            while (idx[h & mask] != 0)
-                h++;
-            idx[h & mask] = i + 1;
-        }
-        free(d->index);
-        d->index = idx;
-        d->index_mask = mask;
-    }
-    return 0;
-}
-
-int rg_delta_stage(rg_delta_t *d, const rg_row_t *row)
-{
-    uint32_t h = pair_hash(row->key, row->key2);
-    for (;; h++) {
-        uint32_t *slot = &d->index[h & d->index_mask];
-        if (*slot == 0)
-            break;
-        rg_row_t *r = &d->staged[*slot - 1];
-        if (r->key == row->key && r->key2 == row->key2) {
-            *r = *row; /* the later row of a pair wins */
-            return 0;
-        }
-    }
-    if (d->nstaged == d->staged_cap) {
-        if (d->staged_cap == d->max_rows)
-            return RG_EFULL;
-        int rc = grow_staged(d);
-        if (rc != 0)
-            return rc;
-        /* the index may have been rebuilt: find the free slot again */
-        h = pair_hash(row->key, row->key2);
-        while (d->index[h & d->index_mask] != 0)
-            h++;
-    }
-    d->staged[d->nstaged] = *row;
-    d->index[h & d->index_mask] = ++d->nstaged;
-    return 0;
-}
-
-uint64_t rg_delta_epoch(const rg_delta_t *d)
-{
-    return d->epoch;
-}
-
-size_t rg_delta_keys(const rg_delta_t *d)
-{
-    return rg_merge_count(d->merged);
-}
-
-size_t rg_delta_staged(const rg_delta_t *d)
-{
-    return d->nstaged;
-}
-
-rg_delta_t *rg_engine_delta(rg_engine_t *e, unsigned worker)
-{
-    if (e == NULL || !e->has_sink || worker >= e->nworkers)
-        return NULL;
-    return e->workers[worker].cur;
-}
-
-uint64_t rg_engine_committed_epoch(const rg_engine_t *e)
-{
-    /* acquire: what the epoch wrote is visible to the caller's reads */
-    return atomic_load_explicit(&e->committed_epoch, memory_order_acquire);
-}
-
-/* ------------------------------------------------------------------ */
 /* requests and failure                                                 */
 
 void rg__epoch_request(rg_engine_t *e, uint64_t epoch)
 {
-    /* relaxed: a trigger (see maybe_barrier() in engine.c) */
+    /* relaxed: a trigger (see rg__epoch_maybe_barrier()) */
     uint64_t cur = atomic_load_explicit(&e->epoch_req, memory_order_relaxed);
     while (cur < epoch &&
            !atomic_compare_exchange_weak_explicit(&e->epoch_req, &cur, epoch,
@@ -213,6 +66,23 @@ void rg__engine_fail(rg_engine_t *e, const char *fmt, ...)
     }
 }
 
+int rg_engine_sink_error(rg_engine_t *e, char *buf, size_t size)
+{
+    pthread_mutex_lock(&e->sink_err_lock);
+    int has = e->sink_err[0] != '\0';
+    if (buf != NULL && size > 0)
+        snprintf(buf, size, "%s", e->sink_err);
+    pthread_mutex_unlock(&e->sink_err_lock);
+    return has;
+}
+
+uint64_t rg_engine_committed_epoch(const rg_engine_t *e)
+{
+    /* acquire: pairs with C1; what the epoch wrote is visible to the
+     * caller's reads */
+    return atomic_load_explicit(&e->committed_epoch, memory_order_acquire);
+}
+
 const char *rg_engine_error(rg_engine_t *e)
 {
     /* acquire: pairs with the release in rg__engine_fail() */
@@ -233,6 +103,7 @@ void rg_engine_flush_stats(rg_engine_t *e, rg_flush_stats_t *out)
     out->staged_rows = atomic_load_explicit(&e->st_staged,
                                             memory_order_relaxed);
     out->retries = atomic_load_explicit(&e->st_retries, memory_order_relaxed);
+    out->failing = atomic_load_explicit(&e->st_failing, memory_order_relaxed);
     uint64_t req = atomic_load_explicit(&e->epoch_req, memory_order_relaxed);
     uint64_t done = atomic_load_explicit(&e->committed_epoch,
                                          memory_order_relaxed);
@@ -242,23 +113,16 @@ void rg_engine_flush_stats(rg_engine_t *e, rg_flush_stats_t *out)
 /* ------------------------------------------------------------------ */
 /* the flusher                                                          */
 
-static inline void bump(_Atomic uint64_t *c, uint64_t n)
-{
-    /* relaxed: a counter with one writer (the flusher) */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 /* True once every worker sealed `epoch` and every dispatcher sent it. */
 static bool epoch_ready(rg_engine_t *e, uint64_t epoch)
 {
     for (unsigned w = 0; w < e->nworkers; w++)
-        /* acquire: pairs with the release in seal(); the delta is ours */
+        /* acquire: pairs with S1 in seal(); the delta is ours */
         if (atomic_load_explicit(&e->workers[w].sealed,
                                  memory_order_acquire) < epoch)
             return false;
     for (unsigned d = 0; d < e->ndispatchers; d++)
-        /* acquire: pairs with the release in send_barriers() */
+        /* acquire: pairs with S2 in rg__epoch_send_barriers() */
         if (atomic_load_explicit(&e->dispatchers[d].snapped,
                                  memory_order_acquire) < epoch)
             return false;
@@ -321,6 +185,22 @@ static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
             if (!more)
                 break;
         }
+        size_t bcur = 0, nb = 0;
+        rg_bytes_row_t br;
+        for (;;) {
+            int more = rg__delta_next_bytes(d, &bcur, &br);
+            if (more && br.value != 0)
+                e->brows[nb++] = br;
+            if (nb == ROW_CHUNK || (!more && nb > 0)) {
+                if ((rc = s->write_merged_bytes(s->self, e->brows, nb, err,
+                                                errsz)) != 0)
+                    return rc;
+                *merged += nb;
+                nb = 0;
+            }
+            if (!more)
+                break;
+        }
         if (d->nstaged > 0) {
             if ((rc = s->write_staged(s->self, d->staged, d->nstaged, err,
                                       errsz)) != 0)
@@ -339,18 +219,36 @@ static bool stop_asked(rg_engine_t *e)
     return atomic_load_explicit(&e->flusher_stop, memory_order_acquire);
 }
 
-/* Sleeps `ns` with jitter in [ns/2, ns]. */
-static void backoff_sleep(uint64_t ns, uint64_t *rng)
+/* Sleeps `ns` with jitter in [ns/2, ns], but not past a stop deadline. */
+static void backoff_sleep(rg_engine_t *e, uint64_t ns, uint64_t *rng)
 {
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
     *rng ^= *rng << 17;
     uint64_t half = ns / 2;
     uint64_t t = half + (half ? *rng % (half + 1) : 0);
+    /* acquire: pairs with the release in rg_engine_stop() */
+    int64_t dl = atomic_load_explicit(&e->stop_deadline_ns,
+                                      memory_order_acquire);
+    if (dl != 0) {
+        int64_t left = dl - rg__now_ns();
+        t = left <= 0 ? 0 : (uint64_t)left < t ? (uint64_t)left : t;
+    }
     struct timespec ts = {(time_t)(t / 1000000000u),
                           (long)(t % 1000000000u)};
     nanosleep(&ts, NULL);
 }
+
+/* Keeps the sink's last error for rg_engine_sink_error(). */
+static void set_sink_error(rg_engine_t *e, const char *msg)
+{
+    pthread_mutex_lock(&e->sink_err_lock);
+    snprintf(e->sink_err, sizeof(e->sink_err), "%s", msg);
+    pthread_mutex_unlock(&e->sink_err_lock);
+}
+
+/* How often a sink that keeps failing is logged again. */
+#define SINK_LOG_EVERY_NS (5ll * 1000 * 1000 * 1000)
 
 /* Writes epoch E (retrying what may pass later), then hands it off.
  * Returns false when the engine failed. */
@@ -361,26 +259,28 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
     uint32_t k = epoch % e->nslots;
     for (unsigned w = 0; w < e->nworkers && empty; w++)
         empty = rg_delta_keys(&e->workers[w].slots[k]) == 0 &&
-                e->workers[w].slots[k].nstaged == 0;
+                rg_delta_staged(&e->workers[w].slots[k]) == 0;
     if (!empty) {
         uint64_t wait = e->backoff_ns;
         unsigned attempt = 0;
+        int64_t first_fail = 0, last_log = 0;
+        uint64_t since_log = 0;
         for (;;) {
             char err[512] = "";
             uint64_t merged, staged;
             int rc = write_epoch(e, epoch, noffs, &merged, &staged, err,
                                  sizeof(err));
             if (rc == 0) {
-                bump(&e->st_txns, 1);
-                bump(&e->st_merged, merged);
-                bump(&e->st_staged, staged);
+                rg__stat_add(&e->st_txns, 1);
+                rg__stat_add(&e->st_merged, merged);
+                rg__stat_add(&e->st_staged, staged);
                 break;
             }
             e->sink.rollback(e->sink.self);
             if (rc == RG_EEXIST && attempt > 0) {
                 /* an earlier attempt's commit landed after all (its
                  * reply was lost): the epoch is stored */
-                bump(&e->st_txns, 1);
+                rg__stat_add(&e->st_txns, 1);
                 break;
             }
             attempt++;
@@ -390,10 +290,53 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
                                 rg_err_name(rc), (unsigned long long)epoch);
                 return false;
             }
-            bump(&e->st_retries, 1);
-            backoff_sleep(wait, rng);
+            int64_t now = rg__now_ns();
+            set_sink_error(e, err[0] ? err : rg_strerror(rc));
+            rg__stat_add(&e->st_retries, 1);
+            /* relaxed: a gauge for stats */
+            atomic_store_explicit(&e->st_failing, attempt,
+                                  memory_order_relaxed);
+            /* loud, but once per SINK_LOG_EVERY_NS with the count */
+            since_log++;
+            if (first_fail == 0)
+                first_fail = now;
+            if (last_log == 0 || now - last_log >= SINK_LOG_EVERY_NS) {
+                rg__log(e, RG_LOG_WARN, "sink: %s (%s): epoch %llu not "
+                        "stored, retrying (%llu attempts in %.1f s, %llu "
+                        "since the last line)", err[0] ? err : "no message",
+                        rg_err_name(rc), (unsigned long long)epoch,
+                        (unsigned long long)attempt,
+                        (double)(now - first_fail) / 1e9,
+                        (unsigned long long)since_log);
+                last_log = now;
+                since_log = 0;
+            }
+            /* acquire: pairs with the release in rg_engine_stop() */
+            int64_t dl = atomic_load_explicit(&e->stop_deadline_ns,
+                                              memory_order_acquire);
+            if (dl != 0 && now >= dl) {
+                uint64_t req = atomic_load_explicit(&e->epoch_req,
+                                                    memory_order_relaxed);
+                rg__engine_fail(e, "stopped after shutdown.timeout.ms with "
+                                "epochs %llu .. %llu not stored: the sink "
+                                "kept failing (%s); they are reprocessed "
+                                "after a restart",
+                                (unsigned long long)epoch,
+                                (unsigned long long)(req > epoch ? req
+                                                                 : epoch),
+                                err[0] ? err : rg_strerror(rc));
+                return false;
+            }
+            backoff_sleep(e, wait, rng);
             wait = wait * 2 > e->backoff_max_ns ? e->backoff_max_ns
                                                 : wait * 2;
+        }
+        if (attempt > 0) {
+            rg__log(e, RG_LOG_INFO, "sink: epoch %llu stored after %u "
+                    "failed attempts (%.1f s)", (unsigned long long)epoch,
+                    attempt, first_fail
+                        ? (double)(rg__now_ns() - first_fail) / 1e9 : 0.0);
+            atomic_store_explicit(&e->st_failing, 0, memory_order_relaxed);
         }
         if (e->hook != NULL)
             e->hook(e->hook_opaque, epoch, RG_EPOCH_COMMITTED);
@@ -407,8 +350,9 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
     }
     for (unsigned w = 0; w < e->nworkers; w++)
         rg__delta_clear(&e->workers[w].slots[k]);
-    bump(&e->st_epochs, 1);
-    /* release: the cleared slots and snapshots go back to their owners */
+    rg__stat_add(&e->st_epochs, 1);
+    /* release (C1): the cleared slots and snapshots go back to their
+     * owners */
     atomic_store_explicit(&e->committed_epoch, epoch, memory_order_release);
     for (unsigned w = 0; w < e->nworkers; w++)
         rg__park_wake_if_sleeping(&e->workers[w].slot_wait.park);
@@ -445,7 +389,7 @@ void *rg__flusher_main(void *arg)
             now - last_req >= TAKEOVER_AFTER_NS) {
             bool took = false;
             for (unsigned d = 0; d < e->ndispatchers; d++)
-                /* acquire: pairs with the release in send_barriers() */
+                /* acquire: pairs with S2 in rg__epoch_send_barriers() */
                 if (atomic_load_explicit(&e->dispatchers[d].snapped,
                                          memory_order_acquire) < next)
                     took |= rg__dispatcher_takeover(&e->dispatchers[d],
@@ -492,7 +436,7 @@ static void epoch_free(rg_engine_t *e)
 {
     if (e->workers != NULL)
         for (unsigned w = 0; w < e->nworkers; w++) {
-            struct worker *wk = &e->workers[w];
+            rg__worker_t *wk = &e->workers[w];
             if (wk->slots != NULL)
                 for (uint32_t i = 0; i < e->nslots; i++)
                     rg__delta_free(&wk->slots[i]);
@@ -526,20 +470,23 @@ static void epoch_free(rg_engine_t *e)
     free(e->written_next);
     free(e->offs);
     free(e->rows);
+    free(e->brows);
     e->part_next = e->committed_next = NULL;
     e->written_next = NULL;
     e->offs = NULL;
     e->rows = NULL;
+    e->brows = NULL;
 }
 
 void rg__epoch_destroy(rg_engine_t *e)
 {
-    if (!e->has_sink)
+    if (!e->epoch_mode)
         return;
     epoch_free(e);
     if (e->sink.close != NULL)
         e->sink.close(e->sink.self);
-    e->has_sink = false;
+    e->epoch_mode = false;
+    e->align = false;
 }
 
 static int epoch_alloc(rg_engine_t *e)
@@ -550,23 +497,26 @@ static int epoch_alloc(rg_engine_t *e)
     e->written_next = malloc(sizeof(int64_t) * np);
     e->offs = malloc(sizeof(rg_offset_t) * np);
     e->rows = malloc(sizeof(rg_row_t) * ROW_CHUNK);
+    e->brows = malloc(sizeof(rg_bytes_row_t) * ROW_CHUNK);
     if (!e->part_next || !e->committed_next || !e->written_next ||
-        !e->offs || !e->rows)
+        !e->offs || !e->rows || !e->brows)
         return RG_ENOMEM;
     for (uint32_t p = 0; p < np; p++)
         e->written_next[p] = -1;
     for (unsigned w = 0; w < e->nworkers; w++) {
-        struct worker *wk = &e->workers[w];
+        rg__worker_t *wk = &e->workers[w];
         wk->slots = calloc(ns, sizeof(rg_delta_t));
         if (wk->slots == NULL)
             return RG_ENOMEM;
         for (uint32_t i = 0; i < ns; i++)
-            if (rg__delta_init(&wk->slots[i], e->merge_max_keys) != 0)
+            if (rg__delta_init(&wk->slots[i], e->merge_max_keys,
+                               e->sink.write_merged_bytes != NULL,
+                               e->sink.write_staged != NULL) != 0)
                 return RG_ENOMEM;
         wk->epoch = 1;
         wk->cur = &wk->slots[1 % ns];
         wk->cur->epoch = 1;
-        if (e->ndispatchers > 1) {
+        if (e->align) {
             wk->blocked = calloc(e->ndispatchers, sizeof(bool));
             wk->held = calloc(e->ndispatchers, sizeof(rg_event_t *));
             wk->held_n = calloc(e->ndispatchers, sizeof(uint32_t));
@@ -596,12 +546,23 @@ static int epoch_alloc(rg_engine_t *e)
 int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink, char *errstr,
                        size_t errstr_size)
 {
-    if (e == NULL || sink == NULL || !sink->begin || !sink->write_merged ||
-        !sink->write_staged || !sink->write_offsets || !sink->commit ||
-        !sink->rollback) {
-        if (errstr && errstr_size)
-            snprintf(errstr, errstr_size, "sink: a required function "
-                     "(begin, write_*, commit, rollback) is missing");
+    if (e == NULL || sink == NULL) {
+        rg__seterr(errstr, errstr_size, "rg_engine_set_sink: NULL argument");
+        return RG_EINVAL;
+    }
+    const char *missing = !sink->begin           ? "begin"
+                          : !sink->write_merged  ? "write_merged"
+                          : !sink->write_offsets ? "write_offsets"
+                          : !sink->commit        ? "commit"
+                          : !sink->rollback      ? "rollback"
+                                                 : NULL;
+    bool ro = sink->reader_open != NULL, lk = sink->lookup != NULL,
+         rc_ = sink->reader_close != NULL;
+    if (missing == NULL && (ro != lk || ro != rc_))
+        missing = "reader_open, lookup and reader_close (all or none)";
+    if (missing != NULL) {
+        rg__seterr(errstr, errstr_size, "sink: %s is missing (railgun/sink.h "
+                   "says which functions are required)", missing);
         return RG_EINVAL;
     }
     /* what may arrive between a worker's flush.max.keys request and the
@@ -610,12 +571,11 @@ int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink, char *errstr,
                       (rg__conf_int(e->conf, RG_P_RING_CAPACITY) +
                        PUBLISH_EVERY + e->batch_max);
     if ((uint64_t)e->merge_max_keys < e->flush_max_keys + margin) {
-        if (errstr && errstr_size)
-            snprintf(errstr, errstr_size, "merge.max.keys: %u is too small: "
-                     "need at least flush.max.keys + dispatchers x "
-                     "(ring.capacity + %u) = %llu", e->merge_max_keys,
-                     PUBLISH_EVERY + e->batch_max,
-                     (unsigned long long)(e->flush_max_keys + margin));
+        rg__seterr(errstr, errstr_size, "merge.max.keys: %u is too small: "
+                   "need at least flush.max.keys + dispatchers x "
+                   "(ring.capacity + %u) = %llu", e->merge_max_keys,
+                   PUBLISH_EVERY + e->batch_max,
+                   (unsigned long long)(e->flush_max_keys + margin));
         return RG_ERANGE;
     }
     pthread_mutex_lock(&e->stop_lock);
@@ -623,21 +583,22 @@ int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink, char *errstr,
     int rc = atomic_load_explicit(&e->state, memory_order_relaxed) == ST_NEW
                  ? 0
                  : RG_ESTATE;
-    if (rc == 0 && e->has_sink)
+    if (rc == 0 && e->epoch_mode)
         rc = RG_ESTATE; /* one sink per engine */
-    if (rc != 0 && errstr && errstr_size)
-        snprintf(errstr, errstr_size, "sink: set it once, before "
-                 "rg_engine_start()");
+    if (rc != 0)
+        rg__seterr(errstr, errstr_size, "sink: set it once, before "
+                   "rg_engine_start()");
     if (rc == 0) {
         e->sink = *sink;
-        e->has_sink = true;
+        e->epoch_mode = true;
+        e->align = e->ndispatchers > 1;
         if ((rc = epoch_alloc(e)) != 0) {
-            if (errstr && errstr_size)
-                snprintf(errstr, errstr_size, "sink: out of memory for %u "
-                         "delta slots of merge.max.keys %u", e->nslots,
-                         e->merge_max_keys);
+            rg__seterr(errstr, errstr_size, "sink: out of memory for %u "
+                       "delta slots of merge.max.keys %u", e->nslots,
+                       e->merge_max_keys);
             epoch_free(e);
-            e->has_sink = false;
+            e->epoch_mode = false;
+            e->align = false;
         }
     }
     pthread_mutex_unlock(&e->stop_lock);

@@ -1,0 +1,499 @@
+/*
+ * dispatch.c - the dispatcher: an ingest thread's push paths (see
+ * railgun/engine.h for the contract). Unpack, route, track the offset,
+ * write the event straight into its worker's ring slot, wait (spin,
+ * yield, park) while a ring is full.
+ *
+ * Invariants
+ *   - ring[d][w] has exactly one producer: the thread holding handle d.
+ *     A handle is used by one thread at a time: its ingest thread
+ *     (in_call 0 -> 1 by CAS, rg__dispatch_enter()), or the flusher
+ *     sending an idle handle's barriers, or rg_engine_stop() (0 -> 2). The
+ *     acquire CAS (A1, A2 in engine.c, A3 in epoch_dispatch.c) and the
+ *     release store (R1) hand the handle's private state between them.
+ *   - An event is "accepted" once its push returned it accepted; from then
+ *     on exactly one worker processes it exactly once, even across
+ *     rg_engine_stop().
+ *   - Every accepted event was begun in its partition's ACK tracker before
+ *     it entered a ring (in epoch mode: its offset recorded in part_next);
+ *     a partition's tracker is created by its owning dispatcher and
+ *     published (release) before its first event is pushed.
+ *   - Written slots are published in order, at most PUBLISH_EVERY at a
+ *     time and before any wait, so a worker never waits on an event the
+ *     dispatcher holds back; npend[w] <= room[w] always.
+ *   - Hot paths take no lock, make no syscall and allocate nothing; the
+ *     only syscalls are futex waits/wakes and membarrier when a thread
+ *     parks (see park.h).
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+#include "railgun/ack.h"
+#include "railgun/engine.h"
+#include "railgun/error.h"
+#include "railgun/hash.h"
+#include "engine_int.h"
+
+/* Waits until worker w's ring has `need` free slots (spin, yield, then
+ * park until the worker frees space); returns the free slots. With a
+ * deadline set (push_burst_for), returns 0 once it has passed. */
+static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w, uint32_t need)
+{
+    rg_engine_t *e = d->e;
+    rg_ring_t *r = d->out[w];
+    struct rg__park *wk = &e->workers[w].wake.park;
+    uint32_t free_slots, tries = 0;
+    bool waited = false;
+    /* ask for a burst's worth, so a stale cached tail that shows a few
+     * free slots is refreshed now rather than a few events later */
+    uint32_t ask = need > PUBLISH_EVERY ? need : PUBLISH_EVERY;
+    while ((free_slots = rg__ring_free(r, ask)) < need) {
+        if (!waited) {
+            waited = true;
+            d->waits_local++;
+        }
+        /* make sure the worker is awake to drain what we already put in */
+        rg__park_wake_if_sleeping(wk);
+        tries++;
+        if (tries <= e->disp_spins) {
+            rg__idle_step(e);
+        } else if (tries <= e->disp_spins + e->disp_yields) {
+            sched_yield();
+        } else {
+            int64_t left = 0;
+            if (d->deadline != 0 &&
+                (left = d->deadline - rg__now_ns()) <= 0) {
+                d->timed_out = true;
+                return 0;
+            }
+            struct rg__park *sp = &d->space[w].park;
+            uint32_t seq = rg__park_prepare(sp);
+            if (rg__ring_has_space(r, need)) {
+                rg__park_cancel(sp);
+            } else {
+                if (d->deadline != 0) {
+                    rg__futex_wait_ns(&sp->seq, seq, (uint64_t)left);
+                    rg__park_cancel(sp);
+                } else {
+                    rg__park_commit(sp, seq);
+                }
+                d->parks_local++;
+            }
+            tries = 0;
+        }
+    }
+    return free_slots;
+}
+
+void rg__dispatch_publish(rg_dispatcher_t *d, unsigned w)
+{
+    uint32_t n = d->npend[w];
+    if (n == 0)
+        return;
+    RG_DASSERT(atomic_load_explicit(&d->in_call, memory_order_relaxed) !=
+               CALL_FREE);
+    RG_DASSERT(n <= d->room[w] && n <= rg__ring_free(d->out[w], n));
+    rg__ring_publish(d->out[w], n);
+    d->room[w] -= n;
+    d->npend[w] = 0;
+    rg__park_wake_if_sleeping(&d->e->workers[w].wake.park);
+}
+
+void rg__dispatch_publish_all(rg_dispatcher_t *d)
+{
+    for (unsigned w = 0; w < d->e->nworkers; w++)
+        rg__dispatch_publish(d, w);
+}
+
+/* Writes ev straight into its worker's ring (no intermediate copy),
+ * publishing every PUBLISH_EVERY events and whenever the ring fills. */
+static inline void write_to(rg_dispatcher_t *d, unsigned w,
+                            const rg_event_t *ev, uint32_t gen)
+{
+    if (d->npend[w] == d->room[w]) {
+        /* let the worker see (and free) what we wrote before we wait */
+        rg__dispatch_publish(d, w);
+        d->room[w] = wait_for_space(d, w, 1);
+    }
+    rg_ring_t *r = d->out[w];
+    rg_event_t *slot = rg__ring_slot(r, d->npend[w], sizeof(rg_event_t));
+    /* an event is a line: ask for the one a few events ahead in writable
+     * state now, so this store does not wait for the worker's copy of it
+     * to be invalidated (as rg_ring's single push does) */
+    rg__ring_prefetch_w(r, rg__ring_slot(r, d->npend[w] + r->prod.prefetch,
+                                         sizeof(rg_event_t)));
+    *slot = *ev;
+    slot->source = (uint16_t)d->idx;
+    slot->ack_gen = gen;
+    if (++d->npend[w] == PUBLISH_EVERY)
+        rg__dispatch_publish(d, w);
+}
+
+void rg__dispatch_write(rg_dispatcher_t *d, unsigned w, const rg_event_t *ev,
+                        uint32_t gen)
+{
+    write_to(d, w, ev, gen);
+}
+
+bool rg__dispatch_ensure_room(rg_dispatcher_t *d, unsigned w, uint32_t need)
+{
+    while (d->room[w] - d->npend[w] < need) {
+        rg__dispatch_publish(d, w);
+        uint32_t f = wait_for_space(d, w, need);
+        if (f == 0)
+            return false;
+        d->room[w] = f;
+    }
+    return true;
+}
+
+/* The partition's tracker, created (and owned by d) on first use. */
+static rg_ack_t *tracker_for(rg_dispatcher_t *d, int32_t p, int64_t first,
+                             int *rc)
+{
+    rg_engine_t *e = d->e;
+    if (p < 0 || (uint32_t)p >= e->max_partitions) {
+        *rc = RG_ERANGE;
+        return NULL;
+    }
+    /* acquire: pairs with the release CAS below in another dispatcher */
+    rg_ack_t *a = atomic_load_explicit(&e->acks[p], memory_order_acquire);
+    if (a != NULL) {
+        /* relaxed: the owner is this thread, or the check fails anyway */
+        if (atomic_load_explicit(&e->owner[p], memory_order_relaxed) !=
+            d->idx + 1) {
+            *rc = RG_EINVAL;
+            return NULL;
+        }
+        return a;
+    }
+    if (first < 0) {
+        *rc = RG_EINVAL;
+        return NULL;
+    }
+    a = rg_ack_new(e->ack_window, first, NULL, 0);
+    if (a == NULL) {
+        *rc = RG_ENOMEM;
+        return NULL;
+    }
+    rg_ack_t *none = NULL;
+    /* release: publishes the tracker to the committer and to stats
+     * readers (acquire loads); workers get it through the ring */
+    if (!atomic_compare_exchange_strong_explicit(&e->acks[p], &none, a,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        rg_ack_destroy(a); /* another dispatcher owns it */
+        *rc = RG_EINVAL;
+        return NULL;
+    }
+    /* relaxed: read back by this thread only (others fail the check) */
+    atomic_store_explicit(&e->owner[p], d->idx + 1, memory_order_relaxed);
+    if (e->epoch_mode) {
+        /* relaxed: single writer each (this thread; the flusher after the
+         * partition's first snapshot, which the snapped release orders) */
+        atomic_store_explicit(&e->part_next[p], first, memory_order_relaxed);
+        atomic_store_explicit(&e->committed_next[p], first,
+                              memory_order_relaxed);
+        d->owned[d->nowned++] = p;
+    }
+    int32_t np = atomic_load_explicit(&e->npartitions, memory_order_relaxed);
+    /* release: the committer scans [0, npartitions) with acquire */
+    while (np < p + 1 &&
+           !atomic_compare_exchange_weak_explicit(&e->npartitions, &np, p + 1,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    return a;
+}
+
+/* Begins ev's offset in its partition's tracker, waiting while the ACK
+ * window is full. Returns the generation (>= 0), or RG_ERANGE, RG_EINVAL,
+ * RG_ENOMEM. */
+static int64_t track(rg_dispatcher_t *d, const rg_event_t *ev)
+{
+    int rc = 0;
+    rg_ack_t *a = d->last_ack;
+    if (a == NULL || ev->partition != d->last_p) {
+        a = tracker_for(d, ev->partition, ev->offset, &rc);
+        if (a == NULL)
+            return rc;
+        d->last_p = ev->partition;
+        d->last_ack = a;
+    }
+    rg_engine_t *e = d->e;
+    if (e->epoch_mode) {
+        /* epoch mode: offsets are done when their epoch commits; only
+         * their order is checked here. relaxed: this thread writes it */
+        _Atomic int64_t *next = &e->part_next[ev->partition];
+        if (ev->offset < atomic_load_explicit(next, memory_order_relaxed))
+            return RG_EINVAL;
+        atomic_store_explicit(next, ev->offset + 1, memory_order_relaxed);
+        return 0;
+    }
+    rc = rg_ack_begin(a, ev->offset);
+    if (rc == RG_EFULL) {
+        d->ack_waits_local++;
+        /* what we wrote but did not publish must reach the workers
+         * before it can complete */
+        rg__dispatch_publish_all(d);
+        for (unsigned tries = 1; (rc = rg_ack_begin(a, ev->offset)) ==
+                                 RG_EFULL; tries++) {
+            if (tries < 1000) {
+                rg__cpu_relax();
+            } else if (tries < 1100) {
+                sched_yield();
+            } else {
+                struct timespec ts = {0, 100 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    if (rc != 0)
+        return rc;
+    return rg_ack_generation(a);
+}
+
+static void publish_stats(rg_dispatcher_t *d)
+{
+    /* relaxed: statistics; single writer (this dispatcher's thread) */
+    atomic_store_explicit(&d->accepted, d->accepted_local,
+                          memory_order_relaxed);
+    atomic_store_explicit(&d->undecodable, d->undecodable_local,
+                          memory_order_relaxed);
+    atomic_store_explicit(&d->waits, d->waits_local, memory_order_relaxed);
+    atomic_store_explicit(&d->parks, d->parks_local, memory_order_relaxed);
+    atomic_store_explicit(&d->rejected, d->rejected_local,
+                          memory_order_relaxed);
+    atomic_store_explicit(&d->ack_waits, d->ack_waits_local,
+                          memory_order_relaxed);
+}
+
+/* An undecodable message's offset counts as done: it is skipped like a
+ * gap (begun and done at once; in epoch mode the next offset moves past
+ * it). Bad partitions or offsets are simply not tracked. */
+static void skip_offset(rg_dispatcher_t *d, const rg_msg_t *msg)
+{
+    int rc = 0;
+    rg_engine_t *e = d->e;
+    rg_ack_t *a = tracker_for(d, msg->partition, msg->offset, &rc);
+    if (a == NULL)
+        return;
+    if (e->epoch_mode) {
+        /* relaxed: this thread is the only writer */
+        _Atomic int64_t *next = &e->part_next[msg->partition];
+        if (msg->offset >= atomic_load_explicit(next, memory_order_relaxed))
+            atomic_store_explicit(next, msg->offset + 1,
+                                  memory_order_relaxed);
+    } else if (rg_ack_begin(a, msg->offset) == 0) {
+        rg_ack_done(a, rg_ack_generation(a), msg->offset);
+    }
+}
+
+static void release_payload(rg_event_t *ev)
+{
+    if ((ev->flags & RG_EVENT_F_EXTERNAL) && ev->data.ext.release != NULL)
+        ev->data.ext.release(ev->data.ext.ptr, ev->data.ext.opaque);
+}
+
+/* Unpacks msg into ev. 0, or the unpack error (counted as undecodable,
+ * its offset skipped), or RG_EINVAL for an event the processor made too
+ * long for inline without RG_EVENT_F_EXTERNAL (counted as rejected). */
+static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
+                         rg_event_t *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->partition = msg->partition;
+    ev->offset = msg->offset;
+    /* the routing key when unpack sets none: the message key's hash */
+    if (msg->key_len > 0 && msg->key != NULL)
+        ev->key = rg_hash_bytes(msg->key, msg->key_len);
+    rg_engine_t *e = d->e;
+    int rc = e->proc.unpack(e->proc.opaque, msg, ev);
+    if (rc != 0) {
+        release_payload(ev);
+        d->undecodable_local++;
+        skip_offset(d, msg);
+        return rc < 0 ? rc : RG_EDECODE;
+    }
+    if (ev->len > RG_EVENT_INLINE_MAX && !(ev->flags & RG_EVENT_F_EXTERNAL)) {
+        int first = 0;
+        /* relaxed: a once-flag; the log line carries no data to order */
+        if (atomic_compare_exchange_strong_explicit(&e->warned_len, &first, 1,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed))
+            rg__log(e, RG_LOG_WARN, "unpack set ev->len = %u, above the "
+                    "%d inline bytes, without RG_EVENT_F_EXTERNAL "
+                    "(partition %d offset %lld): rejected; logged once",
+                    ev->len, RG_EVENT_INLINE_MAX, (int)msg->partition,
+                    (long long)msg->offset);
+        d->rejected_local++;
+        return RG_EINVAL;
+    }
+    return 0;
+}
+
+/* Unpacks, tracks and writes one message. Returns 0 (accepted), or why
+ * not: the unpack error (counted as undecodable) or track()'s (counted as
+ * rejected). */
+static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg)
+{
+    rg_event_t ev;
+    int rc = unpack(d, msg, &ev);
+    if (rc != 0)
+        return rc;
+    int64_t gen = track(d, &ev);
+    if (gen < 0) {
+        release_payload(&ev);
+        d->rejected_local++;
+        return (int)gen;
+    }
+    write_to(d, rg__route(d->e, ev.key), &ev, (uint32_t)gen);
+    d->accepted_local++;
+    return 0;
+}
+
+int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
+{
+    if (d == NULL || msg == NULL)
+        return RG_EINVAL;
+    int rc = rg__dispatch_enter(d);
+    if (rc != 0)
+        return rc;
+    rg__epoch_maybe_barrier(d);
+    rc = push_msg(d, msg);
+    rg__dispatch_publish_all(d);
+    publish_stats(d);
+    rg__dispatch_exit(d);
+    return rc;
+}
+
+size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
+                                size_t n)
+{
+    if (d == NULL || msgs == NULL || rg__dispatch_enter(d) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((i & (PUBLISH_EVERY - 1)) == 0)
+            rg__epoch_maybe_barrier(d);
+        push_msg(d, &msgs[i]);
+    }
+    rg__dispatch_publish_all(d);
+    publish_stats(d);
+    rg__dispatch_exit(d);
+    return n;
+}
+
+int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
+                                 size_t n, int timeout_ms, size_t *consumed)
+{
+    if (consumed == NULL)
+        return RG_EINVAL;
+    *consumed = 0;
+    if (d == NULL || (msgs == NULL && n > 0) || timeout_ms < 0)
+        return RG_EINVAL;
+    int rc = rg__dispatch_enter(d);
+    if (rc != 0)
+        return rc;
+    rg_engine_t *e = d->e;
+    /* events per room check: all of them must fit without a wait, into
+     * whichever ring they go */
+    uint32_t cap = d->out[0]->capacity;
+    uint32_t block = cap / 2 < PUBLISH_EVERY ? cap / 2 : PUBLISH_EVERY;
+    d->deadline = rg__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
+    d->timed_out = false;
+    size_t i = 0;
+    while (i < n) {
+        rg__epoch_maybe_barrier(d);
+        for (unsigned w = 0; !d->timed_out && w < e->nworkers; w++)
+            rg__dispatch_ensure_room(d, w, block);
+        if (d->timed_out)
+            break;
+        for (size_t end = i + block < n ? i + block : n; i < end; i++)
+            push_msg(d, &msgs[i]);
+    }
+    rc = d->timed_out ? RG_ETIMEDOUT : 0;
+    d->deadline = 0;
+    d->timed_out = false;
+    rg__dispatch_publish_all(d);
+    publish_stats(d);
+    rg__dispatch_exit(d);
+    *consumed = i;
+    return rc;
+}
+
+bool rg_dispatcher_ready(rg_dispatcher_t *d)
+{
+    if (d == NULL || rg__dispatch_enter(d) != 0)
+        return true; /* a push says why at once */
+    rg_engine_t *e = d->e;
+    bool ready = true;
+    for (unsigned w = 0; ready && w < e->nworkers; w++) {
+        uint32_t cap = d->out[w]->capacity;
+        /* published or pending, ours are not free either */
+        ready = rg__ring_free(d->out[w], cap) - d->npend[w] >= cap / 2;
+    }
+    /* the barrier of the open epoch could go out without a wait */
+    if (ready && e->epoch_mode)
+        ready = rg__epoch_slot_free(e, d->epoch);
+    rg__dispatch_exit(d);
+    return ready;
+}
+
+size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
+                                 size_t n)
+{
+    if (d == NULL || evs == NULL || rg__dispatch_enter(d) != 0)
+        return 0;
+    size_t accepted = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((i & (PUBLISH_EVERY - 1)) == 0)
+            rg__epoch_maybe_barrier(d);
+        if (evs[i].len > RG_EVENT_INLINE_MAX &&
+            !(evs[i].flags & RG_EVENT_F_EXTERNAL)) {
+            d->rejected_local++;
+            continue;
+        }
+        int64_t gen = track(d, &evs[i]);
+        if (gen < 0) {
+            d->rejected_local++;
+            continue;
+        }
+        write_to(d, rg__route(d->e, evs[i].key), &evs[i], (uint32_t)gen);
+        accepted++;
+    }
+    rg__dispatch_publish_all(d);
+    d->accepted_local += accepted;
+    publish_stats(d);
+    rg__dispatch_exit(d);
+    return accepted;
+}
+
+int rg_dispatcher_reset(rg_dispatcher_t *d, int32_t partition,
+                        int64_t next_offset)
+{
+    if (d == NULL)
+        return RG_EINVAL;
+    int rc = rg__dispatch_enter(d);
+    if (rc != 0)
+        return rc;
+    rg_engine_t *e = d->e;
+    if (next_offset < 0) {
+        rc = RG_EINVAL;
+    } else if (partition < 0 || (uint32_t)partition >= e->max_partitions) {
+        rc = RG_ERANGE;
+    } else {
+        /* acquire: pairs with the release CAS in tracker_for() */
+        bool existed = atomic_load_explicit(&e->acks[partition],
+                                            memory_order_acquire) != NULL;
+        rg_ack_t *a = tracker_for(d, partition, next_offset, &rc);
+        if (a != NULL && existed)
+            rc = rg_ack_reset(a, next_offset);
+        if (a != NULL && rc == 0 && e->epoch_mode)
+            /* relaxed: this thread is the only writer */
+            atomic_store_explicit(&e->part_next[partition], next_offset,
+                                  memory_order_relaxed);
+    }
+    rg__dispatch_exit(d);
+    return rc;
+}

@@ -1,0 +1,115 @@
+/*
+ * epoch_worker.c - the worker's side of the epoch protocol (epoch.h,
+ * steps 3 and 1): processing up to barriers, aligning them across
+ * dispatchers, sealing the open delta, asking for an early barrier.
+ * Worker thread only.
+ *
+ * Invariants
+ *   - Epoch E of worker w lives in w->slots[E % nslots]. The worker writes
+ *     it while open, publishes it with a release store of w->sealed = E
+ *     (S1), and reuses the slot for E + nslots only after the flusher's
+ *     release store of committed_epoch >= E (C1, epoch_flush.c), which it
+ *     makes after clearing the slot.
+ *   - With aligned barriers (e->align) a ring that delivered barrier E is
+ *     not read (w->blocked[d]) until every ring delivered E; what was
+ *     popped behind the barrier waits in w->held[d], in ring order. So
+ *     the sealed delta holds exactly the events below every dispatcher's
+ *     snapshot of E.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include "railgun/error.h"
+#include "engine_int.h"
+
+rg_delta_t *rg_ctx_delta(rg_ctx_t *ctx)
+{
+    return ctx->e->epoch_mode ? ctx->cur : NULL;
+}
+
+/* Seals the open delta as epoch E and opens E + 1, waiting while every
+ * slot still holds a sealed epoch the sink has not committed. */
+static void seal(rg__worker_t *w, uint64_t epoch)
+{
+    rg_engine_t *e = w->e;
+    w->cur->epoch = epoch;
+    /* release (S1): the delta's contents happen before the flusher's
+     * acquire load of sealed */
+    atomic_store_explicit(&w->sealed, epoch, memory_order_release);
+    rg__park_wake_if_sleeping(&e->flush_wake.park);
+    uint64_t next = epoch + 1;
+    rg_delta_t *d = &w->slots[next % e->nslots];
+    /* slot of `next` held epoch next - nslots: free once that committed */
+    while (next > e->nslots &&
+           /* acquire: pairs with C1; the flusher cleared the slot */
+           atomic_load_explicit(&e->committed_epoch, memory_order_acquire) <
+               next - e->nslots) {
+        /* acquire: pairs with the release in rg__engine_fail() */
+        if (atomic_load_explicit(&e->failed, memory_order_acquire)) {
+            rg__delta_clear(d); /* nothing will be written any more */
+            break;
+        }
+        uint32_t seq = rg__park_prepare(&w->slot_wait.park);
+        if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
+                next - e->nslots ||
+            atomic_load_explicit(&e->failed, memory_order_acquire))
+            rg__park_cancel(&w->slot_wait.park);
+        else
+            rg__park_commit(&w->slot_wait.park, seq);
+    }
+    RG_DASSERT(rg_delta_keys(d) == 0 && rg_delta_staged(d) == 0);
+    w->cur = d;
+    w->cur->epoch = next;
+    w->epoch = next;
+    w->requested = false;
+}
+
+/* Barrier `epoch` came from dispatcher d: with every dispatcher's barrier
+ * in (aligned), seal. Returns true when ring d must wait for the others. */
+static bool barrier(rg__worker_t *w, unsigned d, uint64_t epoch)
+{
+    rg_engine_t *e = w->e;
+    if (!e->align) {
+        seal(w, epoch);
+        return false;
+    }
+    RG_DASSERT(!w->blocked[d]);
+    w->blocked[d] = true;
+    if (++w->nblocked < e->ndispatchers)
+        return true;
+    seal(w, epoch);
+    for (unsigned i = 0; i < e->ndispatchers; i++)
+        w->blocked[i] = false;
+    w->nblocked = 0;
+    return false;
+}
+
+void rg__epoch_consume(rg__worker_t *w, unsigned d, rg_event_t *evs,
+                       uint32_t n)
+{
+    uint32_t i = 0;
+    while (i < n) {
+        uint32_t j = i;
+        while (j < n && !(evs[j].flags & RG__EVENT_F_BARRIER))
+            j++;
+        if (j > i)
+            rg__worker_process(w, evs + i, j - i);
+        if (j == n)
+            return;
+        i = j + 1;
+        if (barrier(w, d, (uint64_t)evs[j].offset)) {
+            memmove(w->held[d], evs + i, sizeof(rg_event_t) * (n - i));
+            w->held_n[d] = n - i;
+            return;
+        }
+    }
+}
+
+void rg__epoch_after_batch(rg__worker_t *w)
+{
+    rg_engine_t *e = w->e;
+    if (!w->requested && (rg_delta_keys(w->cur) >= e->flush_max_keys ||
+                          rg_delta_staged(w->cur) >= e->flush_max_keys)) {
+        w->requested = true;
+        rg__epoch_request(e, w->epoch);
+    }
+}
