@@ -21,15 +21,22 @@
  * keeps polling (rebalances and heartbeats go on) and resumes when
  * rg_dispatcher_ready() says there is room again, or on a new assignment.
  *
- * Configuration: `topic`, `group.id`, and librdkafka's properties with a
- * `kafka.` prefix (`kafka.bootstrap.servers` required). The adapter sets
- * enable.auto.commit=false and enable.auto.offset.store=false: offsets
- * are committed from the engine's commit callback only (which the adapter
- * installs), i.e. only what the sink has stored. It also defaults
- * queued.min.messages to 1000000 (kafka.queued.min.messages overrides):
- * librdkafka 2.0 counts the whole consumer queue against it and refetches
- * up to a second after crossing it, which capped a backpressured engine
- * at about 100k events per second.
+ * Configuration: the Kafka table (rg_kafka_conf_table(), scope source):
+ * `topic`, `group.id`, `source.pause.after.ms`, and librdkafka's
+ * properties with a `kafka.` prefix (`kafka.bootstrap.servers` required,
+ * not empty). The source and the producer add the table to their own
+ * copy of the conf they are given. The adapter sets
+ * enable.auto.commit=false and enable.auto.offset.store=false, and refuses
+ * either set to true: offsets are committed from the engine's commit
+ * callback only (which the adapter installs), i.e. only what the sink has
+ * stored. It defaults auto.offset.reset to earliest (a new group counts
+ * the backlog) and queued.min.messages to 1000000 (kafka.* overrides
+ * both): librdkafka 2.0 counts the whole consumer queue against the
+ * latter and refetches up to a second after crossing it, which capped a
+ * backpressured engine at about 100k events per second. Where each
+ * assigned partition starts, and why (stored in the sink, the group's
+ * committed offset, or auto.offset.reset), is logged through the conf's
+ * log callback (railgun/conf.h).
  *
  * Rebalance (eager protocol):
  *   revoke: rg_dispatcher_flush() (every event accepted from the revoked
@@ -38,7 +45,7 @@
  *   assign: the sink claims the partitions (fencing any previous owner:
  *     its flushes change nothing from now on) and returns the stored next
  *     offsets; consumption starts there, else at the group's committed
- *     offset, else per kafka.auto.offset.reset.
+ *     offset, else per auto.offset.reset (earliest unless set).
  *
  * Errors: librdkafka retries transport errors and broker outages itself;
  * they are counted in the stats. A fatal consumer error, or a sink that
@@ -59,6 +66,9 @@ extern "C" {
 #endif
 
 typedef struct rg_kafka_source_s rg_kafka_source_t;
+
+/* The Kafka adapter's configuration table (source and producer). */
+RG_EXPORT const rg_conf_table_t *rg_kafka_conf_table(void);
 
 typedef struct rg_kafka_stats_s {
     uint64_t consumed;      /* messages handed to the engine */

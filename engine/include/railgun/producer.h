@@ -8,7 +8,9 @@
  *   rg_producer_destroy(p);
  *
  * Configuration: `topic`, and librdkafka's own properties with a `kafka.`
- * prefix (`kafka.bootstrap.servers` is required). The key picks the
+ * prefix (`kafka.bootstrap.servers` is required): the Kafka table
+ * (rg_kafka_conf_table(), railgun/kafka.h), which rg_producer_new() adds
+ * to its own copy of conf. The key picks the
  * partition with Kafka's default partitioner (murmur2, as the Java client
  * does), so one key always lands on one partition, in send order.
  *
@@ -97,7 +99,7 @@ RG_EXPORT size_t rg_producer_send_batch(rg_producer_t *p,
 RG_EXPORT int rg_producer_poll(rg_producer_t *p, int timeout_ms);
 
 /* Waits until every accepted message has its delivery callback, for up to
- * timeout_ms. 0, or RG_EIO (timed out with messages still in flight). */
+ * timeout_ms. 0, or RG_ETIMEDOUT (messages still in flight). */
 RG_EXPORT int rg_producer_flush(rg_producer_t *p, int timeout_ms);
 
 /* Messages accepted whose delivery callback has not run yet. */

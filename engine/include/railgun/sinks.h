@@ -1,25 +1,35 @@
 /*
  * sinks.h - the sink adapters that ship with railgun (engine/src/adapters).
  *
- * Each fills an rg_sink_t (railgun/sink.h) from configuration properties:
- *   SQLite   sqlite.path, group.id, topic            (librailgun_sqlite)
+ * Each fills an rg_sink_t (railgun/sink.h) from configuration properties
+ * and owns a configuration table (railgun/conf.h, scope sink):
+ *   SQLite   sqlite.path, sink.table.*, group.id, topic
+ *            (librailgun_sqlite: railgun::sqlite, pkg-config railgun-sqlite)
  *   MariaDB  mysql.host, mysql.port, mysql.socket, mysql.user,
- *            mysql.password, mysql.database, group.id, topic
- *                                                    (librailgun_mysql)
- *   null     discards rows, stores offsets in memory (core)
+ *            mysql.password, mysql.database, sink.table.*, group.id, topic
+ *            (librailgun_mysql: railgun::mysql, pkg-config railgun-mysql)
+ *   null     discards rows, stores offsets in memory (the core library)
+ * The open calls add their table to a private copy of conf, so what the
+ * caller did not set has its default; a caller that sets the properties
+ * by name adds the table first (rg_conf_add_table(conf,
+ * rg_sqlite_conf_table(), ...)).
  *
- * Schema (shared/DESIGN.md §4), times in epoch milliseconds:
- *   counts(video_id PK, count, mtime, ctime)
- *   actions(video_id, user_id, state, mtime, ctime), unique (video_id,
- *     user_id)
- *   offsets(consumer_group, topic, partition, next_offset, owner_epoch),
- *     unique (consumer_group, topic, partition)
+ * Tables (names from sink.table.*), times in epoch milliseconds:
+ *   merged (counts):  video_id PK, count, mtime, ctime
+ *   merged_bytes:     key_bytes PK (up to 256 bytes), count, mtime, ctime;
+ *                     only when sink.table.merged_bytes is set
+ *   staged (actions): video_id, user_id, state, mtime, ctime, PK
+ *                     (video_id, user_id); none when sink.table.staged is
+ *                     empty (then the sink has no read side)
+ *   offsets:          consumer_group, topic, partition, next_offset,
+ *                     owner_epoch, PK (consumer_group, topic, partition)
  * With RG_SINK_INIT_SCHEMA missing tables are created; without it a
  * missing table is an error. An existing table without the expected
- * columns is always an error naming the table and the column, never
- * written to.
+ * columns or key is always an error naming the table and the column,
+ * never written to.
  *
- * All SQL is prepared statements with bound parameters.
+ * All SQL is prepared statements with bound parameters; table names, which
+ * cannot be parameters, are checked to be plain identifiers when set.
  */
 #ifndef RAILGUN_SINKS_H
 #define RAILGUN_SINKS_H
@@ -27,6 +37,7 @@
 #include <stddef.h>
 #include "railgun/conf.h"
 #include "railgun/export.h"
+#include "railgun/flush.h"
 #include "railgun/sink.h"
 
 #ifdef __cplusplus
@@ -37,22 +48,32 @@ enum {
     RG_SINK_INIT_SCHEMA = 1u << 0, /* create missing tables */
 };
 
+/* The SQLite sink's configuration table (librailgun_sqlite). */
+RG_EXPORT const rg_conf_table_t *rg_sqlite_conf_table(void);
+
 /*
  * Opens the SQLite database at sqlite.path (WAL mode, synchronous=NORMAL:
  * a committed epoch survives the process being killed). Returns 0 and
  * fills *out, or a negative RG_E* code with a one-line reason in errstr.
+ * (librailgun_sqlite)
  */
-int rg_sink_sqlite_open(const rg_conf_t *conf, unsigned flags,
-                        rg_sink_t *out, char *errstr, size_t errstr_size);
+RG_EXPORT int rg_sink_sqlite_open(const rg_conf_t *conf, unsigned flags,
+                                  rg_sink_t *out, char *errstr,
+                                  size_t errstr_size);
+
+/* The MariaDB/MySQL sink's configuration table (librailgun_mysql). */
+RG_EXPORT const rg_conf_table_t *rg_mysql_conf_table(void);
 
 /*
  * Connects to MariaDB/MySQL with the mysql.* properties. Transient errors
  * (connection lost, deadlock, lock wait timeout) are RG_EIO and the next
  * begin() reconnects; access denied or a missing database or table are
  * fatal. Returns 0 and fills *out, or a negative RG_E* code and errstr.
+ * (librailgun_mysql)
  */
-int rg_sink_mysql_open(const rg_conf_t *conf, unsigned flags,
-                       rg_sink_t *out, char *errstr, size_t errstr_size);
+RG_EXPORT int rg_sink_mysql_open(const rg_conf_t *conf, unsigned flags,
+                                 rg_sink_t *out, char *errstr,
+                                 size_t errstr_size);
 
 /* A sink that writes nothing and keeps offsets in memory (benchmarks). */
 RG_EXPORT int rg_sink_null_open(rg_sink_t *out);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include "railgun/error.h"
 #include "railgun/producer.h"
+#include "kafka_int.h"
 
 struct rg_producer_s {
     rd_kafka_t *rk;
@@ -230,10 +231,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
     atomic_fetch_sub_explicit(&p->in_flight, 1, memory_order_relaxed);
 }
 
-rg_producer_t *rg_producer_new(const rg_conf_t *conf, rg_delivery_cb *cb,
+rg_producer_t *rg_producer_new(const rg_conf_t *given, rg_delivery_cb *cb,
                                void *opaque, char *errstr, size_t size)
 {
     char rkerr[512];
+    rg_conf_t *conf = rg__kafka_conf(given, errstr, size);
+    if (conf == NULL)
+        return NULL;
     rg_producer_t *p = calloc(1, sizeof(*p));
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     if (p == NULL || kc == NULL) {
@@ -252,11 +256,12 @@ rg_producer_t *rg_producer_new(const rg_conf_t *conf, rg_delivery_cb *cb,
             snprintf(errstr, size, "kafka.%s: %s", name, rkerr);
             goto fail;
         }
-        servers |= strcmp(name, "bootstrap.servers") == 0;
+        if (strcmp(name, "bootstrap.servers") == 0)
+            servers = val[strspn(val, " \t,")] != '\0';
     }
     if (!servers) {
-        snprintf(errstr, size, "kafka.bootstrap.servers: not set (where "
-                 "is the cluster?)");
+        snprintf(errstr, size, "kafka.bootstrap.servers: not set or empty "
+                 "(where is the cluster?)");
         goto fail;
     }
     char mb[32];
@@ -281,6 +286,7 @@ rg_producer_t *rg_producer_new(const rg_conf_t *conf, rg_delivery_cb *cb,
                  rd_kafka_err2str(rd_kafka_last_error()));
         goto fail;
     }
+    rg_conf_destroy(conf);
     return p;
 fail:
     if (kc != NULL)
@@ -288,6 +294,7 @@ fail:
     if (p != NULL && p->rk != NULL)
         rd_kafka_destroy(p->rk);
     free(p);
+    rg_conf_destroy(conf);
     return NULL;
 }
 
@@ -367,7 +374,7 @@ int rg_producer_flush(rg_producer_t *p, int timeout_ms)
     rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
-    return refuse(RG_EIO, "flush: %s (%zu messages in flight)",
+    return refuse(RG_ETIMEDOUT, "flush: %s (%zu messages in flight)",
                   rd_kafka_err2str(err), rg_producer_in_flight(p));
 }
 

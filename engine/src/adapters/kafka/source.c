@@ -24,17 +24,23 @@
 #include "railgun/error.h"
 #include "railgun/flush.h"
 #include "railgun/kafka.h"
+#include "kafka_int.h"
 
 /* Messages one push_burst() carries. */
 #define BURST 256
 /* Our default for librdkafka's queued.min.messages (see source_new). */
 #define KAFKA_QUEUED_MIN "1000000"
+/* How long an assign may wait for the group's committed offsets and the
+ * partitions' watermarks (for the start-position log). */
+#define QUERY_TIMEOUT_MS 5000
 
 struct rg_kafka_source_s {
     rg_engine_t *e;
     rg_dispatcher_t *d;
     rd_kafka_t *rk;
+    rg_conf_t *conf;            /* ours: the Kafka table added; the log */
     char *topic;
+    char reset[16];             /* auto.offset.reset in effect */
     rg_sink_t sink;
     bool has_sink;
     _Atomic int stop;
@@ -210,20 +216,51 @@ static void on_assign(rg_kafka_source_t *s, rd_kafka_t *rk,
         fail(s, "kafka: assign: %s", err);
         goto out;
     }
+    /* where the group stands, for what the sink does not store */
+    rd_kafka_topic_partition_list_t *committed =
+        rd_kafka_topic_partition_list_copy(parts);
+    for (int i = 0; i < n; i++)
+        committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_resp_err_t cerr = rd_kafka_committed(rk, committed,
+                                                  QUERY_TIMEOUT_MS);
     for (int i = 0; i < n; i++) {
+        int64_t lo = -1, hi = -1;
+        rd_kafka_query_watermark_offsets(rk, s->topic, ps[i], &lo, &hi,
+                                         QUERY_TIMEOUT_MS);
+        int64_t c = cerr ? -1 : committed->elems[i].offset;
         if (next[i] >= 0) {
             parts->elems[i].offset = next[i];
             int rc = rg_dispatcher_reset(s->d, ps[i], next[i]);
             if (rc != 0 && rc != RG_ESTOPPED) {
                 fail(s, "kafka: assign: partition %d at %lld: %s",
                      (int)ps[i], (long long)next[i], rg_strerror(rc));
+                rd_kafka_topic_partition_list_destroy(committed);
                 goto out;
             }
-        } else {
-            /* nothing stored: the group's offset, else auto.offset.reset */
+            rg_conf_log(s->conf, RG_LOG_INFO, "kafka", "%s [%d]: starts at "
+                        "offset %lld, stored in the sink (log %lld .. %lld)",
+                        s->topic, (int)ps[i], (long long)next[i],
+                        (long long)lo, (long long)hi);
+        } else if (c >= 0) {
             parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+            rg_conf_log(s->conf, RG_LOG_INFO, "kafka", "%s [%d]: starts at "
+                        "offset %lld, the group's committed offset (nothing "
+                        "stored in the sink; log %lld .. %lld)", s->topic,
+                        (int)ps[i], (long long)c, (long long)lo,
+                        (long long)hi);
+        } else {
+            /* nothing stored or committed: auto.offset.reset decides */
+            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+            bool latest = strcmp(s->reset, "latest") == 0;
+            rg_conf_log(s->conf, RG_LOG_INFO, "kafka", "%s [%d]: starts at "
+                        "offset %lld, the %s of the log: nothing stored in "
+                        "the sink and no committed offset "
+                        "(auto.offset.reset=%s)", s->topic, (int)ps[i],
+                        (long long)(latest ? hi : lo),
+                        latest ? "end" : "start", s->reset);
         }
     }
+    rd_kafka_topic_partition_list_destroy(committed);
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fail(s, "kafka: assign: %s", rd_kafka_err2str(e));
@@ -280,19 +317,28 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
-                                       const rg_conf_t *conf,
+                                       const rg_conf_t *given,
                                        const rg_sink_t *sink, char *errstr,
                                        size_t size)
 {
     char rkerr[512];
     rd_kafka_conf_t *kc = NULL;
+    if (e == NULL || given == NULL) {
+        snprintf(errstr, size, "kafka: NULL engine or conf");
+        return NULL;
+    }
+    rg_conf_t *conf = rg__kafka_conf(given, errstr, size);
+    if (conf == NULL)
+        return NULL;
     rg_kafka_source_t *s = calloc(1, sizeof(*s));
     if (s == NULL || (s->d = rg_engine_dispatcher(e, dispatcher)) == NULL) {
         snprintf(errstr, size, s ? "kafka: no dispatcher %u" :
                  "kafka: out of memory", dispatcher);
         free(s);
+        rg_conf_destroy(conf);
         return NULL;
     }
+    s->conf = conf;
     s->e = e;
     pthread_mutex_init(&s->lock, NULL);
     s->max_partitions = (int32_t)rg_conf_get_int(rg_engine_conf(e),
@@ -319,22 +365,46 @@ rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
      * fetcher then ran in one-second bursts of 100k. The prefetch stays
      * bounded by queued.max.messages.kbytes (64 MB by default). */
     rd_kafka_conf_set(kc, "queued.min.messages", KAFKA_QUEUED_MIN, NULL, 0);
+    /* a new group starts at the start of the log: a counting job must
+     * not skip the backlog (kafka.auto.offset.reset overrides) */
+    rd_kafka_conf_set(kc, "auto.offset.reset", "earliest", NULL, 0);
     size_t cur = 0;
     const char *name, *val;
     bool servers = false;
     while (rg_conf_next_passthrough(conf, "kafka.", &cur, &name, &val)) {
+        if (strcmp(name, "enable.auto.commit") == 0 ||
+            strcmp(name, "enable.auto.offset.store") == 0) {
+            int64_t on = strcmp(val, "false") != 0 && strcmp(val, "0") != 0;
+            if (on) {
+                snprintf(errstr, size, "kafka.%s=%s: refused: railgun "
+                         "commits offsets itself, only up to what the sink "
+                         "stored; librdkafka committing on its own would "
+                         "pass events that are not stored", name, val);
+                goto fail;
+            }
+        }
         if (rd_kafka_conf_set(kc, name, val, rkerr, sizeof(rkerr)) !=
             RD_KAFKA_CONF_OK) {
             snprintf(errstr, size, "kafka.%s: %s", name, rkerr);
             goto fail;
         }
-        servers |= strcmp(name, "bootstrap.servers") == 0;
+        if (strcmp(name, "bootstrap.servers") == 0)
+            servers = val[strspn(val, " \t,")] != '\0';
     }
     if (!servers) {
-        snprintf(errstr, size, "kafka.bootstrap.servers: not set (where "
-                 "is the cluster?)");
+        snprintf(errstr, size, "kafka.bootstrap.servers: not set or empty "
+                 "(where is the cluster?)");
         goto fail;
     }
+    size_t rsz = sizeof(s->reset);
+    if (rd_kafka_conf_get(kc, "auto.offset.reset", s->reset, &rsz) !=
+        RD_KAFKA_CONF_OK)
+        snprintf(s->reset, sizeof(s->reset), "earliest");
+    /* librdkafka reads back its own names: say the documented ones */
+    if (!strcmp(s->reset, "smallest") || !strcmp(s->reset, "beginning"))
+        snprintf(s->reset, sizeof(s->reset), "earliest");
+    else if (!strcmp(s->reset, "largest") || !strcmp(s->reset, "end"))
+        snprintf(s->reset, sizeof(s->reset), "latest");
     /* offsets are committed from what the sink stored, never by
      * librdkafka on its own */
     rd_kafka_conf_set(kc, "enable.auto.commit", "false", NULL, 0);
@@ -374,6 +444,7 @@ fail:
     pthread_mutex_destroy(&s->lock);
     free(s->held);
     free(s->topic);
+    rg_conf_destroy(s->conf);
     free(s);
     return NULL;
 }
@@ -489,5 +560,6 @@ void rg_kafka_source_destroy(rg_kafka_source_t *s)
     pthread_mutex_destroy(&s->lock);
     free(s->held);
     free(s->topic);
+    rg_conf_destroy(s->conf);
     free(s);
 }

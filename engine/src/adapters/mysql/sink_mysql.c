@@ -23,8 +23,42 @@
 #include <string.h>
 #include <time.h>
 #include "railgun/error.h"
+#include "railgun/flush.h"
 #include "railgun/sinks.h"
 #include "../common/claims.h"
+#include "../common/props.h"
+
+static const rg_conf_prop_t mysql_props[] = {
+    {"mysql.host", RG_CONF_STR, "127.0.0.1", 0, 0,
+     "MariaDB/MySQL server host (ignored when mysql.socket is set).", NULL},
+    {"mysql.port", RG_CONF_INT, "3306", 1, 65535,
+     "MariaDB/MySQL server TCP port.", NULL},
+    {"mysql.socket", RG_CONF_STR, "", 0, 0,
+     "Unix socket of the MariaDB/MySQL server; when set, used instead of "
+     "host and port.", NULL},
+    {"mysql.user", RG_CONF_STR, "root", 0, 0,
+     "MariaDB/MySQL user name to log in with.", NULL},
+    {"mysql.password", RG_CONF_STR, "", 0, 0,
+     "MariaDB/MySQL password (empty: none).", NULL},
+    {"mysql.database", RG_CONF_STR, "railgun", 0, 0,
+     "MariaDB/MySQL database holding the sink's tables.", NULL},
+    RG_SQL_SINK_PROPS,
+};
+
+static const rg_conf_table_t mysql_table = {
+    .layer = "mysql",
+    .scope = RG_CONF_SCOPE_SINK,
+    .props = mysql_props,
+    .count = sizeof(mysql_props) / sizeof(mysql_props[0]),
+};
+
+const rg_conf_table_t *rg_mysql_conf_table(void)
+{
+    return &mysql_table;
+}
+
+/* The tables this sink writes (names from sink.table.*; "" = none). */
+enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T__COUNT };
 
 #define LOOKUP_CHUNK 64
 #define MAX_COLS 5
@@ -48,9 +82,15 @@ struct conn_opts {
 typedef struct mysql_sink {
     struct conn_opts o;
     char *group, *topic;
+    char *table[T__COUNT];
     unsigned long group_len, topic_len;
     MYSQL *db;               /* NULL while disconnected */
     struct multi counts[NSIZES], actions[NSIZES];
+    MYSQL_STMT *up_bytes;    /* one row: (key_bytes, count, mtime) */
+    MYSQL_BIND bytes_bind[3];
+    unsigned long bytes_len;
+    long long bytes_val, bytes_t;
+    unsigned char bytes_key[RG_DELTA_KEY_MAX];
     MYSQL_STMT *up_offset;
     MYSQL_BIND off_bind[6];
     long long off_next, off_part, off_epoch;
@@ -65,18 +105,7 @@ struct rg_sink_reader_s {
     long long out[3];
 };
 
-static void seterr(char *errstr, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errstr, size_t size, const char *fmt, ...)
-{
-    if (errstr == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, size, fmt, ap);
-    va_end(ap);
-}
+#define seterr rg__seterr
 
 /* Errors a retry may cure: the client's own (2000-2999: connection lost,
  * cannot connect, ...) and the server's transient ones. */
@@ -222,33 +251,69 @@ static void disconnect(mysql_sink *s)
     if (s->up_offset)
         mysql_stmt_close(s->up_offset);
     s->up_offset = NULL;
+    if (s->up_bytes)
+        mysql_stmt_close(s->up_bytes);
+    s->up_bytes = NULL;
     if (s->db)
         mysql_close(s->db);
     s->db = NULL;
 }
 
+static int prepare_bytes(mysql_sink *s, char *errstr, size_t size)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "INSERT INTO `%s` (key_bytes, count, mtime, "
+             "ctime) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE count = "
+             "count + VALUES(count), mtime = VALUES(mtime)",
+             s->table[T_BYTES]);
+    memset(s->bytes_bind, 0, sizeof(s->bytes_bind));
+    MYSQL_BIND *b = s->bytes_bind;
+    b[0].buffer_type = MYSQL_TYPE_BLOB;
+    b[0].buffer = s->bytes_key;
+    b[0].buffer_length = sizeof(s->bytes_key);
+    b[0].length = &s->bytes_len;
+    b[1].buffer_type = MYSQL_TYPE_LONGLONG;
+    b[1].buffer = &s->bytes_val;
+    b[2].buffer_type = MYSQL_TYPE_LONGLONG;
+    b[2].buffer = &s->bytes_t;
+    b[3] = b[2];
+    if ((s->up_bytes = mysql_stmt_init(s->db)) == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    if (mysql_stmt_prepare(s->up_bytes, sql, strlen(sql)) ||
+        mysql_stmt_bind_param(s->up_bytes, s->bytes_bind))
+        return stmt_fail(s->up_bytes, "prepare", errstr, size);
+    return 0;
+}
+
 static int prepare_all(mysql_sink *s, char *errstr, size_t size)
 {
     int rc;
+    char head[256], sql[512];
     for (size_t i = 0; i < NSIZES; i++) {
-        if ((rc = multi_prep(s->db, &s->counts[i],
-                             "INSERT INTO counts (video_id, count, mtime, "
-                             "ctime) VALUES ",
+        snprintf(head, sizeof(head), "INSERT INTO `%s` (video_id, count, "
+                 "mtime, ctime) VALUES ", s->table[T_MERGED]);
+        if ((rc = multi_prep(s->db, &s->counts[i], head,
                              " ON DUPLICATE KEY UPDATE count = count + "
                              "VALUES(count), mtime = VALUES(mtime)",
                              chunk_sizes[i], 4, ",", errstr, size)) != 0)
             return rc;
-        if ((rc = multi_prep(s->db, &s->actions[i],
-                             "INSERT INTO actions (video_id, user_id, state, "
-                             "mtime, ctime) VALUES ",
+        if (s->table[T_STAGED][0] == '\0')
+            continue;
+        snprintf(head, sizeof(head), "INSERT INTO `%s` (video_id, user_id, "
+                 "state, mtime, ctime) VALUES ", s->table[T_STAGED]);
+        if ((rc = multi_prep(s->db, &s->actions[i], head,
                              " ON DUPLICATE KEY UPDATE state = "
                              "VALUES(state), mtime = VALUES(mtime)",
                              chunk_sizes[i], 5, ",", errstr, size)) != 0)
             return rc;
     }
-    const char *sql = "UPDATE offsets SET next_offset = ? WHERE "
-                      "consumer_group = ? AND topic = ? AND `partition` = ? "
-                      "AND owner_epoch = ? AND next_offset <> ?";
+    if (s->table[T_BYTES][0] && (rc = prepare_bytes(s, errstr, size)) != 0)
+        return rc;
+    snprintf(sql, sizeof(sql), "UPDATE `%s` SET next_offset = ? WHERE "
+             "consumer_group = ? AND topic = ? AND `partition` = ? "
+             "AND owner_epoch = ? AND next_offset <> ?", s->table[T_OFFSETS]);
     memset(s->off_bind, 0, sizeof(s->off_bind));
     s->off_bind[0].buffer_type = MYSQL_TYPE_LONGLONG;
     s->off_bind[0].buffer = &s->off_next;
@@ -363,6 +428,25 @@ static int my_write_merged(void *self, const rg_row_t *rows, size_t n,
                       size);
 }
 
+static int my_write_bytes(void *self, const rg_bytes_row_t *rows, size_t n,
+                          char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    s->bytes_t = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].value == 0)
+            continue;
+        memcpy(s->bytes_key, rows[i].key, rows[i].len);
+        s->bytes_len = rows[i].len;
+        s->bytes_val = rows[i].value;
+        if (mysql_stmt_execute(s->up_bytes))
+            return sink_fail(s, mysql_stmt_errno(s->up_bytes),
+                             "write merged bytes",
+                             mysql_stmt_error(s->up_bytes), errstr, size);
+    }
+    return 0;
+}
+
 static int my_write_staged(void *self, const rg_row_t *rows, size_t n,
                            char *errstr, size_t size)
 {
@@ -398,7 +482,7 @@ static int my_write_offsets(void *self, const rg_offset_t *offs, size_t n,
             /* stored already by a commit whose reply was lost, or fenced */
             int64_t next = -2, owner = -1;
             int rc = claim_one(s, "SELECT next_offset, owner_epoch FROM "
-                               "offsets WHERE consumer_group = ? AND topic = "
+                               "`%s` WHERE consumer_group = ? AND topic = "
                                "? AND `partition` = ?", offs[i].partition,
                                true, &next, &owner, errstr, size);
             if (rc != 0)
@@ -438,10 +522,12 @@ static void my_rollback(void *self)
 
 /* Runs a prepared statement binding (group, topic, partition); for the
  * SELECT fetches (next_offset, owner_epoch). */
-static int claim_one(mysql_sink *s, const char *sql, int32_t p, bool fetch,
+static int claim_one(mysql_sink *s, const char *fmt, int32_t p, bool fetch,
                      int64_t *next, int64_t *epoch, char *errstr,
                      size_t size)
 {
+    char sql[512];
+    snprintf(sql, sizeof(sql), fmt, s->table[T_OFFSETS]);
     MYSQL_STMT *st = mysql_stmt_init(s->db);
     if (st == NULL) {
         seterr(errstr, size, "mysql: out of memory");
@@ -498,15 +584,15 @@ static int my_claim(void *self, const int32_t *parts, size_t n,
         return RG_ENOMEM;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = claim_one(s, "INSERT IGNORE INTO offsets VALUES (?, ?, ?, -1, 0)",
+        rc = claim_one(s, "INSERT IGNORE INTO `%s` VALUES (?, ?, ?, -1, 0)",
                        parts[i], false, NULL, NULL, errstr, size);
         if (rc == 0)
-            rc = claim_one(s, "UPDATE offsets SET owner_epoch = owner_epoch "
+            rc = claim_one(s, "UPDATE `%s` SET owner_epoch = owner_epoch "
                            "+ 1 WHERE consumer_group = ? AND topic = ? AND "
                            "`partition` = ?", parts[i], false, NULL, NULL,
                            errstr, size);
         if (rc == 0)
-            rc = claim_one(s, "SELECT next_offset, owner_epoch FROM offsets "
+            rc = claim_one(s, "SELECT next_offset, owner_epoch FROM `%s` "
                            "WHERE consumer_group = ? AND topic = ? AND "
                            "`partition` = ?", parts[i], true, &next_out[i],
                            &epochs[i], errstr, size);
@@ -549,10 +635,11 @@ static rg_sink_reader_t *my_reader_open(void *self, char *errstr,
     }
     int rc = 0;
     r->o = &s->o;
+    char head[256];
+    snprintf(head, sizeof(head), "SELECT video_id, user_id, state FROM `%s` "
+             "WHERE (video_id, user_id) IN (", s->table[T_STAGED]);
     if ((r->db = connect_db(&s->o, true, errstr, size, &rc)) == NULL ||
-        multi_prep(r->db, &r->lookup,
-                   "SELECT video_id, user_id, state FROM actions WHERE "
-                   "(video_id, user_id) IN (", ")", LOOKUP_CHUNK, 2, ",",
+        multi_prep(r->db, &r->lookup, head, ")", LOOKUP_CHUNK, 2, ",",
                    errstr, size) != 0) {
         my_reader_close(r);
         return NULL;
@@ -600,10 +687,17 @@ static int my_scan(void *self, int table,
     int rc = ensure_conn(s, errstr, size);
     if (rc != 0)
         return rc;
-    const char *sql = table == RG_SINK_MERGED
-                          ? "SELECT video_id, 0, count, mtime FROM counts"
-                          : "SELECT video_id, user_id, state, mtime FROM "
-                            "actions";
+    char sql[256];
+    if (table == RG_SINK_MERGED)
+        snprintf(sql, sizeof(sql), "SELECT video_id, 0, count, mtime FROM "
+                 "`%s`", s->table[T_MERGED]);
+    else if (table == RG_SINK_STAGED && s->table[T_STAGED][0])
+        snprintf(sql, sizeof(sql), "SELECT video_id, user_id, state, mtime "
+                 "FROM `%s`", s->table[T_STAGED]);
+    else {
+        seterr(errstr, size, "mysql: no such table to scan (%d)", table);
+        return RG_EINVAL;
+    }
     MYSQL_STMT *st = mysql_stmt_init(s->db);
     if (st == NULL) {
         seterr(errstr, size, "mysql: out of memory");
@@ -647,41 +741,50 @@ static void my_close(void *self)
     free(s->o.database);
     free(s->group);
     free(s->topic);
+    for (int t = 0; t < T__COUNT; t++)
+        free(s->table[t]);
     rg_claims_free(&s->claims);
     free(s);
 }
 
-static const char *const schema_sql[] = {
-    "CREATE TABLE IF NOT EXISTS counts ("
-    " video_id BIGINT NOT NULL PRIMARY KEY,"
-    " count BIGINT NOT NULL,"
-    " mtime BIGINT NOT NULL,"
-    " ctime BIGINT NOT NULL) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS actions ("
-    " video_id BIGINT NOT NULL,"
-    " user_id BIGINT NOT NULL,"
-    " state TINYINT NOT NULL,"
-    " mtime BIGINT NOT NULL,"
-    " ctime BIGINT NOT NULL,"
-    " PRIMARY KEY (video_id, user_id)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS offsets ("
-    " consumer_group VARCHAR(255) NOT NULL,"
-    " topic VARCHAR(255) NOT NULL,"
-    " `partition` INT NOT NULL,"
-    " next_offset BIGINT NOT NULL,"
-    " owner_epoch BIGINT NOT NULL,"
-    " PRIMARY KEY (consumer_group, topic, `partition`)) ENGINE=InnoDB",
-};
-
+/* Each kind of table: its CREATE (the name is %s), its columns (the key
+ * columns first) and how many of them form its unique key. */
 static const struct {
-    const char *table;
+    const char *create;
     const char *cols[6];
     unsigned nkey;
-} shapes[] = {
-    {"counts", {"video_id", "count", "mtime", "ctime", NULL}, 1},
-    {"actions", {"video_id", "user_id", "state", "mtime", "ctime", NULL}, 2},
-    {"offsets", {"consumer_group", "topic", "partition", "next_offset",
-                 "owner_epoch", NULL}, 3},
+} shapes[T__COUNT] = {
+    [T_MERGED] = {"CREATE TABLE IF NOT EXISTS `%s` ("
+                  " video_id BIGINT NOT NULL PRIMARY KEY,"
+                  " count BIGINT NOT NULL,"
+                  " mtime BIGINT NOT NULL,"
+                  " ctime BIGINT NOT NULL) ENGINE=InnoDB",
+                  {"video_id", "count", "mtime", "ctime", NULL}, 1},
+    [T_BYTES] = {"CREATE TABLE IF NOT EXISTS `%s` ("
+                 " key_bytes VARBINARY(256) NOT NULL PRIMARY KEY,"
+                 " count BIGINT NOT NULL,"
+                 " mtime BIGINT NOT NULL,"
+                 " ctime BIGINT NOT NULL) ENGINE=InnoDB",
+                 {"key_bytes", "count", "mtime", "ctime", NULL}, 1},
+    [T_STAGED] = {"CREATE TABLE IF NOT EXISTS `%s` ("
+                  " video_id BIGINT NOT NULL,"
+                  " user_id BIGINT NOT NULL,"
+                  " state TINYINT NOT NULL,"
+                  " mtime BIGINT NOT NULL,"
+                  " ctime BIGINT NOT NULL,"
+                  " PRIMARY KEY (video_id, user_id)) ENGINE=InnoDB",
+                  {"video_id", "user_id", "state", "mtime", "ctime", NULL},
+                  2},
+    [T_OFFSETS] = {"CREATE TABLE IF NOT EXISTS `%s` ("
+                   " consumer_group VARCHAR(255) NOT NULL,"
+                   " topic VARCHAR(255) NOT NULL,"
+                   " `partition` INT NOT NULL,"
+                   " next_offset BIGINT NOT NULL,"
+                   " owner_epoch BIGINT NOT NULL,"
+                   " PRIMARY KEY (consumer_group, topic, `partition`))"
+                   " ENGINE=InnoDB",
+                   {"consumer_group", "topic", "partition", "next_offset",
+                    "owner_epoch", NULL}, 3},
 };
 
 /* Column names of `table`, and which of them are in a unique index. */
@@ -743,34 +846,36 @@ static bool has_name(char names[][64], unsigned n, const char *name)
 
 static int check_schema(mysql_sink *s, char *errstr, size_t size)
 {
-    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+    for (size_t t = 0; t < T__COUNT; t++) {
+        if (s->table[t][0] == '\0')
+            continue;
         char names[32][64];
         unsigned n;
-        int rc = table_columns(s->db, shapes[t].table, false, names, 32, &n,
+        int rc = table_columns(s->db, s->table[t], false, names, 32, &n,
                                errstr, size);
         if (rc != 0)
             return rc;
         if (n == 0) {
             seterr(errstr, size, "mysql: table %s.%s is missing (run with "
                    "--init-schema to create it)", s->o.database,
-                   shapes[t].table);
+                   s->table[t]);
             return RG_ESTATE;
         }
         for (unsigned c = 0; shapes[t].cols[c]; c++)
             if (!has_name(names, n, shapes[t].cols[c])) {
                 seterr(errstr, size, "mysql: table %s.%s has the wrong "
                        "shape: no column %s", s->o.database,
-                       shapes[t].table, shapes[t].cols[c]);
+                       s->table[t], shapes[t].cols[c]);
                 return RG_ESTATE;
             }
-        if ((rc = table_columns(s->db, shapes[t].table, true, names, 32, &n,
+        if ((rc = table_columns(s->db, s->table[t], true, names, 32, &n,
                                 errstr, size)) != 0)
             return rc;
         for (unsigned c = 0; c < shapes[t].nkey; c++)
             if (!has_name(names, n, shapes[t].cols[c])) {
                 seterr(errstr, size, "mysql: table %s.%s has the wrong "
                        "shape: %s is not in a unique key", s->o.database,
-                       shapes[t].table, shapes[t].cols[c]);
+                       s->table[t], shapes[t].cols[c]);
                 return RG_ESTATE;
             }
     }
@@ -783,14 +888,30 @@ static char *dup_prop(const rg_conf_t *conf, const char *name)
     return strdup(v ? v : "");
 }
 
-int rg_sink_mysql_open(const rg_conf_t *conf, unsigned flags,
+int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
                        rg_sink_t *out, char *errstr, size_t size)
 {
+    /* our own rows, with their defaults where the caller set none */
+    rg_conf_t *conf = rg_conf_dup(given);
+    if (conf == NULL ||
+        rg_conf_add_table(conf, &mysql_table, errstr, size) != 0) {
+        if (conf == NULL)
+            seterr(errstr, size, "mysql: out of memory");
+        rg_conf_destroy(conf);
+        return conf == NULL ? RG_ENOMEM : RG_EINVAL;
+    }
     mysql_sink *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         seterr(errstr, size, "mysql: out of memory");
+        rg_conf_destroy(conf);
         return RG_ENOMEM;
     }
+    static const char *const names[T__COUNT] = {
+        "sink.table.merged", "sink.table.merged_bytes", "sink.table.staged",
+        "sink.table.offsets"};
+    bool tables_ok = true;
+    for (int t = 0; t < T__COUNT; t++)
+        tables_ok &= (s->table[t] = dup_prop(conf, names[t])) != NULL;
     s->o.host = dup_prop(conf, "mysql.host");
     s->o.socket = dup_prop(conf, "mysql.socket");
     s->o.user = dup_prop(conf, "mysql.user");
@@ -799,9 +920,10 @@ int rg_sink_mysql_open(const rg_conf_t *conf, unsigned flags,
     s->o.port = (unsigned)rg_conf_get_int(conf, "mysql.port");
     s->group = dup_prop(conf, "group.id");
     s->topic = dup_prop(conf, "topic");
+    rg_conf_destroy(conf);
     int rc = 0;
-    if (!s->o.host || !s->o.socket || !s->o.user || !s->o.password ||
-        !s->o.database || !s->group || !s->topic) {
+    if (!tables_ok || !s->o.host || !s->o.socket || !s->o.user ||
+        !s->o.password || !s->o.database || !s->group || !s->topic) {
         seterr(errstr, size, "mysql: out of memory");
         rc = RG_ENOMEM;
         goto out;
@@ -833,24 +955,30 @@ int rg_sink_mysql_open(const rg_conf_t *conf, unsigned flags,
     if ((s->db = connect_db(&s->o, true, errstr, size, &rc)) == NULL)
         goto out;
     if (flags & RG_SINK_INIT_SCHEMA)
-        for (size_t i = 0; i < sizeof(schema_sql) / sizeof(schema_sql[0]);
-             i++)
-            if ((rc = exec1(s->db, schema_sql[i], errstr, size)) != 0)
+        for (int t = 0; t < T__COUNT; t++) {
+            if (s->table[t][0] == '\0')
+                continue;
+            char sql[512];
+            snprintf(sql, sizeof(sql), shapes[t].create, s->table[t]);
+            if ((rc = exec1(s->db, sql, errstr, size)) != 0)
                 goto out;
+        }
     if ((rc = check_schema(s, errstr, size)) != 0 ||
         (rc = prepare_all(s, errstr, size)) != 0)
         goto out;
+    bool staged = s->table[T_STAGED][0] != '\0';
     *out = (rg_sink_t){
         .begin = my_begin,
         .write_merged = my_write_merged,
-        .write_staged = my_write_staged,
+        .write_merged_bytes = s->table[T_BYTES][0] ? my_write_bytes : NULL,
+        .write_staged = staged ? my_write_staged : NULL,
         .write_offsets = my_write_offsets,
         .commit = my_commit,
         .rollback = my_rollback,
         .claim = my_claim,
-        .reader_open = my_reader_open,
-        .lookup = my_lookup,
-        .reader_close = my_reader_close,
+        .reader_open = staged ? my_reader_open : NULL,
+        .lookup = staged ? my_lookup : NULL,
+        .reader_close = staged ? my_reader_close : NULL,
         .scan = my_scan,
         .close = my_close,
         .self = s,

@@ -19,12 +19,36 @@
 #include "railgun/error.h"
 #include "railgun/sinks.h"
 #include "../common/claims.h"
+#include "../common/props.h"
+
+static const rg_conf_prop_t sqlite_props[] = {
+    {"sqlite.path", RG_CONF_STR, "", 0, 0,
+     "SQLite database file (created if missing). Empty: the command picks "
+     "one (demo: a temporary file); required by `railgun run`.", NULL},
+    RG_SQL_SINK_PROPS,
+};
+
+static const rg_conf_table_t sqlite_table = {
+    .layer = "sqlite",
+    .scope = RG_CONF_SCOPE_SINK,
+    .props = sqlite_props,
+    .count = sizeof(sqlite_props) / sizeof(sqlite_props[0]),
+};
+
+const rg_conf_table_t *rg_sqlite_conf_table(void)
+{
+    return &sqlite_table;
+}
+
+/* The tables this sink writes (names from sink.table.*; "" = none). */
+enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T__COUNT };
 
 typedef struct sqlite_sink {
     sqlite3 *db;
     char *path, *group, *topic;
+    char *table[T__COUNT];
     sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *up_count, *up_action, *up_offset, *sel_offset;
+    sqlite3_stmt *up_count, *up_bytes, *up_action, *up_offset, *sel_offset;
     struct rg_claims claims;
 } sqlite_sink;
 
@@ -33,18 +57,7 @@ struct rg_sink_reader_s {
     sqlite3_stmt *lookup, *begin, *end;
 };
 
-static void seterr(char *errstr, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *errstr, size_t size, const char *fmt, ...)
-{
-    if (errstr == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, size, fmt, ap);
-    va_end(ap);
-}
+#define seterr rg__seterr
 
 /* SQLite result -> RG_E*: what may pass on a retry is RG_EIO. */
 static int map_rc(int rc)
@@ -89,50 +102,59 @@ static int run(sqlite_sink *s, sqlite3_stmt *st, const char *what,
     return 0;
 }
 
-static const char *const schema_sql[] = {
-    "CREATE TABLE IF NOT EXISTS counts("
-    " video_id INTEGER PRIMARY KEY,"
-    " count INTEGER NOT NULL,"
-    " mtime INTEGER NOT NULL,"
-    " ctime INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS actions("
-    " video_id INTEGER NOT NULL,"
-    " user_id INTEGER NOT NULL,"
-    " state INTEGER NOT NULL,"
-    " mtime INTEGER NOT NULL,"
-    " ctime INTEGER NOT NULL,"
-    " PRIMARY KEY (video_id, user_id)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS offsets("
-    " consumer_group TEXT NOT NULL,"
-    " topic TEXT NOT NULL,"
-    " partition INTEGER NOT NULL,"
-    " next_offset INTEGER NOT NULL,"
-    " owner_epoch INTEGER NOT NULL,"
-    " PRIMARY KEY (consumer_group, topic, partition))",
-};
-
-/* Every table with the columns it must have. */
+/* Each kind of table: its CREATE (the name is %s), its columns (the key
+ * columns first) and how many columns form its primary key. */
 static const struct {
-    const char *table;
+    const char *create;
     const char *cols[6];
-} shapes[] = {
-    {"counts", {"video_id", "count", "mtime", "ctime", NULL}},
-    {"actions", {"video_id", "user_id", "state", "mtime", "ctime", NULL}},
-    {"offsets", {"consumer_group", "topic", "partition", "next_offset",
-                 "owner_epoch", NULL}},
+    unsigned nkey;
+} shapes[T__COUNT] = {
+    [T_MERGED] = {"CREATE TABLE IF NOT EXISTS %s("
+                  " video_id INTEGER PRIMARY KEY,"
+                  " count INTEGER NOT NULL,"
+                  " mtime INTEGER NOT NULL,"
+                  " ctime INTEGER NOT NULL)",
+                  {"video_id", "count", "mtime", "ctime", NULL}, 1},
+    [T_BYTES] = {"CREATE TABLE IF NOT EXISTS %s("
+                 " key_bytes BLOB NOT NULL PRIMARY KEY,"
+                 " count INTEGER NOT NULL,"
+                 " mtime INTEGER NOT NULL,"
+                 " ctime INTEGER NOT NULL) WITHOUT ROWID",
+                 {"key_bytes", "count", "mtime", "ctime", NULL}, 1},
+    [T_STAGED] = {"CREATE TABLE IF NOT EXISTS %s("
+                  " video_id INTEGER NOT NULL,"
+                  " user_id INTEGER NOT NULL,"
+                  " state INTEGER NOT NULL,"
+                  " mtime INTEGER NOT NULL,"
+                  " ctime INTEGER NOT NULL,"
+                  " PRIMARY KEY (video_id, user_id)) WITHOUT ROWID",
+                  {"video_id", "user_id", "state", "mtime", "ctime", NULL},
+                  2},
+    [T_OFFSETS] = {"CREATE TABLE IF NOT EXISTS %s("
+                   " consumer_group TEXT NOT NULL,"
+                   " topic TEXT NOT NULL,"
+                   " partition INTEGER NOT NULL,"
+                   " next_offset INTEGER NOT NULL,"
+                   " owner_epoch INTEGER NOT NULL,"
+                   " PRIMARY KEY (consumer_group, topic, partition))",
+                   {"consumer_group", "topic", "partition", "next_offset",
+                    "owner_epoch", NULL}, 3},
 };
 
-/* Checks that each table exists with its columns and its unique key. */
+/* Checks that each configured table exists with its columns and its
+ * primary key. */
 static int check_schema(sqlite_sink *s, char *errstr, size_t size)
 {
-    for (size_t t = 0; t < sizeof(shapes) / sizeof(shapes[0]); t++) {
+    for (size_t t = 0; t < T__COUNT; t++) {
+        if (s->table[t][0] == '\0')
+            continue;
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(s->db,
                                     "SELECT name, pk FROM pragma_table_info(?)",
                                     -1, &st, NULL);
         if (rc != SQLITE_OK)
             return fail(s->db, rc, "schema check", errstr, size);
-        sqlite3_bind_text(st, 1, shapes[t].table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, s->table[t], -1, SQLITE_STATIC);
         unsigned seen = 0, ncols = 0, pk = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             const char *name = (const char *)sqlite3_column_text(st, 0);
@@ -140,7 +162,6 @@ static int check_schema(sqlite_sink *s, char *errstr, size_t size)
             for (unsigned c = 0; shapes[t].cols[c]; c++)
                 if (name && strcmp(name, shapes[t].cols[c]) == 0) {
                     seen |= 1u << c;
-                    /* the key columns come first in each shape */
                     if (sqlite3_column_int(st, 1) > 0)
                         pk |= 1u << c;
                 }
@@ -150,25 +171,22 @@ static int check_schema(sqlite_sink *s, char *errstr, size_t size)
             return fail(s->db, rc, "schema check", errstr, size);
         if (ncols == 0) {
             seterr(errstr, size, "sqlite: table %s is missing in %s (run "
-                   "with --init-schema to create it)", shapes[t].table,
-                   s->path);
+                   "with --init-schema to create it)", s->table[t], s->path);
             return RG_ESTATE;
         }
         for (unsigned c = 0; shapes[t].cols[c]; c++)
             if (!(seen & (1u << c))) {
                 seterr(errstr, size, "sqlite: table %s in %s has the wrong "
-                       "shape: no column %s", shapes[t].table, s->path,
+                       "shape: no column %s", s->table[t], s->path,
                        shapes[t].cols[c]);
                 return RG_ESTATE;
             }
-        /* the unique key: counts(video_id), actions(video_id, user_id),
-         * offsets(group, topic, partition) */
-        unsigned want = t == 0 ? 0x1u : t == 1 ? 0x3u : 0x7u;
+        unsigned want = (1u << shapes[t].nkey) - 1;
         if ((pk & want) != want) {
             seterr(errstr, size, "sqlite: table %s in %s has the wrong "
-                   "shape: its primary key is not (%s%s%s)",
-                   shapes[t].table, s->path, shapes[t].cols[0],
-                   t ? ", " : "", t ? shapes[t].cols[1] : "");
+                   "shape: its primary key is not its first %u column(s) "
+                   "(%s, ...)", s->table[t], s->path, shapes[t].nkey,
+                   shapes[t].cols[0]);
             return RG_ESTATE;
         }
     }
@@ -183,6 +201,16 @@ static int prep(sqlite_sink *s, const char *sql, sqlite3_stmt **st,
     if (rc != SQLITE_OK)
         return fail(s->db, rc, "prepare", errstr, size);
     return 0;
+}
+
+/* prep() of a statement naming table t (every %s in fmt is its name). */
+static int prep_t(sqlite_sink *s, const char *fmt, int t, sqlite3_stmt **st,
+                  char *errstr, size_t size)
+{
+    char sql[512];
+    const char *n = s->table[t];
+    snprintf(sql, sizeof(sql), fmt, n, n, n, n);
+    return prep(s, sql, st, errstr, size);
 }
 
 static int sq_begin(void *self, uint64_t epoch, char *errstr, size_t size)
@@ -205,6 +233,25 @@ static int sq_write_merged(void *self, const rg_row_t *rows, size_t n,
         sqlite3_bind_int64(s->up_count, 2, rows[i].value);
         sqlite3_bind_int64(s->up_count, 3, t);
         int rc = run(s, s->up_count, "write counts", errstr, size);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int sq_write_bytes(void *self, const rg_bytes_row_t *rows, size_t n,
+                          char *errstr, size_t size)
+{
+    sqlite_sink *s = self;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].value == 0)
+            continue;
+        sqlite3_bind_blob(s->up_bytes, 1, rows[i].key, (int)rows[i].len,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(s->up_bytes, 2, rows[i].value);
+        sqlite3_bind_int64(s->up_bytes, 3, now);
+        int rc = run(s, s->up_bytes, "write merged bytes", errstr, size);
         if (rc != 0)
             return rc;
     }
@@ -293,13 +340,16 @@ static int sq_claim(void *self, const int32_t *parts, size_t n,
                     int64_t *next_out, char *errstr, size_t size)
 {
     sqlite_sink *s = self;
-    static const char *const sql[] = {
-        "INSERT OR IGNORE INTO offsets VALUES (?1, ?2, ?3, -1, 0)",
-        "UPDATE offsets SET owner_epoch = owner_epoch + 1 "
+    static const char *const fmt[] = {
+        "INSERT OR IGNORE INTO %s VALUES (?1, ?2, ?3, -1, 0)",
+        "UPDATE %s SET owner_epoch = owner_epoch + 1 "
         "WHERE consumer_group = ?1 AND topic = ?2 AND partition = ?3",
-        "SELECT next_offset, owner_epoch FROM offsets "
+        "SELECT next_offset, owner_epoch FROM %s "
         "WHERE consumer_group = ?1 AND topic = ?2 AND partition = ?3",
     };
+    char sql[3][256];
+    for (int i = 0; i < 3; i++)
+        snprintf(sql[i], sizeof(sql[i]), fmt[i], s->table[T_OFFSETS]);
     sqlite3_stmt *st[3] = {NULL, NULL, NULL};
     int64_t *epochs = malloc(sizeof(int64_t) * (n ? n : 1));
     if (epochs == NULL) {
@@ -367,15 +417,15 @@ static rg_sink_reader_t *sq_reader_open(void *self, char *errstr,
         seterr(errstr, size, "sqlite: out of memory");
         return NULL;
     }
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT state FROM %s WHERE video_id = ?1 "
+             "AND user_id = ?2", s->table[T_STAGED]);
     int rc = sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READONLY, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(r->db, 5000);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v3(r->db,
-                                "SELECT state FROM actions WHERE "
-                                "video_id = ?1 AND user_id = ?2",
-                                -1, SQLITE_PREPARE_PERSISTENT, &r->lookup,
-                                NULL);
+        rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &r->lookup, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(r->db, "BEGIN", -1,
                                 SQLITE_PREPARE_PERSISTENT, &r->begin, NULL);
@@ -424,10 +474,17 @@ static int sq_scan(void *self, int table,
                    char *errstr, size_t size)
 {
     sqlite_sink *s = self;
-    const char *sql = table == RG_SINK_MERGED
-                          ? "SELECT video_id, 0, count, mtime FROM counts"
-                          : "SELECT video_id, user_id, state, mtime FROM "
-                            "actions";
+    char sql[256];
+    if (table == RG_SINK_MERGED)
+        snprintf(sql, sizeof(sql), "SELECT video_id, 0, count, mtime FROM %s",
+                 s->table[T_MERGED]);
+    else if (table == RG_SINK_STAGED && s->table[T_STAGED][0])
+        snprintf(sql, sizeof(sql), "SELECT video_id, user_id, state, mtime "
+                 "FROM %s", s->table[T_STAGED]);
+    else {
+        seterr(errstr, size, "sqlite: no such table to scan (%d)", table);
+        return RG_EINVAL;
+    }
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
@@ -449,44 +506,65 @@ static void sq_close(void *self)
     if (s == NULL)
         return;
     sqlite3_stmt *sts[] = {s->begin, s->commit, s->rollback, s->up_count,
-                           s->up_action, s->up_offset, s->sel_offset};
+                           s->up_bytes, s->up_action, s->up_offset,
+                           s->sel_offset};
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
         sqlite3_finalize(sts[i]);
     sqlite3_close(s->db);
     free(s->path);
     free(s->group);
     free(s->topic);
+    for (int t = 0; t < T__COUNT; t++)
+        free(s->table[t]);
     rg_claims_free(&s->claims);
     free(s);
 }
 
-int rg_sink_sqlite_open(const rg_conf_t *conf, unsigned flags,
+int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
                         rg_sink_t *out, char *errstr, size_t size)
 {
+    /* our own rows, with their defaults where the caller set none */
+    rg_conf_t *conf = rg_conf_dup(given);
+    if (conf == NULL ||
+        rg_conf_add_table(conf, &sqlite_table, errstr, size) != 0) {
+        if (conf == NULL)
+            seterr(errstr, size, "sqlite: out of memory");
+        rg_conf_destroy(conf);
+        return conf == NULL ? RG_ENOMEM : RG_EINVAL;
+    }
     const char *path = rg_conf_get_str(conf, "sqlite.path");
-    if (path == NULL || path[0] == '\0') {
-        seterr(errstr, size, "sqlite.path: not set");
+    if (path[0] == '\0') {
+        seterr(errstr, size, "sqlite.path: not set (which database file?)");
+        rg_conf_destroy(conf);
         return RG_EINVAL;
     }
     sqlite_sink *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         seterr(errstr, size, "sqlite: out of memory");
+        rg_conf_destroy(conf);
         return RG_ENOMEM;
     }
+    static const char *const names[T__COUNT] = {
+        "sink.table.merged", "sink.table.merged_bytes", "sink.table.staged",
+        "sink.table.offsets"};
+    int rc = 0;
+    bool ok = true;
+    for (int t = 0; t < T__COUNT; t++)
+        ok &= (s->table[t] = strdup(rg_conf_get_str(conf, names[t]))) != NULL;
     s->path = strdup(path);
     s->group = strdup(rg_conf_get_str(conf, "group.id"));
     s->topic = strdup(rg_conf_get_str(conf, "topic"));
-    int rc = 0;
-    if (!s->path || !s->group || !s->topic) {
+    rg_conf_destroy(conf);
+    if (!ok || !s->path || !s->group || !s->topic) {
         seterr(errstr, size, "sqlite: out of memory");
         rc = RG_ENOMEM;
         goto out;
     }
-    int src = sqlite3_open_v2(path, &s->db,
+    int src = sqlite3_open_v2(s->path, &s->db,
                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                               NULL);
     if (src != SQLITE_OK) {
-        seterr(errstr, size, "sqlite: cannot open %s: %s", path,
+        seterr(errstr, size, "sqlite: cannot open %s: %s", s->path,
                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
         rc = RG_EIO;
         goto out;
@@ -498,51 +576,66 @@ int rg_sink_sqlite_open(const rg_conf_t *conf, unsigned flags,
         goto out;
     }
     if (flags & RG_SINK_INIT_SCHEMA)
-        for (size_t i = 0; i < sizeof(schema_sql) / sizeof(schema_sql[0]);
-             i++)
-            if ((src = sqlite3_exec(s->db, schema_sql[i], NULL, NULL,
-                                    NULL)) != SQLITE_OK) {
+        for (int t = 0; t < T__COUNT; t++) {
+            if (s->table[t][0] == '\0')
+                continue;
+            char sql[512];
+            snprintf(sql, sizeof(sql), shapes[t].create, s->table[t]);
+            if ((src = sqlite3_exec(s->db, sql, NULL, NULL, NULL)) !=
+                SQLITE_OK) {
                 rc = fail(s->db, src, "create schema", errstr, size);
                 goto out;
             }
+        }
     if ((rc = check_schema(s, errstr, size)) != 0)
         goto out;
     if ((rc = prep(s, "BEGIN IMMEDIATE", &s->begin, errstr, size)) ||
         (rc = prep(s, "COMMIT", &s->commit, errstr, size)) ||
         (rc = prep(s, "ROLLBACK", &s->rollback, errstr, size)) ||
-        (rc = prep(s, "INSERT INTO counts (video_id, count, mtime, ctime) "
-                      "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (video_id) DO "
-                      "UPDATE SET count = count + excluded.count, "
-                      "mtime = excluded.mtime",
-                   &s->up_count, errstr, size)) ||
-        (rc = prep(s, "INSERT INTO actions (video_id, user_id, state, "
-                      "mtime, ctime) VALUES (?1, ?2, ?3, ?4, ?4) ON "
-                      "CONFLICT (video_id, user_id) DO UPDATE SET "
-                      "state = excluded.state, mtime = excluded.mtime",
-                   &s->up_action, errstr, size)) ||
-        (rc = prep(s, "UPDATE offsets SET next_offset = ?1 WHERE "
-                      "consumer_group = ?4 AND topic = ?5 AND partition = ?2 "
-                      "AND owner_epoch = ?3 AND next_offset <> ?1",
-                   &s->up_offset, errstr, size)) ||
-        (rc = prep(s, "SELECT next_offset, owner_epoch FROM offsets WHERE "
-                      "consumer_group = ?2 AND topic = ?3 AND partition = ?1",
-                   &s->sel_offset, errstr, size)))
+        (rc = prep_t(s, "INSERT INTO %s (video_id, count, mtime, ctime) "
+                        "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (video_id) DO "
+                        "UPDATE SET count = count + excluded.count, "
+                        "mtime = excluded.mtime",
+                     T_MERGED, &s->up_count, errstr, size)) ||
+        (s->table[T_BYTES][0] &&
+         (rc = prep_t(s, "INSERT INTO %s (key_bytes, count, mtime, ctime) "
+                         "VALUES (?1, ?2, ?3, ?3) ON CONFLICT (key_bytes) DO "
+                         "UPDATE SET count = count + excluded.count, "
+                         "mtime = excluded.mtime",
+                      T_BYTES, &s->up_bytes, errstr, size))) ||
+        (s->table[T_STAGED][0] &&
+         (rc = prep_t(s, "INSERT INTO %s (video_id, user_id, state, "
+                         "mtime, ctime) VALUES (?1, ?2, ?3, ?4, ?4) ON "
+                         "CONFLICT (video_id, user_id) DO UPDATE SET "
+                         "state = excluded.state, mtime = excluded.mtime",
+                      T_STAGED, &s->up_action, errstr, size))) ||
+        (rc = prep_t(s, "UPDATE %s SET next_offset = ?1 WHERE "
+                        "consumer_group = ?4 AND topic = ?5 AND "
+                        "partition = ?2 AND owner_epoch = ?3 AND "
+                        "next_offset <> ?1",
+                     T_OFFSETS, &s->up_offset, errstr, size)) ||
+        (rc = prep_t(s, "SELECT next_offset, owner_epoch FROM %s WHERE "
+                        "consumer_group = ?2 AND topic = ?3 AND "
+                        "partition = ?1",
+                     T_OFFSETS, &s->sel_offset, errstr, size)))
         goto out;
     sqlite3_bind_text(s->sel_offset, 2, s->group, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->sel_offset, 3, s->topic, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->up_offset, 4, s->group, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->up_offset, 5, s->topic, -1, SQLITE_STATIC);
+    bool staged = s->table[T_STAGED][0] != '\0';
     *out = (rg_sink_t){
         .begin = sq_begin,
         .write_merged = sq_write_merged,
-        .write_staged = sq_write_staged,
+        .write_merged_bytes = s->table[T_BYTES][0] ? sq_write_bytes : NULL,
+        .write_staged = staged ? sq_write_staged : NULL,
         .write_offsets = sq_write_offsets,
         .commit = sq_commit,
         .rollback = sq_rollback,
         .claim = sq_claim,
-        .reader_open = sq_reader_open,
-        .lookup = sq_lookup,
-        .reader_close = sq_reader_close,
+        .reader_open = staged ? sq_reader_open : NULL,
+        .lookup = staged ? sq_lookup : NULL,
+        .reader_close = staged ? sq_reader_close : NULL,
         .scan = sq_scan,
         .close = sq_close,
         .self = s,

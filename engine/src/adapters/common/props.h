@@ -1,0 +1,85 @@
+/*
+ * props.h - property rows more than one adapter shares (internal,
+ * header-only). rg_conf_add_table() merges identical rows of different
+ * tables into one property, so each adapter's table lists them and a
+ * program that adds several tables gets one `topic`, one `group.id`.
+ *
+ *   RG_STREAM_PROPS      topic, group.id: the Kafka source and producer
+ *                        read them, and the sinks key their offsets rows
+ *                        by them
+ *   RG_SQL_SINK_PROPS    the SQL sinks' table names
+ */
+#ifndef RG_ADAPTER_PROPS_H
+#define RG_ADAPTER_PROPS_H
+
+#include <ctype.h>
+#include <string.h>
+#include "railgun/conf.h"
+#include "railgun/error.h"
+#include "../../common/util.h"
+
+#define RG_STREAM_PROPS                                                      \
+    {"topic", RG_CONF_STR, "likes", 0, 0,                                    \
+     "Topic the events come from (Kafka source) or go to (producer); the "  \
+     "sinks store positions in their offsets table under it.", NULL},       \
+    {"group.id", RG_CONF_STR, "railgun", 0, 0,                               \
+     "Consumer group: the Kafka source joins it, and the sinks store "      \
+     "positions in their offsets table under it.", NULL}
+
+/* A table name the SQL sinks put into statements: identifiers cannot be
+ * bound as parameters, so only [A-Za-z_][A-Za-z0-9_]* up to 64 bytes. An
+ * empty name means "no such table" where the row's doc allows it. */
+__attribute__((unused)) static int rg__sql_ident_check(const char *name,
+                                                       const char *value,
+                                                       int64_t ival,
+                                                       char *errstr,
+                                                       size_t size)
+{
+    (void)ival;
+    size_t n = strlen(value);
+    bool ok = n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = value[i] == '_' || isalpha((unsigned char)value[i]) ||
+             (i > 0 && isdigit((unsigned char)value[i]));
+    if (ok)
+        return 0;
+    rg__seterr(errstr, size, "%s: \"%s\" is not a table name (letters, "
+               "digits and _, not starting with a digit, at most 64)", name,
+               value);
+    return RG_EINVAL;
+}
+
+/* The same, but an empty name is refused too. */
+__attribute__((unused)) static int rg__sql_ident_required(const char *name,
+                                                          const char *value,
+                                                          int64_t ival,
+                                                          char *errstr,
+                                                          size_t size)
+{
+    if (value[0] == '\0') {
+        rg__seterr(errstr, size, "%s: must not be empty", name);
+        return RG_EINVAL;
+    }
+    return rg__sql_ident_check(name, value, ival, errstr, size);
+}
+
+#define RG_SQL_SINK_PROPS                                                    \
+    RG_STREAM_PROPS,                                                         \
+    {"sink.table.merged", RG_CONF_STR, "counts", 0, 0,                       \
+     "SQL sinks: table of merged rows with integer keys, columns "          \
+     "(video_id, count, mtime, ctime); each epoch adds to count.",          \
+     rg__sql_ident_required},                                                \
+    {"sink.table.merged_bytes", RG_CONF_STR, "", 0, 0,                       \
+     "SQL sinks: table of merged rows with byte-string keys (up to 256 "    \
+     "bytes), columns (key_bytes, count, mtime, ctime); empty: the sink "   \
+     "stores no byte-string keys.", rg__sql_ident_check},                    \
+    {"sink.table.staged", RG_CONF_STR, "actions", 0, 0,                      \
+     "SQL sinks: table of staged rows, columns (video_id, user_id, state, " \
+     "mtime, ctime), upserted per (video_id, user_id); empty: the sink "    \
+     "has no staged table (and no read side).", rg__sql_ident_check},        \
+    {"sink.table.offsets", RG_CONF_STR, "offsets", 0, 0,                     \
+     "SQL sinks: table of stored positions, columns (consumer_group, "      \
+     "topic, partition, next_offset, owner_epoch).",                         \
+     rg__sql_ident_required}
+
+#endif /* RG_ADAPTER_PROPS_H */
