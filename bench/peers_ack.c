@@ -53,7 +53,7 @@ rgb_ack *rgb_ack_open(int impl, uint64_t n)
 {
     struct rgb_ack *b = calloc(1, sizeof(*b));
     b->impl = impl;
-    b->a = rg_ack_new(4096, 0);
+    b->a = rg_ack_new(4096, 0, NULL, 0);
     pthread_mutex_init(&b->mu, NULL);
     b->nodes = calloc(n, sizeof(*b->nodes));
     b->n = n;
@@ -183,7 +183,7 @@ int64_t rgb_ack_run(rgb_ack *b, const int64_t *order, uint64_t n)
     case RGB_ACK_LIST_MT:
         if (b->rings[0] == NULL) {
             for (int t = 0; t < 2; t++) {
-                b->rings[t] = rg_ring_new(1024, sizeof(int64_t));
+                b->rings[t] = rg_ring_new(1024, sizeof(int64_t), NULL, 0);
                 void **args = malloc(2 * sizeof(void *));
                 args[0] = b;
                 args[1] = b->rings[t];

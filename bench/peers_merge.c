@@ -122,7 +122,7 @@ rgb_merge *rgb_merge_open(int impl, const uint64_t *keys, size_t nkeys,
     case RGB_MERGE_RAILGUN:
         for (int t = 0; t < 2; t++) {
             m->part[t] = malloc(sizeof(uint64_t) * nkeys);
-            m->tables[t] = rg_merge_new(RG_MERGE_SUM, keyspace);
+            m->tables[t] = rg_merge_new(RG_MERGE_SUM, keyspace, NULL, 0);
         }
         for (size_t i = 0; i < nkeys; i++) {
             int t = (int)rg_hash_reduce(rg_hash64(keys[i]), 2);
@@ -136,7 +136,7 @@ rgb_merge *rgb_merge_open(int impl, const uint64_t *keys, size_t nkeys,
                              NULL);
         break;
     case RGB_MERGE_MUTEX:
-        m->shared = rg_merge_new(RG_MERGE_SUM, keyspace);
+        m->shared = rg_merge_new(RG_MERGE_SUM, keyspace, NULL, 0);
         break;
     }
     return m;

@@ -51,9 +51,9 @@ static inline void count(struct rgb_pipe *p, const rg_event_t *ev)
     p->counts[ev->key]++;
 }
 
-static void count_event(void *opaque, unsigned worker, rg_event_t *ev)
+static void count_event(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)worker;
+    (void)ctx;
     count(opaque, ev);
 }
 

@@ -143,7 +143,7 @@ rgb_ring *rgb_ring_open(int impl, unsigned cap, int cpu_prod, int cpu_cons)
     switch (impl) {
     case RGB_RING_RAILGUN:
     case RGB_RING_RAILGUN_BURST32:
-        r->rg = rg_ring_new(cap, sizeof(uint64_t));
+        r->rg = rg_ring_new(cap, sizeof(uint64_t), NULL, 0);
         break;
     case RGB_RING_CK:
         r->ckbuf = calloc(cap, sizeof(struct ck_ring_buffer));

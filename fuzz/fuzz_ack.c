@@ -221,8 +221,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         start = RG_ACK_OFFSET_MAX - (int64_t)(u64(&in) % 20000);
     else
         start = (int64_t)(u64(&in) % 1000000);
-    rg_ack_t *a = rg_ack_new((uint32_t)mwindow, start);
-    CHECK(a != NULL, "rg_ack_new(%lld, %lld) failed", (long long)mwindow,
+    rg_ack_t *a = rg_ack_new((uint32_t)mwindow, start, NULL, 0);
+    CHECK(a != NULL, "rg_ack_new(%lld, %lld, NULL, 0) failed", (long long)mwindow,
           (long long)start);
     memset(model, 0, sizeof(model));
     mgen_cur = 0;

@@ -4,8 +4,9 @@
 # its threads crash TSan's runtime, so the demos run with --source memory
 # and the Kafka processes are left out; the Release and ASan runs do all.
 # The command line behaves as documented (exact demo, --json, one-line
-# errors with exit 2 on bad input, --help), and the docs stay true: the
-# generated configuration reference and the embedding example.
+# errors with exit 2 on bad input and exit 1 when the work fails, -X over
+# --config, --help), and the docs stay true: the generated configuration
+# reference and the embedding example.
 set -u
 rg=$1 embed=$2 src=$3 kafka=${4:-1}
 if [ "$kafka" = 1 ]; then via=(); else via=(--source memory); fi
@@ -35,18 +36,30 @@ out=$("$rg" demo --source memory --events 200000 --dispatchers 2 --json)
 if grep -q '"source":"memory"' <<<"$out" && grep -q '"verify":"exact"' <<<"$out"
 then ok; else bad "demo --source memory: $out"; fi
 
-# --json: one object, exact
-out=$("$rg" demo "${via[@]}" --events 100000 --videos 100 --json); rc=$?
+# --json: one object, exact; the temporary database (no --db) is removed
+mkdir "$tmp/tmpdir"
+out=$(TMPDIR="$tmp/tmpdir" "$rg" demo "${via[@]}" --events 100000 --videos 100 --json); rc=$?
 if [ $rc -eq 0 ] && [ "$(wc -l <<<"$out")" -eq 1 ] &&
    [[ "$out" == \{*\} ]] && grep -q '"verify":"exact"' <<<"$out" &&
    grep -q '"events_per_s":' <<<"$out" &&
    grep -q '"transactions":' <<<"$out"; then ok
 else bad "demo --json: $out"; fi
+if [ -z "$(ls -A "$tmp/tmpdir")" ]; then ok
+else bad "demo left its temporary database: $(ls -A "$tmp/tmpdir")"; fi
 
 # --config FILE and -X apply in order
 printf '# demo settings\nworkers=3\nring.capacity=64\n' >"$tmp/demo.conf"
 out=$("$rg" demo "${via[@]}" --events 10000 --json --config "$tmp/demo.conf" -X workers=4)
 if grep -q '"workers":4' <<<"$out"; then ok; else bad "--config then -X: $out"; fi
+
+# -X wins over --config wherever it stands on the line
+printf 'workers=2\n' >"$tmp/w2.conf"
+for args in "-X workers=3 --config $tmp/w2.conf" "--config $tmp/w2.conf -X workers=3"; do
+    # shellcheck disable=SC2086 # split on purpose: the options
+    out=$("$rg" config $args)
+    if grep -qx 'workers=3' <<<"$out"; then ok
+    else bad "config $args: $(grep '^workers=' <<<"$out")"; fi
+done
 
 # --crash-at: killed mid-flush (before and after the commit), resumed from
 # the stored offsets, exact in the end (tests/crash_test.sh does 20 rounds)
@@ -120,6 +133,31 @@ expect_usage_error "kafka.bootstrap.servers" produce --events 10
 expect_usage_error "sink=null" bench likes -X sink=null
 printf 'workers=2\nbatch.max.events=-1\n' >"$tmp/bad.conf"
 expect_usage_error "bad.conf:2" demo --config "$tmp/bad.conf"
+expect_usage_error "batch.max.events" demo --source memory -X batch.max.events=128 -X ring.capacity=64
+for c in demo config bench mock-kafka run produce; do
+    expect_usage_error "--bogus" "$c" --bogus
+done
+
+# the work failed: exit 1, the reason on stderr (an unreachable sink, a
+# database that cannot be opened, messages that are never delivered)
+expect_runtime_error() { # WORD ARGS...
+    local word=$1; shift
+    "$rg" "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+    if [ $rc -eq 1 ] && grep -q -- "$word" "$tmp/err"; then ok
+    else bad "railgun $* -> rc=$rc (1 expected), stderr: $(cat "$tmp/err")"; fi
+}
+nodb="$tmp/no/such/dir/likes.db"
+expect_runtime_error "cannot open" demo "${via[@]}" --events 1000 --db "$nodb"
+expect_runtime_error "cannot open" demo --source memory --events 1000 --db "$nodb"
+expect_runtime_error "cannot connect" demo --source memory --events 1000 \
+    -X sink=mysql -X mysql.host=127.0.0.1 -X mysql.port=1 -X mysql.socket=
+expect_runtime_error "cannot open" demo --verify-only --events 1000 --db "$nodb"
+expect_runtime_error "cannot open" run -X kafka.bootstrap.servers=127.0.0.1:1 \
+    -X sqlite.path="$nodb" --init-schema
+expect_runtime_error "cannot open" bench likes --events 100 -X sqlite.path="$nodb"
+[ "$kafka" = 1 ] && expect_runtime_error "not delivered" produce --events 10 \
+    -X kafka.bootstrap.servers=127.0.0.1:1 -X kafka.message.timeout.ms=500 \
+    -X kafka.log_level=0
 
 # --help everywhere
 for c in demo config bench mock-kafka run produce; do

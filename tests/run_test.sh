@@ -8,6 +8,9 @@
 # restarted run processes exactly the rest (processor invocations add up to
 # the events: none twice) until the database matches the stream (`railgun
 # demo --verify-only`); a run restarted after that processes nothing.
+# A run given only -X flags (no --config, no kafka.auto.offset.reset) in a
+# fresh group counts the topic's backlog exactly, and logs where each
+# partition starts (the start of the log).
 # Then 5 quick stops while stats print every ms and SIGUSR1s arrive.
 # mysql: run through tests/support/with_mariadb.sh (RG_MYSQL_SOCKET).
 set -u
@@ -36,10 +39,16 @@ if [ "$sink" = mysql ]; then
     dbconf="sink=mysql
 mysql.socket=$RG_MYSQL_SOCKET
 mysql.database=run_$$"
+    # the -X only run's own database
+    xdb=(-X sink=mysql -X "mysql.socket=$RG_MYSQL_SOCKET"
+         -X "mysql.database=xonly_$$")
+    xverify=("${xdb[@]}")
 else
     events=200000 parts=32
     db=(--db "$tmp/likes.db")
     dbconf="sqlite.path=$tmp/likes.db"
+    xdb=(-X "sqlite.path=$tmp/xonly.db")
+    xverify=(--db "$tmp/xonly.db")
 fi
 
 "$rg" mock-kafka --topic likes:$parts >"$tmp/servers" 2>"$tmp/mk.err" &
@@ -55,6 +64,38 @@ stream=(--events $events --seed 11)
 grep -q "\"produced\":$events" "$tmp/produce" ||
     fail "produce: $(cat "$tmp/produce")"
 
+final() { # FILE FIELD: FIELD of the final stats line
+    grep '"stats":"final"' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
+}
+
+# only -X flags, a fresh group (the default group.id), no
+# kafka.auto.offset.reset: the backlog already in the topic is counted,
+# exactly, and each partition's start is logged (librdkafka's own default
+# is the end of the log: that once consumed 0 of 61k events)
+"$rg" run -X "kafka.bootstrap.servers=$servers" "${xdb[@]}" --init-schema \
+    --json 2>"$tmp/xonly.err" &
+run=$!
+exact=no
+for _ in $(seq 1 120); do
+    sleep 1
+    kill -0 $run 2>/dev/null || break # died: wait says how
+    if "$rg" demo "${stream[@]}" "${xverify[@]}" --verify-only \
+        >"$tmp/verify" 2>/dev/null; then exact=yes; break; fi
+done
+kill -TERM $run
+wait $run; rc=$?
+[ $rc -eq 0 ] || fail "-X only: run exited $rc: $(log "$tmp/xonly.err")"
+[ $exact = yes ] ||
+    fail "-X only: never exact: $(cat "$tmp/verify"; log "$tmp/xonly.err")"
+px=$(final "$tmp/xonly.err" processed)
+[ "${px:-0}" -eq $events ] ||
+    fail "-X only: processed ${px:-?} of $events: $(log "$tmp/xonly.err")"
+for p in $(seq 0 $((parts - 1))); do
+    grep -q "kafka: likes \[$p\]: starts at offset 0, the start of the log" \
+        "$tmp/xonly.err" ||
+        fail "-X only: no start line for partition $p: $(log "$tmp/xonly.err")"
+done
+
 cat >"$tmp/run.conf" <<CONF
 kafka.bootstrap.servers=$servers
 kafka.auto.offset.reset=earliest
@@ -63,9 +104,6 @@ group.id=run-test
 flush.interval.ms=50
 kafka.session.timeout.ms=6000
 CONF
-final() { # FILE FIELD: FIELD of the final stats line
-    grep '"stats":"final"' "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
-}
 
 # SIGTERM under load: stopped while events flow, it flushes and commits
 "$rg" run --config "$tmp/run.conf" --init-schema --json \
@@ -145,6 +183,7 @@ for i in 1 2 3 4 5; do
     [ $rc -eq 0 ] || fail "stop $i with stats every ms exited $rc: $(log "$tmp/run3.err")"
     grep -q '"stats":"final"' "$tmp/run3.err" || fail "stop $i: no final stats"
 done
-echo "run ($sink): produce $events; SIGTERM under load after $p0, restart" \
+echo "run ($sink): produce $events; -X only: all $events counted from the" \
+    "start of the log, exact; SIGTERM under load after $p0, restart" \
     "processed $p1 (sum exact, none twice); exact; restart reprocessed" \
     "nothing; 5 stops with stats every ms"

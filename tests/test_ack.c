@@ -24,7 +24,7 @@ Test(ack, random_order_watermark_equals_reference_every_step,
     const uint32_t window = 4096;
     int64_t *order = rg_completion_order(n, window, 11);
     bool *done = calloc(n, 1);
-    rg_ack_t *a = rg_ack_new(window, 0);
+    rg_ack_t *a = rg_ack_new(window, 0, NULL, 0);
     cr_assert_not_null(a);
     uint64_t begun = 0, ref = 0, bad = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -91,13 +91,13 @@ static void run_threads(unsigned nthreads)
 {
     struct mt m = {.n = 1000000};
     const uint32_t window = 4096;
-    m.a = rg_ack_new(window, 0);
+    m.a = rg_ack_new(window, 0, NULL, 0);
     m.shadow = calloc(m.n, 1);
     rg_ring_t *rings[4];
     struct completer cs[4];
     pthread_t th[4];
     for (unsigned t = 0; t < nthreads; t++) {
-        rings[t] = rg_ring_new(1024, sizeof(int64_t));
+        rings[t] = rg_ring_new(1024, sizeof(int64_t), NULL, 0);
         cs[t] = (struct completer){&m, rings[t]};
         pthread_create(&th[t], NULL, complete_main, &cs[t]);
     }
@@ -160,7 +160,7 @@ Test(ack, four_threads_completing, .timeout = 300)
 
 Test(ack, full_window_refuses_without_growing)
 {
-    rg_ack_t *a = rg_ack_new(64, 100);
+    rg_ack_t *a = rg_ack_new(64, 100, NULL, 0);
     for (int64_t o = 100; o < 164; o++)
         cr_assert_eq(rg_ack_begin(a, o), 0);
     /* offset 100 is stuck: 164 would be a window away */
@@ -182,7 +182,7 @@ Test(ack, full_window_refuses_without_growing)
 
 Test(ack, gaps_never_stall_the_watermark)
 {
-    rg_ack_t *a = rg_ack_new(64, 0);
+    rg_ack_t *a = rg_ack_new(64, 0, NULL, 0);
     cr_assert_eq(rg_ack_begin(a, 0), 0);
     cr_assert_eq(rg_ack_begin(a, 5), 0);     /* 1..4 skipped */
     cr_assert_eq(rg_ack_begin(a, 40), 0);    /* 6..39 skipped */
@@ -206,7 +206,7 @@ Test(ack, gaps_never_stall_the_watermark)
 
 Test(ack, offsets_zero_and_near_int64_max)
 {
-    rg_ack_t *a = rg_ack_new(64, 0);
+    rg_ack_t *a = rg_ack_new(64, 0, NULL, 0);
     cr_assert_eq(rg_ack_watermark(a), 0);
     cr_assert_eq(rg_ack_begin(a, -1), RG_EINVAL);
     cr_assert_eq(rg_ack_begin(a, 0), 0);
@@ -216,7 +216,7 @@ Test(ack, offsets_zero_and_near_int64_max)
     rg_ack_destroy(a);
 
     int64_t top = RG_ACK_OFFSET_MAX;
-    a = rg_ack_new(64, top - 10);
+    a = rg_ack_new(64, top - 10, NULL, 0);
     for (int64_t o = top - 10; o <= top; o++)
         cr_assert_eq(rg_ack_begin(a, o), 0, "begin(max - %lld)",
                      (long long)(top - o));
@@ -225,15 +225,15 @@ Test(ack, offsets_zero_and_near_int64_max)
         cr_assert_eq(rg_ack_done(a, 0, o), 0);
     cr_assert_eq(rg_ack_watermark(a), INT64_MAX);
     rg_ack_destroy(a);
-    cr_assert_null(rg_ack_new(64, -5));
-    cr_assert_null(rg_ack_new(100, 0), "window must be a power of two");
-    cr_assert_null(rg_ack_new(32, 0));
+    cr_assert_null(rg_ack_new(64, -5, NULL, 0));
+    cr_assert_null(rg_ack_new(100, 0, NULL, 0), "window must be a power of two");
+    cr_assert_null(rg_ack_new(32, 0, NULL, 0));
     rg_ack_destroy(NULL);
 }
 
 Test(ack, bad_dones_are_rejected_without_corruption)
 {
-    rg_ack_t *a = rg_ack_new(64, 0);
+    rg_ack_t *a = rg_ack_new(64, 0, NULL, 0);
     for (int64_t o = 0; o < 10; o++)
         cr_assert_eq(rg_ack_begin(a, o), 0);
     cr_assert_eq(rg_ack_done(a, 0, 10), RG_ENOENT, "never begun");
@@ -254,7 +254,7 @@ Test(ack, bad_dones_are_rejected_without_corruption)
 
 Test(ack, reset_mid_flight_ignores_the_old_generation)
 {
-    rg_ack_t *a = rg_ack_new(64, 0);
+    rg_ack_t *a = rg_ack_new(64, 0, NULL, 0);
     for (int64_t o = 0; o < 20; o++)
         cr_assert_eq(rg_ack_begin(a, o), 0);
     cr_assert_eq(rg_ack_done(a, 0, 0), 0);
@@ -326,9 +326,9 @@ static int unpack_off(void *opaque, const rg_msg_t *m, rg_event_t *ev)
 /* offsets of a partition are processed in order only per key; count the
  * processed ones per partition, then the committed offset may not exceed
  * the number processed (offsets start at 0, no gaps here) */
-static void count_do(void *opaque, unsigned w, rg_event_t *ev)
+static void count_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)opaque, (void)w;
+    (void)opaque, (void)ctx;
     atomic_fetch_add(&cm.processed[ev->partition], 1);
 }
 
@@ -388,9 +388,9 @@ Test(ack, engine_commit_callback_gets_right_offsets_not_per_message,
     rg_engine_destroy(e);
 }
 
-static void stuck_do(void *opaque, unsigned w, rg_event_t *ev)
+static void stuck_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)w;
+    (void)ctx;
     _Atomic int *release = opaque;
     /* offset 0 waits until the test lets it go */
     while (ev->offset == 0 && !atomic_load(release)) {

@@ -1,7 +1,9 @@
 /*
- * test_conf.c - the property table: defaults valid, every bad value of
- * every property rejected with a message naming it, failed sets change
- * nothing, files and -X lines, engine-level combinations.
+ * test_conf.c - the property tables: in every layer (core, Kafka, SQLite,
+ * MariaDB, the program) defaults valid, every bad value of every property
+ * rejected with a message naming it, failed sets change nothing; layering
+ * (unknown names, shared and conflicting rows, tables added twice, a
+ * copy keeps its tables); files and -X lines; the log callback.
  */
 #define _GNU_SOURCE
 #include "support/test.h"
@@ -10,6 +12,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include "railgun/railgun.h"
+#include "likes_job.h"
+#include "railgun/kafka.h"
+#include "railgun/sinks.h"
 
 static void assert_rejected(rg_conf_t *conf, const char *name,
                             const char *value)
@@ -27,13 +32,28 @@ static void assert_rejected(rg_conf_t *conf, const char *name,
     cr_assert_str_eq(before, after, "failed set changed %s", name);
 }
 
+/* Calls fn on every row of every table of the program's full conf. */
+#define EACH_PROP(conf, p)                                                   \
+    for (size_t t_ = 0; t_ < rg_conf_table_count(conf); t_++)               \
+        for (const rg_conf_prop_t *p = rg_conf_table_at(conf, t_)->props;   \
+             p < rg_conf_table_at(conf, t_)->props +                         \
+                     rg_conf_table_at(conf, t_)->count;                      \
+             p++)
+
 Test(conf, every_default_is_valid_and_round_trips)
 {
-    rg_conf_t *conf = rg_conf_new();
-    cr_assert_gt(rg_conf_prop_count(), 0);
-    for (size_t i = 0; i < rg_conf_prop_count(); i++) {
-        const rg_conf_prop_t *p = rg_conf_prop_at(i);
+    rg_conf_t *conf = rg_likes_conf_new();
+    cr_assert_eq(rg_conf_table_count(conf), 5, "core, kafka, sqlite, "
+                 "mysql and the program");
+    cr_assert_eq(rg_conf_table_at(conf, 0), rg_conf_core_table());
+    cr_assert_null(rg_conf_table_at(conf, 5));
+    EACH_PROP(conf, p)
+        cr_assert_not(rg_conf_is_set(conf, p->name),
+                      "%s: a default counts as not set", p->name);
+    size_t n = 0;
+    EACH_PROP(conf, p) {
         char err[256] = "", val[1024];
+        n++;
         size_t sz = sizeof(val);
         cr_assert_eq(rg_conf_get(conf, p->name, val, &sz), 0);
         cr_assert_str_eq(val, p->def, "%s: default reads back as %s",
@@ -43,15 +63,164 @@ Test(conf, every_default_is_valid_and_round_trips)
         cr_assert_not_null(p->doc);
         cr_assert_gt(strlen(p->doc), 20, "%s is undocumented", p->name);
     }
-    cr_assert_null(rg_conf_prop_at(rg_conf_prop_count()));
+    cr_assert_gt(n, 30);
     rg_conf_destroy(conf);
+}
+
+/* The core's table holds only what the core reads: no adapter's or
+ * program's property, and nothing names a database. */
+Test(conf, the_core_table_is_the_cores)
+{
+    const rg_conf_table_t *t = rg_conf_core_table();
+    cr_assert_eq(t->scope, RG_CONF_SCOPE_CORE);
+    for (size_t i = 0; i < t->count; i++) {
+        const char *n = t->props[i].name;
+        cr_assert(strncmp(n, "sqlite.", 7) && strncmp(n, "mysql.", 6) &&
+                      strcmp(n, "sink") && strcmp(n, "topic") &&
+                      strcmp(n, "group.id") && strncmp(n, "source.", 7) &&
+                      strcmp(n, "stats.interval.ms"),
+                  "%s is not the core's", n);
+        cr_assert_null(strstr(t->props[i].doc, "sqlite"), "%s", n);
+        cr_assert_null(strstr(t->props[i].doc, "MariaDB"), "%s", n);
+    }
+    cr_assert_null(t->passthrough);
+    /* without the Kafka table, kafka.* and topic are unknown names */
+    rg_conf_t *c = rg_conf_new();
+    char err[256] = "";
+    cr_assert_eq(rg_conf_set(c, "kafka.bootstrap.servers", "h:1", err,
+                             sizeof(err)), RG_ENOENT);
+    cr_assert(strstr(err, "kafka.bootstrap.servers: unknown property"),
+              "%s", err);
+    cr_assert_eq(rg_conf_set(c, "sqlite.path", "x", err, sizeof(err)),
+                 RG_ENOENT);
+    cr_assert_eq(rg_conf_add_table(c, rg_sqlite_conf_table(), err,
+                                   sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_conf_set(c, "sqlite.path", "x", err, sizeof(err)), 0);
+    cr_assert_str_eq(rg_conf_get_str(c, "topic"), "likes",
+                     "the sink's rows have their defaults");
+    rg_conf_destroy(c);
+}
+
+static int always_bad(const char *name, const char *value, int64_t iv,
+                      char *errstr, size_t size)
+{
+    (void)value, (void)iv;
+    snprintf(errstr, size, "%s: never valid", name);
+    return RG_EINVAL;
+}
+
+Test(conf, layers_share_identical_rows_and_refuse_conflicting_ones)
+{
+    static const rg_conf_prop_t a_rows[] = {
+        {"app.one", RG_CONF_INT, "5", 0, 10, "an app's own number row", NULL},
+        {"topic", RG_CONF_STR, "likes", 0, 0, "the same topic row", NULL},
+    };
+    static const rg_conf_table_t a = {"app-a", RG_CONF_SCOPE_APP, a_rows, 2,
+                                      NULL, NULL};
+    static const rg_conf_prop_t b_rows[] = {
+        {"app.one", RG_CONF_INT, "6", 0, 10, "another default", NULL},
+    };
+    static const rg_conf_table_t b = {"app-b", RG_CONF_SCOPE_APP, b_rows, 1,
+                                      NULL, NULL};
+    static const rg_conf_prop_t c_rows[] = {
+        {"app.bad", RG_CONF_STR, "x", 0, 0, "a default its check refuses",
+         always_bad},
+    };
+    static const rg_conf_table_t c = {"app-c", RG_CONF_SCOPE_APP, c_rows, 1,
+                                      NULL, NULL};
+    rg_conf_t *conf = rg_conf_new();
+    char err[256] = "";
+    cr_assert_eq(rg_conf_add_table(conf, rg_kafka_conf_table(), err,
+                                   sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_conf_add_table(conf, &a, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_conf_add_table(conf, &a, err, sizeof(err)), 0,
+                 "adding a table twice does nothing");
+    cr_assert_eq(rg_conf_table_count(conf), 3);
+    /* topic is one property: set through either layer's name */
+    cr_assert_eq(rg_conf_set(conf, "topic", "clicks", err, sizeof(err)), 0);
+    cr_assert_str_eq(rg_conf_get_str(conf, "topic"), "clicks");
+    cr_assert_eq(rg_conf_add_table(conf, &b, err, sizeof(err)), RG_EEXIST);
+    cr_assert(strstr(err, "app.one") && strstr(err, "app-a") &&
+                  strstr(err, "app-b"), "%s", err);
+    cr_assert_eq(rg_conf_add_table(conf, &c, err, sizeof(err)), RG_EINVAL);
+    cr_assert(strstr(err, "app.bad"), "%s", err);
+    cr_assert_eq(rg_conf_table_count(conf), 3, "failed adds change nothing");
+    cr_assert_eq(rg_conf_set(conf, "app.bad", "x", err, sizeof(err)),
+                 RG_ENOENT);
+    rg_conf_t *copy = rg_conf_dup(conf);
+    cr_assert_eq(rg_conf_table_count(copy), 3, "a copy keeps its tables");
+    cr_assert_str_eq(rg_conf_get_str(copy, "topic"), "clicks");
+    cr_assert(rg_conf_is_set(copy, "topic"));
+    cr_assert_not(rg_conf_is_set(copy, "app.one"));
+    cr_assert_eq(rg_conf_get_int(copy, "app.one"), 5);
+    rg_conf_destroy(copy);
+    rg_conf_destroy(conf);
+}
+
+struct logged {
+    int n;
+    rg_log_level_t level;
+    char who[32], line[256];
+};
+
+static void log_cb(void *opaque, rg_log_level_t level, const char *who,
+                   const char *line)
+{
+    struct logged *l = opaque;
+    l->n++;
+    l->level = level;
+    snprintf(l->who, sizeof(l->who), "%s", who);
+    snprintf(l->line, sizeof(l->line), "%s", line);
+}
+
+static int unpack_nop(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque, (void)m, (void)ev;
+    return 0;
+}
+
+static void do_nop(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
+{
+    (void)opaque, (void)ctx, (void)ev;
+}
+
+/* The log callback travels with copies; the engine warns through it
+ * (more workers than online CPUs: allowed, warned once, with why). */
+Test(conf, the_log_callback_reaches_the_engine)
+{
+    struct logged l = {0};
+    rg_conf_t *conf = rg_conf_new();
+    rg_conf_set_log_cb(conf, log_cb, &l);
+    rg_conf_t *copy = rg_conf_dup(conf);
+    void *op = NULL;
+    cr_assert_eq(rg_conf_log_cb(copy, &op), log_cb);
+    cr_assert_eq(op, &l);
+    rg_conf_log(copy, RG_LOG_INFO, "test", "hello %d", 42);
+    cr_assert_eq(l.n, 1);
+    cr_assert_str_eq(l.who, "test");
+    cr_assert_str_eq(l.line, "hello 42");
+    rg_conf_destroy(conf);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    char v[32], err[256];
+    snprintf(v, sizeof(v), "%ld", online + 1);
+    cr_assert_eq(rg_conf_set(copy, "workers", v, err, sizeof(err)), 0);
+    rg_processor_t proc = {.unpack = unpack_nop, .do_event = do_nop};
+    rg_engine_t *e = rg_engine_new(copy, &proc, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    cr_assert_eq(l.n, 2, "one warning");
+    cr_assert_eq(l.level, RG_LOG_WARN);
+    cr_assert_str_eq(l.who, "engine");
+    cr_assert(strstr(l.line, "online CPUs"), "%s", l.line);
+    rg_engine_stats_t st;
+    rg_engine_stats(e, &st);
+    cr_assert_eq(st.warnings, 1);
+    rg_engine_destroy(e);
 }
 
 Test(conf, every_bad_value_in_the_table_is_rejected_naming_the_property)
 {
-    rg_conf_t *conf = rg_conf_new();
-    for (size_t i = 0; i < rg_conf_prop_count(); i++) {
-        const rg_conf_prop_t *p = rg_conf_prop_at(i);
+    rg_conf_t *conf = rg_likes_conf_new();
+    EACH_PROP(conf, p) {
         char v[64];
         switch (p->type) {
         case RG_CONF_INT:
@@ -173,9 +342,26 @@ Test(conf, errors_have_names_and_messages)
     cr_assert_not(rg_err_is_retriable(RG_EDECODE));
 }
 
+Test(conf, table_names_are_identifiers)
+{
+    rg_conf_t *conf = rg_likes_conf_new();
+    assert_rejected(conf, "sink.table.merged", "counts; DROP TABLE x");
+    assert_rejected(conf, "sink.table.merged", "");
+    assert_rejected(conf, "sink.table.staged", "1abc");
+    assert_rejected(conf, "sink.table.offsets", "a`b");
+    assert_rejected(conf, "sink", "postgres");
+    char err[256];
+    cr_assert_eq(rg_conf_set(conf, "sink.table.staged", "", err,
+                             sizeof(err)), 0, "no staged table: %s", err);
+    cr_assert_eq(rg_conf_set(conf, "sink.table.merged_bytes", "word_counts",
+                             err, sizeof(err)), 0, "%s", err);
+    rg_conf_destroy(conf);
+}
+
 Test(conf, kafka_properties_pass_through_in_order)
 {
     rg_conf_t *c = rg_conf_new();
+    cr_assert_eq(rg_conf_add_table(c, rg_kafka_conf_table(), NULL, 0), 0);
     char err[256];
     cr_assert_eq(rg_conf_set(c, "kafka.bootstrap.servers", "h:1", err,
                              sizeof(err)), 0, "%s", err);

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "railgun/railgun.h"
 #include "zipf.h"
@@ -57,24 +58,25 @@ static void check_one(struct order *o, unsigned worker, const rg_event_t *ev)
     *last = ev->offset;
 }
 
-static void do_check(void *opaque, unsigned worker, rg_event_t *ev)
+static void do_check(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    check_one(opaque, worker, ev);
+    check_one(opaque, rg_ctx_worker(ctx), ev);
 }
 
-static void pre_do_check(void *opaque, unsigned worker, rg_event_t *evs,
+static void pre_do_check(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                          size_t n)
 {
     struct order *o = opaque;
-    o->pending[worker] = evs;
-    o->pending_n[worker] = n;
+    o->pending[rg_ctx_worker(ctx)] = evs;
+    o->pending_n[rg_ctx_worker(ctx)] = n;
     atomic_fetch_add_explicit(&o->pre_do_calls, 1, memory_order_relaxed);
 }
 
-static void batch_check(void *opaque, unsigned worker, rg_event_t *evs,
+static void batch_check(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                         size_t n)
 {
     struct order *o = opaque;
+    unsigned worker = rg_ctx_worker(ctx);
     if (n == 0 || n > o->batch_max || o->pending[worker] != evs ||
         o->pending_n[worker] != n)
         atomic_fetch_add_explicit(&o->bad_batch, 1, memory_order_relaxed);
@@ -214,9 +216,9 @@ static void sleep_us(long us)
     nanosleep(&ts, NULL);
 }
 
-static void slow_do(void *opaque, unsigned worker, rg_event_t *ev)
+static void slow_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)worker;
+    (void)ctx;
     (void)ev;
     struct slow *s = opaque;
     sleep_us(200);
@@ -280,9 +282,9 @@ struct busy {
 
 #define BUSY_MAX (1u << 22)
 
-static void busy_do(void *opaque, unsigned worker, rg_event_t *ev)
+static void busy_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)worker;
+    (void)ctx;
     struct busy *b = opaque;
     atomic_fetch_add(&b->seen[(size_t)ev->partition * BUSY_MAX +
                               (size_t)ev->offset], 1);
@@ -361,9 +363,9 @@ Test(engine, stop_while_busy_processes_every_accepted_event, .timeout = 120)
 
 static _Atomic uint64_t idle_done;
 
-static void idle_do(void *opaque, unsigned worker, rg_event_t *ev)
+static void idle_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)opaque, (void)worker, (void)ev;
+    (void)opaque, (void)ctx, (void)ev;
     atomic_fetch_add(&idle_done, 1);
 }
 
@@ -405,9 +407,9 @@ Test(engine, idle_workers_park_and_wake_on_push, .timeout = 60)
 
 static _Atomic int ran_on = -1;
 
-static void cpu_do(void *opaque, unsigned worker, rg_event_t *ev)
+static void cpu_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)opaque, (void)worker, (void)ev;
+    (void)opaque, (void)ctx, (void)ev;
     atomic_store(&ran_on, sched_getcpu());
 }
 
@@ -515,9 +517,9 @@ static int unpack_mixed(void *opaque, const rg_msg_t *m, rg_event_t *ev)
     return m->offset % 5 == 0 ? RG_EDECODE : 0;
 }
 
-static void count_ok(void *opaque, unsigned worker, rg_event_t *ev)
+static void count_ok(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)opaque, (void)worker, (void)ev;
+    (void)opaque, (void)ctx, (void)ev;
     atomic_fetch_add(&decoded_ok, 1);
 }
 
@@ -562,9 +564,9 @@ static int unpack_counted(void *opaque, const rg_msg_t *m, rg_event_t *ev)
     return 0;
 }
 
-static void held_do(void *opaque, unsigned worker, rg_event_t *ev)
+static void held_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)opaque, (void)worker, (void)ev;
+    (void)opaque, (void)ctx, (void)ev;
     /* acquire: pairs with the test's release store of 0 */
     while (atomic_load_explicit(&hold_worker, memory_order_acquire))
         sleep_us(1000);
@@ -614,4 +616,151 @@ Test(engine, push_burst_for_times_out_without_unpacking_the_rest,
     cr_assert_eq(atomic_load_explicit(&held_done, memory_order_relaxed),
                  (uint64_t)N, "each event once");
     rg_engine_destroy(e); /* and conf, which it took */
+}
+
+/* ---- issue 11: the context, default routing, bad input ---------------- */
+
+struct routed {
+    rg_engine_t *e;
+    _Atomic uint64_t wrong, seen, bad_ctx;
+};
+
+/* leaves ev->key alone: the engine routes by the message key's hash */
+static int unpack_keyless(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque;
+    memcpy(ev->data.bytes, m->key, m->key_len);
+    ev->len = (uint32_t)m->key_len;
+    return 0;
+}
+
+static void check_route(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
+{
+    struct routed *r = opaque;
+    uint64_t want = rg_hash_bytes(ev->data.bytes, ev->len);
+    /* relaxed: counters read after stop */
+    if (ev->key != want ||
+        rg_engine_worker_of(r->e, want) != rg_ctx_worker(ctx))
+        atomic_fetch_add_explicit(&r->wrong, 1, memory_order_relaxed);
+    if (rg_ctx_engine(ctx) != r->e || rg_ctx_delta(ctx) != NULL)
+        atomic_fetch_add_explicit(&r->bad_ctx, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->seen, 1, memory_order_relaxed);
+}
+
+Test(engine, an_unset_routing_key_routes_by_the_message_key)
+{
+    char err[256];
+    rg_conf_t *conf = rg_conf_new();
+    cr_assert_eq(rg_conf_set(conf, "workers", "2", err, sizeof(err)), 0);
+    static struct routed r;
+    rg_processor_t proc = {.unpack = unpack_keyless,
+                           .do_event = check_route, .opaque = &r};
+    r.e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(r.e, "%s", err);
+    cr_assert_eq(rg_engine_start(r.e, err, sizeof(err)), 0, "%s", err);
+    rg_dispatcher_t *d = rg_engine_dispatcher(r.e, 0);
+    unsigned per_worker[2] = {0, 0};
+    for (int i = 0; i < 2000; i++) {
+        char key[16];
+        int n = snprintf(key, sizeof(key), "user-%d", i % 97);
+        rg_msg_t m = {.offset = i, .key = key, .key_len = (size_t)n};
+        cr_assert_eq(rg_dispatcher_push(d, &m), 0);
+        per_worker[rg_engine_worker_of(r.e, rg_hash_bytes(key, (size_t)n))]++;
+    }
+    rg_engine_stop(r.e);
+    cr_assert_eq(atomic_load(&r.seen), 2000);
+    cr_assert_eq(atomic_load(&r.wrong), 0, "events not routed by their "
+                 "message key");
+    cr_assert_eq(atomic_load(&r.bad_ctx), 0);
+    cr_assert(per_worker[0] > 0 && per_worker[1] > 0,
+              "97 keys spread over both workers (%u, %u)", per_worker[0],
+              per_worker[1]);
+    rg_engine_destroy(r.e);
+}
+
+static int unpack_too_long(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque;
+    ev->key = 1;
+    ev->len = m->offset == 3 ? RG_EVENT_INLINE_MAX + 1 : 4;
+    return 0;
+}
+
+static _Atomic uint64_t bad_input_done;
+
+static void count_bad_input(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
+{
+    (void)opaque, (void)ctx, (void)ev;
+    atomic_fetch_add_explicit(&bad_input_done, 1, memory_order_relaxed);
+}
+
+struct warn_log {
+    int n;
+    char line[512];
+};
+
+static void warn_cb(void *opaque, rg_log_level_t level, const char *who,
+                    const char *line)
+{
+    (void)who;
+    struct warn_log *l = opaque;
+    if (level != RG_LOG_WARN)
+        return; /* e.g. the idle policy's choice */
+    l->n++;
+    snprintf(l->line, sizeof(l->line), "%s", line);
+}
+
+/* What the embedding trial found, each now a clear error. */
+Test(engine, bad_calls_are_clear_errors)
+{
+    char err[256] = "";
+    static struct warn_log log;
+    rg_conf_t *conf = rg_conf_new();
+    rg_conf_set_log_cb(conf, warn_cb, &log);
+    cr_assert_eq(rg_conf_set(conf, "workers", "1", err, sizeof(err)), 0);
+    rg_processor_t proc = {.unpack = unpack_too_long,
+                           .do_event = count_bad_input};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
+    rg_msg_t m = {.offset = 0};
+    /* a push before start is refused, not absorbed */
+    cr_assert_eq(rg_dispatcher_push(d, &m), RG_ESTATE);
+    size_t got = 7;
+    cr_assert_eq(rg_dispatcher_push_burst_for(d, &m, 1, 10, &got),
+                 RG_ESTATE);
+    cr_assert_eq(got, 0u);
+    cr_assert_eq(rg_dispatcher_flush(d, 10), RG_ESTATE);
+    /* NULL handles and messages */
+    cr_assert_eq(rg_dispatcher_push(NULL, &m), RG_EINVAL);
+    cr_assert_eq(rg_dispatcher_push(d, NULL), RG_EINVAL);
+    cr_assert_eq(rg_dispatcher_push_burst(NULL, &m, 1), 0u);
+    cr_assert_eq(rg_dispatcher_push_burst_for(d, NULL, 1, 10, &got),
+                 RG_EINVAL);
+    cr_assert_eq(rg_dispatcher_reset(NULL, 0, 0), RG_EINVAL);
+    cr_assert_null(rg_engine_dispatcher(e, 1));
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), RG_ESTATE);
+    cr_assert(strstr(err, "already started"), "%s", err);
+    /* an event unpack made too long for inline, without the external
+     * flag: rejected with RG_EINVAL, counted, logged once */
+    for (int64_t o = 0; o < 6; o++) {
+        m.offset = o;
+        cr_assert_eq(rg_dispatcher_push(d, &m), o == 3 ? RG_EINVAL : 0,
+                     "offset %lld", (long long)o);
+    }
+    rg_engine_stop(e);
+    rg_engine_stats_t st;
+    rg_engine_stats(e, &st);
+    cr_assert_eq(st.rejected, 1);
+    cr_assert_eq(st.accepted, 5);
+    cr_assert_eq(atomic_load(&bad_input_done), 5);
+    cr_assert_eq(log.n, 1, "logged once");
+    cr_assert(strstr(log.line, "RG_EVENT_F_EXTERNAL"), "%s", log.line);
+    /* a stopped engine says stopped, not "already started" */
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), RG_ESTATE);
+    cr_assert(strstr(err, "stopped"), "%s", err);
+    cr_assert_eq(rg_dispatcher_push(d, &m), RG_ESTOPPED);
+    rg_engine_destroy(e);
+    rg_engine_destroy(NULL);
 }

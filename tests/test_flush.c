@@ -221,11 +221,12 @@ static int unpack(void *opaque, const rg_msg_t *m, rg_event_t *ev)
     return 0;
 }
 
-static void batch_do(void *opaque, unsigned worker, rg_event_t *evs,
+static void batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                      size_t n)
 {
     struct proc *pr = opaque;
-    rg_delta_t *d = rg_engine_delta(pr->e, worker);
+    rg_delta_t *d = rg_ctx_delta(ctx);
+    cr_assert_eq(rg_ctx_engine(ctx), pr->e, "the context's engine");
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(rg_delta_merge(d, (int64_t)evs[i].key, 1), 0);
         rg_row_t row = {(int64_t)evs[i].key, 0, evs[i].offset, 0};
@@ -566,7 +567,6 @@ Test(flush, bad_setups_are_refused)
     cr_assert(strstr(err, "merge.max.keys") != NULL, "%s", err);
     rg_sink_t none = {0};
     cr_assert_eq(rg_engine_set_sink(e, &none, err, sizeof(err)), RG_EINVAL);
-    cr_assert_null(rg_engine_delta(e, 0), "no delta without a sink");
     rg_engine_destroy(e);
 }
 
@@ -592,5 +592,165 @@ Test(flush, dispatcher_flush_stores_everything_pushed_before_it)
     pthread_mutex_unlock(&s.lock);
     rg_engine_stop(e);
     cr_assert_eq(rg_dispatcher_flush(d, 10), RG_ESTOPPED);
+    rg_engine_destroy(e);
+}
+
+/* ---- issue 11: byte-string keys and optional sink functions ------------ */
+
+#define BKEYS 300
+
+/* A sink that stores byte-string keys only (no staged table): counts per
+ * "key-N" name, and offsets. Every call runs on the flusher. */
+struct bsink {
+    int64_t count[BKEYS], tx[BKEYS];
+    int64_t next, tx_next;
+    uint64_t rows, bad_rows, commits;
+};
+
+static int bs_begin(void *self, uint64_t epoch, char *e, size_t n)
+{
+    (void)epoch, (void)e, (void)n;
+    struct bsink *s = self;
+    memcpy(s->tx, s->count, sizeof(s->tx));
+    s->tx_next = s->next;
+    return 0;
+}
+
+static int bs_merged(void *self, const rg_row_t *rows, size_t n, char *e,
+                     size_t sz)
+{
+    (void)rows, (void)e, (void)sz;
+    struct bsink *s = self;
+    s->bad_rows += n; /* the processor merges byte keys only */
+    return 0;
+}
+
+static int bs_bytes(void *self, const rg_bytes_row_t *rows, size_t n,
+                    char *e, size_t sz)
+{
+    (void)e, (void)sz;
+    struct bsink *s = self;
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        int k = -1;
+        if (rows[i].len < sizeof(name)) {
+            memcpy(name, rows[i].key, rows[i].len);
+            name[rows[i].len] = '\0';
+            if (sscanf(name, "key-%d", &k) != 1)
+                k = -1;
+        }
+        if (k < 0 || k >= BKEYS)
+            s->bad_rows++;
+        else
+            s->tx[k] += rows[i].value;
+        s->rows++;
+    }
+    return 0;
+}
+
+static int bs_offsets(void *self, const rg_offset_t *o, size_t n, char *e,
+                      size_t sz)
+{
+    (void)e, (void)sz;
+    struct bsink *s = self;
+    for (size_t i = 0; i < n; i++)
+        s->tx_next = o[i].next_offset;
+    return 0;
+}
+
+static int bs_commit(void *self, char *e, size_t sz)
+{
+    (void)e, (void)sz;
+    struct bsink *s = self;
+    memcpy(s->count, s->tx, sizeof(s->count));
+    s->next = s->tx_next;
+    s->commits++;
+    return 0;
+}
+
+static void bs_rollback(void *self)
+{
+    (void)self;
+}
+
+static int bs_lookup(rg_sink_reader_t *r, rg_row_t *rows, size_t n,
+                     char *e, size_t sz)
+{
+    (void)r, (void)rows, (void)n, (void)e, (void)sz;
+    return 0;
+}
+
+static _Atomic uint64_t stage_refused;
+
+static void bytes_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
+{
+    (void)opaque;
+    char name[32];
+    int n = snprintf(name, sizeof(name), "key-%u", (unsigned)ev->key);
+    rg_delta_t *d = rg_ctx_delta(ctx);
+    cr_assert_eq(rg_delta_merge_bytes(d, name, (size_t)n, 1), 0);
+    rg_row_t row = {1, 2, 3, 0};
+    /* relaxed: a counter read after stop */
+    if (rg_delta_stage(d, &row) == RG_EINVAL)
+        atomic_fetch_add_explicit(&stage_refused, 1, memory_order_relaxed);
+    cr_assert_eq(rg_delta_merge_bytes(d, name, 0, 1), RG_EINVAL);
+    cr_assert_eq(rg_delta_merge_bytes(d, name, RG_DELTA_KEY_MAX + 1, 1),
+                 RG_EINVAL);
+}
+
+static int unpack_mod(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque;
+    ev->key = (uint64_t)(m->offset * 7919 % BKEYS);
+    return 0;
+}
+
+Test(flush, byte_string_keys_are_merged_exactly_and_optional_calls_refused)
+{
+    static struct bsink s;
+    memset(&s, 0, sizeof(s));
+    char err[256];
+    rg_conf_t *c = rg_conf_new();
+    rg_conf_set(c, "workers", "2", err, sizeof(err));
+    rg_conf_set(c, "flush.interval.ms", "2", err, sizeof(err));
+    rg_processor_t p = {.unpack = unpack_mod, .do_event = bytes_do};
+    rg_engine_t *e = rg_engine_new(c, &p, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    /* required functions are named when missing */
+    rg_sink_t bad = {.begin = bs_begin, .write_merged = bs_merged,
+                     .write_offsets = bs_offsets, .commit = bs_commit,
+                     .self = &s};
+    cr_assert_eq(rg_engine_set_sink(e, &bad, err, sizeof(err)), RG_EINVAL);
+    cr_assert(strstr(err, "rollback"), "%s", err);
+    bad.rollback = bs_rollback;
+    bad.lookup = bs_lookup; /* without reader_open and reader_close */
+    cr_assert_eq(rg_engine_set_sink(e, &bad, err, sizeof(err)), RG_EINVAL);
+    cr_assert(strstr(err, "all or none"), "%s", err);
+    rg_sink_t sk = {.begin = bs_begin, .write_merged = bs_merged,
+                    .write_merged_bytes = bs_bytes,
+                    .write_offsets = bs_offsets, .commit = bs_commit,
+                    .rollback = bs_rollback, .self = &s};
+    cr_assert_eq(rg_engine_set_sink(e, &sk, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
+    enum { N = 20000 };
+    rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
+    int64_t want[BKEYS] = {0};
+    for (int64_t o = 0; o < N; o++) {
+        rg_msg_t m = {.offset = o};
+        cr_assert_eq(rg_dispatcher_push(d, &m), 0);
+        want[o * 7919 % BKEYS]++;
+    }
+    rg_engine_stop(e);
+    cr_assert_null(rg_engine_error(e), "%s", rg_engine_error(e));
+    cr_assert_eq(s.bad_rows, 0u);
+    cr_assert_gt(s.commits, 1u, "more than one epoch");
+    cr_assert_eq(s.next, N);
+    for (int k = 0; k < BKEYS; k++)
+        cr_assert_eq(s.count[k], want[k], "key-%d: %lld, want %lld", k,
+                     (long long)s.count[k], (long long)want[k]);
+    cr_assert_eq(atomic_load(&stage_refused), (uint64_t)N,
+                 "no staged table: every stage refused");
+    cr_assert_gt(s.rows, (uint64_t)BKEYS, "merged per epoch, not per event");
+    cr_assert_lt(s.rows, (uint64_t)N);
     rg_engine_destroy(e);
 }

@@ -42,7 +42,7 @@ static bool is_mysql(void)
 /* A configuration for a fresh, empty database named after `tag`. */
 static rg_conf_t *db_conf(const char *tag)
 {
-    rg_conf_t *c = rg_conf_new();
+    rg_conf_t *c = rg_likes_conf_new();
     char err[256], v[256];
     if (is_mysql()) {
         const char *sock = getenv("RG_MYSQL_SOCKET");
@@ -116,7 +116,6 @@ static void run_start(struct run *r, rg_conf_t *conf)
     cr_assert_not_null(r->e, "%s", err);
     cr_assert_eq(rg_engine_set_sink(r->e, &r->sink, err, sizeof(err)), 0,
                  "%s", err);
-    rg_likes_job_bind(r->job, r->e);
     cr_assert_eq(rg_engine_start(r->e, err, sizeof(err)), 0, "%s", err);
     for (int p = 0; p < 8; p++)
         if (r->next[p] < 0)
@@ -553,7 +552,6 @@ static void kafka_start(struct run *r, struct kafka_run *k, rg_conf_t *conf)
     cr_assert_not_null(r->e, "%s", err);
     cr_assert_eq(rg_engine_set_sink(r->e, &r->sink, err, sizeof(err)), 0,
                  "%s", err);
-    rg_likes_job_bind(r->job, r->e);
     k->src = rg_kafka_source_new(r->e, 0, kconf, &r->sink, err, sizeof(err));
     cr_assert_not_null(k->src, "%s", err);
     rg_conf_destroy(kconf);

@@ -22,7 +22,7 @@ static uint64_t key_at(uint64_t i)
 
 static void random_ops(rg_merge_op_t op)
 {
-    rg_merge_t *m = rg_merge_new(op, SPACE);
+    rg_merge_t *m = rg_merge_new(op, SPACE, NULL, 0);
     cr_assert_not_null(m);
     int64_t val[SPACE], ver[SPACE];
     bool present[SPACE] = {false};
@@ -80,7 +80,7 @@ Test(merge, lww_matches_reference) { random_ops(RG_MERGE_LWW); }
 
 Test(merge, grows_to_the_bound_then_refuses_new_keys)
 {
-    rg_merge_t *m = rg_merge_new(RG_MERGE_SUM, 1000);
+    rg_merge_t *m = rg_merge_new(RG_MERGE_SUM, 1000, NULL, 0);
     size_t start = rg_merge_memory(m);
     for (uint64_t k = 0; k < 1000; k++)
         cr_assert_eq(rg_merge_add(m, k * 7919, 1, 0), 0, "key %llu",
@@ -104,7 +104,7 @@ Test(merge, grows_to_the_bound_then_refuses_new_keys)
 
 Test(merge, last_write_wins_by_version)
 {
-    rg_merge_t *m = rg_merge_new(RG_MERGE_LWW, 10);
+    rg_merge_t *m = rg_merge_new(RG_MERGE_LWW, 10, NULL, 0);
     rg_merge_row_t row;
     cr_assert_eq(rg_merge_add(m, 1, 100, 5), 0);
     cr_assert_eq(rg_merge_add(m, 1, 200, 3), 0); /* older: ignored */
@@ -119,8 +119,8 @@ Test(merge, last_write_wins_by_version)
 
 Test(merge, rejects_bad_arguments)
 {
-    cr_assert_null(rg_merge_new(RG_MERGE_SUM, 0));
-    cr_assert_null(rg_merge_new((rg_merge_op_t)7, 10));
-    cr_assert_null(rg_merge_new(RG_MERGE_SUM, (1u << 30) + 1));
+    cr_assert_null(rg_merge_new(RG_MERGE_SUM, 0, NULL, 0));
+    cr_assert_null(rg_merge_new((rg_merge_op_t)7, 10, NULL, 0));
+    cr_assert_null(rg_merge_new(RG_MERGE_SUM, (1u << 30) + 1, NULL, 0));
     rg_merge_destroy(NULL);
 }

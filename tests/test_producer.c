@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "railgun/railgun.h"
+#include "railgun/kafka.h"
 #include "railgun/producer.h"
 
 #define NPART 8
@@ -46,6 +47,7 @@ static void cluster_stop(struct cluster *c)
 static rg_conf_t *producer_conf(struct cluster *c)
 {
     rg_conf_t *conf = rg_conf_new();
+    rg_conf_add_table(conf, rg_kafka_conf_table(), NULL, 0);
     char err[256];
     cr_assert_eq(rg_conf_set(conf, "kafka.bootstrap.servers",
                              rd_kafka_mock_cluster_bootstraps(c->mc), err,
@@ -186,6 +188,7 @@ Test(producer, bad_input_is_refused_with_a_reason_and_nothing_sent)
     cr_assert(strstr(err, "kafka.no.such.property") != NULL, "%s", err);
     rg_conf_destroy(conf);
     rg_conf_t *empty = rg_conf_new();
+    rg_conf_add_table(empty, rg_kafka_conf_table(), NULL, 0);
     cr_assert_null(rg_producer_new(empty, NULL, NULL, err, sizeof(err)));
     cr_assert(strstr(err, "kafka.bootstrap.servers") != NULL, "%s", err);
     rg_conf_destroy(empty);

@@ -71,7 +71,7 @@ static void transfer(uint32_t capacity, uint64_t n, uint32_t max_burst)
 {
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, 2);
-    struct xfer x = {.r = rg_ring_new(capacity, sizeof(uint64_t)), .n = n,
+    struct xfer x = {.r = rg_ring_new(capacity, sizeof(uint64_t), NULL, 0), .n = n,
                      .max_burst = max_burst, .start = &start};
     cr_assert_not_null(x.r);
     pthread_t p, c;
@@ -106,7 +106,7 @@ Test(ring, wraps_at_capacity_4, .timeout = 300)
 
 Test(ring, full_and_empty_single_thread)
 {
-    rg_ring_t *r = rg_ring_new(8, sizeof(uint64_t));
+    rg_ring_t *r = rg_ring_new(8, sizeof(uint64_t), NULL, 0);
     uint64_t v = 0, buf[16] = {0};
     cr_assert_not(rg_ring_pop_spsc_u64(r, &v), "pop from empty ring");
     cr_assert_eq(rg_ring_pop_burst_spsc_u64(r, buf, 4), 0);
@@ -131,7 +131,7 @@ Test(ring, full_and_empty_single_thread)
 
 Test(ring, counters_wrap_past_uint32_max)
 {
-    rg_ring_t *r = rg_ring_new(4, sizeof(uint64_t));
+    rg_ring_t *r = rg_ring_new(4, sizeof(uint64_t), NULL, 0);
     /* start both sides just below the 32-bit wrap point */
     uint32_t start = UINT32_MAX - 5;
     atomic_store(&r->head, start);
@@ -159,7 +159,7 @@ Test(ring, lazy_tail_never_hides_the_last_free_slots)
 {
     /* single pops publish the tail once per cache line of slots; once the
      * consumer has drained everything it knows of, all space is free */
-    rg_ring_t *r = rg_ring_new(16, sizeof(uint64_t));
+    rg_ring_t *r = rg_ring_new(16, sizeof(uint64_t), NULL, 0);
     uint64_t v = 0;
     for (uint64_t i = 0; i < 16; i++)
         cr_assert(rg_ring_push_spsc_u64(r, &i));
@@ -182,11 +182,11 @@ Test(ring, lazy_tail_never_hides_the_last_free_slots)
 
 Test(ring, rejects_bad_geometry)
 {
-    cr_assert_null(rg_ring_new(0, 8));
-    cr_assert_null(rg_ring_new(1, 8));
-    cr_assert_null(rg_ring_new(3, 8));
-    cr_assert_null(rg_ring_new(RG_RING_CAPACITY_MAX * 2u, 8));
-    cr_assert_null(rg_ring_new(16, 0));
+    cr_assert_null(rg_ring_new(0, 8, NULL, 0));
+    cr_assert_null(rg_ring_new(1, 8, NULL, 0));
+    cr_assert_null(rg_ring_new(3, 8, NULL, 0));
+    cr_assert_null(rg_ring_new(RG_RING_CAPACITY_MAX * 2u, 8, NULL, 0));
+    cr_assert_null(rg_ring_new(16, 0, NULL, 0));
     rg_ring_t r;
     uint64_t slots[4];
     cr_assert_eq(rg_ring_init(&r, slots, 3, 8), RG_EINVAL);
@@ -200,7 +200,7 @@ RG_RING_PROTOTYPE(ev, rg_event_t)
 Test(ring, sixty_four_byte_events_keep_every_field)
 {
     cr_assert_eq(sizeof(rg_event_t), 64);
-    rg_ring_t *r = rg_ring_new(16, sizeof(rg_event_t));
+    rg_ring_t *r = rg_ring_new(16, sizeof(rg_event_t), NULL, 0);
     rg_event_t in[10], out[10];
     for (int i = 0; i < 10; i++) {
         memset(&in[i], 0, sizeof(in[i]));
@@ -221,7 +221,7 @@ Test(ring, single_pops_do_not_slip_behind_a_sparse_producer)
     /* 4096 x 8 bytes: single pops would slip 128 items behind a busy
      * producer. One item at a time, or a few with nothing arriving during
      * the wait, must leave the consumer taking items as they come. */
-    rg_ring_t *r = rg_ring_new(4096, sizeof(uint64_t));
+    rg_ring_t *r = rg_ring_new(4096, sizeof(uint64_t), NULL, 0);
     cr_assert_not_null(r);
     cr_assert_eq(r->cons.slip, 128);
     uint64_t v = 0, next = 0, expect = 0;
@@ -252,7 +252,7 @@ Test(ring, single_pops_do_not_slip_behind_a_sparse_producer)
 
 Test(ring, burst_pops_slip_only_behind_a_streaming_producer)
 {
-    rg_ring_t *r = rg_ring_new(4096, sizeof(uint64_t));
+    rg_ring_t *r = rg_ring_new(4096, sizeof(uint64_t), NULL, 0);
     cr_assert_not_null(r);
     uint64_t buf[32], next = 0, expect = 0;
     /* a sparse producer: a few items per pop, never a whole burst */

@@ -11,16 +11,68 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
+#include "railgun/error.h"
+
+static void vreport(const rg_cli_t *cli, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "railgun %s: ", cli->cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
 
 int rg_cli_fail(const rg_cli_t *cli, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "railgun %s: ", cli->cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vreport(cli, fmt, ap);
     va_end(ap);
     return 2;
+}
+
+int rg_cli_error(const rg_cli_t *cli, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(cli, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+int rg_cli_status(int err)
+{
+    return err == RG_EINVAL || err == RG_ERANGE || err == RG_ENOENT ? 2 : 1;
+}
+
+int rg_cli_report(const rg_cli_t *cli, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(cli, fmt, ap);
+    va_end(ap);
+    return rg_cli_status(err);
+}
+
+void rg_cli_log(void *opaque, rg_log_level_t level, const char *who,
+                const char *line)
+{
+    const rg_cli_t *cli = opaque;
+    /* one write per line, so lines of several threads do not mix */
+    char buf[1400];
+    snprintf(buf, sizeof(buf), "railgun %s: %s%s: %s\n", cli->cmd,
+             level == RG_LOG_ERR ? "error: "
+             : level == RG_LOG_WARN ? "warning: " : "", who, line);
+    fputs(buf, stderr);
+}
+
+int rg_cli_finish(rg_cli_t *cli)
+{
+    char err[512];
+    for (int k = 0; k < cli->nx; k++)
+        if (rg_conf_set_line(cli->conf, cli->xs[k], err, sizeof(err)) != 0)
+            return rg_cli_fail(cli, "-X %s", err);
+    cli->nx = 0;
+    rg_conf_set_log_cb(cli->conf, rg_cli_log, cli);
+    return 0;
 }
 
 bool rg_cli_is(const char *arg, const char *name)
@@ -74,10 +126,15 @@ int rg_cli_common(rg_cli_t *cli, int argc, char **argv, int *i)
             }
             kv = argv[++*i];
         }
-        if (rg_conf_set_line(cli->conf, kv, err, sizeof(err)) != 0) {
-            rg_cli_fail(cli, "-X %s", err);
+        if (strchr(kv, '=') == NULL) {
+            rg_cli_fail(cli, "-X %s: expected name=value", kv);
             return -1;
         }
+        if (cli->nx == (int)(sizeof(cli->xs) / sizeof(cli->xs[0]))) {
+            rg_cli_fail(cli, "too many -X options");
+            return -1;
+        }
+        cli->xs[cli->nx++] = kv;
         return 1;
     }
     return 0;

@@ -1,7 +1,12 @@
 /*
  * cli.h - what every `railgun` subcommand shares: --config FILE,
  * -X name=value overrides (as kcat does), --json, one-line errors, number
- * parsing, a clock, and a progress bar drawn only on a TTY.
+ * parsing, a clock, the log on stderr, and a progress bar drawn only on a
+ * TTY.
+ *
+ * Order: --config files load as they come; every -X is applied after all
+ * of them (rg_cli_finish()), so -X wins wherever it appears, as the
+ * example configuration promises.
  */
 #ifndef RG_CLI_H
 #define RG_CLI_H
@@ -12,14 +17,40 @@
 
 typedef struct rg_cli_s {
     const char *cmd;     /* subcommand name, for messages */
-    rg_conf_t *conf;     /* built from --config and -X, in argument order */
+    rg_conf_t *conf;     /* built from --config, then -X */
     bool json;           /* --json: the final report as one JSON object */
     bool help;           /* --help was given */
+    const char *xs[256]; /* the -X lines, applied by rg_cli_finish() */
+    int nx;
 } rg_cli_t;
 
 /* Prints `railgun CMD: message` on stderr; returns 2 (usage error). */
 int rg_cli_fail(const rg_cli_t *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Prints `railgun CMD: message` on stderr; returns 1 (the work failed). */
+int rg_cli_error(const rg_cli_t *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints `railgun CMD: message` on stderr; returns the exit status that
+ * the RG_E* code `err` of the failed call stands for: 2 when it refused
+ * the input (RG_EINVAL, RG_ERANGE, RG_ENOENT: a value, a combination of
+ * values, a name), else 1 (the work failed: a server, a file, memory). */
+int rg_cli_report(const rg_cli_t *cli, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The exit status rg_cli_report() returns for err, without printing. */
+int rg_cli_status(int err);
+
+/* Applies the -X lines (after every --config) and sets the log callback
+ * (rg_cli_log) on cli->conf. 0, or 2 after printing the error. */
+int rg_cli_finish(rg_cli_t *cli);
+
+/* Log callback (railgun/conf.h): `railgun CMD: WHO: line` on stderr (with
+ * "warning: " or "error: " before the line at those levels); opaque is
+ * the rg_cli_t. */
+void rg_cli_log(void *opaque, rg_log_level_t level, const char *who,
+                const char *line);
 
 /*
  * Consumes a common option at argv[*i] (advancing *i past its value).

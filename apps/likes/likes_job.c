@@ -46,7 +46,6 @@ struct rg_likes_job_s {
     rg_sink_t sink;
     bool has_reader;
     size_t cache_max, max_value_len;
-    rg_engine_t *engine;
     struct wstate *ws;
     /* unpack runs on ingest threads: atomic counters */
     _Atomic uint64_t decoded, undecodable;
@@ -197,9 +196,10 @@ static void nap_ms(unsigned ms)
 /* Loads the misses from the sink, retrying what may pass later. Returns
  * false when the engine gave up (the batch is then skipped: nothing of it
  * can be committed any more). */
-static bool load(rg_likes_job_t *job, unsigned worker, struct wstate *w,
+static bool load(rg_likes_job_t *job, rg_ctx_t *ctx, struct wstate *w,
                  size_t n)
 {
+    unsigned worker = rg_ctx_worker(ctx);
     char err[512];
     unsigned wait = 10;
     for (;;) {
@@ -221,7 +221,7 @@ static bool load(rg_likes_job_t *job, unsigned worker, struct wstate *w,
             return false;
         }
     failed:
-        if (rg_engine_error(job->engine) != NULL)
+        if (rg_engine_error(rg_ctx_engine(ctx)) != NULL)
             return false;
         if (atomic_load_explicit(&w->retries, memory_order_relaxed) % 100 ==
             0)
@@ -233,16 +233,16 @@ static bool load(rg_likes_job_t *job, unsigned worker, struct wstate *w,
     }
 }
 
-static void likes_pre_do(void *opaque, unsigned worker, rg_event_t *evs,
+static void likes_pre_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                          size_t n)
 {
     rg_likes_job_t *job = opaque;
-    struct wstate *w = &job->ws[worker];
+    struct wstate *w = &job->ws[rg_ctx_worker(ctx)];
     if (w->count > w->evict_at) {
         /* keep what the sink does not hold yet. When most entries are
          * that young, wait for twice as many before the next pass, so a
          * pass is never repeated per batch */
-        uint64_t committed = rg_engine_committed_epoch(job->engine);
+        uint64_t committed = rg_engine_committed_epoch(rg_ctx_engine(ctx));
         cache_rebuild(w, w->mask + 1, committed);
         w->evict_at = w->count * 2 > job->cache_max ? w->count * 2
                                                     : job->cache_max;
@@ -269,7 +269,7 @@ static void likes_pre_do(void *opaque, unsigned worker, rg_event_t *evs,
     }
     if (m == 0)
         return;
-    bool ok = !job->has_reader || load(job, worker, w, m);
+    bool ok = !job->has_reader || load(job, ctx, w, m);
     for (size_t k = 0; k < m; k++) {
         if (!ok)
             break;
@@ -283,12 +283,12 @@ static void likes_pre_do(void *opaque, unsigned worker, rg_event_t *evs,
             ((struct like_ev *)evs[i].data.bytes)->skip = 1;
 }
 
-static void likes_batch_do(void *opaque, unsigned worker, rg_event_t *evs,
+static void likes_batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                            size_t n)
 {
     rg_likes_job_t *job = opaque;
-    struct wstate *w = &job->ws[worker];
-    rg_delta_t *delta = rg_engine_delta(job->engine, worker);
+    struct wstate *w = &job->ws[rg_ctx_worker(ctx)];
+    rg_delta_t *delta = rg_ctx_delta(ctx);
     uint64_t epoch = rg_delta_epoch(delta);
     uint64_t applied = 0, unchanged = 0;
     for (size_t i = 0; i < n; i++) {
@@ -350,11 +350,6 @@ void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out)
                             .pre_do = likes_pre_do,
                             .batch_do = likes_batch_do,
                             .opaque = job};
-}
-
-void rg_likes_job_bind(rg_likes_job_t *job, rg_engine_t *e)
-{
-    job->engine = e;
 }
 
 void rg_likes_job_stats(rg_likes_job_t *job, rg_likes_stats_t *out)

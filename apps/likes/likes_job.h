@@ -51,9 +51,6 @@ rg_likes_job_t *rg_likes_job_new(unsigned workers, const rg_sink_t *sink,
 /* The processor to create the engine with. */
 void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out);
 
-/* Binds the engine (after rg_engine_new, before rg_engine_start). */
-void rg_likes_job_bind(rg_likes_job_t *job, rg_engine_t *e);
-
 /* Counters summed over threads; call after the engine stopped for exact
  * figures (relaxed snapshots while it runs). */
 void rg_likes_job_stats(rg_likes_job_t *job, rg_likes_stats_t *out);
@@ -61,6 +58,14 @@ void rg_likes_job_stats(rg_likes_job_t *job, rg_likes_stats_t *out);
 /* Closes the readers and frees the job: after rg_engine_stop(), before
  * rg_engine_destroy() closes the sink the readers belong to. */
 void rg_likes_job_destroy(rg_likes_job_t *job);
+
+/* The `railgun` program's rows (layer "railgun", scope app): sink,
+ * stats.interval.ms. */
+const rg_conf_table_t *rg_likes_conf_table(void);
+
+/* A configuration with every table the program uses: core, kafka,
+ * sqlite, mysql and its own. NULL when out of memory. */
+rg_conf_t *rg_likes_conf_new(void);
 
 /*
  * Opens the sink the `sink` property names (sqlite, mysql, null) with its

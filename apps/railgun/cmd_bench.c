@@ -20,15 +20,15 @@
 #include "cli.h"
 #include "commands.h"
 #include "likes_job.h"
+#include "mock.h"
 #include "naive.h"
+#include "pipeline.h"
 #include "railgun/railgun.h"
 #include "railgun/kafka.h"
 #include "railgun/producer.h"
 #include "railgun/sinks.h"
 #include "zipf.h"
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-#include <pthread.h>
 #include <time.h>
 
 #define PARTS 8
@@ -62,12 +62,14 @@ static void usage(void)
            "applies to both\nsides alike.\n");
 }
 
-/* A copy of conf pointing at a fresh database named after `tag`. */
+/* A copy of conf pointing at a fresh database named after `tag`, or NULL
+ * with errstr (never the caller's database: it is dropped afterwards). */
 static rg_conf_t *conf_for(const rg_conf_t *base, const char *tag,
                            char *errstr, size_t size)
 {
     rg_conf_t *c = rg_conf_dup(base);
     char v[512];
+    int rc;
     if (c == NULL) {
         snprintf(errstr, size, "out of memory");
         return NULL;
@@ -75,7 +77,7 @@ static rg_conf_t *conf_for(const rg_conf_t *base, const char *tag,
     if (strcmp(rg_conf_get_str(c, "sink"), "mysql") == 0) {
         snprintf(v, sizeof(v), "%.40s_bench_%s_%d",
                  rg_conf_get_str(c, "mysql.database"), tag, (int)getpid());
-        rg_conf_set(c, "mysql.database", v, errstr, size);
+        rc = rg_conf_set(c, "mysql.database", v, errstr, size);
     } else {
         const char *p = rg_conf_get_str(c, "sqlite.path");
         if (p[0])
@@ -84,7 +86,11 @@ static rg_conf_t *conf_for(const rg_conf_t *base, const char *tag,
             snprintf(v, sizeof(v), "%.400s/railgun-bench-%s-%d.db",
                      getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag,
                      (int)getpid());
-        rg_conf_set(c, "sqlite.path", v, errstr, size);
+        rc = rg_conf_set(c, "sqlite.path", v, errstr, size);
+    }
+    if (rc != 0) {
+        rg_conf_destroy(c);
+        return NULL;
     }
     return c;
 }
@@ -124,48 +130,23 @@ static double run_naive(const rg_conf_t *c, const struct ev *evs, uint64_t n,
     return (double)n / secs;
 }
 
-static double run_railgun(rg_conf_t *c, const struct ev *evs, uint64_t n,
-                          char *errstr, size_t size)
+/* railgun: the pipeline (likes job, epoch flushes) on c's sink, fed from
+ * this thread; events per second, or -1 with errstr. */
+static double run_railgun(const rg_conf_t *c, const struct ev *evs,
+                          uint64_t n, char *errstr, size_t size)
 {
-    rg_sink_t sink;
-    if (rg_likes_open_sink(c, RG_SINK_INIT_SCHEMA, &sink, errstr, size) != 0)
-        return -1;
-    int32_t parts[PARTS];
-    int64_t next[PARTS];
-    for (int p = 0; p < PARTS; p++)
-        parts[p] = p;
-    if (sink.claim(sink.self, parts, PARTS, next, errstr, size) != 0) {
-        sink.close(sink.self);
-        return -1;
-    }
-    rg_conf_t *ec = rg_conf_dup(c);
-    rg_likes_job_t *job = rg_likes_job_new(
-        (unsigned)rg_conf_get_int(c, "workers"), &sink, 0, 0);
-    rg_processor_t proc;
-    rg_engine_t *e = NULL;
-    if (ec != NULL && job != NULL) {
-        rg_likes_job_processor(job, &proc);
-        e = rg_engine_new(ec, &proc, errstr, size);
-    }
-    if (e == NULL || rg_engine_set_sink(e, &sink, errstr, size) != 0) {
-        if (e == NULL)
-            rg_conf_destroy(ec);
-        rg_likes_job_destroy(job);
-        rg_engine_destroy(e);
-        sink.close(sink.self);
-        return -1;
-    }
-    rg_likes_job_bind(job, e);
-    if (rg_engine_start(e, errstr, size) != 0) {
-        rg_likes_job_destroy(job);
-        rg_engine_destroy(e);
-        return -1;
-    }
+    rg_pipeline_t pl = {0};
+    rg_pipeline_opts_t po = {.sink_flags = RG_SINK_INIT_SCHEMA};
+    int64_t off[PARTS];
+    double rate = -1;
+    if (rg_pipeline_open(&pl, c, &po, errstr, size) != 0 ||
+        rg_pipeline_claim(&pl, PARTS, off, errstr, size) != 0 ||
+        rg_pipeline_start(&pl, errstr, size) != 0)
+        goto out;
     enum { BURST = 256 };
     static char keys[BURST][24], vals[BURST][RG_LIKE_JSON_MAX];
     rg_msg_t msgs[BURST];
-    int64_t off[PARTS] = {0};
-    rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
+    rg_dispatcher_t *d = rg_engine_dispatcher(pl.engine, 0);
     rg_progress_t prog;
     rg_progress_init(&prog, "railgun", n, false);
     double t0 = rg_now();
@@ -184,16 +165,15 @@ static double run_railgun(rg_conf_t *c, const struct ev *evs, uint64_t n,
             rg_progress_update(&prog, i);
         }
     }
-    rg_engine_stop(e); /* the last epoch is committed before it returns */
+    rg_pipeline_stop(&pl); /* the last epoch is committed before it returns */
     double secs = rg_now() - t0;
     rg_progress_finish(&prog);
-    rg_likes_job_destroy(job);
-    double rate = (double)n / secs;
-    if (rg_engine_error(e) != NULL) {
-        snprintf(errstr, size, "%s", rg_engine_error(e));
-        rate = -1;
-    }
-    rg_engine_destroy(e);
+    if (rg_engine_error(pl.engine) != NULL)
+        snprintf(errstr, size, "%s", rg_engine_error(pl.engine));
+    else
+        rate = (double)n / secs;
+out:
+    rg_pipeline_close(&pl);
     return rate;
 }
 
@@ -321,19 +301,38 @@ static double produce_bare(rg_cli_t *cli, const char *servers,
     return (double)n / secs;
 }
 
+/* The user's conf for railgun's side of a Kafka suite: pointed at the
+ * mock cluster, librdkafka's log off. NULL with errstr. */
+static rg_conf_t *kafka_conf(const rg_cli_t *cli, const char *servers,
+                             char *errstr, size_t size)
+{
+    rg_conf_t *c = rg_conf_dup(cli->conf);
+    if (c == NULL) {
+        snprintf(errstr, size, "out of memory");
+        return NULL;
+    }
+    if (rg_conf_set(c, "kafka.bootstrap.servers", servers, errstr, size) !=
+            0 ||
+        rg_conf_set(c, "kafka.log_level", "0", errstr, size) != 0) {
+        rg_conf_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* The same through the producer SDK. */
 static double produce_sdk(rg_cli_t *cli, const char *servers,
                           const struct kmsgs *m, uint64_t n)
 {
-    char err[256];
-    rg_conf_t *c = rg_conf_dup(cli->conf);
-    rg_conf_set(c, "kafka.bootstrap.servers", servers, err, sizeof(err));
-    rg_conf_set(c, "kafka.linger.ms", "5", err, sizeof(err));
-    rg_conf_set(c, "kafka.log_level", "0", err, sizeof(err));
-    rg_producer_t *p = rg_producer_new(c, NULL, NULL, err, sizeof(err));
+    char err[512];
+    rg_producer_t *p = NULL;
+    rg_conf_t *c = kafka_conf(cli, servers, err, sizeof(err));
+    if (c != NULL &&
+        rg_conf_set(c, "kafka.linger.ms", "5", err, sizeof(err)) == 0)
+        p = rg_producer_new(c, NULL, NULL, err, sizeof(err));
     rg_conf_destroy(c);
     if (p == NULL) {
-        rg_cli_fail(cli, "%s", err);
+        rg_cli_error(cli, "%s", err);
         return -1;
     }
     double t0 = rg_now();
@@ -400,82 +399,49 @@ static double consume_bare(rg_cli_t *cli, const char *servers, uint64_t n)
     return got == n ? (double)(n - 1) / secs : -1;
 }
 
-struct src_arg {
-    rg_kafka_source_t *src;
-};
-
-static void *src_main(void *arg)
-{
-    rg_kafka_source_run(((struct src_arg *)arg)->src);
-    return NULL;
-}
-
 /* railgun: the Kafka source, the likes job, a null sink; the clock runs
  * from the first message consumed to the n-th processed. */
 static double consume_railgun(rg_cli_t *cli, const char *servers,
                               uint64_t n)
 {
-    char err[512] = "";
+    char err[512];
     double rate = -1;
-    rg_conf_t *c = rg_conf_dup(cli->conf);
-    rg_conf_set(c, "kafka.bootstrap.servers", servers, err, sizeof(err));
-    rg_conf_set(c, "kafka.auto.offset.reset", "earliest", err, sizeof(err));
-    rg_conf_set(c, "kafka.log_level", "0", err, sizeof(err));
-    rg_conf_set(c, "group.id", "bench-railgun", err, sizeof(err));
-    rg_conf_t *kc = rg_conf_dup(c);
-    rg_sink_t sink;
-    rg_sink_null_open(&sink);
-    bool sink_set = false;
-    rg_engine_t *e = NULL;
-    struct src_arg a = {NULL};
-    rg_likes_job_t *job = rg_likes_job_new(
-        (unsigned)rg_conf_get_int(c, "workers"), &sink, 0, 0);
-    if (job == NULL) {
-        snprintf(err, sizeof(err), "out of memory");
+    rg_pipeline_t pl = {0};
+    rg_pipeline_opts_t po = {.kafka = true};
+    rg_conf_t *c = kafka_conf(cli, servers, err, sizeof(err));
+    if (c == NULL ||
+        rg_conf_set(c, "group.id", "bench-railgun", err, sizeof(err)) != 0 ||
+        rg_conf_set(c, "sink", "null", err, sizeof(err)) != 0 ||
+        rg_pipeline_open(&pl, c, &po, err, sizeof(err)) != 0 ||
+        rg_pipeline_start(&pl, err, sizeof(err)) != 0 ||
+        rg_pipeline_spawn_source(&pl, err, sizeof(err)) != 0)
         goto out;
-    }
-    rg_processor_t proc;
-    rg_likes_job_processor(job, &proc);
-    if ((e = rg_engine_new(c, &proc, err, sizeof(err))) == NULL)
-        goto out;
-    c = NULL; /* the engine's now */
-    if (rg_engine_set_sink(e, &sink, err, sizeof(err)) != 0)
-        goto out;
-    sink_set = true;
-    rg_likes_job_bind(job, e);
-    a.src = rg_kafka_source_new(e, 0, kc, &sink, err, sizeof(err));
-    if (a.src == NULL || rg_engine_start(e, err, sizeof(err)) != 0)
-        goto out;
-    pthread_t th;
-    pthread_create(&th, NULL, src_main, &a);
     double t0 = 0, deadline = rg_now() + 300;
     rg_engine_stats_t st = {0};
     for (;;) {
-        rg_engine_stats(e, &st);
+        rg_engine_stats(pl.engine, &st);
         if (t0 == 0 && st.accepted > 0)
             t0 = rg_now();
-        if (st.processed >= n || rg_now() > deadline)
+        if (st.processed >= n || rg_now() > deadline ||
+            rg_pipeline_source_done(&pl))
             break;
         struct timespec ts = {0, 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     double secs = rg_now() - t0;
-    rg_kafka_source_stop(a.src);
-    pthread_join(th, NULL);
-    rg_kafka_source_close(a.src);
-    rg_engine_stop(e);
+    rg_pipeline_stop(&pl);
     if (st.processed >= n)
         rate = (double)n / secs;
+    else if (rg_kafka_source_error(pl.source) != NULL)
+        snprintf(err, sizeof(err), "%s", rg_kafka_source_error(pl.source));
+    else
+        snprintf(err, sizeof(err), "%" PRIu64 " of %" PRIu64 " events "
+                 "processed in 300 s", st.processed, n);
 out:
-    if (err[0] != '\0' && rate < 0)
-        rg_cli_fail(cli, "%s", err);
-    rg_kafka_source_destroy(a.src);
-    rg_likes_job_destroy(job);
-    rg_engine_destroy(e);
-    if (!sink_set && sink.close != NULL)
-        sink.close(sink.self);
+    if (rate < 0)
+        rg_cli_error(cli, "%s", err);
+    rg_pipeline_close(&pl);
     rg_conf_destroy(c);
-    rg_conf_destroy(kc);
     return rate;
 }
 
@@ -483,22 +449,20 @@ static int bench_kafka(rg_cli_t *cli, bool consume, uint64_t n,
                        uint64_t seed)
 {
     struct kmsgs m = {0};
-    if (kmsgs_make(&m, n, seed) != 0) {
-        kmsgs_free(&m);
-        return rg_cli_fail(cli, "out of memory");
-    }
-    char err[256];
-    rd_kafka_conf_t *mkc = rd_kafka_conf_new();
-    rd_kafka_conf_set(mkc, "log_level", "0", err, sizeof(err));
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mkc, err, sizeof(err));
-    rd_kafka_mock_cluster_t *mc = mrk ? rd_kafka_mock_cluster_new(mrk, 3)
-                                      : NULL;
-    if (mc == NULL || rd_kafka_mock_topic_create(mc, "likes", KPARTS, 1)) {
-        kmsgs_free(&m);
-        return rg_cli_fail(cli, "cannot start the mock cluster");
-    }
-    const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
+    rg_mock_t mock = {0};
+    char err[512];
     double a = -1, b = -1;
+    int rc = 1;
+    if (kmsgs_make(&m, n, seed) != 0) {
+        rg_cli_error(cli, "out of memory");
+        goto out;
+    }
+    if (rg_mock_open(&mock, 3, err, sizeof(err)) != 0 ||
+        rg_mock_topic(&mock, "likes", KPARTS, 1, err, sizeof(err)) != 0) {
+        rg_cli_error(cli, "%s", err);
+        goto out;
+    }
+    const char *servers = rg_mock_servers(&mock);
     if (!consume) {
         a = produce_bare(cli, servers, &m, n);
         b = produce_sdk(cli, servers, &m, n);
@@ -507,12 +471,9 @@ static int bench_kafka(rg_cli_t *cli, bool consume, uint64_t n,
         a = consume_bare(cli, servers, n);
         b = consume_railgun(cli, servers, n);
     }
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(mrk);
-    kmsgs_free(&m);
     if (a <= 0 || b <= 0) {
-        fprintf(stderr, "railgun bench: a run did not finish\n");
-        return 1;
+        rg_cli_error(cli, "a run did not finish");
+        goto out;
     }
     if (cli->json) {
         printf("{\"suite\":\"%s\",\"events\":%" PRIu64 ",\"partitions\":%d,"
@@ -531,111 +492,85 @@ static int bench_kafka(rg_cli_t *cli, bool consume, uint64_t n,
                "sink)" : "railgun producer SDK", rg_human(b, h2, sizeof(h2)));
         printf("  ratio                          %.2fx\n", b / a);
     }
-    return 0;
+    rc = 0;
+out:
+    rg_mock_close(&mock);
+    kmsgs_free(&m);
+    return rc;
 }
 
-int rg_cmd_bench(int argc, char **argv)
+struct opts {
+    const char *suite;
+    uint64_t events, naive_events, seed;
+    bool events_given;
+};
+
+static int parse_args(rg_cli_t *cli, struct opts *o, int argc, char **argv)
 {
-    rg_cli_t cli = {.cmd = "bench", .conf = rg_conf_new()};
-    uint64_t events = 200000, naive_events = 0, seed = 1;
-    char err[512];
-    int rc = 0;
-    if (cli.conf == NULL)
-        return rg_cli_fail(&cli, "out of memory");
-    const char *suite = NULL;
-    for (int i = 0; i < argc && rc == 0; i++) {
-        const char *a = argv[i], *v;
-        int c = rg_cli_common(&cli, argc, argv, &i);
-        if (c < 0) {
-            rc = 2;
-        } else if (c > 0) {
+    static const char *const names[] = {"--events", "--naive-events",
+                                        "--seed"};
+    uint64_t *const dest[] = {&o->events, &o->naive_events, &o->seed};
+    const uint64_t min[] = {1, 1, 0};
+    const uint64_t max[] = {100000000ull, 100000000ull, UINT64_MAX};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int c = rg_cli_common(cli, argc, argv, &i);
+        if (c < 0)
+            return 2;
+        if (c > 0)
             continue;
-        } else if (rg_cli_is(a, "--events")) {
-            v = rg_cli_value(&cli, argc, argv, &i, "--events");
-            rc = !v || rg_cli_u64(&cli, "--events", v, 1, 100000000ull,
-                                  &events) ? 2 : 0;
-        } else if (rg_cli_is(a, "--naive-events")) {
-            v = rg_cli_value(&cli, argc, argv, &i, "--naive-events");
-            rc = !v || rg_cli_u64(&cli, "--naive-events", v, 1,
-                                  100000000ull, &naive_events) ? 2 : 0;
-        } else if (rg_cli_is(a, "--seed")) {
-            v = rg_cli_value(&cli, argc, argv, &i, "--seed");
-            rc = !v || rg_cli_u64(&cli, "--seed", v, 0, UINT64_MAX, &seed)
-                     ? 2 : 0;
-        } else if (a[0] != '-' && suite == NULL) {
-            suite = a;
+        size_t k = 0;
+        while (k < 3 && !rg_cli_is(a, names[k]))
+            k++;
+        if (k < 3) {
+            const char *v = rg_cli_value(cli, argc, argv, &i, names[k]);
+            if (!v || rg_cli_u64(cli, names[k], v, min[k], max[k], dest[k]))
+                return 2;
+            o->events_given |= k == 0;
+        } else if (a[0] != '-' && o->suite == NULL) {
+            o->suite = a;
         } else {
-            rc = rg_cli_fail(&cli, "unknown option \"%s\"", a);
+            return rg_cli_fail(cli, "unknown option \"%s\"", a);
         }
     }
-    if (rc == 0 && cli.help) {
-        usage();
-        rg_conf_destroy(cli.conf);
-        return 0;
-    }
-    if (rc == 0 && suite != NULL &&
-        (!strcmp(suite, "kafka") || !strcmp(suite, "produce"))) {
-        bool given = false;
-        for (int i = 0; i < argc; i++)
-            given |= rg_cli_is(argv[i], "--events");
-        rc = bench_kafka(&cli, !strcmp(suite, "kafka"),
-                         given ? events : 2000000, seed);
-        rg_conf_destroy(cli.conf);
-        return rc;
-    }
-    if (rc == 0 && (suite == NULL || strcmp(suite, "likes") != 0))
-        rc = rg_cli_fail(&cli, "unknown suite \"%s\" (this build has: "
-                         "likes, kafka, produce; the micro suites are "
-                         "build/bin/railgun-bench)", suite ? suite : "");
-    if (rc == 0 && strcmp(rg_conf_get_str(cli.conf, "sink"), "null") == 0)
-        rc = rg_cli_fail(&cli, "sink=null writes nothing: compare with "
-                         "sqlite or mysql");
+    return cli->help ? 0 : rg_cli_finish(cli);
+}
+
+/* The likes suite: the same events through one transaction per event and
+ * through railgun, each into a fresh database dropped afterwards. */
+static int bench_likes(rg_cli_t *cli, const struct opts *o)
+{
+    uint64_t events = o->events, naive_events = o->naive_events;
+    rg_conf_t *cn = NULL, *cr = NULL;
+    char err[512], derr[512];
+    double naive = -1, fast = -1;
+    int rc = 1;
     if (naive_events == 0 || naive_events > events)
         naive_events = events;
-    if (rc != 0) {
-        rg_conf_destroy(cli.conf);
-        return rc;
-    }
-
     struct ev *evs = malloc(sizeof(*evs) * events);
     if (evs == NULL) {
-        rg_conf_destroy(cli.conf);
-        return rg_cli_fail(&cli, "out of memory");
+        rg_cli_error(cli, "out of memory for %" PRIu64 " events", events);
+        goto out;
     }
     rg_rng_t rng;
     rg_zipf_t zipf;
-    rg_rng_seed(&rng, seed);
+    rg_rng_seed(&rng, o->seed);
     rg_zipf_init(&zipf, 10000, 0.99);
     for (uint64_t i = 0; i < events; i++) {
         evs[i].video = (int64_t)rg_zipf_next(&zipf, &rng);
         evs[i].user = 1 + (int64_t)rg_rng_below(&rng, 100000);
         evs[i].state = rg_rng_below(&rng, 3) != 0;
     }
-
-    rg_conf_t *cn = conf_for(cli.conf, "naive", err, sizeof(err));
-    rg_conf_t *cr = conf_for(cli.conf, "railgun", err, sizeof(err));
-    double naive = -1, fast = -1;
-    if (cn && cr) {
-        naive = run_naive(cn, evs, naive_events, err, sizeof(err));
-        if (naive > 0)
-            fast = run_railgun(cr, evs, events, err, sizeof(err));
-    }
-    char derr[512];
-    if (cn)
-        rg_likes_drop_db(cn, derr, sizeof(derr));
-    if (cr)
-        rg_likes_drop_db(cr, derr, sizeof(derr));
-    rg_conf_destroy(cn);
-    rg_conf_destroy(cr);
-    free(evs);
-    if (naive <= 0 || fast <= 0) {
-        rg_conf_destroy(cli.conf);
-        fprintf(stderr, "railgun bench: %s\n", err);
-        return 1;
+    if ((cn = conf_for(cli->conf, "naive", err, sizeof(err))) == NULL ||
+        (cr = conf_for(cli->conf, "railgun", err, sizeof(err))) == NULL ||
+        (naive = run_naive(cn, evs, naive_events, err, sizeof(err))) <= 0 ||
+        (fast = run_railgun(cr, evs, events, err, sizeof(err))) <= 0) {
+        rg_cli_error(cli, "%s", err);
+        goto out;
     }
     double ratio = fast / naive;
-    const char *kind = rg_conf_get_str(cli.conf, "sink");
-    if (cli.json) {
+    const char *kind = rg_conf_get_str(cli->conf, "sink");
+    if (cli->json) {
         printf("{\"suite\":\"likes\",\"sink\":\"%s\",\"events\":%" PRIu64
                ",\"naive_events\":%" PRIu64 ",\"naive_events_per_s\":%.0f,"
                "\"railgun_events_per_s\":%.0f,\"ratio\":%.1f}\n", kind,
@@ -650,6 +585,53 @@ int rg_cmd_bench(int argc, char **argv)
                rg_human(fast, h2, sizeof(h2)));
         printf("  ratio                      %.1fx\n", ratio);
     }
+    rc = 0;
+out:
+    if (cr != NULL)
+        rg_likes_drop_db(cr, derr, sizeof(derr));
+    if (cn != NULL)
+        rg_likes_drop_db(cn, derr, sizeof(derr));
+    rg_conf_destroy(cr);
+    rg_conf_destroy(cn);
+    free(evs);
+    return rc;
+}
+
+int rg_cmd_bench(int argc, char **argv)
+{
+    rg_cli_t cli = {.cmd = "bench", .conf = rg_likes_conf_new()};
+    struct opts o = {.events = 200000, .seed = 1};
+    int rc;
+    if (cli.conf == NULL)
+        return rg_cli_error(&cli, "out of memory");
+
+    /* the command line */
+    if ((rc = parse_args(&cli, &o, argc, argv)) != 0 || cli.help) {
+        if (rc == 0)
+            usage();
+        goto out;
+    }
+    bool kafka = o.suite != NULL && !strcmp(o.suite, "kafka");
+    if (kafka || (o.suite != NULL && !strcmp(o.suite, "produce"))) {
+        rc = bench_kafka(&cli, kafka, o.events_given ? o.events : 2000000,
+                         o.seed);
+        goto out;
+    }
+    if (o.suite == NULL || strcmp(o.suite, "likes") != 0) {
+        rc = rg_cli_fail(&cli, "unknown suite \"%s\" (this build has: "
+                         "likes, kafka, produce; the micro suites are "
+                         "build/bin/railgun-bench)", o.suite ? o.suite : "");
+        goto out;
+    }
+    if (strcmp(rg_conf_get_str(cli.conf, "sink"), "null") == 0) {
+        rc = rg_cli_fail(&cli, "sink=null writes nothing: compare with "
+                         "sqlite or mysql");
+        goto out;
+    }
+
+    /* the suite */
+    rc = bench_likes(&cli, &o);
+out:
     rg_conf_destroy(cli.conf);
-    return 0;
+    return rc;
 }

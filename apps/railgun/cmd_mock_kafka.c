@@ -6,14 +6,15 @@
  * the broker, and kcat can talk to it.
  */
 #define _GNU_SOURCE
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "commands.h"
+#include "likes_job.h"
+#include "mock.h"
 
 #define MAX_TOPICS 32
 
@@ -53,54 +54,64 @@ static int parse_topic(rg_cli_t *cli, const char *v, struct topic *t)
     return 0;
 }
 
-int rg_cmd_mock_kafka(int argc, char **argv)
+static int parse_args(rg_cli_t *cli, uint64_t *brokers, struct topic *topics,
+                      int *ntopics, int argc, char **argv)
 {
-    rg_cli_t cli = {.cmd = "mock-kafka", .conf = rg_conf_new()};
-    uint64_t brokers = 3;
-    struct topic topics[MAX_TOPICS];
-    int ntopics = 0, rc = 0;
-    if (cli.conf == NULL)
-        return rg_cli_fail(&cli, "out of memory");
-    for (int i = 0; i < argc && rc == 0; i++) {
+    for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
-        int c = rg_cli_common(&cli, argc, argv, &i);
-        if (c < 0) {
-            rc = 2;
-        } else if (c > 0) {
+        int c = rg_cli_common(cli, argc, argv, &i);
+        if (c < 0)
+            return 2;
+        if (c > 0)
             continue;
-        } else if (rg_cli_is(a, "--brokers")) {
-            v = rg_cli_value(&cli, argc, argv, &i, "--brokers");
-            rc = !v || rg_cli_u64(&cli, "--brokers", v, 1, 64, &brokers)
-                     ? 2 : 0;
+        if (rg_cli_is(a, "--brokers")) {
+            v = rg_cli_value(cli, argc, argv, &i, "--brokers");
+            if (!v || rg_cli_u64(cli, "--brokers", v, 1, 64, brokers))
+                return 2;
         } else if (rg_cli_is(a, "--topic")) {
-            v = rg_cli_value(&cli, argc, argv, &i, "--topic");
+            v = rg_cli_value(cli, argc, argv, &i, "--topic");
             if (v == NULL)
-                rc = 2;
-            else if (ntopics == MAX_TOPICS)
-                rc = rg_cli_fail(&cli, "--topic: at most %d topics",
-                                 MAX_TOPICS);
-            else
-                rc = parse_topic(&cli, v, &topics[ntopics++]);
+                return 2;
+            if (*ntopics == MAX_TOPICS)
+                return rg_cli_fail(cli, "--topic: at most %d topics",
+                                   MAX_TOPICS);
+            if (parse_topic(cli, v, &topics[(*ntopics)++]) != 0)
+                return 2;
         } else if (rg_cli_is(a, "--port")) {
-            rc = rg_cli_fail(&cli, "--port: the mock cluster of this "
-                             "librdkafka (%s) picks its own ports",
-                             rd_kafka_version_str());
+            return rg_cli_fail(cli, "--port: the mock cluster of this "
+                               "librdkafka (%s) picks its own ports",
+                               rd_kafka_version_str());
         } else {
-            rc = rg_cli_fail(&cli, "unknown option \"%s\"", a);
+            return rg_cli_fail(cli, "unknown option \"%s\"", a);
         }
     }
-    if (rc != 0 || cli.help) {
-        if (rc == 0)
-            usage();
-        rg_conf_destroy(cli.conf);
-        return rc;
-    }
-    if (ntopics == 0) {
+    if (*ntopics == 0) {
         snprintf(topics[0].name, sizeof(topics[0].name), "likes");
         topics[0].partitions = 8;
-        ntopics = 1;
+        *ntopics = 1;
     }
-    rg_conf_destroy(cli.conf);
+    return cli->help ? 0 : rg_cli_finish(cli);
+}
+
+int rg_cmd_mock_kafka(int argc, char **argv)
+{
+    rg_cli_t cli = {.cmd = "mock-kafka", .conf = rg_likes_conf_new()};
+    uint64_t brokers = 3;
+    struct topic topics[MAX_TOPICS];
+    int ntopics = 0, rc;
+    rg_mock_t mock = {0};
+    char err[512];
+    if (cli.conf == NULL)
+        return rg_cli_error(&cli, "out of memory");
+
+    /* the command line */
+    if ((rc = parse_args(&cli, &brokers, topics, &ntopics, argc, argv)) !=
+            0 ||
+        cli.help) {
+        if (rc == 0)
+            usage();
+        goto out;
+    }
 
     /* block the stop signals before librdkafka starts its threads, so
      * only sigwait() below receives them */
@@ -110,29 +121,19 @@ int rg_cmd_mock_kafka(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-    char err[512];
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    rd_kafka_conf_set(kc, "log_level", "0", err, sizeof(err));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
-    if (rk == NULL)
-        return rg_cli_fail(&cli, "%s", err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, (int)brokers);
-    if (mc == NULL) {
-        rd_kafka_destroy(rk);
-        return rg_cli_fail(&cli, "cannot start the mock cluster");
+    /* the cluster, until a stop signal */
+    if (rg_mock_open(&mock, (int)brokers, err, sizeof(err)) != 0) {
+        rc = rg_cli_error(&cli, "%s", err);
+        goto out;
     }
-    for (int t = 0; t < ntopics; t++) {
-        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(
-            mc, topics[t].name, topics[t].partitions,
-            brokers < 3 ? (int)brokers : 3);
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rd_kafka_mock_cluster_destroy(mc);
-            rd_kafka_destroy(rk);
-            return rg_cli_fail(&cli, "--topic %s: %s", topics[t].name,
-                               rd_kafka_err2str(e));
+    for (int t = 0; t < ntopics; t++)
+        if (rg_mock_topic(&mock, topics[t].name, topics[t].partitions,
+                          brokers < 3 ? (int)brokers : 3, err,
+                          sizeof(err)) != 0) {
+            rc = rg_cli_error(&cli, "--topic %s", err);
+            goto out;
         }
-    }
-    const char *servers = rd_kafka_mock_cluster_bootstraps(mc);
+    const char *servers = rg_mock_servers(&mock);
     if (cli.json)
         printf("{\"bootstrap_servers\":\"%s\"}\n", servers);
     else
@@ -140,7 +141,9 @@ int rg_cmd_mock_kafka(int argc, char **argv)
     fflush(stdout);
     int sig = 0;
     sigwait(&stop, &sig);
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(rk);
-    return 0;
+
+out:
+    rg_mock_close(&mock);
+    rg_conf_destroy(cli.conf);
+    return rc;
 }

@@ -17,14 +17,13 @@
 #include "cli.h"
 #include "commands.h"
 #include "likes_job.h"
+#include "pipeline.h"
 #include "railgun/kafka.h"
 #include "railgun/railgun.h"
 #include "railgun/sinks.h"
 
 struct runner {
-    rg_engine_t *e;
-    rg_likes_job_t *job;
-    rg_kafka_source_t *src;
+    rg_pipeline_t pl;
     sigset_t sigs;
     bool json;
     /* teardown: `closing` (under lock) ends the signal and stats threads,
@@ -32,6 +31,8 @@ struct runner {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool closing;
+    pthread_t sig_th, stats_th;
+    bool sig_started, stats_started;
 };
 
 static void print_stats(struct runner *r, const char *when)
@@ -40,10 +41,10 @@ static void print_stats(struct runner *r, const char *when)
     rg_flush_stats_t fs;
     rg_kafka_stats_t ks;
     rg_likes_stats_t ls;
-    rg_engine_stats(r->e, &st);
-    rg_engine_flush_stats(r->e, &fs);
-    rg_kafka_source_stats(r->src, &ks);
-    rg_likes_job_stats(r->job, &ls);
+    rg_engine_stats(r->pl.engine, &st);
+    rg_engine_flush_stats(r->pl.engine, &fs);
+    rg_kafka_source_stats(r->pl.source, &ks);
+    rg_likes_job_stats(r->pl.job, &ls);
     if (r->json)
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64
                 ",\"processed\":%" PRIu64 ",\"undecodable\":%" PRIu64
@@ -84,7 +85,7 @@ static void *signals_main(void *arg)
         if (closing)
             return NULL;
         if (sig != SIGUSR1)
-            rg_kafka_source_stop(r->src);
+            rg_kafka_source_stop(r->pl.source);
     }
 }
 
@@ -92,7 +93,8 @@ static void *signals_main(void *arg)
 static void *stats_main(void *arg)
 {
     struct runner *r = arg;
-    int64_t ms = rg_conf_get_int(rg_engine_conf(r->e), "stats.interval.ms");
+    int64_t ms = rg_conf_get_int(rg_engine_conf(r->pl.engine),
+                                 "stats.interval.ms");
     struct timespec at;
     clock_gettime(CLOCK_MONOTONIC, &at);
     pthread_mutex_lock(&r->lock);
@@ -126,6 +128,78 @@ static void usage(void)
            "docs/examples/likes.conf is a start.\n");
 }
 
+static int parse_args(rg_cli_t *cli, bool *init, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        int c = rg_cli_common(cli, argc, argv, &i);
+        if (c < 0)
+            return 2;
+        if (c > 0)
+            continue;
+        if (strcmp(argv[i], "--init-schema") != 0)
+            return rg_cli_fail(cli, "unknown option \"%s\"", argv[i]);
+        *init = true;
+    }
+    return cli->help ? 0 : rg_cli_finish(cli);
+}
+
+/* What must be set before anything starts; 0, or 2 after the error. */
+static int check_args(rg_cli_t *cli)
+{
+    const char *kind = rg_conf_get_str(cli->conf, "sink");
+    if (strcmp(kind, "null") != 0 && strcmp(kind, "mysql") != 0 &&
+        rg_conf_get_str(cli->conf, "sqlite.path")[0] == '\0')
+        return rg_cli_fail(cli, "sqlite.path: not set (where do the counts "
+                           "go?)");
+    if (rg_conf_get_str(cli->conf, "kafka.bootstrap.servers") == NULL)
+        return rg_cli_fail(cli, "kafka.bootstrap.servers: not set (where is "
+                           "the cluster?)");
+    if (rg_conf_get_int(cli->conf, "dispatchers") != 1)
+        return rg_cli_fail(cli, "dispatchers: the Kafka source is one "
+                           "dispatcher; scale out with more processes");
+    return 0;
+}
+
+/* Starts the signal thread and, with stats.interval.ms, the stats
+ * thread. 0, or the pthread_create() error with why filled. */
+static int start_threads(struct runner *r, char *why, size_t size)
+{
+    int rc = pthread_create(&r->sig_th, NULL, signals_main, r);
+    if (rc != 0) {
+        snprintf(why, size, "cannot start the signal thread: %s",
+                 strerror(rc));
+        return rc;
+    }
+    r->sig_started = true;
+    if (rg_conf_get_int(rg_engine_conf(r->pl.engine),
+                        "stats.interval.ms") == 0)
+        return 0;
+    if ((rc = pthread_create(&r->stats_th, NULL, stats_main, r)) != 0) {
+        snprintf(why, size, "cannot start the stats thread: %s",
+                 strerror(rc));
+        return rc;
+    }
+    r->stats_started = true;
+    return 0;
+}
+
+/* Ends the threads start_threads() started, before what they read
+ * goes. */
+static void end_threads(struct runner *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->closing = true;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+    if (r->stats_started)
+        pthread_join(r->stats_th, NULL);
+    if (r->sig_started) {
+        pthread_kill(r->sig_th, SIGUSR1); /* its sigwait() takes it */
+        pthread_join(r->sig_th, NULL);
+    }
+    r->sig_started = r->stats_started = false;
+}
+
 int rg_cmd_run(int argc, char **argv)
 {
     /* block the stop and stats signals first thing, before any thread
@@ -137,125 +211,65 @@ int rg_cmd_run(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    rg_cli_t cli = {.cmd = "run", .conf = rg_conf_new()};
-    bool init = false;
-    int rc = 0;
-    char err[512];
+    rg_cli_t cli = {.cmd = "run", .conf = rg_likes_conf_new()};
+    struct runner r = {.sigs = sigs, .lock = PTHREAD_MUTEX_INITIALIZER};
+    bool init = false, cond_ok = false;
+    char err[512], why[600] = "";
+    int rc;
     if (cli.conf == NULL)
-        return rg_cli_fail(&cli, "out of memory");
-    for (int i = 0; i < argc && rc == 0; i++) {
-        int c = rg_cli_common(&cli, argc, argv, &i);
-        if (c < 0)
-            rc = 2;
-        else if (c > 0)
-            continue;
-        else if (!strcmp(argv[i], "--init-schema"))
-            init = true;
-        else
-            rc = rg_cli_fail(&cli, "unknown option \"%s\"", argv[i]);
-    }
-    if (rc != 0 || cli.help) {
+        return rg_cli_error(&cli, "out of memory");
+
+    /* the command line */
+    if ((rc = parse_args(&cli, &init, argc, argv)) != 0 || cli.help) {
         if (rc == 0)
             usage();
-        rg_conf_destroy(cli.conf);
-        return rc;
+        goto out;
     }
-    const char *kind = rg_conf_get_str(cli.conf, "sink");
-    if (strcmp(kind, "null") != 0 && strcmp(kind, "mysql") != 0 &&
-        rg_conf_get_str(cli.conf, "sqlite.path")[0] == '\0')
-        rc = rg_cli_fail(&cli, "sqlite.path: not set (where do the counts "
-                         "go?)");
-    else if (rg_conf_get_str(cli.conf, "kafka.bootstrap.servers") == NULL)
-        rc = rg_cli_fail(&cli, "kafka.bootstrap.servers: not set (where is "
-                         "the cluster?)");
-    else if (rg_conf_get_int(cli.conf, "dispatchers") != 1)
-        rc = rg_cli_fail(&cli, "dispatchers: the Kafka source is one "
-                         "dispatcher; scale out with more processes");
-    if (rc != 0) {
-        rg_conf_destroy(cli.conf);
-        return rc;
-    }
+    if ((rc = check_args(&cli)) != 0)
+        goto out;
+    r.json = cli.json;
 
-    struct runner r = {.json = cli.json, .sigs = sigs};
-
-    rg_sink_t sink;
-    if (rg_likes_open_sink(cli.conf, init ? RG_SINK_INIT_SCHEMA : 0, &sink,
-                           err, sizeof(err)) != 0) {
-        rg_conf_destroy(cli.conf);
-        return rg_cli_fail(&cli, "%s", err);
+    /* the pipeline, and the threads that watch it */
+    rg_pipeline_opts_t po = {.sink_flags = init ? RG_SINK_INIT_SCHEMA : 0,
+                             .kafka = true};
+    if ((rc = rg_pipeline_open(&r.pl, cli.conf, &po, err, sizeof(err))) !=
+            0 ||
+        (rc = rg_pipeline_start(&r.pl, err, sizeof(err))) != 0) {
+        rc = rg_cli_report(&cli, rc, "%s", err);
+        goto out;
     }
-    rg_conf_t *kconf = rg_conf_dup(cli.conf);
-    unsigned workers = (unsigned)rg_conf_get_int(cli.conf, "workers");
-    r.job = rg_likes_job_new(workers, &sink, 0, 0);
-    rg_processor_t proc;
-    if (r.job == NULL || kconf == NULL) {
-        snprintf(err, sizeof(err), "out of memory");
-    } else {
-        rg_likes_job_processor(r.job, &proc);
-        r.e = rg_engine_new(cli.conf, &proc, err, sizeof(err));
-    }
-    if (r.e == NULL || rg_engine_set_sink(r.e, &sink, err, sizeof(err)) != 0) {
-        if (r.e == NULL)
-            rg_conf_destroy(cli.conf);
-        rg_likes_job_destroy(r.job);
-        rg_engine_destroy(r.e);
-        sink.close(sink.self);
-        rg_conf_destroy(kconf);
-        return rg_cli_fail(&cli, "%s", err);
-    }
-    rg_likes_job_bind(r.job, r.e);
-    r.src = rg_kafka_source_new(r.e, 0, kconf, &sink, err, sizeof(err));
-    rg_conf_destroy(kconf);
-    if (r.src == NULL || rg_engine_start(r.e, err, sizeof(err)) != 0) {
-        rg_kafka_source_destroy(r.src);
-        rg_likes_job_destroy(r.job);
-        rg_engine_destroy(r.e);
-        return rg_cli_fail(&cli, "%s", err);
-    }
-    pthread_t sig_th, stats_th;
-    pthread_mutex_init(&r.lock, NULL);
     pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r.wake, &ca);
-    pthread_condattr_destroy(&ca);
-    bool sig_ok = pthread_create(&sig_th, NULL, signals_main, &r) == 0;
-    bool stats_ok =
-        rg_conf_get_int(rg_engine_conf(r.e), "stats.interval.ms") > 0 &&
-        pthread_create(&stats_th, NULL, stats_main, &r) == 0;
-    char why[600] = "";
-    if (!sig_ok) {
-        snprintf(why, sizeof(why), "cannot start the signal thread");
-        rg_kafka_source_stop(r.src);
+    if ((rc = pthread_condattr_init(&ca)) == 0) {
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        rc = pthread_cond_init(&r.wake, &ca);
+        pthread_condattr_destroy(&ca);
     }
+    if (rc != 0) {
+        rc = rg_cli_error(&cli, "cannot make a condition variable: %s",
+                          strerror(rc));
+        goto out;
+    }
+    cond_ok = true;
+    /* on failure `why` says so: the run is skipped, and the stop below
+     * ends the thread that did start */
+    start_threads(&r, why, sizeof(why));
 
-    int src_rc = rg_kafka_source_run(r.src);
-    if (src_rc != 0 && rg_kafka_source_error(r.src) != NULL)
-        snprintf(why, sizeof(why), "%s", rg_kafka_source_error(r.src));
-    rg_kafka_source_close(r.src); /* leaves the group: flush + commit */
-    rg_engine_stop(r.e);
-    if (rg_engine_error(r.e) != NULL)
-        snprintf(why, sizeof(why), "%s", rg_engine_error(r.e));
-    /* the signal and stats threads end before what they read goes */
-    pthread_mutex_lock(&r.lock);
-    r.closing = true;
-    pthread_cond_signal(&r.wake);
-    pthread_mutex_unlock(&r.lock);
-    if (stats_ok)
-        pthread_join(stats_th, NULL);
-    if (sig_ok) {
-        pthread_kill(sig_th, SIGUSR1); /* its sigwait() takes it */
-        pthread_join(sig_th, NULL);
-    }
-    pthread_cond_destroy(&r.wake);
-    pthread_mutex_destroy(&r.lock);
+    /* the run, on this thread, until SIGTERM or SIGINT */
+    if (why[0] == '\0' && rg_kafka_source_run(r.pl.source) != 0 &&
+        rg_kafka_source_error(r.pl.source) != NULL)
+        snprintf(why, sizeof(why), "%s", rg_kafka_source_error(r.pl.source));
+    rg_pipeline_stop(&r.pl); /* leaves the group: flush + commit */
+    if (rg_engine_error(r.pl.engine) != NULL)
+        snprintf(why, sizeof(why), "%s", rg_engine_error(r.pl.engine));
+    end_threads(&r);
     print_stats(&r, "final");
-    rg_likes_job_destroy(r.job);
-    rg_kafka_source_destroy(r.src);
-    rg_engine_destroy(r.e);
-    if (why[0]) {
-        fprintf(stderr, "railgun run: %s\n", why);
-        return 1;
-    }
-    return 0;
+    if (why[0] != '\0')
+        rc = rg_cli_error(&cli, "%s", why);
+
+out:
+    if (cond_ok)
+        pthread_cond_destroy(&r.wake);
+    rg_pipeline_close(&r.pl);
+    rg_conf_destroy(cli.conf);
+    return rc;
 }

@@ -31,7 +31,10 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].what);
     fprintf(f, "\nEvery command takes --help, --config FILE, "
-               "-X name=value and --json.\n");
+               "-X name=value and --json.\n"
+               "Exit status: 0 done, 1 the work failed (a server, a file, "
+               "a mismatch),\n2 bad input (an option, a property, a "
+               "combination of them).\n");
 }
 
 int main(int argc, char **argv)

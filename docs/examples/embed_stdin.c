@@ -19,9 +19,9 @@ static int unpack(void *opaque, const rg_msg_t *m, rg_event_t *ev)
     return (*end != '\0' || ev->key >= MAX_ID) ? RG_EDECODE : 0;
 }
 
-static void count(void *opaque, unsigned worker, rg_event_t *ev)
+static void count(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)opaque, (void)worker;
+    (void)opaque, (void)ctx;
     counts[ev->key]++;
 }
 

@@ -11,9 +11,9 @@ static int unpack(void *opaque, const rg_msg_t *m, rg_event_t *ev)
     return 0;
 }
 
-static void count(void *opaque, unsigned worker, rg_event_t *ev)
+static void count(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
 {
-    (void)opaque, (void)worker, (void)ev;
+    (void)opaque, (void)ctx, (void)ev;
     seen++; /* one worker: no sharing */
 }
 
@@ -21,7 +21,7 @@ static void count(void *opaque, unsigned worker, rg_event_t *ev)
  * over done offsets, the full-window check) in the installed library. */
 static int ack_ok(void)
 {
-    rg_ack_t *a = rg_ack_new(64, 0);
+    rg_ack_t *a = rg_ack_new(64, 0, NULL, 0);
     if (a == NULL)
         return 0;
     int ok = 1;

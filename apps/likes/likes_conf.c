@@ -1,0 +1,59 @@
+/*
+ * likes_conf.c - the `railgun` program's own configuration rows (layer
+ * "railgun", scope app) and the configuration every command starts from:
+ * the core's table plus the Kafka, SQLite, MariaDB and program tables.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include "likes_job.h"
+#include "railgun/kafka.h"
+#include "railgun/sinks.h"
+
+static int check_sink(const char *name, const char *sval, int64_t v,
+                      char *errstr, size_t errstr_size)
+{
+    (void)v;
+    if (strcmp(sval, "sqlite") == 0 || strcmp(sval, "mysql") == 0 ||
+        strcmp(sval, "null") == 0)
+        return 0;
+    snprintf(errstr, errstr_size, "%s: unknown sink \"%s\" (expected "
+             "sqlite, mysql or null)", name, sval);
+    return RG_EINVAL;
+}
+
+static const rg_conf_prop_t app_props[] = {
+    {"sink", RG_CONF_STR, "sqlite", 0, 0,
+     "Where merged epochs go: `sqlite` (embedded, the default), `mysql` "
+     "(MariaDB/MySQL) or `null` (discard; for benchmarks).", check_sink},
+    {"stats.interval.ms", RG_CONF_INT, "0", 0, 86400000,
+     "railgun run: print the stats every this many ms (0: only on SIGUSR1 "
+     "and at the end).", NULL},
+};
+
+static const rg_conf_table_t app_table = {
+    .layer = "railgun",
+    .scope = RG_CONF_SCOPE_APP,
+    .props = app_props,
+    .count = sizeof(app_props) / sizeof(app_props[0]),
+};
+
+const rg_conf_table_t *rg_likes_conf_table(void)
+{
+    return &app_table;
+}
+
+rg_conf_t *rg_likes_conf_new(void)
+{
+    rg_conf_t *c = rg_conf_new();
+    const rg_conf_table_t *tables[] = {rg_kafka_conf_table(),
+                                       rg_sqlite_conf_table(),
+                                       rg_mysql_conf_table(), &app_table};
+    for (size_t i = 0; c != NULL && i < sizeof(tables) / sizeof(tables[0]);
+         i++)
+        if (rg_conf_add_table(c, tables[i], NULL, 0) != 0) {
+            rg_conf_destroy(c);
+            c = NULL;
+        }
+    return c;
+}
