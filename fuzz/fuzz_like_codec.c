@@ -12,7 +12,7 @@
  * Each message goes through rg_like_decode (the fast path in front) and
  * rg_like_decode_strict, and the target aborts when they disagree in any
  * way: return code, any field, or a rejection that wrote the output. When
- * the fast path alone (rg__like_decode_canonical) accepts, the strict
+ * the fast path alone (rg__like_decode_fast) accepts, the strict
  * decoder must accept the same like; an unedited canonical message must be
  * taken by the fast path. Decoding must never crash or read out of bounds
  * (ASan: key and value are copied to buffers of their exact size), and a
@@ -62,7 +62,7 @@ static rg_like_err_t check_message(const uint8_t *k, size_t klen,
     memcpy(&alone, &sentinel, sizeof(alone));
     rg_like_err_t ef = rg_like_decode(kp, klen, val, vlen, max, &fast);
     rg_like_err_t es = rg_like_decode_strict(kp, klen, val, vlen, max, &strict);
-    bool took = rg__like_decode_canonical(kp, klen, val, vlen, max, &alone);
+    bool took = rg__like_decode_fast(kp, klen, val, vlen, max, &alone);
     CHECK((unsigned)ef < RG_LIKE_E__COUNT, "unknown error code");
     CHECK(ef == es, "fast and strict decoders return different codes");
     if (es != RG_LIKE_E_NONE) {
@@ -105,7 +105,7 @@ static void check_round_trip(const rg_like_t *like)
     CHECK(check_message((const uint8_t *)k, kl, false, bin, bl, 0, &b) ==
                   RG_LIKE_E_NONE && same(&b, like),
           "binary round trip differs");
-    CHECK(rg__like_decode_canonical(k, kl, json, jl, 0, &a) && same(&a, like),
+    CHECK(rg__like_decode_fast(k, kl, json, jl, 0, &a) && same(&a, like),
           "the fast path declined our own encoder's JSON");
 }
 
@@ -253,7 +253,7 @@ static void near_canonical(const uint8_t *data, size_t size)
                   RG_LIKE_E_NONE && same(&got, &like),
           "an encoded like does not decode to itself");
     if (!binary || klen <= 16)
-        CHECK(rg__like_decode_canonical(key, klen, val, vlen, 4096, &got) &&
+        CHECK(rg__like_decode_fast(key, klen, val, vlen, 4096, &got) &&
                   same(&got, &like),
               "the fast path declined an encoded like");
     /* then the edits */

@@ -263,7 +263,7 @@ static verdict_t agree(const void *key, size_t kl, const void *val,
     verdict_t v;
     rg_like_err_t ef = rg_like_decode(key, kl, val, vl, max, &fast);
     v.code = rg_like_decode_strict(key, kl, val, vl, max, &strict);
-    v.took = rg__like_decode_canonical(key, kl, val, vl, max, &alone);
+    v.took = rg__like_decode_fast(key, kl, val, vl, max, &alone);
     v.like = strict;
     if (ef != v.code || (v.code == RG_LIKE_E_NONE && !same(&fast, &strict)) ||
         (v.code != RG_LIKE_E_NONE && !same(&fast, &sentinel)) ||

@@ -761,9 +761,9 @@ rg_like_err_t rg_like_decode(const void *key, size_t key_len,
                                  max_value_len, out);
 }
 
-bool rg__like_decode_canonical(const void *key, size_t key_len,
-                               const void *value, size_t value_len,
-                               size_t max_value_len, rg_like_t *out)
+bool rg__like_decode_fast(const void *key, size_t key_len,
+                          const void *value, size_t value_len,
+                          size_t max_value_len, rg_like_t *out)
 {
     return decode_fast(key, key_len, value, value_len, max_value_len, out);
 }

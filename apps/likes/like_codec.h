@@ -91,12 +91,14 @@ rg_like_err_t rg_like_decode_strict(const void *key, size_t key_len,
                                     const void *value, size_t value_len,
                                     size_t max_value_len, rg_like_t *out);
 
-/* Internal, for tests, the fuzzer and the bench: the fast path alone.
- * True (and *out written) when it accepted the message; false, nothing
- * written, when it handed it on. Not a decoder: false is not a rejection. */
-bool rg__like_decode_canonical(const void *key, size_t key_len,
-                               const void *value, size_t value_len,
-                               size_t max_value_len, rg_like_t *out);
+/* Internal, for tests and the fuzzer: the fast path alone (canonical
+ * JSON, binary with a key of up to 16 digits). True, *out written, when
+ * it accepted the message, which the strict decoder then accepts alike;
+ * false, nothing written, when it leaves it to the strict decoder. Not a
+ * decoder: false is not a rejection. */
+bool rg__like_decode_fast(const void *key, size_t key_len,
+                          const void *value, size_t value_len,
+                          size_t max_value_len, rg_like_t *out);
 
 /* JSON value for `like` into buf (RG_LIKE_JSON_MAX bytes); returns the
  * length without the NUL. "ts" is written only when like->ts >= 0. */
