@@ -89,6 +89,25 @@ void ack(benchmark::State &state, int impl)
     state.SetItemsProcessed(state.iterations() * kAckOffsets);
 }
 
+constexpr size_t kDecodeValues = 1 << 16; // about 4 MB of JSON
+
+void decode(benchmark::State &state, int impl)
+{
+    rgb_decode *d = rgb_decode_open(impl, kDecodeValues, 1);
+    if (d == nullptr) {
+        state.SkipWithError("out of memory");
+        return;
+    }
+    bool ok = true;
+    for (auto _ : state)
+        ok &= rgb_decode_run(d) == 0;
+    if (!ok)
+        state.SkipWithError("a value decoded wrong");
+    state.SetItemsProcessed(state.iterations() * kDecodeValues);
+    state.SetBytesProcessed(state.iterations() * rgb_decode_bytes(d));
+    rgb_decode_close(d);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -128,6 +147,12 @@ int main(int argc, char **argv)
     benchmark::RegisterBenchmark("ack/railgun_mt", ack, RGB_ACK_RAILGUN_MT)
         ->UseRealTime();
     benchmark::RegisterBenchmark("ack/ordered_list_mt", ack, RGB_ACK_LIST_MT)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("decode/railgun_fast", decode,
+                                 RGB_DECODE_FAST)->UseRealTime();
+    benchmark::RegisterBenchmark("decode/strict", decode, RGB_DECODE_STRICT)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("decode/binary", decode, RGB_DECODE_BINARY)
         ->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))

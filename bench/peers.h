@@ -82,6 +82,22 @@ void rgb_merge_run(rgb_merge *m);
 /* 0 when the tables' totals equal the events merged. */
 int rgb_merge_close(rgb_merge *m);
 
+enum rgb_decode_impl {
+    RGB_DECODE_FAST,     /* rg_like_decode on JSON: the canonical fast path */
+    RGB_DECODE_STRICT,   /* rg_like_decode_strict on the same JSON */
+    RGB_DECODE_BINARY,   /* rg_like_decode on the compact binary form */
+};
+
+typedef struct rgb_decode rgb_decode;
+
+/* n likes drawn as the demo draws them (seeded), encoded for impl. */
+rgb_decode *rgb_decode_open(int impl, size_t n, uint64_t seed);
+/* Decodes every value once; 0 when each decoded to what was encoded. */
+int rgb_decode_run(rgb_decode *d);
+/* The values' total size in bytes. */
+size_t rgb_decode_bytes(const rgb_decode *d);
+void rgb_decode_close(rgb_decode *d);
+
 /* Pins the calling thread to one CPU (ignored when cpu < 0). */
 void rgb_pin(int cpu);
 

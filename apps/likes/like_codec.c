@@ -1,6 +1,7 @@
 /*
  * like_codec.c - strict decoding and encoding of like events (see
- * like_codec.h for the wire contract).
+ * like_codec.h for the wire contract), and a fast path in front of the
+ * strict decoder for the values our own encoder writes.
  *
  * The JSON decoder is a single pass over the bytes with no allocation:
  * it validates every string (escapes, UTF-8, no control bytes), every
@@ -8,6 +9,11 @@
  * limit, and reads the three (or four) fields it knows as plain integers.
  * It never reads past value_len, so values need no NUL terminator and
  * embedded NULs are just invalid bytes.
+ *
+ * The fast path (at the end) only ever accepts: for a message in the
+ * canonical shape it returns what the strict decoder would, and for any
+ * other it declines and the strict decoder runs. It never rejects, so
+ * every error comes from one place.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -391,11 +397,15 @@ static rg_like_err_t decode_json(const uint8_t *v, size_t len, rg_like_t *out)
     return RG_LIKE_E_NONE;
 }
 
-static uint64_t load_le64(const uint8_t *p)
+/* 8 bytes as a little-endian word: byte i of the word is p[i] (the
+ * binary form's integers, and the fast path's SWAR words). */
+static inline uint64_t load_le64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
@@ -442,9 +452,9 @@ static rg_like_err_t parse_key(const uint8_t *k, size_t len, uint64_t *id)
     return RG_LIKE_E_NONE;
 }
 
-rg_like_err_t rg_like_decode(const void *key, size_t key_len,
-                             const void *value, size_t value_len,
-                             size_t max_value_len, rg_like_t *out)
+rg_like_err_t rg_like_decode_strict(const void *key, size_t key_len,
+                                    const void *value, size_t value_len,
+                                    size_t max_value_len, rg_like_t *out)
 {
     const uint8_t *v = value;
     if (value == NULL || value_len == 0)
@@ -464,8 +474,298 @@ rg_like_err_t rg_like_decode(const void *key, size_t key_len,
         return e;
     if (like.video_id != key_id)
         return RG_LIKE_E_KEY_MISMATCH;
-    *out = like;
+    /* field by field: the decoders just wrote `like` one field at a time,
+     * and a 16-byte struct copy reading those narrower stores back cannot
+     * be forwarded from the store buffer (it stalled the binary path for
+     * a third of its time) */
+    out->video_id = like.video_id;
+    out->user_id = like.user_id;
+    out->ts = like.ts;
+    out->state = like.state;
     return RG_LIKE_E_NONE;
+}
+
+/* ---- the canonical fast path -------------------------------------------- */
+
+/*
+ * The exact shape rg_like_encode_json writes, and nothing else:
+ *
+ *   value := '{"video_id":' ID ',"user_id":' ID ',"state":' STATE
+ *            [ ',"ts":' TS ] '}'          (then the end of the value)
+ *   ID    := [1-9][0-9]{0,18}             with a value <= 2^63-1
+ *   TS    := '0' | [1-9][0-9]{0,18}       with a value <= 2^63-1
+ *   STATE := '0' | '1'
+ *   key   := the bytes of the value's ID for video_id, exactly
+ *   and max_value_len == 0 or the value's length <= max_value_len.
+ *
+ * No whitespace, no other field, no escape, no sign, no fraction. Every
+ * such message is one the strict decoder accepts with the same fields
+ * (NOTES-codec.md has the argument, field by field); every other message
+ * is not handled here at all, so each rejection and its reason come from
+ * the strict decoder.
+ *
+ * Digits are read 8 at a time (SWAR): a word's non-digit bytes are found
+ * with two masks and the digits combined with three multiplies, so a
+ * number costs no branch per digit, and the id lengths the Zipf stream
+ * varies no misprediction per digit. Loads stay inside the value: near
+ * its end the last 8 bytes are loaded and shifted (a value is at least
+ * CANON_MIN >= 8 bytes long).
+ */
+#define CANON_MIN 36 /* {"video_id":1,"user_id":1,"state":0} */
+#define CANON_MAX 97 /* two 19-digit ids and a 19-digit ts */
+#define CANON_DIGITS 19 /* the most an id or ts may have (2^63-1 has 19) */
+
+_Static_assert(CANON_MIN >= 8, "load_near_end reads 8 bytes before end");
+
+/* True when the constant literal `lit` is at p, within end. The constant
+ * size lets the compiler turn memcmp into a few loads. */
+#define CANON_LIT(p, end, lit)                                               \
+    ((size_t)((end) - (p)) >= sizeof(lit) - 1 &&                             \
+     memcmp((p), (lit), sizeof(lit) - 1) == 0)
+
+#define ONES 0x0101010101010101ull
+
+/* The bytes q[0 .. min(8, end - q)) as a little-endian word, zero bytes
+ * above them; never reads outside [end - 8, end) or [q, q + 8). */
+static inline uint64_t load_near_end(const uint8_t *q, const uint8_t *end)
+{
+    size_t room = (size_t)(end - q);
+    if (room >= 8)
+        return load_le64(q);
+    if (room == 0)
+        return 0;
+    return load_le64(end - 8) >> (8 * (8 - room));
+}
+
+/* Index of the first byte of w that is not an ASCII digit, 8 when all
+ * are. Mask a flags a byte whose high nibble is not 3, mask b one whose
+ * low nibble is over 9 (adding 6 carries it into the high nibble). A
+ * carry out of a byte (only from one >= 0xFA, itself not a digit) can
+ * spoil b's bytes above it, never the first non-digit. */
+static inline unsigned first_nondigit(uint64_t w)
+{
+    uint64_t a = (w & 0xF0 * ONES) ^ (0x30 * ONES);
+    uint64_t b = ((w + 0x06 * ONES) & 0xF0 * ONES) ^ (0x30 * ONES);
+    uint64_t t = a | b;
+    return t == 0 ? 8u : (unsigned)__builtin_ctzll(t) / 8;
+}
+
+/* The number written by the 8 digit values in the bytes of d, the first
+ * (most significant) in byte 0: pairs of digits first (10 * d[i] +
+ * d[i + 1] into byte i), then the four pairs weighted 10^6, 10^4, 10^2, 1
+ * by two multiplies whose upper halves sum them. */
+static inline uint64_t swar8_value(uint64_t d)
+{
+    d = d * 10 + (d >> 8);
+    d = (d & 0x000000FF000000FFull) * (100 + (1000000ull << 32)) +
+        ((d >> 16) & 0x000000FF000000FFull) * (1 + (10000ull << 32));
+    return d >> 32;
+}
+
+static const uint64_t pow10_u64[9] = {1, 10, 100, 1000, 10000, 100000,
+                                      1000000, 10000000, 100000000};
+
+/* The number written by the n (1..8) digits in the low bytes of w: their
+ * values moved to the top bytes, so the bytes below read as leading
+ * zeros. */
+static inline uint64_t digits_value(uint64_t w, unsigned n)
+{
+    uint64_t d = w & 0x0F * ONES;
+    if (n < 8)
+        d <<= 8 * (8 - n);
+    return swar8_value(d);
+}
+
+/* 4 bytes as a little-endian word, like load_le64. */
+static inline uint32_t load_le32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
+/*
+ * The message key as a plain decimal id when it has 1..16 digits and no
+ * leading zero (so it is at most 10^16 - 1, inside 1..2^63-1): true with
+ * *id set. False for every other key, which the strict parse_key then
+ * judges; 17 to 19 digits are valid keys that this one just leaves to
+ * it. The key is read with loads that never leave its key_len bytes: for
+ * 1..3 bytes k[0], k[n/2], k[n-1] (placed so that, masked to n bytes, the
+ * word is the key); for 4..8 two overlapping 4-byte loads; for 9..16 two
+ * overlapping 8-byte loads. The size classes are three predictable-enough
+ * branches in place of a loop whose exit mispredicts on every change of
+ * key length the Zipf stream makes.
+ */
+static inline bool key_fast(const uint8_t *k, size_t n, uint64_t *id)
+{
+    uint64_t lo, hi = 0;
+    size_t nlo = n;
+    if (n - 1 >= 16 || k[0] == '0')
+        return false; /* n == 0 wraps to a huge n - 1 */
+    if (n <= 3) {
+        lo = (uint64_t)k[0] | (uint64_t)k[n >> 1] << 8 |
+             (uint64_t)k[n - 1] << 16;
+        lo &= (1ull << (8 * n)) - 1;
+    } else if (n <= 8) {
+        lo = (uint64_t)load_le32(k) | (uint64_t)load_le32(k + n - 4)
+                                         << (8 * (n - 4));
+    } else {
+        lo = load_le64(k);
+        hi = load_le64(k + n - 8) >> (8 * (16 - n)); /* bytes 8 .. n-1 */
+        nlo = 8;
+    }
+    /* the bytes above nlo (and above n - 8 in hi) are zero: non-digits */
+    if (first_nondigit(lo) != nlo)
+        return false;
+    uint64_t v = digits_value(lo, (unsigned)nlo);
+    if (n > 8) {
+        unsigned nhi = (unsigned)(n - 8);
+        if (first_nondigit(hi) != nhi)
+            return false;
+        v = v * pow10_u64[nhi] + digits_value(hi, nhi);
+    }
+    *id = v;
+    return true;
+}
+
+/*
+ * A canonical integer at *pp: 1..19 digits, no leading zero (a lone "0"
+ * only when zero_ok), value in [zero_ok ? 0 : 1, 2^63-1]. Moves *pp past
+ * the digits and returns their count, or returns 0 when the number is not
+ * canonical. Up to 19 digits the value is below 10^19 < 2^64, so v wraps
+ * only once n is over 19, and then it is not used. The byte after the
+ * digits is not a digit; the caller's next literal decides whether it is
+ * the one the grammar wants.
+ */
+static inline size_t
+canon_uint(const uint8_t **pp, const uint8_t *end, bool zero_ok,
+           uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    size_t n = 0;
+    uint64_t v = 0;
+    for (;;) {
+        uint64_t w = load_near_end(p + n, end);
+        unsigned k = first_nondigit(w);
+        if (k != 0)
+            v = v * pow10_u64[k] + digits_value(w, k);
+        n += k;
+        if (k < 8 || n > CANON_DIGITS)
+            break;
+    }
+    if (n == 0 || n > CANON_DIGITS || (p[0] == '0' && (n > 1 || !zero_ok)) ||
+        v > (uint64_t)RG_LIKE_ID_MAX)
+        return 0;
+    *pp = p + n;
+    *out = v;
+    return n;
+}
+
+/* True, with *out written, when the JSON value has the canonical shape
+ * above and the key is its ID's digits; false, nothing written,
+ * otherwise. */
+static bool decode_canonical_json(const uint8_t *key, size_t key_len,
+                                  const uint8_t *v, size_t len,
+                                  rg_like_t *out)
+{
+    if (len < CANON_MIN || len > CANON_MAX)
+        return false;
+    const uint8_t *p = v, *end = v + len, *video_digits;
+    uint64_t video, user, ts_digits;
+    int64_t ts = -1; /* absent */
+    size_t video_n;
+    if (!CANON_LIT(p, end, "{\"video_id\":"))
+        return false;
+    p += sizeof("{\"video_id\":") - 1;
+    video_digits = p;
+    if ((video_n = canon_uint(&p, end, false, &video)) == 0)
+        return false;
+    /* The key is a valid one equal to video_id exactly when it is the
+     * same digits: both are plain decimals without a leading zero. (glibc
+     * compares these few bytes with masked loads and no branch on the
+     * length, which measured faster than key_fast here.) */
+    if (key_len != video_n || memcmp(key, video_digits, video_n) != 0)
+        return false;
+    if (!CANON_LIT(p, end, ",\"user_id\":"))
+        return false;
+    p += sizeof(",\"user_id\":") - 1;
+    if (canon_uint(&p, end, false, &user) == 0)
+        return false;
+    if (!CANON_LIT(p, end, ",\"state\":"))
+        return false;
+    p += sizeof(",\"state\":") - 1;
+    if (end - p < 2 || (p[0] != '0' && p[0] != '1'))
+        return false;
+    uint8_t state = (uint8_t)(p[0] - '0');
+    p++;
+    if (p[0] != '}') {
+        if (!CANON_LIT(p, end, ",\"ts\":"))
+            return false;
+        p += sizeof(",\"ts\":") - 1;
+        if (canon_uint(&p, end, true, &ts_digits) == 0)
+            return false;
+        if (p == end || p[0] != '}')
+            return false;
+        ts = (int64_t)ts_digits; /* <= 2^63-1: canon_uint checked */
+    }
+    if (p + 1 != end)
+        return false; /* bytes after the object */
+    out->video_id = video;
+    out->user_id = user;
+    out->state = state;
+    out->ts = ts;
+    return true;
+}
+
+/*
+ * The fast path: true, with *out written, only for a message the strict
+ * decoder accepts, with the fields it would write; false, nothing
+ * written, for every other message (and for some valid ones: 17- to
+ * 19-digit keys, JSON in any other shape), which the caller hands to the
+ * strict decoder. The checks before the value are the strict decoder's,
+ * as conditions to accept rather than errors to return. A binary value
+ * goes through decode_binary itself, the strict code, with only the key
+ * read faster.
+ */
+static bool decode_fast(const uint8_t *key, size_t key_len, const uint8_t *v,
+                        size_t len, size_t max_value_len, rg_like_t *out)
+{
+    uint64_t key_id;
+    if (v == NULL || len == 0 || key == NULL ||
+        (max_value_len != 0 && len > max_value_len))
+        return false;
+    if (v[0] != RG_LIKE_BINARY_MAGIC)
+        return decode_canonical_json(key, key_len, v, len, out);
+    rg_like_t like;
+    if (!key_fast(key, key_len, &key_id) ||
+        decode_binary(v, len, &like) != RG_LIKE_E_NONE ||
+        like.video_id != key_id)
+        return false;
+    out->video_id = like.video_id;
+    out->user_id = like.user_id;
+    out->ts = like.ts;
+    out->state = like.state;
+    return true;
+}
+
+rg_like_err_t rg_like_decode(const void *key, size_t key_len,
+                             const void *value, size_t value_len,
+                             size_t max_value_len, rg_like_t *out)
+{
+    if (decode_fast(key, key_len, value, value_len, max_value_len, out))
+        return RG_LIKE_E_NONE;
+    return rg_like_decode_strict(key, key_len, value, value_len,
+                                 max_value_len, out);
+}
+
+bool rg__like_decode_fast(const void *key, size_t key_len,
+                          const void *value, size_t value_len,
+                          size_t max_value_len, rg_like_t *out)
+{
+    return decode_fast(key, key_len, value, value_len, max_value_len, out);
 }
 
 size_t rg_like_encode_json(const rg_like_t *like, char *buf)

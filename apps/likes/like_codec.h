@@ -15,10 +15,18 @@
  * Binary (compact): 0xB1, flags (bit 0 liked, bit 1 ts present),
  * video_id u64 LE, user_id u64 LE, then ts i64 LE when bit 1 is set:
  * 18 or 26 bytes exactly; unknown flag bits are an error.
+ *
+ * Two decoders, one answer: rg_like_decode_strict is the definition;
+ * rg_like_decode first tries a fast path that accepts only the exact
+ * shape rg_like_encode_json writes (and binary values with a short key)
+ * and hands everything else to the strict decoder, so its result, code
+ * and fields, is the strict decoder's on every input (the fuzzer and
+ * tests/test_like_codec.c compare the two).
  */
 #ifndef RG_LIKE_CODEC_H
 #define RG_LIKE_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,10 +76,29 @@ const char *rg_like_err_msg(rg_like_err_t e);
  * its first byte is RG_LIKE_BINARY_MAGIC (never valid JSON), else JSON.
  * max_value_len bounds the value (0: no bound). Returns RG_LIKE_E_NONE or
  * the reason; *out is written only on success. Never reads past len.
+ * Values in exactly the shape rg_like_encode_json writes take a fast path;
+ * every other message goes to rg_like_decode_strict, and the result (code
+ * and fields) is the strict decoder's on every input. Thread-safe: no
+ * state.
  */
 rg_like_err_t rg_like_decode(const void *key, size_t key_len,
                              const void *value, size_t value_len,
                              size_t max_value_len, rg_like_t *out);
+
+/* The strict decoder alone: the definition of what rg_like_decode
+ * returns, reachable so tests, the fuzzer and the bench can compare. */
+rg_like_err_t rg_like_decode_strict(const void *key, size_t key_len,
+                                    const void *value, size_t value_len,
+                                    size_t max_value_len, rg_like_t *out);
+
+/* Internal, for tests and the fuzzer: the fast path alone (canonical
+ * JSON, binary with a key of up to 16 digits). True, *out written, when
+ * it accepted the message, which the strict decoder then accepts alike;
+ * false, nothing written, when it leaves it to the strict decoder. Not a
+ * decoder: false is not a rejection. */
+bool rg__like_decode_fast(const void *key, size_t key_len,
+                          const void *value, size_t value_len,
+                          size_t max_value_len, rg_like_t *out);
 
 /* JSON value for `like` into buf (RG_LIKE_JSON_MAX bytes); returns the
  * length without the NUL. "ts" is written only when like->ts >= 0. */
