@@ -1,0 +1,321 @@
+/*
+ * hotkey.h - hot-key detection on one ingest thread (internal).
+ *
+ * A dispatcher feeds every event's routing key into its own sketch
+ * (rg__hk_add*) and calls rg__hk_tick() as its clock moves. At the end of
+ * each slice of the window the sketch evaluates every key it tracks and
+ * reports the keys that turned hot or cold. It never moves anything: the
+ * dispatcher applies the reported changes to its own routing set
+ * (rg__hkset_t) at an epoch barrier, and tests that set per event.
+ *
+ * What "hot" means (all counts are events, a weighted add counts n):
+ *   - The window is the last RG__HK_SLICES slices of window_ns /
+ *     RG__HK_SLICES each, the one that just ended included; it slides by
+ *     one slice per tick. T is the window's events, c a key's events in it.
+ *   - A cold key turns hot when c >= min_events and (c > share * T or,
+ *     with rate > 0, c > rate * the window's covered seconds).
+ *   - A hot key turns cold when c == 0, or when c < cool_share * T and
+ *     (rate == 0 or c < rate * cool_share / share * seconds): hysteresis,
+ *     so a key at the threshold does not flap.
+ *   - A key changes state at most once per cool_ns (anti-flap): a key
+ *     that turned hot stays hot that long, one that cooled stays cold.
+ *   - At most max_hot keys are hot; past that, the strongest candidates
+ *     win and the rest wait for a free place.
+ *   Detection delay: a key whose share of the last window passes share is
+ *   reported at the next slice end, so at most window_ns / RG__HK_SLICES
+ *   after its window share crossed; a key that jumps from nothing to a
+ *   share q is reported within (share / q) * window_ns + one slice.
+ *
+ * The sketch: capacity counters in buckets of RG__HK_WAYS (one cache line
+ * of keys), a key's bucket chosen by rg_hash64(key). Within a bucket it is
+ * Space-Saving: a key not in its bucket takes over the bucket's smallest
+ * counter, inheriting its count as a possible error (Metwally et al.,
+ * 2005; done per bucket so an update reads one line of keys and never
+ * needs a global minimum). Every counter keeps one count per slice, so
+ * the window slides exactly, and what a key inherited slides out with
+ * the slices it was counted in: the smallest counts stay about one
+ * window's misses per counter instead of growing with the stream.
+ * Decisions use the lower bound (the count less what is inherited): a
+ * key that stayed in its bucket since the window began is counted
+ * exactly. Why this and not HeavyKeeper, a global Space-Saving,
+ * Misra-Gries or sampling: NOTES-hotkey.md (measured).
+ *
+ * Invariants and bounds
+ *   - capacity is a power of two in [RG__HK_CAP_MIN, RG__HK_CAP_MAX];
+ *     memory is 232 bytes per counter plus 80 per max_hot, allocated once
+ *     in rg__hk_new(); nothing allocates afterwards.
+ *   - An add reads one line of keys and writes one counter (a hit), or
+ *     also scans the bucket's counts and replaces one (a miss): O(1) in
+ *     the worst case, for any weight.
+ *   - A tick that ends a slice costs O(capacity + max_hot log max_hot); a
+ *     tick that does not is one compare (inline).
+ *   - A slot's initial key never hashes to its own bucket, so it can never
+ *     match a lookup: no empty marker is needed and every key, 0 and
+ *     UINT64_MAX included, can be tracked.
+ *   - The hot set has at most max_hot keys; a key is in it iff the last
+ *     reported change for it was "hot".
+ *
+ * Synchronization table (may these run at the same time on one sketch?)
+ *
+ *                        add, tick, is_hot,   snapshot      new, destroy
+ *                        estimate
+ *   add, tick, is_hot,   no (one ingest       yes           no
+ *   estimate             thread owns it)
+ *   snapshot             yes                  yes           no
+ *
+ * rg__hk_snapshot() reads what the last evaluating tick published through
+ * a sequence lock: it sees one tick's hot set whole, never a mix of two.
+ * No other ordering is provided.
+ */
+#ifndef RG_HOTKEY_H
+#define RG_HOTKEY_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "railgun/hash.h"
+
+#define RG__HK_WAYS 8       /* counters per bucket: one cache line of keys */
+#define RG__HK_SLICES 4     /* slices per window; a tick ends one */
+#define RG__HK_CAP_MIN 64u
+#define RG__HK_CAP_MAX 65536u
+#define RG__HK_MAX_HOT_MAX 4096u
+
+/* Parameters (the hotkey.* properties; see NOTES-hotkey.md for bounds). */
+typedef struct rg__hk_conf_s {
+    uint64_t window_ns;    /* hotkey.window.ms */
+    double share;          /* hotkey.share: heat above this share of T */
+    double cool_share;     /* hotkey.cool.share: cool below it, <= share */
+    uint64_t rate;         /* hotkey.rate.events.per.s, 0 = off */
+    uint64_t cool_ns;      /* hotkey.cool.ms: least time between changes */
+    uint64_t min_events;   /* hotkey.min.events: least c to turn hot */
+    uint32_t capacity;     /* hotkey.capacity: counters, a power of two */
+    uint32_t max_hot;      /* hotkey.max.keys: most keys hot at once */
+} rg__hk_conf_t;
+
+/* One change reported by a tick. */
+typedef struct rg__hk_change_s {
+    uint64_t key;
+    uint64_t hash;           /* rg_hash64(key) */
+    uint64_t count;          /* c at the tick (lower bound) */
+    uint64_t window_events;  /* T at the tick */
+    double share;            /* c / T (0 when T is 0) */
+    uint64_t since_ns;       /* the tick's now_ns: when it changed */
+    bool hot;                /* true: turned hot; false: turned cold */
+} rg__hk_change_t;
+
+/* One hot key as rg__hk_snapshot() reports it. */
+typedef struct rg__hk_hot_s {
+    uint64_t key;
+    uint64_t count;       /* c at the last tick */
+    double share;         /* c / T at the last tick */
+    uint64_t since_ns;    /* when it turned hot */
+} rg__hk_hot_t;
+
+typedef struct rg__hk_stats_s {
+    uint64_t tick_ns;        /* now_ns of the last evaluating tick (0: none) */
+    uint64_t ticks;          /* evaluating ticks so far */
+    uint64_t window_events;  /* T at the last tick */
+    uint64_t turned_hot;     /* changes to hot so far */
+    uint64_t turned_cold;    /* changes to cold so far */
+    uint32_t nhot;           /* hot keys now (may exceed the keys copied) */
+} rg__hk_stats_t;
+
+/* ------------------------------------------------------------------ */
+/* rg__hkset_t: a small set of keys for a per-event membership test.    */
+
+struct rg__hkset_slot {
+    uint64_t h1;   /* rg_hash64(key) | 1; 0 marks an empty slot */
+    uint64_t key;
+};
+
+/*
+ * Open addressing, linear probing from slot (h >> 32) & mask, at most
+ * half full; `filter` has bit
+ * (h >> 58) set for every member, so a key that is not in the set is
+ * usually rejected by one load and a test, and an empty set always is.
+ * The dispatcher keeps one as its routing set and stamps it with the
+ * epoch whose barrier last changed it. Caller-owned; one thread.
+ */
+typedef struct rg__hkset_s {
+    uint64_t filter;
+    uint32_t mask, n, max;
+    struct rg__hkset_slot *slots;
+    uint64_t epoch;   /* the caller's: rg__hkset_apply() sets it */
+} rg__hkset_t;
+
+/* A set for up to max keys (1 .. RG__HK_MAX_HOT_MAX). 0, RG_EINVAL or
+ * RG_ENOMEM (then *s is unusable, and fini is still fine). */
+int rg__hkset_init(rg__hkset_t *s, uint32_t max);
+void rg__hkset_fini(rg__hkset_t *s);
+/* 0; RG_EEXIST when key is a member already; RG_EFULL at max members. */
+int rg__hkset_add(rg__hkset_t *s, uint64_t key, uint64_t h);
+/* 0; RG_ENOENT when key is not a member. */
+int rg__hkset_del(rg__hkset_t *s, uint64_t key, uint64_t h);
+/* Applies changes in order (hot: add, cold: del), then sets s->epoch.
+ * 0, or the first error of add/del (the changes before it are applied). */
+int rg__hkset_apply(rg__hkset_t *s, const rg__hk_change_t *changes,
+                    size_t n, uint64_t epoch);
+
+/* Is key (with h == rg_hash64(key)) a member? About 1 ns. */
+static inline bool rg__hkset_has(const rg__hkset_t *s, uint64_t key,
+                                 uint64_t h)
+{
+    if (!(s->filter & (1ull << (h >> 58))))
+        return false;
+    uint64_t h1 = h | 1;
+    for (uint32_t i = (uint32_t)(h >> 32) & s->mask;; i = (i + 1) & s->mask) {
+        const struct rg__hkset_slot *sl = &s->slots[i];
+        if (sl->h1 == 0)
+            return false;
+        if (sl->h1 == h1 && sl->key == key)
+            return true;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* rg__hk_t: the sketch.                                                */
+
+typedef struct rg__hk_s rg__hk_t;
+
+/* A bucket: RG__HK_WAYS counters, the per-event part in 3 cache lines. */
+struct rg__hk_bucket {
+    alignas(64) uint64_t key[RG__HK_WAYS];
+    uint64_t cur[RG__HK_WAYS];    /* count in the current slice */
+    uint64_t base[RG__HK_WAYS];   /* counts of the window's ended slices */
+};
+
+/*
+ * PRIVATE: the fields the inline calls use; the first member of
+ * struct rg__hk_s (hotkey.c), so a rg__hk_t * points at it.
+ */
+struct rg__hk_head {
+    struct rg__hk_bucket *buckets;
+    uint64_t bmask;          /* buckets - 1 */
+    uint64_t slice_events;   /* events of the current slice */
+    uint64_t next_ns;        /* when the current slice ends */
+    rg__hkset_t hot;         /* the sketch's current hot set */
+};
+
+/* Fills conf with the defaults (window 1 s, share 0.05, cool share 0.04,
+ * rate off, cool 10 s, min events 1000, capacity 1024, max hot 64). */
+void rg__hk_conf_default(rg__hk_conf_t *conf);
+
+/*
+ * Checks conf; on error writes a one-line reason into errstr (when not
+ * NULL) and returns RG_EINVAL or RG_ERANGE.
+ */
+int rg__hk_conf_check(const rg__hk_conf_t *conf, char *errstr,
+                      size_t errstr_size);
+
+/*
+ * A sketch whose first slice starts at now_ns (the caller's monotonic
+ * clock, any origin). 0, or RG_EINVAL / RG_ERANGE (conf, see
+ * rg__hk_conf_check) or RG_ENOMEM; *out is set only on success. Does
+ * not block beyond allocation. Any thread; the sketch then belongs to
+ * the thread that adds (snapshot excepted).
+ */
+int rg__hk_new(rg__hk_t **out, const rg__hk_conf_t *conf, uint64_t now_ns);
+
+/* Frees the sketch; NULL is fine. No snapshot may be in progress. */
+void rg__hk_destroy(rg__hk_t *hk);
+
+/* Out of line (hotkey.c): the miss path of an add; the tick's work. */
+void rg__hk_admit(rg__hk_t *hk, struct rg__hk_bucket *b, uint64_t key,
+                  uint64_t n);
+size_t rg__hk_tick_slow(rg__hk_t *hk, uint64_t now_ns,
+                        const rg__hk_change_t **changes);
+
+/*
+ * Counts n events of key, whose rg_hash64() the caller has already (the
+ * dispatcher computes it to route). The same as n calls with 1 in a row.
+ * O(1) for any n; never blocks, never allocates. Ingest thread only.
+ */
+static inline void rg__hk_add_hashed(rg__hk_t *hk, uint64_t key,
+                                     uint64_t h, uint64_t n)
+{
+    struct rg__hk_head *x = (struct rg__hk_head *)hk;
+    struct rg__hk_bucket *b = &x->buckets[h & x->bmask];
+    x->slice_events += n;
+    for (unsigned i = 0; i < RG__HK_WAYS; i++) {
+        if (b->key[i] == key) {
+            b->cur[i] += n;
+            return;
+        }
+    }
+    rg__hk_admit(hk, b, key, n);
+}
+
+/* rg__hk_add_hashed() that hashes key itself. */
+static inline void rg__hk_add(rg__hk_t *hk, uint64_t key, uint64_t n)
+{
+    rg__hk_add_hashed(hk, key, rg_hash64(key), n);
+}
+
+/*
+ * Ends the current slice when now_ns has reached its end: evaluates every
+ * tracked key and every hot key, publishes the snapshot, slides the
+ * window (by every slice that passed, so a late call lumps the events
+ * since the last tick into one slice). Returns how many keys changed
+ * state and points *changes at them (valid until the next tick); 0 when
+ * nothing changed or the slice has not ended (then *changes is not
+ * touched). Call it at least once per slice (window_ns / RG__HK_SLICES),
+ * e.g. once per burst: before the slice's end it is one compare. now_ns
+ * must not go backwards. Ingest thread only; never blocks or allocates.
+ */
+static inline size_t rg__hk_tick(rg__hk_t *hk, uint64_t now_ns,
+                                 const rg__hk_change_t **changes)
+{
+    if (now_ns < ((const struct rg__hk_head *)hk)->next_ns)
+        return 0;
+    return rg__hk_tick_slow(hk, now_ns, changes);
+}
+
+/* When the current slice ends (the next tick that evaluates). */
+static inline uint64_t rg__hk_next_tick_ns(const rg__hk_t *hk)
+{
+    return ((const struct rg__hk_head *)hk)->next_ns;
+}
+
+/*
+ * Is key hot in the sketch's own view (the changes reported so far)? The
+ * dispatcher routes by its rg__hkset_t instead, which changes only at
+ * barriers. Ingest thread only.
+ */
+static inline bool rg__hk_is_hot_hashed(const rg__hk_t *hk, uint64_t key,
+                                        uint64_t h)
+{
+    return rg__hkset_has(&((const struct rg__hk_head *)hk)->hot, key, h);
+}
+
+static inline bool rg__hk_is_hot(const rg__hk_t *hk, uint64_t key)
+{
+    return rg__hk_is_hot_hashed(hk, key, rg_hash64(key));
+}
+
+/*
+ * The sketch's bounds for key's events in the window so far (the current
+ * slice included): *lo <= true count <= *hi. False (and 0, 0) when key is
+ * not tracked: then its count is below every tracked count of its
+ * bucket. Ingest thread only (tests, diagnostics).
+ */
+bool rg__hk_estimate(const rg__hk_t *hk, uint64_t key, uint64_t *lo,
+                     uint64_t *hi);
+
+/* T so far: the window's ended slices plus the current one. Ingest
+ * thread only. */
+uint64_t rg__hk_window_events(const rg__hk_t *hk);
+
+/*
+ * Copies what the last evaluating tick published: *st (when not NULL)
+ * and up to max hot keys into keys (strongest first). Returns how many
+ * were copied. Any thread, concurrently with the ingest thread's calls;
+ * may spin while a tick is publishing (a few hundred ns), never blocks
+ * the ingest thread.
+ */
+size_t rg__hk_snapshot(const rg__hk_t *hk, rg__hk_stats_t *st,
+                       rg__hk_hot_t *keys, size_t max);
+
+#endif /* RG_HOTKEY_H */
