@@ -3,14 +3,17 @@
  * miss path of an add, the tick (evaluate, publish, slide), the snapshot
  * reader, and the small hot-key set.
  *
- * Per counter e (bucket b = e / WAYS, way i = e % WAYS):
- *   window count  w(e) = base[i] + cur[i]
- *   base[i]       = sum of hist[e][*], the ended slices still in the window
- *                   (ended slice j's count sits in hist[e][j % KEPT])
+ * Per counter e (bucket b = e / WAYS, way i = e % WAYS); an add touches
+ * only the first line:
+ *   win[i]        = the window count, the current slice included
+ *   base[e]       = sum of hist[e][*], the ended slices still in the
+ *                   window (ended slice j's count sits in hist[e][j %
+ *                   KEPT]); win[i] - base[e] is the current slice's count
  *   adm[e]        = the slice in which the counter's key was admitted; it
- *                   took the counter over with the victim's slice counts,
- *                   adm_cur[e] of them in the admission slice
- *   lower bound   = w(e) less the inherited counts still in the window
+ *                   took the counter over with the victim's counts, win
+ *                   adm_win[e] then, of which adm_cur[e] (set when that
+ *                   slice ends) in the admission slice
+ *   lower bound   = win less the inherited counts still in the window
  *                   (none once slices - adm[e] >= RG__HK_SLICES)
  * and the sketch's T = kept_total + slice_events, with kept_total the sum
  * of slice_total[*] (the same ring as hist).
@@ -32,11 +35,23 @@
 #include "railgun/error.h"
 
 #define KEPT (RG__HK_SLICES - 1)   /* ended slices a window keeps */
+#define DOOR_PER_COUNTER 2          /* doorkeeper slots per counter */
+
+/* Debug builds check the invariants the code relies on. */
+#ifndef NDEBUG
+#include <assert.h>
+#define RG_DASSERT(x) assert(x)
+#else
+#define RG_DASSERT(x) ((void)0)
+#endif
 
 struct cold {
     uint64_t hist[KEPT];   /* kept ended slices' counts; slice j at j % KEPT */
+    uint64_t base;         /* their sum (win at the last slide) */
     uint64_t adm;          /* the slice the key was admitted in */
-    uint64_t adm_cur;      /* that slice's count it inherited */
+    uint64_t adm_win;      /* the window count it inherited */
+    uint64_t adm_cur;      /* of which in the admission slice (set when
+                              that slice ends) */
 };
 
 struct hot_key {
@@ -63,7 +78,6 @@ struct rg__hk_s {
     rg__hk_conf_t conf;
     uint64_t slice_ns;
     uint64_t slice_start_ns;      /* start of the current slice */
-    uint64_t slices;              /* slices ended since the start */
     uint32_t nbuckets;
     unsigned oldest;              /* ring index of the oldest kept slice */
     uint64_t slice_total[KEPT];   /* events of each kept slice (ring) */
@@ -243,6 +257,8 @@ void rg__hk_destroy(rg__hk_t *hk)
     if (hk == NULL)
         return;
     free(hk->f.buckets);
+    free(hk->f.tags);
+    free(hk->f.door);
     rg__hkset_fini(&hk->f.hot);
     free(hk->cold);
     free(hk->hot);
@@ -267,6 +283,9 @@ int rg__hk_new(rg__hk_t **out, const rg__hk_conf_t *conf, uint64_t now_ns)
     hk->nbuckets = nb;
     hk->f.bmask = nb - 1;
     hk->f.buckets = aligned_alloc(64, nb * sizeof(struct rg__hk_bucket));
+    hk->f.tags = aligned_alloc(64, nb * sizeof(uint64_t));
+    hk->f.door = calloc(DOOR_PER_COUNTER * (size_t)cap, sizeof(*hk->f.door));
+    hk->f.door_mask = DOOR_PER_COUNTER * (uint64_t)cap - 1;
     hk->cold = calloc(cap, sizeof(*hk->cold));
     hk->hot = calloc(conf->max_hot, sizeof(*hk->hot));
     hk->cooled = calloc(conf->max_hot, sizeof(*hk->cooled));
@@ -274,7 +293,8 @@ int rg__hk_new(rg__hk_t **out, const rg__hk_conf_t *conf, uint64_t now_ns)
     hk->changes = calloc(2 * (size_t)conf->max_hot, sizeof(*hk->changes));
     hk->pub = calloc(conf->max_hot, sizeof(*hk->pub));
     rc = rg__hkset_init(&hk->f.hot, conf->max_hot);
-    if (rc != 0 || hk->f.buckets == NULL || hk->cold == NULL ||
+    if (rc != 0 || hk->f.buckets == NULL || hk->f.tags == NULL ||
+        hk->f.door == NULL || hk->cold == NULL ||
         hk->hot == NULL || hk->cooled == NULL || hk->cand == NULL ||
         hk->changes == NULL || hk->pub == NULL) {
         rg__hk_destroy(hk);
@@ -285,10 +305,12 @@ int rg__hk_new(rg__hk_t **out, const rg__hk_conf_t *conf, uint64_t now_ns)
      * bucket, so they can never match a lookup in b (nb >= 8). */
     for (uint32_t b = 0; b < nb; b++) {
         uint64_t k = 0;
+        hk->f.tags[b] = 0;
         for (unsigned i = 0; i < RG__HK_WAYS; i++, k++) {
             while ((rg_hash64(k) & hk->f.bmask) == b)
                 k++;
             hk->f.buckets[b].key[i] = k;
+            hk->f.tags[b] |= rg__hk_tag(rg_hash64(k)) << (8 * i);
         }
     }
     for (uint32_t i = 0; i < conf->max_hot; i++) {
@@ -314,28 +336,36 @@ int rg__hk_new(rg__hk_t **out, const rg__hk_conf_t *conf, uint64_t now_ns)
 /* ------------------------------------------------------------------ */
 /* the miss path                                                        */
 
-void rg__hk_admit(rg__hk_t *hk, struct rg__hk_bucket *b, uint64_t key,
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+void rg__hk_admit(rg__hk_t *hk, size_t bi, uint64_t key, uint64_t h,
                   uint64_t n)
 {
-    if (n == 0)
-        return;
-    /* the bucket's smallest window count; ties go to the first way */
-    unsigned v = 0;
-    uint64_t vmin = b->base[0] + b->cur[0];
-    for (unsigned i = 1; i < RG__HK_WAYS; i++) {
-        uint64_t w = b->base[i] + b->cur[i];
-        if (w < vmin) {
-            vmin = w;
-            v = i;
-        }
-    }
+    struct rg__hk_bucket *b = &hk->f.buckets[bi];
+    /* the bucket's smallest window count, ties to the first way: each
+     * count with its way in the low 3 bits (counts stay below 2^61), and
+     * a tree of minimums, which compiles to conditional moves with a
+     * short dependency chain (a branch per way mispredicted about twice
+     * per miss; a linear chain of cmovs cost 16 cycles) */
+    _Static_assert(RG__HK_WAYS == 8, "the tree below is for 8 ways");
+    uint64_t p[RG__HK_WAYS];
+    for (unsigned i = 0; i < RG__HK_WAYS; i++)
+        p[i] = b->win[i] << 3 | i;
+    uint64_t m = min_u64(min_u64(min_u64(p[0], p[1]), min_u64(p[2], p[3])),
+                         min_u64(min_u64(p[4], p[5]), min_u64(p[6], p[7])));
+    unsigned v = (unsigned)(m & 7);
     /* key takes the counter over, slice counts and all: what it inherits
      * leaves the window slice by slice, as the victim's events would */
-    struct cold *c = &hk->cold[(size_t)(b - hk->f.buckets) * RG__HK_WAYS + v];
-    c->adm = hk->slices;
-    c->adm_cur = b->cur[v];
+    struct cold *c = &hk->cold[bi * RG__HK_WAYS + v];
+    c->adm = hk->f.slices;
+    c->adm_win = b->win[v];
     b->key[v] = key;
-    b->cur[v] += n;
+    b->win[v] += n;
+    unsigned sh = 8 * v;
+    hk->f.tags[bi] = (hk->f.tags[bi] & ~(0xffull << sh)) | rg__hk_tag(h) << sh;
 }
 
 /* ------------------------------------------------------------------ */
@@ -347,12 +377,13 @@ void rg__hk_admit(rg__hk_t *hk, struct rg__hk_bucket *b, uint64_t key,
 static inline uint64_t lower_of(const rg__hk_t *hk, size_t e,
                                 const struct rg__hk_bucket *b, unsigned i)
 {
-    uint64_t w = b->base[i] + b->cur[i];
+    uint64_t w = b->win[i];
     const struct cold *c = &hk->cold[e];
-    uint64_t now = hk->slices; /* the current slice's number */
+    uint64_t now = hk->f.slices; /* the current slice's number */
     if (now - c->adm >= RG__HK_SLICES)
         return w; /* everything inherited has left the window */
-    uint64_t inherited = c->adm_cur;
+    /* the inherited part of the admission slice: still open, or ended */
+    uint64_t inherited = c->adm == now ? c->adm_win - c->base : c->adm_cur;
     uint64_t first = now >= KEPT ? now - KEPT : 0; /* oldest kept slice */
     for (uint64_t j = first; j < c->adm; j++)
         inherited += c->hist[j % KEPT];
@@ -365,8 +396,10 @@ static long find(const rg__hk_t *hk, uint64_t key, uint64_t h)
     size_t bi = h & hk->f.bmask;
     const struct rg__hk_bucket *b = &hk->f.buckets[bi];
     for (unsigned i = 0; i < RG__HK_WAYS; i++)
-        if (b->key[i] == key)
+        if (b->key[i] == key) {
+            RG_DASSERT(((hk->f.tags[bi] >> (8 * i)) & 0xff) == rg__hk_tag(h));
             return (long)(bi * RG__HK_WAYS + i);
+        }
     return -1;
 }
 
@@ -389,7 +422,7 @@ bool rg__hk_estimate(const rg__hk_t *hk, uint64_t key, uint64_t *lo,
     }
     const struct rg__hk_bucket *b = &hk->f.buckets[e / RG__HK_WAYS];
     unsigned i = (unsigned)(e % RG__HK_WAYS);
-    *hi = b->base[i] + b->cur[i];
+    *hi = b->win[i];
     *lo = lower_of(hk, (size_t)e, b, i);
     return true;
 }
@@ -535,7 +568,7 @@ static size_t evaluate(rg__hk_t *hk, uint64_t now, uint64_t t,
         const struct rg__hk_bucket *b = &hk->f.buckets[bi];
         for (unsigned i = 0; i < RG__HK_WAYS; i++) {
             /* cheap reject on the upper bound first */
-            if (!heats(&th, b->base[i] + b->cur[i]))
+            if (!heats(&th, b->win[i]))
                 continue;
             size_t e = (size_t)bi * RG__HK_WAYS + i;
             uint64_t c = lower_of(hk, e, b, i);
@@ -612,20 +645,23 @@ static void slide(rg__hk_t *hk)
         struct rg__hk_bucket *b = &hk->f.buckets[bi];
         struct cold *c = &hk->cold[(size_t)bi * RG__HK_WAYS];
         for (unsigned i = 0; i < RG__HK_WAYS; i++) {
-            b->base[i] += b->cur[i] - c[i].hist[o];
-            c[i].hist[o] = b->cur[i];
-            b->cur[i] = 0;
+            uint64_t cur = b->win[i] - c[i].base;
+            if (c[i].adm == hk->f.slices)
+                c[i].adm_cur = c[i].adm_win - c[i].base;
+            b->win[i] -= c[i].hist[o];
+            c[i].hist[o] = cur;
+            c[i].base = b->win[i];
         }
     }
     hk->oldest = (o + 1) % KEPT;
-    hk->slices++;
+    hk->f.slices++;
 }
 
 size_t rg__hk_tick_slow(rg__hk_t *hk, uint64_t now,
                         const rg__hk_change_t **changes)
 {
     uint64_t passed = (now - hk->slice_start_ns) / hk->slice_ns;
-    uint64_t kept = hk->slices < KEPT ? hk->slices : KEPT;
+    uint64_t kept = hk->f.slices < KEPT ? hk->f.slices : KEPT;
     uint64_t covered = kept * hk->slice_ns + (now - hk->slice_start_ns);
     uint64_t t = hk->kept_total + hk->f.slice_events;
     hk->ticks++;
@@ -637,7 +673,7 @@ size_t rg__hk_tick_slow(rg__hk_t *hk, uint64_t now,
     for (uint64_t i = 1; i < passed && i <= KEPT; i++)
         slide(hk);
     if (passed > KEPT + 1)
-        hk->slices += passed - KEPT - 1;
+        hk->f.slices += passed - KEPT - 1;
     hk->slice_start_ns += passed * hk->slice_ns;
     hk->f.next_ns = hk->slice_start_ns + hk->slice_ns;
     if (nc > 0)

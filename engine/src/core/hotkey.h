@@ -180,11 +180,10 @@ static inline bool rg__hkset_has(const rg__hkset_t *s, uint64_t key,
 
 typedef struct rg__hk_s rg__hk_t;
 
-/* A bucket: RG__HK_WAYS counters, the per-event part in 3 cache lines. */
+/* A bucket: RG__HK_WAYS counters, the per-event part in 2 cache lines. */
 struct rg__hk_bucket {
     alignas(64) uint64_t key[RG__HK_WAYS];
-    uint64_t cur[RG__HK_WAYS];    /* count in the current slice */
-    uint64_t base[RG__HK_WAYS];   /* counts of the window's ended slices */
+    uint64_t win[RG__HK_WAYS];    /* count in the window, this slice too */
 };
 
 /*
@@ -193,9 +192,14 @@ struct rg__hk_bucket {
  */
 struct rg__hk_head {
     struct rg__hk_bucket *buckets;
+    uint64_t *tags;          /* per bucket: way i's tag in byte i */
     uint64_t bmask;          /* buckets - 1 */
     uint64_t slice_events;   /* events of the current slice */
     uint64_t next_ns;        /* when the current slice ends */
+    uint64_t *door;          /* the doorkeeper (see rg__hk_add_hashed) */
+    uint64_t door_mask;
+    uint64_t slices;         /* slices ended so far: the current one's
+                                number */
     rg__hkset_t hot;         /* the sketch's current hot set */
 };
 
@@ -222,8 +226,26 @@ int rg__hk_new(rg__hk_t **out, const rg__hk_conf_t *conf, uint64_t now_ns);
 /* Frees the sketch; NULL is fine. No snapshot may be in progress. */
 void rg__hk_destroy(rg__hk_t *hk);
 
-/* Out of line (hotkey.c): the miss path of an add; the tick's work. */
-void rg__hk_admit(rg__hk_t *hk, struct rg__hk_bucket *b, uint64_t key,
+#define RG__HK_BYTES_01 0x0101010101010101ull
+#define RG__HK_BYTES_7F 0x7f7f7f7f7f7f7f7full
+
+/* A counter's tag: the top byte of its key's hash (the bucket index uses
+ * the low bits). */
+static inline uint64_t rg__hk_tag(uint64_t h)
+{
+    return h >> 56;
+}
+
+/* Bit 7 of byte i set iff byte i of tags equals tag (exact: no false
+ * positives from borrows, unlike the (x - 0x01..) & ~x trick). */
+static inline uint64_t rg__hk_match(uint64_t tags, uint64_t tag)
+{
+    uint64_t x = tags ^ (tag * RG__HK_BYTES_01);
+    return ~(((x & RG__HK_BYTES_7F) + RG__HK_BYTES_7F) | x | RG__HK_BYTES_7F);
+}
+
+/* Out of line (hotkey.c): a key takes a counter over; the tick's work. */
+void rg__hk_admit(rg__hk_t *hk, size_t bi, uint64_t key, uint64_t h,
                   uint64_t n);
 size_t rg__hk_tick_slow(rg__hk_t *hk, uint64_t now_ns,
                         const rg__hk_change_t **changes);
@@ -237,15 +259,43 @@ static inline void rg__hk_add_hashed(rg__hk_t *hk, uint64_t key,
                                      uint64_t h, uint64_t n)
 {
     struct rg__hk_head *x = (struct rg__hk_head *)hk;
-    struct rg__hk_bucket *b = &x->buckets[h & x->bmask];
+    size_t bi = h & x->bmask;
+    struct rg__hk_bucket *b = &x->buckets[bi];
     x->slice_events += n;
-    for (unsigned i = 0; i < RG__HK_WAYS; i++) {
+    /* tags first: one word for all ways, no branch per way (a loop over
+     * the keys cost a mispredicted exit per event) */
+    for (uint64_t m = rg__hk_match(x->tags[bi], rg__hk_tag(h)); m != 0;
+         m &= m - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(m) >> 3;
         if (b->key[i] == key) {
-            b->cur[i] += n;
+            b->win[i] += n;
             return;
         }
     }
-    rg__hk_admit(hk, b, key, n);
+    /* The doorkeeper: a key takes a counter only on its second miss while
+     * its fingerprint stays in its direct-mapped slot, so keys seen once
+     * (most misses, on a long tail) cost a load and a store here and
+     * never evict a counter. The slot keeps the slice of the first miss:
+     * when the second comes in the same slice, the first is counted too
+     * (exact); from an earlier slice it is lost (still a lower bound).
+     * Admission clears the slot, so no event is credited twice; n events
+     * in one call do what n calls with 1 would. Slot from bits 16..,
+     * fingerprint from bits 32.. (the bucket uses the low bits). */
+    uint64_t *slot = &x->door[(h >> 16) & x->door_mask];
+    uint64_t fp = ((h >> 32) | 1) << 32; /* 0: an empty slot */
+    uint64_t now = (uint32_t)x->slices;
+    if ((*slot & ~0xffffffffull) != fp) {
+        if (n == 1) {
+            *slot = fp | now;
+            return;
+        }
+        /* of n, the first is the first miss and the second admits */
+    } else if ((*slot & 0xffffffffull) == now) {
+        n += 1;
+    }
+    *slot = 0;
+    if (n != 0)
+        rg__hk_admit(hk, bi, key, h, n);
 }
 
 /* rg__hk_add_hashed() that hashes key itself. */
