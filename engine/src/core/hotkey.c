@@ -125,16 +125,6 @@ void rg__hkset_fini(rg__hkset_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* The filter keeps a bit while any member still maps to it. */
-static void refilter(rg__hkset_t *s)
-{
-    uint64_t f = 0;
-    for (uint32_t i = 0; i <= s->mask; i++)
-        if (s->slots[i].h1 != 0)
-            f |= 1ull << (s->slots[i].h1 >> 58);
-    s->filter = f;
-}
-
 int rg__hkset_add(rg__hkset_t *s, uint64_t key, uint64_t h)
 {
     uint64_t h1 = h | 1;
@@ -150,6 +140,7 @@ int rg__hkset_add(rg__hkset_t *s, uint64_t key, uint64_t h)
     s->slots[i].h1 = h1;
     s->slots[i].key = key;
     s->n++;
+    s->fcount[h >> 58]++;
     s->filter |= 1ull << (h >> 58);
     return 0;
 }
@@ -179,7 +170,9 @@ int rg__hkset_del(rg__hkset_t *s, uint64_t key, uint64_t h)
     s->slots[i].h1 = 0;
     s->slots[i].key = 0;
     s->n--;
-    refilter(s);
+    /* the filter keeps a bit while any member still maps to it */
+    if (--s->fcount[h >> 58] == 0)
+        s->filter &= ~(1ull << (h >> 58));
     return 0;
 }
 
@@ -555,7 +548,10 @@ static size_t evaluate(rg__hk_t *hk, uint64_t now, uint64_t t,
         emit(hk, &nc, k, t, false);
         hk->turned_cold++;
         int rc = rg__hkset_del(&hk->f.hot, k->key, k->h);
-        (void)rc; /* a hot key is always in the set (hotkey.h) */
+        RG_DASSERT(rc == 0); /* a hot key is always in the set (hotkey.h) */
+        (void)rc;
+        /* never full: see the top of this file */
+        RG_DASSERT(hk->ncooled < conf->max_hot);
         if (conf->cool_ns > 0 && hk->ncooled < conf->max_hot)
             hk->cooled[hk->ncooled++] =
                 (struct cooled_key){.key = k->key, .at_ns = now};
@@ -594,7 +590,8 @@ static size_t evaluate(rg__hk_t *hk, uint64_t now, uint64_t t,
         k->share = share_of(k->count, t);
         k->since_ns = now;
         int rc = rg__hkset_add(&hk->f.hot, k->key, k->h);
-        (void)rc; /* room was checked, and the key was not a member */
+        RG_DASSERT(rc == 0); /* room was checked; the key was not a member */
+        (void)rc;
         emit(hk, &nc, k, t, true);
         hk->turned_hot++;
     }

@@ -27,34 +27,46 @@
  *   share q is reported within (share / q) * window_ns + one slice.
  *
  * The sketch: capacity counters in buckets of RG__HK_WAYS (one cache line
- * of keys), a key's bucket chosen by rg_hash64(key). Within a bucket it is
- * Space-Saving: a key not in its bucket takes over the bucket's smallest
- * counter, inheriting its count as a possible error (Metwally et al.,
- * 2005; done per bucket so an update reads one line of keys and never
- * needs a global minimum). Every counter keeps one count per slice, so
- * the window slides exactly, and what a key inherited slides out with
- * the slices it was counted in: the smallest counts stay about one
- * window's misses per counter instead of growing with the stream.
- * Decisions use the lower bound (the count less what is inherited): a
- * key that stayed in its bucket since the window began is counted
- * exactly. Why this and not HeavyKeeper, a global Space-Saving,
- * Misra-Gries or sampling: NOTES-hotkey.md (measured).
+ * of keys and one of counts), a key's bucket chosen by the low bits of
+ * rg_hash64(key), plus a tag byte per counter so a lookup compares one
+ * word, not eight keys. Within a bucket it is Space-Saving (Metwally et
+ * al., 2005): a key not in its bucket takes over the bucket's smallest
+ * counter, inheriting its count as a possible error; done per bucket, an
+ * update never needs a global minimum. In front of it a doorkeeper (as in
+ * TinyLFU): a direct-mapped table of fingerprints lets a key take a
+ * counter only on its second miss, so the long tail of keys seen once
+ * costs a load and a store and never evicts a counter. Every counter
+ * keeps one count per slice, so the window slides exactly, and what a key
+ * inherited slides out with the slices it was counted in: the smallest
+ * counts stay about one window's admissions per counter instead of
+ * growing with the stream. Decisions use the lower bound (the count less
+ * what it inherited): a key that stayed in its bucket since the window
+ * began is counted exactly. Why this and not HeavyKeeper, a global
+ * Space-Saving, an exact map or sampling: NOTES-hotkey.md (measured).
  *
  * Invariants and bounds
- *   - capacity is a power of two in [RG__HK_CAP_MIN, RG__HK_CAP_MAX];
- *     memory is 232 bytes per counter plus 80 per max_hot, allocated once
- *     in rg__hk_new(); nothing allocates afterwards.
- *   - An add reads one line of keys and writes one counter (a hit), or
- *     also scans the bucket's counts and replaces one (a miss): O(1) in
- *     the worst case, for any weight.
- *   - A tick that ends a slice costs O(capacity + max_hot log max_hot); a
- *     tick that does not is one compare (inline).
+ *   - capacity is a power of two in [RG__HK_CAP_MIN, RG__HK_CAP_MAX]; max_hot
+ *     in [1, min(capacity, RG__HK_MAX_HOT_MAX)]. Memory: 113 bytes per
+ *     counter (33 of them touched by adds: counts, keys, tags, doorkeeper)
+ *     plus about 260 per max_hot, allocated in rg__hk_new(); nothing
+ *     allocates afterwards. Defaults (1024, 64): 132 KiB, 33 KiB hot.
+ *   - An add is O(1) for any weight: a hit reads the tag word and one key
+ *     and adds to one count; a miss also reads and writes one doorkeeper
+ *     slot; an admission also takes the bucket's minimum of 8 counts.
+ *   - Window counts stay below 2^61 (they carry a way number in 3 bits
+ *     while the minimum is taken).
+ *   - A tick that ends a slice costs O(capacity) (scan and slide, up to
+ *     RG__HK_SLICES slides after an idle gap), plus O(c log c + c *
+ *     max_hot) for the c tracked keys above the heat threshold (c <=
+ *     capacity, a handful in practice); a tick that does not end one is
+ *     one compare (inline).
  *   - A slot's initial key never hashes to its own bucket, so it can never
  *     match a lookup: no empty marker is needed and every key, 0 and
- *     UINT64_MAX included, can be tracked.
+ *     UINT64_MAX included, can be tracked. A tag byte always equals the
+ *     top byte of its counter's key's hash.
  *   - The hot set has at most max_hot keys; a key is in it iff the last
  *     reported change for it was "hot".
- *
+
  * Synchronization table (may these run at the same time on one sketch?)
  *
  *                        add, tick, is_hot,   snapshot      new, destroy
@@ -143,7 +155,8 @@ typedef struct rg__hkset_s {
     uint64_t filter;
     uint32_t mask, n, max;
     struct rg__hkset_slot *slots;
-    uint64_t epoch;   /* the caller's: rg__hkset_apply() sets it */
+    uint16_t fcount[64];  /* members per filter bit, so del is O(1) */
+    uint64_t epoch;       /* the caller's: rg__hkset_apply() sets it */
 } rg__hkset_t;
 
 /* A set for up to max keys (1 .. RG__HK_MAX_HOT_MAX). 0, RG_EINVAL or
@@ -281,6 +294,8 @@ static inline void rg__hk_add_hashed(rg__hk_t *hk, uint64_t key,
      * Admission clears the slot, so no event is credited twice; n events
      * in one call do what n calls with 1 would. Slot from bits 16..,
      * fingerprint from bits 32.. (the bucket uses the low bits). */
+    if (n == 0)
+        return;
     uint64_t *slot = &x->door[(h >> 16) & x->door_mask];
     uint64_t fp = ((h >> 32) | 1) << 32; /* 0: an empty slot */
     uint64_t now = (uint32_t)x->slices;
@@ -294,8 +309,7 @@ static inline void rg__hk_add_hashed(rg__hk_t *hk, uint64_t key,
         n += 1;
     }
     *slot = 0;
-    if (n != 0)
-        rg__hk_admit(hk, bi, key, h, n);
+    rg__hk_admit(hk, bi, key, h, n);
 }
 
 /* rg__hk_add_hashed() that hashes key itself. */
@@ -346,10 +360,11 @@ static inline bool rg__hk_is_hot(const rg__hk_t *hk, uint64_t key)
 }
 
 /*
- * The sketch's bounds for key's events in the window so far (the current
- * slice included): *lo <= true count <= *hi. False (and 0, 0) when key is
- * not tracked: then its count is below every tracked count of its
- * bucket. Ingest thread only (tests, diagnostics).
+ * What the sketch holds for key's events in the window so far (the
+ * current slice included): *lo counts them since key last took a counter
+ * (a lower bound; exact when it held one since the window began), *hi
+ * adds what it inherited then (Space-Saving's estimate). False, and 0 and
+ * 0, when key holds no counter. Ingest thread only (tests, diagnostics).
  */
 bool rg__hk_estimate(const rg__hk_t *hk, uint64_t key, uint64_t *lo,
                      uint64_t *hi);
