@@ -107,7 +107,7 @@ int rg__hkset_init(rg__hkset_t *s, uint32_t max)
     if (max == 0 || max > RG__HK_MAX_HOT_MAX)
         return RG_EINVAL;
     uint32_t cap = 16;
-    while (cap < 2 * max)
+    while (cap < 8 * max)
         cap <<= 1;
     s->slots = calloc(cap, sizeof(*s->slots));
     if (s->slots == NULL)
@@ -123,6 +123,18 @@ void rg__hkset_fini(rg__hkset_t *s)
         return;
     free(s->slots);
     memset(s, 0, sizeof(*s));
+}
+
+bool rg__hkset_probe(const rg__hkset_t *s, uint64_t key, uint64_t h)
+{
+    uint64_t h1 = h | 1;
+    for (uint32_t i = (uint32_t)(h >> 32) & s->mask;; i = (i + 1) & s->mask) {
+        const struct rg__hkset_slot *sl = &s->slots[i];
+        if (sl->h1 == 0)
+            return false;
+        if (sl->h1 == h1 && sl->key == key)
+            return true;
+    }
 }
 
 int rg__hkset_add(rg__hkset_t *s, uint64_t key, uint64_t h)
