@@ -670,12 +670,14 @@ Test(hotkey, set_matches_reference)
     int n = 0;
     rg_rng_t rng;
     rg_rng_seed(&rng, 3);
-    /* keys whose hashes crowd a few home slots, so runs wrap and shift */
+    /* keys whose home slots are the last 3 and the first of the 1024
+     * (8 * MAX rounded up), so probe runs are long, wrap and shift */
+    cr_assert_eq(s.mask, 1023);
     uint64_t keys[SPACE];
     keys[0] = 0;
     keys[1] = UINT64_MAX;
     for (int i = 2, k = 1; i < SPACE; k++)
-        if ((rg_hash64((uint64_t)k) & 15) < 3)
+        if (((rg_hash64((uint64_t)k) >> 32) + 3) % 1024 < 4)
             keys[i++] = (uint64_t)k;
     for (int step = 0; step < 200000; step++) {
         int i = (int)rg_rng_below(&rng, SPACE);
