@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 #include "peers.h"
+#include "railgun/hash.h"
 extern "C" {
 #include "workload.h"
 #include "zipf.h"
@@ -135,6 +136,34 @@ void hotkey(benchmark::State &state, int impl, int si)
     state.counters["hot_pairs"] = (double)hot[impl][si];
 }
 
+// The per-event test a dispatcher routes by: keys of the Zipf 1.1 stream
+// against its top `members` keys (0: no hot key, the common case). The
+// first 64Ki events, cycled, so the keys and their hashes stay in cache as
+// they would be in registers in a dispatcher: the figure is the test's.
+void hot_set(benchmark::State &state, int impl, unsigned members)
+{
+    constexpr size_t kWin = 65536;
+    const auto &stream = hk_stream(1);
+    std::vector<uint64_t> keys(stream.begin(), stream.begin() + kWin);
+    std::vector<uint64_t> hashes(kWin);
+    for (size_t i = 0; i < kWin; i++)
+        hashes[i] = rg_hash64(keys[i]);
+    std::vector<uint64_t> hot(members);
+    for (unsigned i = 0; i < members; i++)
+        hot[i] = (i + 1) * 0x9E3779B97F4A7C15ull;
+    rgb_hkset *s = rgb_hkset_open(impl, hot.data(), members);
+    uint64_t hits = 0;
+    for (auto _ : state)
+        for (size_t r = 0; r < kHkChunk / kWin; r++)
+            hits += rgb_hkset_run(s, keys.data(), hashes.data(), kWin);
+    rgb_hkset_close(s);
+    if (members > 0 && hits == 0)
+        state.SkipWithError("no hot key found");
+    state.SetItemsProcessed(state.iterations() * kHkChunk);
+    state.counters["hit_share"] =
+        (double)hits / (double)(state.iterations() * kHkChunk);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -193,6 +222,16 @@ int main(int argc, char **argv)
             benchmark::RegisterBenchmark(name, hotkey, h.impl, si)
                 ->UseRealTime();
         }
+    for (unsigned members : {0u, 8u, 64u}) {
+        char name[64];
+        snprintf(name, sizeof(name), "hot_set/railgun/members:%u", members);
+        benchmark::RegisterBenchmark(name, hot_set, RGB_HKSET_RAILGUN, members)
+            ->UseRealTime();
+        snprintf(name, sizeof(name), "hot_set/linear_scan/members:%u",
+                 members);
+        benchmark::RegisterBenchmark(name, hot_set, RGB_HKSET_SCAN, members)
+            ->UseRealTime();
+    }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;

@@ -107,6 +107,21 @@ void rgb_hk_accuracy(int impl, const uint64_t *keys, size_t nkeys,
                      uint64_t distinct, double *precision, double *recall,
                      uint64_t *hot_keys);
 
+enum rgb_hkset_impl {
+    RGB_HKSET_RAILGUN,   /* rg__hkset_has() */
+    RGB_HKSET_SCAN,      /* a scan of the hot keys' array */
+};
+
+typedef struct rgb_hkset rgb_hkset;
+
+/* A set of the n keys hot[] (n <= 4096; 0 is an empty set). */
+rgb_hkset *rgb_hkset_open(int impl, const uint64_t *hot, unsigned n);
+/* Tests every key of keys[0..n) (hashes[i] = rg_hash64(keys[i])); returns
+ * the hits. */
+uint64_t rgb_hkset_run(rgb_hkset *s, const uint64_t *keys,
+                       const uint64_t *hashes, size_t n);
+void rgb_hkset_close(rgb_hkset *s);
+
 /* Pins the calling thread to one CPU (ignored when cpu < 0). */
 void rgb_pin(int cpu);
 

@@ -101,6 +101,16 @@ struct rg__hk_s {
 /* ------------------------------------------------------------------ */
 /* the hot-key set                                                      */
 
+/* A key whose homes are both not slot i: what slot i holds while empty. */
+static uint64_t foreign_key(uint32_t i, uint32_t mask)
+{
+    for (uint64_t k = 0;; k++) {
+        uint64_t h = rg_hash64(k);
+        if (rg__hkset_home_a(h, mask) != i && rg__hkset_home_b(h, mask) != i)
+            return k;
+    }
+}
+
 int rg__hkset_init(rg__hkset_t *s, uint32_t max)
 {
     memset(s, 0, sizeof(*s));
@@ -109,11 +119,17 @@ int rg__hkset_init(rg__hkset_t *s, uint32_t max)
     uint32_t cap = 16;
     while (cap < 8 * max)
         cap <<= 1;
-    s->slots = calloc(cap, sizeof(*s->slots));
-    if (s->slots == NULL)
+    s->slots = malloc(cap * sizeof(*s->slots));
+    s->used = calloc(cap, 1);
+    s->over = malloc(max * sizeof(*s->over));
+    if (s->slots == NULL || s->used == NULL || s->over == NULL) {
+        rg__hkset_fini(s);
         return RG_ENOMEM;
+    }
     s->mask = cap - 1;
     s->max = max;
+    for (uint32_t i = 0; i < cap; i++)
+        s->slots[i] = foreign_key(i, s->mask);
     return 0;
 }
 
@@ -122,70 +138,82 @@ void rg__hkset_fini(rg__hkset_t *s)
     if (s == NULL)
         return;
     free(s->slots);
+    free(s->used);
+    free(s->over);
     memset(s, 0, sizeof(*s));
 }
 
-bool rg__hkset_probe(const rg__hkset_t *s, uint64_t key, uint64_t h)
+bool rg__hkset_over_has(const rg__hkset_t *s, uint64_t key)
 {
-    uint64_t h1 = h | 1;
-    for (uint32_t i = (uint32_t)(h >> 32) & s->mask;; i = (i + 1) & s->mask) {
-        const struct rg__hkset_slot *sl = &s->slots[i];
-        if (sl->h1 == 0)
-            return false;
-        if (sl->h1 == h1 && sl->key == key)
+    for (uint32_t i = 0; i < s->nover; i++)
+        if (s->over[i] == key)
             return true;
-    }
+    return false;
+}
+
+/* The slot holding member key, or -1. */
+static long member_slot(const rg__hkset_t *s, uint64_t key, uint64_t h)
+{
+    uint32_t a = rg__hkset_home_a(h, s->mask);
+    uint32_t b = rg__hkset_home_b(h, s->mask);
+    if (s->used[a] && s->slots[a] == key)
+        return a;
+    if (s->used[b] && s->slots[b] == key)
+        return b;
+    return -1;
 }
 
 int rg__hkset_add(rg__hkset_t *s, uint64_t key, uint64_t h)
 {
-    uint64_t h1 = h | 1;
-    uint32_t i = (uint32_t)(h >> 32) & s->mask;
-    for (;; i = (i + 1) & s->mask) {
-        if (s->slots[i].h1 == 0)
-            break;
-        if (s->slots[i].h1 == h1 && s->slots[i].key == key)
-            return RG_EEXIST;
-    }
+    if (member_slot(s, key, h) >= 0 || rg__hkset_over_has(s, key))
+        return RG_EEXIST;
     if (s->n == s->max)
         return RG_EFULL;
-    s->slots[i].h1 = h1;
-    s->slots[i].key = key;
     s->n++;
-    s->fcount[h >> 58]++;
-    s->filter |= 1ull << (h >> 58);
+    /* Put key in a free home, else displace the occupant of one home to
+     * its other home, and so on; at 1/8 load a free home is nearly
+     * always there at once. */
+    uint64_t cur = key, hc = h;
+    uint32_t p = rg__hkset_home_a(hc, s->mask);
+    for (int kicks = 0; kicks < 64; kicks++) {
+        uint32_t a = rg__hkset_home_a(hc, s->mask);
+        uint32_t b = rg__hkset_home_b(hc, s->mask);
+        uint32_t at = !s->used[a] ? a : !s->used[b] ? b : UINT32_MAX;
+        if (at != UINT32_MAX) {
+            s->slots[at] = cur;
+            s->used[at] = 1;
+            return 0;
+        }
+        /* both taken: cur takes p, and p's occupant moves on to its
+         * other home */
+        uint64_t victim = s->slots[p];
+        s->slots[p] = cur;
+        cur = victim;
+        hc = rg_hash64(cur);
+        uint32_t va = rg__hkset_home_a(hc, s->mask);
+        p = va != p ? va : rg__hkset_home_b(hc, s->mask);
+    }
+    s->over[s->nover++] = cur; /* n <= max, so there is room */
     return 0;
 }
 
 int rg__hkset_del(rg__hkset_t *s, uint64_t key, uint64_t h)
 {
-    uint64_t h1 = h | 1;
-    uint32_t i = (uint32_t)(h >> 32) & s->mask;
-    for (;; i = (i + 1) & s->mask) {
-        if (s->slots[i].h1 == 0)
-            return RG_ENOENT;
-        if (s->slots[i].h1 == h1 && s->slots[i].key == key)
-            break;
+    long i = member_slot(s, key, h);
+    if (i >= 0) {
+        s->slots[i] = foreign_key((uint32_t)i, s->mask);
+        s->used[i] = 0;
+        s->n--;
+        return 0;
     }
-    /* backward-shift deletion: move up every later slot of the run that
-     * may sit at i, so a probe never meets a hole before its key */
-    for (uint32_t j = (i + 1) & s->mask;; j = (j + 1) & s->mask) {
-        if (s->slots[j].h1 == 0)
-            break;
-        uint32_t home = (uint32_t)(s->slots[j].h1 >> 32) & s->mask;
-        /* j's key may move to i when i lies cyclically in [home, j) */
-        if (((j - home) & s->mask) >= ((j - i) & s->mask)) {
-            s->slots[i] = s->slots[j];
-            i = j;
+    for (uint32_t j = 0; j < s->nover; j++) {
+        if (s->over[j] == key) {
+            s->over[j] = s->over[--s->nover];
+            s->n--;
+            return 0;
         }
     }
-    s->slots[i].h1 = 0;
-    s->slots[i].key = 0;
-    s->n--;
-    /* the filter keeps a bit while any member still maps to it */
-    if (--s->fcount[h >> 58] == 0)
-        s->filter &= ~(1ull << (h >> 58));
-    return 0;
+    return RG_ENOENT;
 }
 
 int rg__hkset_apply(rg__hkset_t *s, const rg__hk_change_t *changes,

@@ -138,24 +138,22 @@ typedef struct rg__hk_stats_s {
 /* ------------------------------------------------------------------ */
 /* rg__hkset_t: a small set of keys for a per-event membership test.    */
 
-struct rg__hkset_slot {
-    uint64_t h1;   /* rg_hash64(key) | 1; 0 marks an empty slot */
-    uint64_t key;
-};
-
 /*
- * Open addressing, linear probing from slot (h >> 32) & mask, at most
- * 1/8 full; `filter` has bit
- * (h >> 58) set for every member, so a key that is not in the set is
- * usually rejected by one load and a test, and an empty set always is.
- * The dispatcher keeps one as its routing set and stamps it with the
- * epoch whose barrier last changed it. Caller-owned; one thread.
+ * Cuckoo hashing with two homes per key, (h >> 32) & mask and (h >> 8) &
+ * mask, in at most 1/8 of the slots: a member sits in one of its homes
+ * (or, if 64 displacements found no room, in `over`, which stays empty
+ * in practice: no insert has needed it in the tests). A slot with no
+ * member holds a foreign key, one whose homes are both elsewhere, so no
+ * lookup can match it: a test is two loads and two compares, no branch
+ * on the answer. The dispatcher keeps one as its routing set, stamped
+ * with the epoch whose barrier last changed it. Caller-owned; one thread.
  */
 typedef struct rg__hkset_s {
-    uint64_t filter;
+    uint64_t *slots;      /* a member, or the slot's foreign key */
     uint32_t mask, n, max;
-    struct rg__hkset_slot *slots;
-    uint16_t fcount[64];  /* members per filter bit, so del is O(1) */
+    uint32_t nover;       /* members in over[] */
+    uint64_t *over;       /* max */
+    uint8_t *used;        /* 1 where slots[i] is a member */
     uint64_t epoch;       /* the caller's: rg__hkset_apply() sets it */
 } rg__hkset_t;
 
@@ -172,26 +170,34 @@ int rg__hkset_del(rg__hkset_t *s, uint64_t key, uint64_t h);
 int rg__hkset_apply(rg__hkset_t *s, const rg__hk_change_t *changes,
                     size_t n, uint64_t epoch);
 
-/* Out of line (hotkey.c): the probe past a taken first slot. */
-bool rg__hkset_probe(const rg__hkset_t *s, uint64_t key, uint64_t h);
+/* Out of line (hotkey.c): the scan of over[]. */
+bool rg__hkset_over_has(const rg__hkset_t *s, uint64_t key);
+
+static inline uint32_t rg__hkset_home_a(uint64_t h, uint32_t mask)
+{
+    return (uint32_t)(h >> 32) & mask;
+}
+
+static inline uint32_t rg__hkset_home_b(uint64_t h, uint32_t mask)
+{
+    return (uint32_t)(h >> 8) & mask;
+}
 
 /*
- * Is key (with h == rg_hash64(key)) a member? The answer is computed
- * without a branch whenever the first slot decides it (the set is at
- * most 1/8 full, so it nearly always does), so a caller that routes on it
- * pays no misprediction here: 1-2 ns (NOTES-hotkey.md).
+ * Is key (with h == rg_hash64(key)) a member? An empty set answers at the
+ * first (predictable) branch; otherwise two loads and two compares, with
+ * no branch on the answer, so a caller that routes on it pays no
+ * misprediction here (hot_set/railgun in railgun-bench).
  */
 static inline bool rg__hkset_has(const rg__hkset_t *s, uint64_t key,
                                  uint64_t h)
 {
-    const struct rg__hkset_slot *sl = &s->slots[(h >> 32) & s->mask];
-    uint64_t h1 = h | 1;
-    unsigned hit = (sl->h1 == h1) & (sl->key == key);
-    unsigned in = (unsigned)(s->filter >> (h >> 58)) & 1;
-    /* one rarely taken branch: a member filter bit, a taken first slot,
-     * not the key */
-    if (__builtin_expect(in & (sl->h1 != 0) & (hit ^ 1), 0))
-        return rg__hkset_probe(s, key, h);
+    if (s->n == 0) /* no member: the common case */
+        return false;
+    bool hit = (s->slots[rg__hkset_home_a(h, s->mask)] == key) |
+               (s->slots[rg__hkset_home_b(h, s->mask)] == key);
+    if (__builtin_expect(s->nover != 0, 0) && !hit)
+        return rg__hkset_over_has(s, key);
     return hit;
 }
 
