@@ -547,6 +547,28 @@ Test(hotkey, tracked_key_is_counted_exactly_and_slides_out)
     cr_assert_eq(ch[0].count, 0);
     cr_assert_not(rg__hk_is_hot(hk, 9));
     cr_assert_eq(rg__hk_next_tick_ns(hk), 102 * sl);
+    /* after the gap the slice numbers jump: keys taken in again are
+     * still counted exactly, slice by slice (9 again from slice 101, 13
+     * new from 103) */
+    for (uint64_t i = 101; i < 109; i++) {
+        rg__hk_add(hk, 9, 300);
+        if (i >= 103)
+            rg__hk_add(hk, 13, 700);
+        uint64_t lo, hi;
+        uint64_t n9 = i - 101 + 1, n13 = i >= 103 ? i - 103 + 1 : 0;
+        uint64_t want9 = 300 * (n9 < SLICES ? n9 : SLICES);
+        uint64_t want13 = 700 * (n13 < SLICES ? n13 : SLICES);
+        cr_assert(rg__hk_estimate(hk, 9, &lo, &hi));
+        cr_assert_eq(lo, want9, "key 9 in slice %" PRIu64 ": %" PRIu64, i, lo);
+        cr_assert_eq(hi, want9);
+        if (n13 > 0) {
+            cr_assert(rg__hk_estimate(hk, 13, &lo, &hi));
+            cr_assert_eq(lo, want13, "key 13 in slice %" PRIu64 ": %" PRIu64,
+                         i, lo);
+        }
+        cr_assert_eq(rg__hk_window_events(hk), want9 + want13);
+        rg__hk_tick(hk, (i + 1) * sl, &ch);
+    }
     rg__hk_destroy(hk);
 }
 

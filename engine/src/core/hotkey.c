@@ -79,8 +79,8 @@ struct rg__hk_s {
     uint64_t slice_ns;
     uint64_t slice_start_ns;      /* start of the current slice */
     uint32_t nbuckets;
-    unsigned oldest;              /* ring index of the oldest kept slice */
-    uint64_t slice_total[KEPT];   /* events of each kept slice (ring) */
+    uint64_t slice_total[KEPT];   /* events of each kept slice; slice j
+                                     at j % KEPT, as hist */
     uint64_t kept_total;
     struct cold *cold;            /* capacity */
     struct hot_key *hot;          /* max_hot */
@@ -379,10 +379,9 @@ void rg__hk_admit(rg__hk_t *hk, size_t bi, uint64_t key, uint64_t h,
 {
     struct rg__hk_bucket *b = &hk->f.buckets[bi];
     /* the bucket's smallest window count, ties to the first way: each
-     * count with its way in the low 3 bits (counts stay below 2^61), and
-     * a tree of minimums, which compiles to conditional moves with a
-     * short dependency chain (a branch per way mispredicted about twice
-     * per miss; a linear chain of cmovs cost 16 cycles) */
+     * count carries its way in the low 3 bits (counts stay below 2^61),
+     * so plain minimums find both, as conditional moves (a compare and
+     * branch per way was mispredicted about twice per admission) */
     _Static_assert(RG__HK_WAYS == 8, "the tree below is for 8 ways");
     uint64_t p[RG__HK_WAYS];
     for (unsigned i = 0; i < RG__HK_WAYS; i++)
@@ -674,7 +673,9 @@ static void publish(rg__hk_t *hk, uint64_t now, uint64_t t)
  * kept one leaves the window. */
 static void slide(rg__hk_t *hk)
 {
-    unsigned o = hk->oldest;
+    /* the ring place of the slice that ends now, which is that of the
+     * oldest kept one (KEPT slices earlier): it leaves the window */
+    unsigned o = (unsigned)(hk->f.slices % KEPT);
     hk->kept_total += hk->f.slice_events - hk->slice_total[o];
     hk->slice_total[o] = hk->f.slice_events;
     hk->f.slice_events = 0;
@@ -690,7 +691,6 @@ static void slide(rg__hk_t *hk)
             c[i].base = b->win[i];
         }
     }
-    hk->oldest = (o + 1) % KEPT;
     hk->f.slices++;
 }
 
@@ -706,7 +706,8 @@ size_t rg__hk_tick_slow(rg__hk_t *hk, uint64_t now,
     publish(hk, now, t);
     slide(hk);
     /* slices that passed without a tick are empty; KEPT of them empty
-     * the whole window */
+     * the whole window and every ring place, after which the slice
+     * numbers may jump (the rings hold only zeros) */
     for (uint64_t i = 1; i < passed && i <= KEPT; i++)
         slide(hk);
     if (passed > KEPT + 1)

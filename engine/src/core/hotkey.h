@@ -48,8 +48,8 @@
  *   - capacity is a power of two in [RG__HK_CAP_MIN, RG__HK_CAP_MAX]; max_hot
  *     in [1, min(capacity, RG__HK_MAX_HOT_MAX)]. Memory: 113 bytes per
  *     counter (33 of them touched by adds: counts, keys, tags, doorkeeper)
- *     plus about 330 per max_hot, allocated in rg__hk_new(); nothing
- *     allocates afterwards. Defaults (1024, 64): 137 KiB, 33 KiB hot.
+ *     plus about 280 per max_hot, allocated in rg__hk_new(); nothing
+ *     allocates afterwards. Defaults (1024, 64): 131 KiB, 33 KiB hot.
  *   - An add is O(1) for any weight: a hit reads the tag word and one key
  *     and adds to one count; a miss also reads and writes one doorkeeper
  *     slot; an admission also takes the bucket's minimum of 8 counts.
