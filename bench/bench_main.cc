@@ -3,10 +3,12 @@
 // run. Counter: items_per_second (wall-clock, since work spans threads).
 #include <benchmark/benchmark.h>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 #include <vector>
 #include "peers.h"
+#include "railgun/hash.h"
 extern "C" {
 #include "workload.h"
 #include "zipf.h"
@@ -108,6 +110,79 @@ void decode(benchmark::State &state, int impl)
     rgb_decode_close(d);
 }
 
+// Hot-key detection: the detection test's streams (10M draws over 1M
+// keys, Zipf 0.9 / 1.1 / 1.3), ranks turned into arbitrary 64-bit keys.
+constexpr uint64_t kHkKeys = 1000000;
+constexpr size_t kHkStream = 10000000;
+constexpr uint64_t kHkChunk = 1 << 20;
+constexpr double kHkSkews[] = {0.9, 1.1, 1.3};
+
+const std::vector<uint64_t> &hk_stream(int si)
+{
+    static std::vector<uint64_t> keys[3];
+    if (keys[si].empty()) {
+        keys[si].resize(kHkStream);
+        rg_rng_t rng;
+        rg_zipf_t z;
+        rg_rng_seed(&rng, 100 + si);
+        rg_zipf_init(&z, kHkKeys, kHkSkews[si]);
+        for (auto &v : keys[si])
+            v = rg_zipf_next(&z, &rng) * 0x9E3779B97F4A7C15ull;
+    }
+    return keys[si];
+}
+
+void hotkey(benchmark::State &state, int impl, int si)
+{
+    const auto &keys = hk_stream(si);
+    // accuracy against the exact counter, once per (impl, stream)
+    static double acc[5][3][2];
+    static uint64_t hot[5][3];
+    static bool done[5][3];
+    if (!done[impl][si]) {
+        rgb_hk_accuracy(impl, keys.data(), keys.size(), kHkKeys,
+                        &acc[impl][si][0], &acc[impl][si][1], &hot[impl][si]);
+        done[impl][si] = true;
+    }
+    rgb_hk *b = rgb_hk_open(impl, keys.data(), keys.size(), kHkKeys);
+    for (auto _ : state)
+        rgb_hk_run(b, kHkChunk);
+    if (rgb_hk_close(b) != 0)
+        state.SkipWithError("window total wrong");
+    state.SetItemsProcessed(state.iterations() * kHkChunk);
+    state.counters["precision"] = acc[impl][si][0];
+    state.counters["recall"] = acc[impl][si][1];
+    state.counters["hot_pairs"] = (double)hot[impl][si];
+}
+
+// The per-event test a dispatcher routes by: keys of the Zipf 1.1 stream
+// against its top `members` keys (0: no hot key, the common case). The
+// first 64Ki events, cycled, so the keys and their hashes stay in cache as
+// they would be in registers in a dispatcher: the figure is the test's.
+void hot_set(benchmark::State &state, int impl, unsigned members)
+{
+    constexpr size_t kWin = 65536;
+    const auto &stream = hk_stream(1);
+    std::vector<uint64_t> keys(stream.begin(), stream.begin() + kWin);
+    std::vector<uint64_t> hashes(kWin);
+    for (size_t i = 0; i < kWin; i++)
+        hashes[i] = rg_hash64(keys[i]);
+    std::vector<uint64_t> hot(members);
+    for (unsigned i = 0; i < members; i++)
+        hot[i] = (i + 1) * 0x9E3779B97F4A7C15ull;
+    rgb_hkset *s = rgb_hkset_open(impl, hot.data(), members);
+    uint64_t hits = 0;
+    for (auto _ : state)
+        for (size_t r = 0; r < kHkChunk / kWin; r++)
+            hits += rgb_hkset_run(s, keys.data(), hashes.data(), kWin);
+    rgb_hkset_close(s);
+    if (members > 0 && hits == 0)
+        state.SkipWithError("no hot key found");
+    state.SetItemsProcessed(state.iterations() * kHkChunk);
+    state.counters["hit_share"] =
+        (double)hits / (double)(state.iterations() * kHkChunk);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -154,6 +229,34 @@ int main(int argc, char **argv)
         ->UseRealTime();
     benchmark::RegisterBenchmark("decode/binary", decode, RGB_DECODE_BINARY)
         ->UseRealTime();
+    struct {
+        const char *name;
+        int impl;
+    } hks[] = {
+        {"hotkey/railgun", RGB_HK_RAILGUN},
+        {"hotkey/exact_map", RGB_HK_EXACT},
+        {"hotkey/space_saving", RGB_HK_SPACE_SAVING},
+        {"hotkey/heavykeeper", RGB_HK_HEAVYKEEPER},
+        {"hotkey/sampled16", RGB_HK_SAMPLED16},
+    };
+    for (int si = 0; si < 3; si++)
+        for (auto &h : hks) {
+            char name[64];
+            snprintf(name, sizeof(name), "%s/zipf:%.1f", h.name,
+                     kHkSkews[si]);
+            benchmark::RegisterBenchmark(name, hotkey, h.impl, si)
+                ->UseRealTime();
+        }
+    for (unsigned members : {0u, 8u, 64u}) {
+        char name[64];
+        snprintf(name, sizeof(name), "hot_set/railgun/members:%u", members);
+        benchmark::RegisterBenchmark(name, hot_set, RGB_HKSET_RAILGUN, members)
+            ->UseRealTime();
+        snprintf(name, sizeof(name), "hot_set/linear_scan/members:%u",
+                 members);
+        benchmark::RegisterBenchmark(name, hot_set, RGB_HKSET_SCAN, members)
+            ->UseRealTime();
+    }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;

@@ -97,6 +97,45 @@ int rgb_decode_run(rgb_decode *d);
 /* The values' total size in bytes. */
 size_t rgb_decode_bytes(const rgb_decode *d);
 void rgb_decode_close(rgb_decode *d);
+enum rgb_hk_impl {
+    RGB_HK_RAILGUN,       /* rg__hk: per-bucket Space-Saving */
+    RGB_HK_EXACT,         /* exact counter per key, open addressing */
+    RGB_HK_SPACE_SAVING,  /* Space-Saving: min-heap + hash index */
+    RGB_HK_HEAVYKEEPER,   /* HeavyKeeper + top-k heap, one per slice */
+    RGB_HK_SAMPLED16,     /* 1 event in 16 into the exact counter */
+};
+
+typedef struct rgb_hk rgb_hk;
+
+/* Hot-key detection over the key stream `keys` (cycled; `distinct` keys
+ * at most), 1 us of synthetic time per event, a window of 4 slices. */
+rgb_hk *rgb_hk_open(int impl, const uint64_t *keys, size_t nkeys,
+                    uint64_t distinct);
+/* Counts the next n events, ticking at every slice end. */
+void rgb_hk_run(rgb_hk *b, uint64_t n);
+/* 0 when the detector's window total equals the events of its window. */
+int rgb_hk_close(rgb_hk *b);
+/* One pass over keys from a fresh start, against exact counting with the
+ * same rules: precision and recall of the hot sets over every tick, and
+ * how many (key, tick) pairs the exact hot sets hold. */
+void rgb_hk_accuracy(int impl, const uint64_t *keys, size_t nkeys,
+                     uint64_t distinct, double *precision, double *recall,
+                     uint64_t *hot_keys);
+
+enum rgb_hkset_impl {
+    RGB_HKSET_RAILGUN,   /* rg__hkset_has() */
+    RGB_HKSET_SCAN,      /* a scan of the hot keys' array */
+};
+
+typedef struct rgb_hkset rgb_hkset;
+
+/* A set of the n keys hot[] (n <= 4096; 0 is an empty set). */
+rgb_hkset *rgb_hkset_open(int impl, const uint64_t *hot, unsigned n);
+/* Tests every key of keys[0..n) (hashes[i] = rg_hash64(keys[i])); returns
+ * the hits. */
+uint64_t rgb_hkset_run(rgb_hkset *s, const uint64_t *keys,
+                       const uint64_t *hashes, size_t n);
+void rgb_hkset_close(rgb_hkset *s);
 
 /* Pins the calling thread to one CPU (ignored when cpu < 0). */
 void rgb_pin(int cpu);
