@@ -285,7 +285,10 @@ static void apply(struct rg__bucket *b, uint64_t rate, uint64_t burst,
         return; /* unchanged: keep the caches valid */
     uint64_t t = ((UNITS_PER_S + rate - 1) / rate) << 4;
     uint64_t tau = burst * t;
+    /* a quarter of the burst, at most a millisecond of the rate */
     uint64_t chunk = burst / 4;
+    if (chunk > rate / 1000)
+        chunk = rate / 1000;
     if (chunk == 0)
         chunk = 1;
     if (chunk > RG__BUCKET_CHUNK_MAX)

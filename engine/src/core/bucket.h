@@ -28,7 +28,7 @@
  * as much as a mutex lock, so each ingest thread keeps a small cache
  * (struct rg__bucket_cache, caller-owned, one per thread): a refill takes
  * up to `chunk` tokens from the shared bucket in one CAS (chunk = burst/4,
- * at most RG__BUCKET_CHUNK_MAX), and the bursts after it are served from
+ * at most 1 ms of the rate and RG__BUCKET_CHUNK_MAX), and the bursts after it are served from
  * the cache with plain arithmetic and one relaxed load of a read-mostly
  * word. A cached token was granted by the shared bucket, so the bound
  * below holds whatever the caches do; what a cache changes is when a
@@ -92,7 +92,7 @@
 #define RG__BUCKET_TAU_MAX_NS 86400000000000ull /* one day */
 #define RG__BUCKET_SKEW_NS 1000000000ull    /* how stale a caller's clock
                                                may be (1 s) */
-#define RG__BUCKET_CHUNK_MAX 1024u     /* most tokens one refill caches */
+#define RG__BUCKET_CHUNK_MAX 65536u    /* most tokens one refill caches */
 #define RG__BUCKET_AUTO_BURST_MIN 32u  /* auto burst: a dispatcher burst */
 #define RG__BUCKET_AUTO_BURST_DIV 100u /* ... or 10 ms of the rate */
 
