@@ -253,7 +253,7 @@ static int resolve(const uint64_t *limit, uint64_t burst_conf,
     if (r > RG__BUCKET_RATE_MAX)
         return RG_ERANGE;
     uint64_t bu = burst_conf != 0 ? burst_conf : auto_burst(r);
-    /* tau <= a day: burst <= rate x 86400 (no overflow: r <= 4e9) */
+    /* tau <= a day: burst <= rate x 86400 (no overflow: r <= 64e9) */
     if (bu > r * (RG__BUCKET_TAU_MAX_NS / 1000000000ull))
         return RG_ERANGE;
     *burst = bu;

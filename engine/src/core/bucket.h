@@ -43,7 +43,8 @@
  *     threads' caches held when W began (<= threads x chunk).
  *   - Time is kept in units of 1/64 ns (T = ceil(64e9 / rate) units,
  *     rounded up: the rate is never exceeded; at most 0.3% below it up to
- *     300M events/s). The state word is (virtual time << 4 | generation):
+ *     300M events/s, exact at 1e9; above 4e9/s, where the rounding costs
+ *     up to 10%, a limit is only a "no practical limit"). The state word is (virtual time << 4 | generation):
  *     60 bits of virtual time wrap every 2^54 ns (208 days) and are
  *     compared by unsigned difference, so the wrap is harmless; a debt
  *     that reads larger than tau + RG__BUCKET_SKEW_NS is taken as an
@@ -88,7 +89,7 @@
 #define RG__BUCKET_GENS 16u            /* parameter slots: 4 bits of TAT */
 #define RG__BUCKET_GEN_MASK 15u
 #define RG__BUCKET_NS_SHIFT 10         /* state units per ns: 64 x 16 */
-#define RG__BUCKET_RATE_MAX 4000000000ull   /* events/s: T >= 16 units */
+#define RG__BUCKET_RATE_MAX 64000000000ull  /* events/s: T >= 1/64 ns */
 #define RG__BUCKET_TAU_MAX_NS 86400000000000ull /* one day */
 #define RG__BUCKET_SKEW_NS 1000000000ull    /* how stale a caller's clock
                                                may be (1 s) */
