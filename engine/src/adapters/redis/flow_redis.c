@@ -567,6 +567,8 @@ struct rg_flow_redis_s {
     uint64_t lease, fair;          /* last grant, last fair share */
     uint32_t live;
     int64_t leased_at, valid_until;
+    int64_t recover_until;         /* after an outage: ask for at most */
+    uint64_t recover_cap;          /* this until then */
     int mode;
     bool applied;
     uint64_t applied_rate;
@@ -797,6 +799,19 @@ static uint64_t jitter(rg_flow_redis_t *c, int64_t ns)
     return (uint64_t)(ns - spread + (int64_t)(c->rng % (uint64_t)(2 * spread)));
 }
 
+/* The rate a node falls back to without a lease: the configured one,
+ * else its last fair share, else (never leased) the global rate; 0 means
+ * unlimited. */
+static uint64_t fallback_target(const rg_flow_redis_t *c)
+{
+    uint64_t global = c->seen_rate_valid ? c->seen_rate : c->global_conf;
+    if (c->fallback_rate != 0)
+        return c->fallback_rate;
+    if (!c->ever_leased || global == 0)
+        return global;
+    return c->fair ? c->fair : 1;
+}
+
 /* The rate the bucket should enforce now (0: unlimited). */
 static uint64_t rate_now(rg_flow_redis_t *c, int64_t now)
 {
@@ -806,10 +821,7 @@ static uint64_t rate_now(rg_flow_redis_t *c, int64_t now)
             return 0;
         return c->lease > 0 ? c->lease : 1; /* 0 would mean unlimited */
     }
-    uint64_t target = c->fallback_rate;
-    if (target == 0)
-        target = c->ever_leased ? (global == 0 ? 0 : (c->fair ? c->fair : 1))
-                                : global;
+    uint64_t target = fallback_target(c);
     if (!c->ever_leased || c->decay_ns == 0 || target == 0 || global == 0)
         return target;
     int64_t since = now - c->valid_until;
@@ -841,6 +853,18 @@ static void step(rg_flow_redis_t *c)
         wants = (int64_t)(cons_rate + cons_rate / 4 + 1);
     if (u.cap > 0 && wants > (int64_t)u.cap)
         wants = (int64_t)u.cap;
+    /* coming back from a degraded period: other nodes may still be in
+     * fallback and not registered again (a restarted or promoted Redis
+     * lost them, or their entries expired), so the registry would hand
+     * us their share while they still use it. Ask for at most our
+     * fallback rate until they had time to come back. */
+    uint64_t cap = 0;
+    if (c->ever_leased && c->mode != RG_FLOW_LEASED)
+        cap = fallback_target(c); /* the share from before the outage */
+    else if (now < c->recover_until)
+        cap = c->recover_cap;
+    if (cap > 0 && (wants < 0 || wants > (int64_t)cap))
+        wants = (int64_t)cap;
 
     bool tried = false, ok = false;
     char err[160] = "";
@@ -853,11 +877,22 @@ static void step(rg_flow_redis_t *c)
                         sizeof(err)) == 0;
         int64_t back = mono_ns();
         if (ok) {
+            if (c->mode != RG_FLOW_LEASED && cap > 0 && lr.live < c->live) {
+                /* nodes are missing: they may be on their way back */
+                c->recover_until = back + c->backoff_max_ns + c->ttl_ns;
+                c->recover_cap = cap;
+            } else if (c->mode != RG_FLOW_LEASED) {
+                c->recover_until = 0; /* everyone is back already */
+            }
             c->ever_leased = true;
             c->lease = lr.grant;
             c->seen_rate = lr.rate;
             c->seen_rate_valid = true;
-            c->fair = lr.fair;
+            /* while others may still be missing, the fair share Redis
+             * computes is too large to fall back to */
+            c->fair = back < c->recover_until && lr.fair > c->recover_cap
+                          ? c->recover_cap
+                          : lr.fair;
             c->live = (uint32_t)lr.live;
             c->leased_at = back;
             /* valid from when the request left: Redis's expiry starts
