@@ -42,8 +42,8 @@
 #include "railgun/error.h"
 #include "railgun/redis.h"
 
-#define MS 1000000ll
-#define SEC 1000000000ll
+#define MS ((int64_t)1000000)
+#define SEC ((int64_t)1000000000)
 
 static int64_t now_ns(void)
 {

@@ -601,6 +601,12 @@ static void sanitize(char *s)
     }
 }
 
+static void free_unstarted(rg_flow_redis_t *c)
+{
+    endpoint_fini(&c->ep);
+    free(c);
+}
+
 /* Distinct default ids for clients of one process (simulated nodes). */
 static _Atomic unsigned next_local_id;
 
@@ -629,16 +635,22 @@ rg_flow_redis_t *rg_flow_redis_new(const rg_flow_redis_opts_t *o,
     }
     c->h = *h;
     c->pid = getpid();
-    if (gethostname(c->host, sizeof(c->host) - 1) != 0)
+    if (gethostname(c->host, 65) != 0) /* HOST_NAME_MAX is 64 */
         strcpy(c->host, "unknown");
+    c->host[64] = '\0';
     sanitize(c->host);
     if (o->s[P_NODE_ID][0] != '\0') {
+        if (strlen(o->s[P_NODE_ID]) > 127) {
+            seterr(errstr, n, "flow.node.id: longer than 127 characters");
+            free_unstarted(c);
+            return NULL;
+        }
         snprintf(c->node_id, sizeof(c->node_id), "%s", o->s[P_NODE_ID]);
     } else {
         /* relaxed: only distinctness matters */
         unsigned k = atomic_fetch_add_explicit(&next_local_id, 1,
                                                memory_order_relaxed);
-        snprintf(c->node_id, sizeof(c->node_id), "%s:%" PRId64 ":%u",
+        snprintf(c->node_id, sizeof(c->node_id), "%.64s:%" PRId64 ":%u",
                  c->host, c->pid, k);
     }
     sanitize(c->node_id);
