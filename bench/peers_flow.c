@@ -52,6 +52,10 @@ struct rgb_flow {
     uint64_t helper_n;                   /* events per run for the helper */
     uint64_t admitted[2];
     int64_t clock[2];                    /* each thread's fake clock */
+    /* each thread's token cache, on its own line */
+    struct {
+        alignas(64) struct rg__bucket_cache c;
+    } cache[2];
     int refused;
 };
 
@@ -84,73 +88,139 @@ static bool own_clock(int impl)
            impl == RGB_FLOW_RAILGUN_MT2 || impl == RGB_FLOW_MUTEX_MT2;
 }
 
-/* One thread's share of a run: n events in bursts of 32. */
+/* One loop per design, each its own function so that no design's
+ * registers are spent on another's locals. Each returns the events
+ * admitted; `now` is the fake clock (moved 32 ns per burst). */
+#define NOINLINE __attribute__((noinline))
+#define KEEP(x) __asm__ volatile("" : "+r"(x))
+
+static NOINLINE uint64_t loop_none(uint64_t bursts)
+{
+    uint64_t admitted = 0;
+    for (uint64_t i = 0; i < bursts; i++) {
+        admitted += BURST;
+        KEEP(admitted);
+    }
+    return admitted;
+}
+
+static NOINLINE uint64_t loop_railgun_given(struct rg__bucket *b,
+                                            struct rg__bucket_cache *c,
+                                            uint64_t bursts, int64_t *now)
+{
+    uint64_t admitted = 0;
+    int64_t t = *now;
+    for (uint64_t i = 0; i < bursts; i++) {
+        t += BURST;
+        admitted += rg__bucket_take(b, c, BURST, t, NULL);
+        KEEP(admitted);
+    }
+    *now = t;
+    return admitted;
+}
+
+static NOINLINE uint64_t loop_railgun_lazy(struct rg__bucket *b,
+                                           struct rg__bucket_cache *c,
+                                           uint64_t bursts)
+{
+    uint64_t admitted = 0;
+    for (uint64_t i = 0; i < bursts; i++) {
+        admitted += rg__bucket_take_lazy(b, c, BURST, NULL);
+        KEEP(admitted);
+    }
+    return admitted;
+}
+
+static NOINLINE uint64_t loop_railgun_shared(struct rg__bucket *b,
+                                             uint64_t bursts, int64_t *now)
+{
+    uint64_t admitted = 0;
+    int64_t t = *now;
+    for (uint64_t i = 0; i < bursts; i++) {
+        t += BURST;
+        admitted += rg__bucket_take_shared(b, t, BURST, NULL);
+        KEEP(admitted);
+    }
+    *now = t;
+    return admitted;
+}
+
+static NOINLINE uint64_t loop_mutex_given(struct mutex_bucket *m,
+                                          uint64_t bursts, int64_t *now)
+{
+    uint64_t admitted = 0;
+    int64_t t = *now;
+    for (uint64_t i = 0; i < bursts; i++) {
+        t += BURST;
+        admitted += mutex_take(m, BURST, t) ? BURST : 0;
+        KEEP(admitted);
+    }
+    *now = t;
+    return admitted;
+}
+
+static NOINLINE uint64_t loop_mutex_clock(struct mutex_bucket *m,
+                                          uint64_t bursts)
+{
+    uint64_t admitted = 0;
+    for (uint64_t i = 0; i < bursts; i++) {
+        admitted += mutex_take(m, BURST, mono_ns()) ? BURST : 0;
+        KEEP(admitted);
+    }
+    return admitted;
+}
+
+static NOINLINE uint64_t loop_mutex_per_event(struct mutex_bucket *m,
+                                              uint64_t bursts, int64_t *now)
+{
+    uint64_t admitted = 0;
+    int64_t t = *now;
+    for (uint64_t i = 0; i < bursts; i++) {
+        t += BURST;
+        for (int e = 0; e < BURST; e++)
+            admitted += mutex_take(m, 1, t);
+        KEEP(admitted);
+    }
+    *now = t;
+    return admitted;
+}
+
+/* One thread's share of a run: n events in bursts of 32. The thread's
+ * token cache lives in its slot of f, as a dispatcher's would in the
+ * dispatcher. */
 static void run_loop(struct rgb_flow *f, int who, uint64_t n)
 {
     uint64_t admitted = 0, bursts = n / BURST;
-    int64_t now = f->clock[who];
-    struct rg__bucket *b = &f->b;
-    struct rg__bucket_cache c = {0};
-    struct mutex_bucket *m = &f->mb;
-    int refused = 0;
+    int64_t *now = &f->clock[who];
+    struct rg__bucket_cache *c = &f->cache[who].c;
     switch (f->impl) {
     case RGB_FLOW_NONE:
-        for (uint64_t i = 0; i < bursts; i++) {
-            admitted += BURST;
-            __asm__ volatile("" : "+r"(admitted));
-        }
+        admitted = loop_none(bursts);
         break;
     case RGB_FLOW_RAILGUN_GIVEN:
     case RGB_FLOW_RAILGUN_UNLIMITED:
-        for (uint64_t i = 0; i < bursts; i++) {
-            now += BURST;
-            admitted += rg__bucket_take(b, &c, BURST, now, NULL);
-            __asm__ volatile("" : "+r"(admitted));
-        }
+        admitted = loop_railgun_given(&f->b, c, bursts, now);
         break;
     case RGB_FLOW_RAILGUN:
     case RGB_FLOW_RAILGUN_MT2:
-        for (uint64_t i = 0; i < bursts; i++) {
-            admitted += rg__bucket_take_lazy(b, &c, BURST, NULL);
-            __asm__ volatile("" : "+r"(admitted));
-        }
+        admitted = loop_railgun_lazy(&f->b, c, bursts);
         break;
     case RGB_FLOW_RAILGUN_SHARED:
-        for (uint64_t i = 0; i < bursts; i++) {
-            now += BURST;
-            admitted += rg__bucket_take_shared(b, now, BURST, NULL);
-            __asm__ volatile("" : "+r"(admitted));
-        }
+        admitted = loop_railgun_shared(&f->b, bursts, now);
         break;
     case RGB_FLOW_MUTEX_GIVEN:
-        for (uint64_t i = 0; i < bursts; i++) {
-            now += BURST;
-            admitted += mutex_take(m, BURST, now) ? BURST : 0;
-            __asm__ volatile("" : "+r"(admitted));
-        }
+        admitted = loop_mutex_given(&f->mb, bursts, now);
         break;
     case RGB_FLOW_MUTEX:
     case RGB_FLOW_MUTEX_MT2:
-        for (uint64_t i = 0; i < bursts; i++) {
-            admitted += mutex_take(m, BURST, mono_ns()) ? BURST : 0;
-            __asm__ volatile("" : "+r"(admitted));
-        }
+        admitted = loop_mutex_clock(&f->mb, bursts);
         break;
     case RGB_FLOW_MUTEX_PER_EVENT:
-        for (uint64_t i = 0; i < bursts; i++) {
-            now += BURST;
-            for (int e = 0; e < BURST; e++)
-                admitted += mutex_take(m, 1, now);
-            __asm__ volatile("" : "+r"(admitted));
-        }
+        admitted = loop_mutex_per_event(&f->mb, bursts, now);
         break;
     }
-    rg__bucket_cache_release(b, &c, own_clock(f->impl) ? rg__bucket_clock_ns()
-                                                       : now);
-    refused = admitted != bursts * BURST;
-    f->clock[who] = now;
     f->admitted[who] += admitted;
-    if (refused)
+    if (admitted != bursts * BURST)
         f->refused = 1;
 }
 
@@ -230,6 +300,10 @@ int rgb_flow_close(rgb_flow *f, uint64_t expected)
         atomic_store_explicit(&f->quit, 1, memory_order_relaxed);
         pthread_join(f->helper, NULL);
     }
+    for (int i = 0; i < 2; i++)
+        rg__bucket_cache_release(&f->b, &f->cache[i].c,
+                                 own_clock(f->impl) ? rg__bucket_clock_ns()
+                                                    : f->clock[i]);
     struct rg__bucket_stats st;
     rg__bucket_stats(&f->b, &st);
     int bad = f->refused || st.throttled != 0 ||

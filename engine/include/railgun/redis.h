@@ -50,15 +50,20 @@
  * flow.fallback.decay.ms to flow.fallback.rate.events.per.s (default: the
  * last fair share, global / live nodes) and stays there (mode FALLBACK);
  * it reconnects with exponential backoff up to flow.redis.backoff.max.ms
- * and leases again when Redis answers. With flow.redis.sentinels set, the
+ * and leases again when Redis answers. Coming back, a node asks for at
+ * most its fallback rate until flow.redis.backoff.max.ms +
+ * flow.lease.ttl.ms have passed, unless the registry shows every node it
+ * knew before: the others may still be in fallback and not registered
+ * again (a restarted Redis lost them), and must not lose their share. With flow.redis.sentinels set, the
  * primary's address comes from the first sentinel that answers SENTINEL
  * get-master-addr-by-name, re-checked every second and after any error,
  * and a server that does not report ROLE master is not used.
  *
  * Threads: rg_flow_redis_new/start/stop/destroy from one controlling
  * thread; rg_flow_redis_stats() from any thread. hooks.set_rate() and
- * hooks.usage() run on the lease thread (set_rate() also once inside
- * rg_flow_redis_start(), on its caller's thread). The control calls
+ * hooks.usage() run on the lease thread (each also once inside
+ * rg_flow_redis_start(), on its caller's thread, before the lease thread
+ * exists), never at the same time as each other. The control calls
  * (rg_flow_redis_show(), rg_flow_redis_set_global_rate()) open their own
  * connection and may run on any thread, blocking up to a few timeouts.
  */

@@ -199,6 +199,7 @@ uint32_t rg__bucket_refill(struct rg__bucket *b, struct rg__bucket_cache *c,
         return n;
     }
     c->tokens = 0;
+    /* relaxed: a statistic */
     atomic_fetch_add_explicit(&b->throttled, 1, memory_order_relaxed);
     if (wait_ns != NULL)
         *wait_ns = to_ns(wait_u);
@@ -368,6 +369,7 @@ int rg__bucket_set_limit(struct rg__bucket *b, enum rg__bucket_limit which,
     pthread_mutex_lock(&b->lock);
     uint64_t lim[RG__BUCKET_NLIMITS];
     for (int i = 0; i < RG__BUCKET_NLIMITS; i++)
+        /* relaxed: writers hold b->lock */
         lim[i] = atomic_load_explicit(&b->limit[i], memory_order_relaxed);
     lim[which] = rate;
     uint64_t r, bu;
