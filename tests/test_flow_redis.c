@@ -458,6 +458,9 @@ Test(flow_redis, new_global_rate_applies_within_a_lease_period, .timeout = 120)
         }
         sleep_ns(MS);
     }
+    if (getenv("RG_FLOW_TEST_VERBOSE"))
+        fprintf(stderr, "  new rate in every bucket after %" PRId64 " ms\n",
+                took / MS);
     cr_assert(took >= 0 && took <= 250 * MS,
               "new rate applied after %" PRId64 " ms", took / MS);
     sleep_ns(500 * MS);
