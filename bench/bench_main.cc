@@ -183,6 +183,23 @@ void hot_set(benchmark::State &state, int impl, unsigned members)
         (double)hits / (double)(state.iterations() * kHkChunk);
 }
 
+// flow control: one token bucket check per burst of 32 events
+constexpr uint64_t kFlowChunk = 1 << 20;
+
+void flow(benchmark::State &state, int impl)
+{
+    rgb_flow *f = rgb_flow_open(impl);
+    for (auto _ : state)
+        rgb_flow_run(f, kFlowChunk);
+    if (rgb_flow_close(f, state.iterations() * kFlowChunk) != 0)
+        state.SkipWithError("a check was refused or events went missing");
+    state.SetItemsProcessed(state.iterations() * kFlowChunk);
+    // ns per event, so the per-event cost reads off directly
+    state.counters["ns_per_event"] = benchmark::Counter(
+        static_cast<double>(state.iterations() * kFlowChunk),
+        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -257,6 +274,23 @@ int main(int argc, char **argv)
         benchmark::RegisterBenchmark(name, hot_set, RGB_HKSET_SCAN, members)
             ->UseRealTime();
     }
+    struct {
+        const char *name;
+        int impl;
+    } flows[] = {
+        {"flow/railgun", RGB_FLOW_RAILGUN},
+        {"flow/mutex_bucket", RGB_FLOW_MUTEX},
+        {"flow/railgun_given_time", RGB_FLOW_RAILGUN_GIVEN},
+        {"flow/mutex_bucket_given_time", RGB_FLOW_MUTEX_GIVEN},
+        {"flow/railgun_shared", RGB_FLOW_RAILGUN_SHARED},
+        {"flow/mutex_bucket_per_event", RGB_FLOW_MUTEX_PER_EVENT},
+        {"flow/railgun_unlimited", RGB_FLOW_RAILGUN_UNLIMITED},
+        {"flow/none", RGB_FLOW_NONE},
+        {"flow/railgun_mt2", RGB_FLOW_RAILGUN_MT2},
+        {"flow/mutex_bucket_mt2", RGB_FLOW_MUTEX_MT2},
+    };
+    for (auto &f : flows)
+        benchmark::RegisterBenchmark(f.name, flow, f.impl)->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;

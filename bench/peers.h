@@ -136,6 +136,30 @@ rgb_hkset *rgb_hkset_open(int impl, const uint64_t *hot, unsigned n);
 uint64_t rgb_hkset_run(rgb_hkset *s, const uint64_t *keys,
                        const uint64_t *hashes, size_t n);
 void rgb_hkset_close(rgb_hkset *s);
+/* ---- flow control: the token bucket check (peers_flow.c) ---- */
+enum rgb_flow_impl {
+    /* the bucket reads CLOCK_MONOTONIC itself, as each design needs it */
+    RGB_FLOW_RAILGUN,           /* rg__bucket_take_lazy: on refills only */
+    RGB_FLOW_MUTEX,             /* mutex + classic bucket: every check */
+    RGB_FLOW_RAILGUN_MT2,       /* the same, two threads, one bucket */
+    RGB_FLOW_MUTEX_MT2,
+    /* the caller passes the time (a fake clock: costs nothing) */
+    RGB_FLOW_RAILGUN_GIVEN,     /* rg__bucket_take, thread cache */
+    RGB_FLOW_MUTEX_GIVEN,       /* mutex + classic bucket */
+    RGB_FLOW_RAILGUN_SHARED,    /* rg__bucket_take_shared: a CAS per burst */
+    RGB_FLOW_MUTEX_PER_EVENT,   /* classic bucket, one check per event */
+    RGB_FLOW_RAILGUN_UNLIMITED, /* rate 0 */
+    RGB_FLOW_NONE,              /* no check: the loop alone */
+};
+
+typedef struct rgb_flow rgb_flow;
+
+/* Pins the caller to CPU 0 (and a helper to CPU 1 for the _mt2 ones). */
+rgb_flow *rgb_flow_open(int impl);
+/* Checks n events in bursts of 32 (split over the threads). */
+void rgb_flow_run(rgb_flow *f, uint64_t n);
+/* 0 when exactly `expected` events were checked and none refused. */
+int rgb_flow_close(rgb_flow *f, uint64_t expected);
 
 /* Pins the calling thread to one CPU (ignored when cpu < 0). */
 void rgb_pin(int cpu);

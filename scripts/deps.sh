@@ -11,6 +11,8 @@ packages=(
   libsqlite3-dev libmariadb-dev     # the sinks (engine/src/adapters)
   mariadb-server mariadb-client     # real MariaDB for tests and benchmarks
   librdkafka-dev                    # Kafka: client and mock cluster
+  redis-server redis-sentinel       # real Redis (and Sentinel) for flow tests
+  libhiredis-dev                    # the Redis adapter (hiredis 0.14)
   bsdutils                          # script(1): the TTY progress-bar test
 )
 
