@@ -762,6 +762,56 @@ Test(spool, bad_options_and_records_are_refused_clearly)
     done_root(root);
 }
 
+Test(spool, bursts_keep_order_and_stop_at_the_bound)
+{
+    const char *root = new_root();
+    rg_spool_opts_t o = opts_for(root, 65536, 131072, 1, 4096);
+    rg_spool_t *sp = must_open(&o);
+    enum { B = 64 };
+    char keys[B][32];
+    uint8_t vals[B][2048];
+    rg_spool_msg_t m[B];
+    uint64_t seq = 0;
+    int rc = 0;
+    bool partial = false;
+    for (;;) {
+        for (int i = 0; i < B; i++) {
+            uint64_t q = seq + (uint64_t)i;
+            uint32_t vl = value_len(q, 900);
+            int kl = snprintf(keys[i], sizeof(keys[i]), "k%" PRIu64, q % 1000);
+            fill_value(vals[i], vl, 6, q);
+            m[i] = (rg_spool_msg_t){.key = keys[i], .key_len = (uint32_t)kl,
+                                    .value = vals[i], .value_len = vl,
+                                    .producer_id = 6, .seq = q,
+                                    .ts_ms = (int64_t)q * 3 - 1000,
+                                    .partition = (int32_t)(q % 5) - 1};
+        }
+        uint64_t first = UINT64_MAX;
+        rc = rg__spool_append_burst(sp, m, B, &first, 10000);
+        if (rc < 0)
+            break;
+        cr_assert_eq(first, seq, "a burst's LSNs follow the last append");
+        cr_assert_gt(rc, 0);
+        cr_assert_leq(rc, B);
+        partial |= rc < B; /* stopped at a full half (sync.bytes 4096) */
+        seq += (uint64_t)rc;
+        cr_assert_lt(seq, 10000u, "never full");
+    }
+    cr_assert(partial, "bursts are cut where a half fills");
+    cr_assert_eq(rc, RG_EFULL, "%s", rg__spool_last_error());
+    cr_assert(strstr(rg__spool_last_error(), "full"));
+    uint64_t first;
+    cr_assert_eq(rg__spool_append_burst(sp, m, 0, &first, 0), RG_EINVAL);
+    rg_spool_stats_t s;
+    rg__spool_stats(sp, &s);
+    cr_assert_eq(s.next_lsn, seq);
+    rg__spool_close(sp);
+    sp = must_open(&o);
+    cr_assert_eq(replay_check(sp, 6, 900, 0, NULL), seq);
+    rg__spool_close(sp);
+    done_root(root);
+}
+
 /* ---- order, done marks --------------------------------------------------- */
 
 Test(spool, order_holds_across_segments_and_restarts)
@@ -1123,10 +1173,17 @@ Test(spool, group_commit_syncs_every_sync_bytes)
         cr_assert_eq(rg__spool_append(sp, &m, &lsn, 10000), 0);
     cr_assert_eq(rg__spool_wait(sp, lsn, 50), RG_ETIMEDOUT);
     cr_assert_eq(rg__spool_durable_lsn(sp), 100);
-    cr_assert_eq(rg__spool_flush(sp, 10000), 0);
+    cr_assert_eq(rg__spool_sync(sp, 10000), 0, "sync commits it now");
     cr_assert_eq(rg__spool_wait(sp, lsn, 0), 0);
     cr_assert_eq(synced_size(fs.st_ino, &calls), 32 + 105 * 100);
     cr_assert_eq(calls, 11);
+    rg__spool_stats(sp, &s);
+    cr_assert_eq(s.checkpoints, 0, "sync writes no checkpoint");
+    cr_assert_eq(rg__spool_flush(sp, 10000), 0);
+    rg__spool_stats(sp, &s);
+    cr_assert_eq(s.checkpoints, 1, "flush does");
+    cr_assert_eq(synced_size(fs.st_ino, &calls), 32 + 105 * 100);
+    cr_assert_eq(calls, 11, "nothing was staged for the flush");
     rg__spool_close(sp);
     done_root(root);
 }

@@ -423,6 +423,7 @@ struct rg_spool_s {
     bool urgent;                 /* an append waits for the swap */
     bool closing;
     uint64_t flush_req, flush_done, flush_target;
+    uint64_t sync_target;        /* rg__spool_sync(): commit up to here now */
     int failed;                  /* 0 or RG_EIO: no more appends */
     char fail_msg[256];
     uint64_t next;               /* LSN of the next append */
@@ -963,6 +964,7 @@ static void *syncer_main(void *arg)
         if (a->len > 0 && sp->failed == 0 &&
             (a->len >= sp->sync_bytes || sp->urgent || sp->closing ||
              (want_flush && durable < sp->flush_target) ||
+             durable < sp->sync_target ||
              now - a->first_ns >= sp->sync_ns)) {
             commit_half(sp);
             continue;
@@ -998,8 +1000,15 @@ static void *syncer_main(void *arg)
 
 /* ---- appends and waits --------------------------------------------------- */
 
-int rg__spool_append(rg_spool_t *sp, const rg_spool_msg_t *m, uint64_t *lsn,
-                     int timeout_ms)
+/* append_locked(): the record would have to wait for room */
+#define WOULD_WAIT 1
+
+/*
+ * Stages one record; mu held (released only inside the condition wait).
+ * With may_wait false, returns WOULD_WAIT instead of waiting for room.
+ */
+static int append_locked(rg_spool_t *sp, const rg_spool_msg_t *m,
+                         uint64_t *lsn, int timeout_ms, bool may_wait)
 {
     uint64_t rec = rg__spool_record_bytes(m->key_len, m->value_len);
     if (rec + SEG_HDR > sp->seg_bytes)
@@ -1008,30 +1017,21 @@ int rg__spool_append(rg_spool_t *sp, const rg_spool_msg_t *m, uint64_t *lsn,
                     "segment (fallback.spool.segment.bytes=%" PRIu64 ")",
                     rec, sp->seg_bytes);
     int64_t deadline = 0;
-    pthread_mutex_lock(&sp->mu);
     struct half *a;
     bool roll;
     for (;;) {
-        if (sp->failed != 0) {
-            int rc = fail(sp->failed, "%s", sp->fail_msg);
-            pthread_mutex_unlock(&sp->mu);
-            return rc;
-        }
-        if (sp->closing) {
-            pthread_mutex_unlock(&sp->mu);
+        if (sp->failed != 0)
+            return fail(sp->failed, "%s", sp->fail_msg);
+        if (sp->closing)
             return fail(RG_ESTOPPED, "spool: closing");
-        }
         roll = !sp->tail_open || sp->tail_bytes + rec > sp->seg_bytes;
         uint64_t add = rec + (roll ? SEG_HDR : 0);
-        if (sp->bytes + add > sp->max_bytes) {
-            uint64_t have = sp->bytes;
-            pthread_mutex_unlock(&sp->mu);
+        if (sp->bytes + add > sp->max_bytes)
             return fail(RG_EFULL,
                         "spool %s is full: %" PRIu64 " of %" PRIu64
                         " bytes (fallback.spool.max.bytes) hold records not "
                         "yet replayed; nothing was dropped",
-                        sp->dir, have, sp->max_bytes);
-        }
+                        sp->dir, sp->bytes, sp->max_bytes);
         a = &sp->half[sp->active];
         bool second_roll = roll && a->roll_off != NO_ROLL;
         if (a->len < sp->sync_bytes && !second_roll)
@@ -1041,19 +1041,19 @@ int rg__spool_append(rg_spool_t *sp, const rg_spool_msg_t *m, uint64_t *lsn,
         if (second_roll)
             sp->urgent = true;
         pthread_cond_signal(&sp->cv_sync);
+        if (!may_wait)
+            return WOULD_WAIT;
         int64_t now = now_ns();
         if (deadline == 0)
             deadline = timeout_ms < 0 ? INT64_MAX
                                       : now + (int64_t)timeout_ms * 1000000;
-        if (timeout_ms == 0 || now >= deadline) {
-            uint64_t staged = sp->half[0].len + sp->half[1].len;
-            pthread_mutex_unlock(&sp->mu);
+        if (timeout_ms == 0 || now >= deadline)
             return fail(RG_ETIMEDOUT,
                         "spool %s: the disk is behind: %" PRIu64
                         " bytes wait for fdatasync (fallback.spool.sync."
                         "bytes=%" PRIu64 "); waited %d ms",
-                        sp->dir, staged, sp->sync_bytes, timeout_ms);
-        }
+                        sp->dir, (uint64_t)(sp->half[0].len + sp->half[1].len),
+                        sp->sync_bytes, timeout_ms);
         if (deadline == INT64_MAX) {
             pthread_cond_wait(&sp->cv_progress, &sp->mu);
         } else {
@@ -1067,10 +1067,8 @@ int rg__spool_append(rg_spool_t *sp, const rg_spool_msg_t *m, uint64_t *lsn,
         while (cap < need)
             cap *= 2;
         uint8_t *d = realloc(a->data, cap);
-        if (d == NULL) {
-            pthread_mutex_unlock(&sp->mu);
+        if (d == NULL)
             return fail(RG_ENOMEM, "spool: out of memory for staging");
-        }
         a->data = d;
         a->cap = cap;
     }
@@ -1078,10 +1076,8 @@ int rg__spool_append(rg_spool_t *sp, const rg_spool_msg_t *m, uint64_t *lsn,
         /* room for the segment the syncer will list (commit_half()) */
         size_t cap = sp->segs_cap ? sp->segs_cap * 2 : 16;
         struct seg *s = realloc(sp->segs, cap * sizeof(*s));
-        if (s == NULL) {
-            pthread_mutex_unlock(&sp->mu);
+        if (s == NULL)
             return fail(RG_ENOMEM, "spool: out of memory");
-        }
         sp->segs = s;
         sp->segs_cap = cap;
     }
@@ -1115,8 +1111,36 @@ int rg__spool_append(rg_spool_t *sp, const rg_spool_msg_t *m, uint64_t *lsn,
      * is due now */
     if (was_empty || a->len >= sp->sync_bytes)
         pthread_cond_signal(&sp->cv_sync);
-    pthread_mutex_unlock(&sp->mu);
     return 0;
+}
+
+int rg__spool_append(rg_spool_t *sp, const rg_spool_msg_t *m, uint64_t *lsn,
+                     int timeout_ms)
+{
+    pthread_mutex_lock(&sp->mu);
+    int rc = append_locked(sp, m, lsn, timeout_ms, true);
+    pthread_mutex_unlock(&sp->mu);
+    return rc;
+}
+
+int rg__spool_append_burst(rg_spool_t *sp, const rg_spool_msg_t *msgs,
+                           size_t n, uint64_t *first_lsn, int timeout_ms)
+{
+    if (n == 0)
+        return fail(RG_EINVAL, "spool: an empty burst");
+    if (n > INT_MAX)
+        n = INT_MAX;
+    pthread_mutex_lock(&sp->mu);
+    int rc = append_locked(sp, &msgs[0], first_lsn, timeout_ms, true);
+    size_t done = rc == 0;
+    /* the rest only while they fit without waiting: one lock hold, so
+     * their LSNs follow the first's */
+    uint64_t lsn;
+    while (rc == 0 && done < n &&
+           append_locked(sp, &msgs[done], &lsn, 0, false) == 0)
+        done++;
+    pthread_mutex_unlock(&sp->mu);
+    return done > 0 ? (int)done : rc;
 }
 
 uint64_t rg__spool_durable_lsn(rg_spool_t *sp)
@@ -1158,6 +1182,17 @@ int rg__spool_wait(rg_spool_t *sp, uint64_t lsn, int timeout_ms)
     }
     pthread_mutex_unlock(&sp->mu);
     return rc;
+}
+
+int rg__spool_sync(rg_spool_t *sp, int timeout_ms)
+{
+    pthread_mutex_lock(&sp->mu);
+    uint64_t target = sp->next;
+    if (target > sp->sync_target)
+        sp->sync_target = target;
+    pthread_cond_signal(&sp->cv_sync);
+    pthread_mutex_unlock(&sp->mu);
+    return target == 0 ? 0 : rg__spool_wait(sp, target - 1, timeout_ms);
 }
 
 int rg__spool_flush(rg_spool_t *sp, int timeout_ms)

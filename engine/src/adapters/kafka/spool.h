@@ -44,9 +44,10 @@
  * is durable once rg__spool_wait() returns 0 for it.
  *
  * Synchronization table (any call may run on any thread)
- *                   append  wait/flush  mark_done  cursor_*  stats   close
- *   append           yes     yes         yes        yes       yes     no
- *   wait/flush       yes     yes         yes        yes       yes     no
+ *                   append  wait/sync/  mark_done  cursor_*  stats   close
+ *                           flush
+ *   append(_burst)   yes     yes         yes        yes       yes     no
+ *   wait/sync/flush  yes     yes         yes        yes       yes     no
  *   mark_done        yes     yes         yes        yes       yes     no
  *   cursor_* (own)   yes     yes         yes        no (1)    yes     no
  *   stats            yes     yes         yes        yes       yes     no
@@ -223,6 +224,18 @@ int rg__spool_append(rg_spool_t *sp, const rg_spool_msg_t *m, uint64_t *lsn,
                      int timeout_ms);
 
 /*
+ * Appends msgs[0..n) in order under one lock hold, as long as they fit
+ * without waiting (the first may wait up to timeout_ms, as in
+ * rg__spool_append()); their LSNs are *first_lsn, *first_lsn + 1, ...
+ * Returns how many were appended (at least 1), or, when none was, the
+ * negative error rg__spool_append() would return for msgs[0]. A count
+ * below n is not an error: append the rest again (the call then waits, or
+ * says why it cannot go on).
+ */
+int rg__spool_append_burst(rg_spool_t *sp, const rg_spool_msg_t *msgs,
+                           size_t n, uint64_t *first_lsn, int timeout_ms);
+
+/*
  * Waits up to timeout_ms until record `lsn` is durable. Does not hurry the
  * group commit: the record is durable within fallback.spool.sync.ms plus
  * one write and fdatasync. Returns 0; RG_ETIMEDOUT (the record stays
@@ -234,6 +247,14 @@ int rg__spool_wait(rg_spool_t *sp, uint64_t lsn, int timeout_ms);
 /* Every LSN below this is durable (lock-free; for a poll loop that turns
  * tickets into delivery reports). */
 uint64_t rg__spool_durable_lsn(rg_spool_t *sp);
+
+/*
+ * Starts a group commit now for everything appended (without waiting for
+ * fallback.spool.sync.ms or .sync.bytes) and waits up to timeout_ms until
+ * it is durable. For a producer's flush. Returns 0, RG_ETIMEDOUT or
+ * RG_EIO.
+ */
+int rg__spool_sync(rg_spool_t *sp, int timeout_ms);
 
 /*
  * Starts a group commit now for everything appended, then writes the
