@@ -598,6 +598,20 @@ static bool done_test(const rg_spool_t *sp, uint64_t lsn)
     return (sp->bits[(lsn >> 6) & (sp->nwords - 1)] >> (lsn & 63)) & 1;
 }
 
+/* The done bits of LSNs [lsn, lsn + 64), lsn >= done_lsn; bit i = lsn + i.
+ * Bits past the ring's window are 0 (nothing there is marked). */
+static uint64_t done_bits64(const rg_spool_t *sp, uint64_t lsn)
+{
+    uint64_t first = sp->done_lsn >> 6, w = lsn >> 6;
+    unsigned b = lsn & 63;
+    uint64_t lo = 0, hi = 0;
+    if (w - first < sp->nwords)
+        lo = sp->bits[w & (sp->nwords - 1)] >> b;
+    if (b != 0 && w + 1 - first < sp->nwords)
+        hi = sp->bits[(w + 1) & (sp->nwords - 1)] << (64 - b);
+    return lo | hi;
+}
+
 /* Makes the ring cover LSN `lsn` (>= done_lsn). The span it needs is
  * bounded by the records in the spool (S5). */
 static int done_reserve(rg_spool_t *sp, uint64_t lsn)
@@ -710,9 +724,12 @@ static int checkpoint_write(rg_spool_t *sp, bool force, uint64_t *written_lsn,
         return RG_EIO;
     }
     /* nbits > 0 only when d == done_lsn (else hi <= durable < done_lsn) */
-    for (uint64_t i = 0; i < nbits; i++)
-        if (done_test(sp, d + i))
-            b[CKPT_HDR + i / 8] |= (uint8_t)(1u << (i % 8));
+    for (uint64_t i = 0; i < nbits; i += 64) {
+        uint64_t v = done_bits64(sp, d + i);
+        if (nbits - i < 64)
+            v &= (1ull << (nbits - i)) - 1;
+        put64(b + CKPT_HDR + i / 8, v);
+    }
     /* marks still above the durable LSN go into a later checkpoint */
     sp->done_dirty = sp->done_lsn > durable || sp->done_hi > durable;
     pthread_mutex_unlock(&sp->done_mu);
@@ -861,6 +878,7 @@ static void commit_half(rg_spool_t *sp)
          * next open keeps whatever reached the disk whole */
         if (nfd >= 0)
             close(nfd);
+        sp->bytes -= h->len; /* never written */
         spool_fail(sp, msg);
     } else {
         if (first > 0) {
