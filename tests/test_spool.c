@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -808,6 +809,68 @@ Test(spool, bursts_keep_order_and_stop_at_the_bound)
     rg__spool_close(sp);
     sp = must_open(&o);
     cr_assert_eq(replay_check(sp, 6, 900, 0, NULL), seq);
+    rg__spool_close(sp);
+    done_root(root);
+}
+
+/* A write that fails (here: past RLIMIT_FSIZE, EFBIG) fails the spool
+ * closed: what was durable stays, nothing more is taken, and the next
+ * open cuts the half-written batch off. */
+Test(spool, a_failed_write_fails_closed_and_keeps_what_was_durable)
+{
+    const char *root = new_root();
+    rg_spool_opts_t o = opts_for(root, 1 << 20, 4 << 20, 1, 4096);
+    rg_spool_t *sp = must_open(&o);
+    uint64_t n = 0;
+    for (; n < 100; n++)
+        append_one(sp, 2, n, 200);
+    cr_assert_eq(rg__spool_sync(sp, 10000), 0);
+    struct stat fs;
+    cr_assert_eq(stat(seg_path(root, 0), &fs), 0);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)fs.st_size + 10000; /* a few batches more */
+    signal(SIGXFSZ, SIG_IGN);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = 0;
+    uint64_t lsn = 0, durable_before = 0;
+    for (; n < 100000 && rc == 0; n++) {
+        char key[32];
+        uint8_t val[8192];
+        uint32_t vl = value_len(n, 200);
+        int kl = snprintf(key, sizeof(key), "k%" PRIu64, n % 1000);
+        fill_value(val, vl, 2, n);
+        rg_spool_msg_t m = {.key = key, .key_len = (uint32_t)kl,
+                            .value = val, .value_len = vl, .producer_id = 2,
+                            .seq = n, .ts_ms = (int64_t)n * 3 - 1000,
+                            .partition = (int32_t)(n % 5) - 1};
+        rc = rg__spool_append(sp, &m, &lsn, 10000);
+        if (rc == 0)
+            rc = rg__spool_wait(sp, lsn, 10000);
+        if (rc == 0)
+            durable_before = lsn + 1;
+    }
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    cr_assert_eq(rc, RG_EIO, "%s", rg__spool_last_error());
+    cr_assert(strstr(rg__spool_last_error(), "writing"), "%s",
+              rg__spool_last_error());
+    rg_spool_msg_t m = {.key = "k", .key_len = 1, .value = "v",
+                        .value_len = 1};
+    cr_assert_eq(rg__spool_append(sp, &m, &lsn, 0), RG_EIO,
+                 "no appends after a failed write");
+    cr_assert_eq(rg__spool_flush(sp, 10000), RG_EIO);
+    rg_spool_stats_t s;
+    rg__spool_stats(sp, &s);
+    cr_assert_eq(s.durable_lsn, durable_before);
+    rg__spool_close(sp);
+    sp = must_open(&o);
+    rg__spool_stats(sp, &s);
+    cr_assert_geq(s.next_lsn, durable_before, "every durable record kept");
+    cr_assert_eq(replay_check(sp, 2, 200, 0, NULL), s.next_lsn);
+    /* and the spool takes appends again */
+    cr_assert_eq(append_one(sp, 2, s.next_lsn, 200), s.next_lsn);
     rg__spool_close(sp);
     done_root(root);
 }
