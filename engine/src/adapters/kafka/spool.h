@@ -184,9 +184,11 @@ int rg__spool_opts_from_conf(rg_spool_opts_t *opts, const rg_conf_t *conf,
  * tail off the newest segment (counted in stats.truncated_bytes), deletes
  * segments the checkpoint shows done, and makes what it keeps durable.
  * NULL on failure with errno and a one-line reason in errstr: EINVAL (bad
- * options), EBUSY (another process has the directory open), EIO (a sealed
- * segment or the checkpoint is corrupt: the message names the file and
- * offset; nothing was changed), or the failing system call's errno.
+ * options), EBUSY (another process has the directory open), EIO (a record
+ * that was durable is bad: in a sealed segment, or below the durable LSN
+ * the checkpoint recorded; or the checkpoint itself is corrupt, or a
+ * segment is missing: the message names the file and offset and what to
+ * do; that file was not changed), or the failing system call's errno.
  * Blocks for the recovery scan (it reads every segment once).
  */
 rg_spool_t *rg__spool_open(const rg_spool_opts_t *opts, char *errstr,
