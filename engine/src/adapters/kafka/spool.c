@@ -1737,6 +1737,7 @@ static int recover(rg_spool_t *sp, char *errstr, size_t n)
     sp->ckpt_lsn = d;
     sp->ckpt_durable = was_durable;
     sp->st_recovered = end - sp->done_lsn - sp->bits_set;
+    /* not shared yet: pthread_create() of the syncer publishes them */
     atomic_init(&sp->next_lsn, end);
     atomic_init(&sp->durable_lsn, end);
 out:
