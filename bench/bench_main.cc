@@ -200,6 +200,45 @@ void flow(benchmark::State &state, int impl)
         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// 32 MiB of records per pass, all durable at its end
+constexpr uint64_t kSpoolPassBytes = 32u << 20;
+
+void spool(benchmark::State &state, int impl)
+{
+    char err[320] = "";
+    uint64_t sync_bytes = (uint64_t)state.range(0);
+    rgb_spool *s = rgb_spool_open(impl, sync_bytes, err, sizeof(err));
+    if (s == nullptr) {
+        state.SkipWithError(err);
+        return;
+    }
+    uint64_t rec = rgb_spool_record_bytes(s);
+    uint64_t n = kSpoolPassBytes / rec;
+    bool ok = true;
+    for (auto _ : state) {
+        if (rgb_spool_run(s, n) != 0) {
+            ok = false;
+            break;
+        }
+        state.PauseTiming();
+        ok = rgb_spool_reset(s) == 0;
+        state.ResumeTiming();
+        if (!ok)
+            break;
+    }
+    if (!ok)
+        state.SkipWithError(rgb_spool_error(s));
+    uint64_t items = state.iterations() * n;
+    state.SetItemsProcessed((int64_t)items);
+    state.SetBytesProcessed((int64_t)(items * rec));
+    state.counters["MB/s"] = benchmark::Counter(
+        (double)(items * rec) / 1e6, benchmark::Counter::kIsRate);
+    state.counters["syncs/pass"] = (double)rgb_spool_syncs(s) /
+                                   (double)(state.iterations() ? state.iterations() : 1);
+    state.SetLabel(rgb_spool_fs(s));
+    rgb_spool_close(s);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -291,6 +330,14 @@ int main(int argc, char **argv)
     };
     for (auto &f : flows)
         benchmark::RegisterBenchmark(f.name, flow, f.impl)->UseRealTime();
+    // the same sync_bytes for both: the group commit's batch size
+    for (auto &sp : {std::make_pair("spool/railgun", RGB_SPOOL_RAILGUN),
+                     std::make_pair("spool/railgun_burst32",
+                                    RGB_SPOOL_RAILGUN_BURST32),
+                     std::make_pair("spool/write_fdatasync",
+                                    RGB_SPOOL_WRITE_FDATASYNC)})
+        benchmark::RegisterBenchmark(sp.first, spool, sp.second)
+            ->Arg(64 << 10)->Arg(1 << 20)->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;

@@ -160,6 +160,33 @@ rgb_flow *rgb_flow_open(int impl);
 void rgb_flow_run(rgb_flow *f, uint64_t n);
 /* 0 when exactly `expected` events were checked and none refused. */
 int rgb_flow_close(rgb_flow *f, uint64_t expected);
+enum rgb_spool_impl {
+    RGB_SPOOL_RAILGUN,         /* rg__spool_append + group commit */
+    RGB_SPOOL_RAILGUN_BURST32, /* rg__spool_append_burst, 32 at a time */
+    RGB_SPOOL_WRITE_FDATASYNC, /* the same records, write()+fdatasync()
+                                  per sync_bytes batch, by hand */
+};
+
+typedef struct rgb_spool rgb_spool;
+
+/* A spool (or a file) in a fresh directory under $RG_BENCH_DIR, else
+ * $TMPDIR, else /tmp; NULL with the reason in errbuf. */
+rgb_spool *rgb_spool_open(int impl, uint64_t sync_bytes, char *errbuf,
+                          size_t errlen);
+/* Appends the next n records; every one is durable when it returns.
+ * 0, or -1 (rgb_spool_error() says why). */
+int rgb_spool_run(rgb_spool *s, uint64_t n);
+/* Untimed: gives the space written so far back (done marks + segment
+ * deletion, or truncation). */
+int rgb_spool_reset(rgb_spool *s);
+/* Bytes of one record on disk, and fdatasync batches so far. */
+uint64_t rgb_spool_record_bytes(const rgb_spool *s);
+uint64_t rgb_spool_syncs(rgb_spool *s);
+const char *rgb_spool_error(const rgb_spool *s);
+/* The filesystem type of the directory ("ext4"...). */
+const char *rgb_spool_fs(const rgb_spool *s);
+/* Closes and removes the directory. */
+void rgb_spool_close(rgb_spool *s);
 
 /* Pins the calling thread to one CPU (ignored when cpu < 0). */
 void rgb_pin(int cpu);
