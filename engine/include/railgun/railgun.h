@@ -19,6 +19,7 @@
 #include "railgun/hash.h"
 #include "railgun/engine.h"
 #include "railgun/merge.h"
+#include "railgun/metrics.h"
 #include "railgun/sink.h"
 #include "railgun/flush.h"
 #ifndef __cplusplus
