@@ -12,6 +12,8 @@ packages=(
   mariadb-server mariadb-client     # real MariaDB for tests and benchmarks
   librdkafka-dev                    # Kafka: client and mock cluster
   bsdutils                          # script(1): the TTY progress-bar test
+  libmicrohttpd-dev                 # the HTTP listener: /metrics, health
+  prometheus curl jq                # promtool, a real Prometheus scraping
 )
 
 missing=()
