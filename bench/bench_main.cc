@@ -89,6 +89,18 @@ void ack(benchmark::State &state, int impl)
     state.SetItemsProcessed(state.iterations() * kAckOffsets);
 }
 
+constexpr uint64_t kMetricsChunk = 1 << 22;
+
+void metrics(benchmark::State &state, int impl)
+{
+    rgb_metrics *b = rgb_metrics_open(impl, cpu_a(), cpu_b());
+    for (auto _ : state)
+        rgb_metrics_run(b, kMetricsChunk);
+    if (rgb_metrics_close(b) != 0)
+        state.SkipWithError("rendered total differs from the updates");
+    state.SetItemsProcessed(state.iterations() * kMetricsChunk);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -115,6 +127,8 @@ int main(int argc, char **argv)
                                  RGB_PIPE_RAILGUN)->UseRealTime();
     benchmark::RegisterBenchmark("pipeline/mutex_queue", pipeline,
                                  RGB_PIPE_MUTEX)->UseRealTime();
+    benchmark::RegisterBenchmark("pipeline/railgun_scraped_10hz", pipeline,
+                                 RGB_PIPE_RAILGUN_SCRAPED_10HZ)->UseRealTime();
     benchmark::RegisterBenchmark("merge/railgun", merge, RGB_MERGE_RAILGUN)
         ->UseRealTime();
     benchmark::RegisterBenchmark("merge/urcu_lfht", merge, RGB_MERGE_URCU_LFHT)
@@ -129,6 +143,24 @@ int main(int argc, char **argv)
         ->UseRealTime();
     benchmark::RegisterBenchmark("ack/ordered_list_mt", ack, RGB_ACK_LIST_MT)
         ->UseRealTime();
+    struct {
+        const char *name;
+        int impl;
+    } metric_peers[] = {
+        {"metrics_counter/railgun", RGB_METRICS_COUNTER},
+        {"metrics_counter/railgun_scraped_10hz", RGB_METRICS_COUNTER_SCRAPED_10HZ},
+        {"metrics_counter/railgun_scraped_busy", RGB_METRICS_COUNTER_SCRAPED_BUSY},
+        {"metrics_counter/atomic_shared", RGB_METRICS_COUNTER_ATOMIC},
+        {"metrics_counter/mutex", RGB_METRICS_COUNTER_MUTEX},
+        {"metrics_histogram/railgun", RGB_METRICS_HISTOGRAM},
+        {"metrics_histogram/railgun_scraped_10hz",
+         RGB_METRICS_HISTOGRAM_SCRAPED_10HZ},
+        {"metrics_histogram/railgun_scraped_busy",
+         RGB_METRICS_HISTOGRAM_SCRAPED_BUSY},
+        {"metrics_histogram/mutex", RGB_METRICS_HISTOGRAM_MUTEX},
+    };
+    for (auto &m : metric_peers)
+        benchmark::RegisterBenchmark(m.name, metrics, m.impl)->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;

@@ -6,7 +6,8 @@
  * handler never called and memory bounded; a body of exactly body_max
  * passes; a slowloris that stops sending does not hold up other clients
  * and is closed after the idle timeout, one that trickles is shut at the
- * request deadline; /metrics, /stats.json, /healthz, /readyz; bad listen
+ * request deadline; past max_connections a client waits in the backlog
+ * until a slot frees; /metrics, /stats.json, /healthz, /readyz; bad listen
  * addresses and a port in use are refused with a reason; many clients
  * at once all get their answers; destroy is prompt and frees the port.
  */
@@ -465,7 +466,38 @@ Test(http, trickling_client_is_shut_at_the_request_deadline, .timeout = 300)
     cr_assert_lt(closed, 3.5, "shut at %.3f s (-1: never)", closed);
     rg_http_stats_t st;
     rg_http_stats(h, &st);
-    cr_assert_eq(st.timed_out, 1);
+    cr_assert_eq(st.timed_out, 1, "timed_out = %llu",
+                 (unsigned long long)st.timed_out);
+    rg_http_destroy(h);
+}
+
+Test(http, connection_limit_keeps_extra_clients_waiting_not_served_unbounded,
+     .timeout = 300)
+{
+    rg_http_options_t o;
+    rg_http_options_init(&o);
+    o.threads = 1;
+    o.max_connections = 2;
+    o.idle_timeout_s = 1;
+    rg_http_t *h = started(&o);
+    uint16_t port = rg_http_port(h);
+    int idle[2];
+    for (int i = 0; i < 2; i++) {
+        idle[i] = dial(port, 5);
+        cr_assert(send_all(idle[i], "GET /echo HTTP/1.1\r\n", 20));
+    }
+    usleep(100000);
+    /* a third waits in the backlog until the idle ones time out */
+    double t0 = now_s();
+    struct reply r = request(port, "GET", "/echo", NULL);
+    double waited = now_s() - t0;
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    reply_free(&r);
+    cr_assert_geq(waited, 0.5, "served at once beyond the limit (%.3f s)",
+                  waited);
+    cr_assert_lt(waited, 4.0, "waited %.3f s", waited);
+    for (int i = 0; i < 2; i++)
+        close(idle[i]);
     rg_http_destroy(h);
 }
 

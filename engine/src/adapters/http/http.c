@@ -764,10 +764,12 @@ static void *watchdog_main(void *arg)
         int64_t now = now_ms();
         for (struct conn *c = h->conns.next; c != &h->conns; c = c->next) {
             if (c->deadline_ms != 0 && now >= c->deadline_ms && c->fd >= 0) {
+                /* counted first, so a client that sees the socket end
+                 * sees the count too */
+                count(&h->timed_out);
                 /* under h->mu: c is live, so c->fd is still its socket */
                 shutdown(c->fd, SHUT_RDWR);
                 c->deadline_ms = 0;
-                count(&h->timed_out);
             }
         }
         struct timespec ts;
