@@ -321,6 +321,73 @@ Test(metrics, default_and_exponential_buckets)
     rg_metrics_destroy(m);
 }
 
+/* The bucket counts of family `name` in a render, in order. */
+static unsigned buckets_of(const char *text, const char *name, double *out)
+{
+    unsigned k = 0;
+    char want[64];
+    snprintf(want, sizeof(want), "%s_bucket{", name);
+    for (const char *p = strstr(text, want); p != NULL;
+         p = strstr(p + 1, want))
+        out[k++] = strtod(strchr(p, '}') + 2, NULL);
+    return k;
+}
+
+Test(metrics, ns_observations_land_where_seconds_would)
+{
+    rg_metrics_t *m = rg_metrics_new("t");
+    const double odd[] = {-1, 0, 1e-10, 2e-10, 3.3e-9, 0.001, 0.0010000001,
+                          7, 1e6};
+    struct { const double *b; unsigned n; } sets[] = {{NULL, 0}, {odd, 9}};
+    for (unsigned k = 0; k < 2; k++) {
+        char a_name[16], b_name[16];
+        snprintf(a_name, sizeof(a_name), "sec%u", k);
+        snprintf(b_name, sizeof(b_name), "ns%u", k);
+        rg_metric_family_t *fa = family(m, (rg_metric_desc_t){
+            .kind = RG_METRIC_HISTOGRAM, .name = a_name, .help = "A.",
+            .buckets = sets[k].b, .nbuckets = sets[k].n});
+        rg_metric_family_t *fb = family(m, (rg_metric_desc_t){
+            .kind = RG_METRIC_HISTOGRAM, .name = b_name, .help = "B.",
+            .buckets = sets[k].b, .nbuckets = sets[k].n, .writers = 2});
+        rg_histogram_t *ha = rg_metrics_histogram(fa, NULL, 0);
+        rg_histogram_t *hb = rg_metrics_histogram(fb, NULL, 0);
+        rg_histogram_t *hb2 = rg_metrics_histogram(fb, NULL, 1);
+        uint64_t x = 88172645463325252ull;
+        for (unsigned i = 0; i < 200000; i++) {
+            /* xorshift: values of every magnitude, and near the bounds */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            uint64_t ns = x >> (x % 64);
+            if (i % 4 == 0) {
+                const double *b = sets[k].b ? sets[k].b : (const double[]){
+                    0.00001, 0.000025, 0.001, 2.5, 10};
+                double bound = b[i / 4 % (sets[k].b ? sets[k].n : 5)];
+                ns = bound < 0 ? 0 : (uint64_t)(bound * 1e9) + (x % 3) - 1;
+            }
+            if (ns >= (1ull << 53))
+                ns %= 1ull << 53;
+            rg_histogram_observe_sw(ha, (double)ns * 1e-9);
+            if (i % 2)
+                rg_histogram_observe_ns_sw(hb, ns);
+            else
+                rg_histogram_observe_ns_mw(hb2, ns);
+        }
+        char *text = render(m, RG_METRICS_TEXT);
+        double ca[40], cb[40];
+        char full_a[32], full_b[32];
+        snprintf(full_a, sizeof(full_a), "t_%s", a_name);
+        snprintf(full_b, sizeof(full_b), "t_%s", b_name);
+        unsigned na = buckets_of(text, full_a, ca);
+        unsigned nb = buckets_of(text, full_b, cb);
+        cr_assert_eq(na, nb);
+        cr_assert_gt(na, 2);
+        for (unsigned i = 0; i < na; i++)
+            cr_assert_eq(ca[i], cb[i], "set %u bucket %u: %.0f vs %.0f", k, i,
+                         ca[i], cb[i]);
+        free(text);
+    }
+    rg_metrics_destroy(m);
+}
+
 Test(metrics, numbers_render_shortest_and_exact)
 {
     rg_metrics_t *m = rg_metrics_new("t");

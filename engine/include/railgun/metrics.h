@@ -275,6 +275,7 @@ RG_EXPORT void rg_gauge_add_mw(rg_gauge_t *g, double d);
 RG_EXPORT void rg_histogram_observe_sw(rg_histogram_t *h, double v);
 RG_EXPORT void rg_histogram_observe_mw(rg_histogram_t *h, double v);
 RG_EXPORT void rg_histogram_observe_ns_sw(rg_histogram_t *h, uint64_t ns);
+RG_EXPORT void rg_histogram_observe_ns_mw(rg_histogram_t *h, uint64_t ns);
 #else
 #include "railgun/metrics_pvt.h"
 static inline void rg_counter_add_sw(rg_counter_t *c, uint64_t n)
@@ -305,10 +306,15 @@ static inline void rg_histogram_observe_mw(rg_histogram_t *h, double v)
 {
     rg__histogram_observe_mw(h, v);
 }
-/* A duration in nanoseconds into a histogram whose unit is seconds. */
+/* A duration in nanoseconds into a histogram whose unit is seconds: the
+ * bucket of ns * 1e-9, found and summed in integers (the cheapest call). */
 static inline void rg_histogram_observe_ns_sw(rg_histogram_t *h, uint64_t ns)
 {
-    rg__histogram_observe_sw(h, (double)ns * 1e-9);
+    rg__histogram_observe_ns_sw(h, ns);
+}
+static inline void rg_histogram_observe_ns_mw(rg_histogram_t *h, uint64_t ns)
+{
+    rg__histogram_observe_ns_mw(h, ns);
 }
 #endif
 

@@ -88,8 +88,10 @@ struct rg_metric_family_s {
     unsigned nlabels;
     char *labels[RG_METRICS_LABELS_MAX];
     unsigned max_series, writers;
-    double *bounds;     /* histograms */
+    double *bounds;     /* histograms: nbounds + 1, the last +Inf */
+    int64_t *bounds_ns; /* the same in ns (see rg__histogram_meta) */
     uint32_t nbounds;
+    struct rg__histogram_meta *meta;
     size_t stride;      /* bytes per cell */
     /* owned */
     struct series **series;
@@ -510,6 +512,8 @@ static void family_free(rg_metric_family_t *f)
         free(f->labels[i]);
     free(f->help);
     free(f->bounds);
+    free(f->bounds_ns);
+    free(f->meta);
     free(f);
 }
 
@@ -585,6 +589,85 @@ static bool clashes(const rg_metrics_t *m, const rg_metric_family_t *nf)
 }
 
 static struct series *series_alloc(rg_metric_family_t *f, char *const *values);
+
+/* The largest ns whose (double)ns * 1e-9 <= bound: the ns path then puts
+ * every value below 2^53 ns exactly where the double path would (both
+ * products are monotonic in ns). -1 when no ns qualifies. */
+static int64_t bound_ns(double bound)
+{
+    if (bound < 0)
+        return -1;
+    if (bound * 1e9 >= 9.2e18)
+        return INT64_MAX - 1;
+    if (bound * 1e9 >= 9007199254740992.0) /* 2^53: doubles skip integers */
+        return (int64_t)(bound * 1e9);
+    int64_t x = (int64_t)(bound * 1e9); /* >= 0: truncation is floor */
+    while ((double)(x + 1) * 1e-9 <= bound)
+        x++;
+    while (x >= 0 && (double)x * 1e-9 > bound)
+        x--;
+    return x;
+}
+
+/* The lowest positive double of exponent field e (e = 0: denormals). */
+static double binade_low(unsigned e)
+{
+    /* 2^(e - 1023), built from its bits: the core needs no libm */
+    return rg__metrics_double(e == 0 ? 1 : (uint64_t)e << 52);
+}
+
+/* The bounds (with a +Inf sentinel), their ns twins and the binade
+ * tables of rg__histogram_meta. Returns 0 or RG_ENOMEM. */
+static int histogram_tables(rg_metric_family_t *f, const double *b)
+{
+    uint32_t n = f->nbounds;
+    f->bounds = malloc((n + 1) * sizeof(double));
+    f->bounds_ns = malloc((n + 1) * sizeof(int64_t));
+    f->meta = calloc(1, sizeof(*f->meta));
+    if (f->bounds == NULL || f->bounds_ns == NULL || f->meta == NULL)
+        return RG_ENOMEM;
+    memcpy(f->bounds, b, n * sizeof(double));
+    f->bounds[n] = INFINITY;
+    for (uint32_t i = 0; i < n; i++)
+        f->bounds_ns[i] = bound_ns(b[i]);
+    f->bounds_ns[n] = INT64_MAX;
+    struct rg__histogram_meta *m = f->meta;
+    m->bounds = f->bounds;
+    m->bounds_ns = f->bounds_ns;
+    m->nbounds = n;
+    /* doubles: binade e is [low(e), low(e + 1)); e = 2047 holds +Inf, NaN */
+    for (unsigned e = 0; e < 2048; e++) {
+        double lo = e < 2047 ? binade_low(e) : INFINITY;
+        double hi = e < 2046 ? binade_low(e + 1) : INFINITY;
+        uint32_t first = 0, in = 0;
+        while (first < n && b[first] < lo)
+            first++;
+        while (first + in < n && b[first + in] < hi)
+            in++;
+        m->lut_exp[e] = (uint8_t)first;
+        if (e < 2047 && in > m->steps)
+            m->steps = in;
+    }
+    /* integers: bit length k holds [2^(k-1), 2^k) (k = 0: just 0) */
+    for (unsigned k = 0; k <= 64; k++) {
+        int64_t lo = k == 0 ? 0 : k >= 64 ? INT64_MAX : (int64_t)1 << (k - 1);
+        int64_t hi = k == 0 ? 1 : k >= 63 ? INT64_MAX : (int64_t)1 << k;
+        uint32_t first = 0, in = 0;
+        while (first < n && f->bounds_ns[first] < lo)
+            first++;
+        while (first + in < n && f->bounds_ns[first + in] < hi)
+            in++;
+        m->lut_ns[k] = (uint8_t)first;
+        if (in > m->steps_ns)
+            m->steps_ns = in;
+    }
+    /* a value at the top of its binade can be past every bound inside */
+    if (m->steps == 0)
+        m->steps = 1;
+    if (m->steps_ns == 0)
+        m->steps_ns = 1;
+    return 0;
+}
 
 static int check_desc(const rg_metrics_t *m, const rg_metric_desc_t *d,
                       char *errstr, size_t errstr_size)
@@ -730,9 +813,8 @@ rg_metric_family_t *rg_metrics_family_new(rg_metrics_t *m,
     if (d->kind == RG_METRIC_HISTOGRAM) {
         const double *b = d->buckets ? d->buckets : default_bounds;
         f->nbounds = d->buckets ? d->nbuckets : (uint32_t)DEFAULT_NBOUNDS;
-        if ((f->bounds = malloc(f->nbounds * sizeof(double))) == NULL)
+        if (histogram_tables(f, b) != 0)
             goto nomem;
-        memcpy(f->bounds, b, f->nbounds * sizeof(double));
         size_t bytes = offsetof(struct rg_histogram_s, counts) +
                        (f->nbounds + 1) * sizeof(uint64_t);
         f->stride = (bytes + RG__METRICS_CACHELINE - 1) &
@@ -820,8 +902,7 @@ static struct series *series_alloc(rg_metric_family_t *f, char *const *values)
         for (unsigned w = 0; w < f->writers; w++) {
             struct rg_histogram_s *h =
                 (struct rg_histogram_s *)(s->cells + w * f->stride);
-            h->bounds = f->bounds;
-            h->nbounds = f->nbounds;
+            h->meta = f->meta;
         }
     }
     return s;
@@ -1155,6 +1236,8 @@ static void read_cells(const rg_metric_family_t *f, const struct series *s,
                                                      memory_order_relaxed);
             v->d += rg__metrics_double(
                 atomic_load_explicit(&h->sum_bits, memory_order_relaxed));
+            v->d += (double)atomic_load_explicit(&h->sum_ns,
+                                                 memory_order_relaxed) * 1e-9;
         }
         for (uint32_t b = 1; b <= f->nbounds; b++)
             v->counts[b] += v->counts[b - 1];

@@ -45,5 +45,10 @@ void rg_histogram_observe_mw(rg_histogram_t *h, double v)
 
 void rg_histogram_observe_ns_sw(rg_histogram_t *h, uint64_t ns)
 {
-    rg__histogram_observe_sw(h, (double)ns * 1e-9);
+    rg__histogram_observe_ns_sw(h, ns);
+}
+
+void rg_histogram_observe_ns_mw(rg_histogram_t *h, uint64_t ns)
+{
+    rg__histogram_observe_ns_mw(h, ns);
 }
