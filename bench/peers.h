@@ -102,8 +102,8 @@ typedef struct rgb_metrics rgb_metrics;
 rgb_metrics *rgb_metrics_open(int impl, int cpu_writer, int cpu_scraper);
 /* n updates from the calling thread. */
 void rgb_metrics_run(rgb_metrics *b, uint64_t n);
-/* 0 when the rendered total equals the updates made (and the scraper
- * rendered at least once). Restores the caller's CPU affinity. */
+/* 0 when the rendered total equals the updates made. Restores the
+ * caller's CPU affinity. (open returns once the scraper has rendered.) */
 int rgb_metrics_close(rgb_metrics *b);
 
 /* A thread rendering, hz times a second, a registry whose collectors read

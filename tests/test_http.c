@@ -6,7 +6,8 @@
  * handler never called and memory bounded; a body of exactly body_max
  * passes; a slowloris that stops sending does not hold up other clients
  * and is closed after the idle timeout, one that trickles is shut at the
- * request deadline; past max_connections a client waits in the backlog
+ * request deadline, which spares slow handlers and busy keep-alive
+ * connections; past max_connections a client waits in the backlog
  * until a slot frees; /metrics, /stats.json, /healthz, /readyz; bad listen
  * addresses and a port in use are refused with a reason; many clients
  * at once all get their answers; destroy is prompt and frees the port.
@@ -498,6 +499,50 @@ Test(http, connection_limit_keeps_extra_clients_waiting_not_served_unbounded,
     cr_assert_lt(waited, 4.0, "waited %.3f s", waited);
     for (int i = 0; i < 2; i++)
         close(idle[i]);
+    rg_http_destroy(h);
+}
+
+static void on_slow(rg_http_request_t *req, void *opaque)
+{
+    (void)opaque;
+    usleep(1500000);
+    rg_http_reply(req, 200, NULL, "slow\n", 5);
+}
+
+Test(http, deadline_spares_slow_handlers_and_busy_keepalive_connections,
+     .timeout = 300)
+{
+    rg_http_options_t o;
+    rg_http_options_init(&o);
+    o.idle_timeout_s = 2;
+    o.request_timeout_s = 1;
+    rg_http_t *h = listener(&o);
+    cr_assert_eq(rg_http_route(h, "GET", "/slow", 0, on_slow, NULL), 0);
+    cr_assert_eq(rg_http_start(h, NULL, 0), 0);
+    uint16_t port = rg_http_port(h);
+
+    /* the handler takes 1.5 s > request_timeout_s: still answered */
+    struct reply r = request(port, "GET", "/slow", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    reply_free(&r);
+
+    /* one keep-alive connection, a request every 0.6 s for 3 s: each
+     * reply restarts the deadline, so it is never cut */
+    int fd = dial(port, 5);
+    for (int i = 0; i < 5; i++) {
+        const char *req = "GET /echo?name=ka HTTP/1.1\r\nHost: x\r\n\r\n";
+        cr_assert(send_all(fd, req, strlen(req)), "request %d", i);
+        char buf[1024];
+        ssize_t k = recv(fd, buf, sizeof(buf) - 1, 0);
+        cr_assert_gt(k, 0, "request %d: connection cut", i);
+        buf[k] = 0;
+        cr_assert_not_null(strstr(buf, "name=ka"), "%s", buf);
+        usleep(600000);
+    }
+    close(fd);
+    rg_http_stats_t st;
+    rg_http_stats(h, &st);
+    cr_assert_eq(st.timed_out, 0);
     rg_http_destroy(h);
 }
 

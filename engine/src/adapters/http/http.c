@@ -26,8 +26,8 @@
  * Request deadline (slowloris): libmicrohttpd's timeout is an idle
  * timeout, which a client trickling one byte a second never trips. So
  * every connection carries a deadline: request_timeout_s after it opened,
- * or after its previous reply was sent; none while a reply is being
- * sent. A watchdog thread shuts down (shutdown(2), both ways) every
+ * or after its previous reply was sent; none from the moment its request
+ * is whole (the handler's time and the reply's are not the client's). A watchdog thread shuts down (shutdown(2), both ways) every
  * connection past its deadline; libmicrohttpd sees the socket end and
  * closes it. The watchdog touches a connection's fd only under h->mu,
  * and the connection leaves the list under h->mu in the CLOSED
@@ -483,7 +483,19 @@ int rg_http_reply_header(rg_http_request_t *r, const char *name,
            0 : RG_EINVAL;
 }
 
-/* Queues r's reply; the connection loses its deadline while it sends. */
+/* The request is whole (or answered early): the client has done its
+ * part, so its connection has no deadline while the handler runs and the
+ * reply is sent; on_completed() sets the next one. */
+static void request_whole(rg_http_request_t *r)
+{
+    if (r->conn == NULL)
+        return;
+    pthread_mutex_lock(&r->h->mu);
+    r->conn->deadline_ms = 0;
+    pthread_mutex_unlock(&r->h->mu);
+}
+
+/* Queues r's reply. */
 static enum MHD_Result queue(rg_http_request_t *r)
 {
     rg_http_t *h = r->h;
@@ -500,11 +512,7 @@ static enum MHD_Result queue(rg_http_request_t *r)
             count(&h->too_large);
     }
     count(&h->requests);
-    if (r->conn != NULL) {
-        pthread_mutex_lock(&h->mu);
-        r->conn->deadline_ms = 0;
-        pthread_mutex_unlock(&h->mu);
-    }
+    request_whole(r);
     enum MHD_Result rc = MHD_queue_response(r->mc, r->status, r->resp);
     MHD_destroy_response(r->resp); /* the connection holds its reference */
     r->resp = NULL;
@@ -691,6 +699,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
         *upload_size = 0;
         return MHD_YES;
     }
+    request_whole(r); /* a slow handler is not the client's fault */
     if (r->too_big)
         return reply_error(r, 413, NULL,
                            "413 request body too large: limit %zu bytes\n",
