@@ -101,6 +101,17 @@ void metrics(benchmark::State &state, int impl)
     state.SetItemsProcessed(state.iterations() * kMetricsChunk);
 }
 
+// A whole scrape of the engine-shaped registry (items = renders).
+void metrics_render(benchmark::State &state, int impl)
+{
+    rgb_metrics *b = rgb_metrics_open(impl, cpu_a(), cpu_b());
+    for (auto _ : state)
+        rgb_metrics_run(b, 16);
+    if (rgb_metrics_close(b) != 0)
+        state.SkipWithError("render lost a sample");
+    state.SetItemsProcessed(state.iterations() * 16);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -161,6 +172,10 @@ int main(int argc, char **argv)
     };
     for (auto &m : metric_peers)
         benchmark::RegisterBenchmark(m.name, metrics, m.impl)->UseRealTime();
+    benchmark::RegisterBenchmark("metrics_render/text", metrics_render,
+                                 RGB_METRICS_RENDER_TEXT)->UseRealTime();
+    benchmark::RegisterBenchmark("metrics_render/json", metrics_render,
+                                 RGB_METRICS_RENDER_JSON)->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;

@@ -94,6 +94,8 @@ enum rgb_metrics_impl {
     RGB_METRICS_HISTOGRAM_SCRAPED_10HZ,
     RGB_METRICS_HISTOGRAM_SCRAPED_BUSY,
     RGB_METRICS_HISTOGRAM_MUTEX,        /* buckets + sum behind a mutex */
+    RGB_METRICS_RENDER_TEXT,            /* one "update" = one text render */
+    RGB_METRICS_RENDER_JSON,            /* ... one JSON render */
 };
 
 typedef struct rgb_metrics rgb_metrics;

@@ -240,6 +240,17 @@ void rgb_metrics_run(rgb_metrics *b, uint64_t n)
         for (uint64_t i = 0; i < n; i++)
             rg_histogram_observe_ns_sw(b->hist, duration_ns(b->tick + i));
         break;
+    case RGB_METRICS_RENDER_TEXT:
+    case RGB_METRICS_RENDER_JSON:
+        for (uint64_t i = 0; i < n; i++) {
+            char *text = NULL;
+            if (rg_metrics_render(b->m, b->impl == RGB_METRICS_RENDER_TEXT ?
+                                  RG_METRICS_TEXT : RG_METRICS_JSON,
+                                  &text, NULL) != 0)
+                abort();
+            free(text);
+        }
+        break;
     case RGB_METRICS_HISTOGRAM_MUTEX: {
         /* the same default bounds, searched the same way */
         static const double bounds[] = {
@@ -303,6 +314,11 @@ int rgb_metrics_close(rgb_metrics *b)
         break;
     case RGB_METRICS_COUNTER_ATOMIC:
         ok = atomic_load_explicit(&b->shared, memory_order_relaxed) == b->ops;
+        break;
+    case RGB_METRICS_RENDER_TEXT:
+    case RGB_METRICS_RENDER_JSON:
+        ok = rendered(b->m, "\nrailgun_partition_lag{partition=\"255\"} ") ==
+             255 * 3;
         break;
     default:
         ok = b->mutex_count == b->ops;

@@ -89,6 +89,7 @@ struct rg_metric_family_s {
     char *labels[RG_METRICS_LABELS_MAX];
     unsigned max_series, writers;
     double *bounds;     /* histograms: nbounds + 1, the last +Inf */
+    char (*le)[32];     /* the bounds as le label values, "+Inf" last */
     int64_t *bounds_ns; /* the same in ns (see rg__histogram_meta) */
     uint32_t nbounds;
     struct rg__histogram_meta *meta;
@@ -126,6 +127,8 @@ struct rg_metrics_s {
     unsigned ncollectors, collectors_cap;
     rg_counter_t *dropped;
     struct rg_metrics_scrape_s scrape;
+    size_t last_len; /* the last render's length: the next one's first
+                        allocation (guarded by mu) */
 };
 
 /* ---- text helpers --------------------------------------------------- */
@@ -232,7 +235,8 @@ struct out {
     bool oom;
 };
 
-static void put(struct out *o, const char *s, size_t n)
+/* The slow path of put(): grow (growable), or count what does not fit. */
+static void put_slow(struct out *o, const char *s, size_t n)
 {
     if (o->oom)
         return;
@@ -255,14 +259,28 @@ static void put(struct out *o, const char *s, size_t n)
     o->len += n;
 }
 
-static void puts_(struct out *o, const char *s)
+static inline void put(struct out *o, const char *s, size_t n)
+{
+    if (o->len + n < o->cap) { /* fits, with the NUL */
+        memcpy(o->buf + o->len, s, n);
+        o->len += n;
+        return;
+    }
+    put_slow(o, s, n);
+}
+
+static inline void puts_(struct out *o, const char *s)
 {
     put(o, s, strlen(s));
 }
 
-static void putc_(struct out *o, char c)
+static inline void putc_(struct out *o, char c)
 {
-    put(o, &c, 1);
+    if (o->len + 1 < o->cap) {
+        o->buf[o->len++] = c;
+        return;
+    }
+    put_slow(o, &c, 1);
 }
 
 static void finish(struct out *o)
@@ -271,9 +289,36 @@ static void finish(struct out *o)
         o->buf[o->len < o->cap ? o->len : o->cap - 1] = 0;
 }
 
+/* Decimal digits of v into the end of tmp[24]; returns the first. */
+static char *u64_digits(char *tmp, uint64_t v)
+{
+    char *p = tmp + 23;
+    *p = 0;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
 /* The shortest decimal that reads back as d; integers without a point. */
 static void fmt_double(char *tmp, size_t size, double d)
 {
+    /* the range test first: converting NaN or a huge d to int64 is UB */
+    if (d > -9007199254740992.0 && d < 9007199254740992.0 &&
+        d == (double)(int64_t)d && !(d == 0 && signbit(d))) {
+        /* an integer below 2^53: exact as digits, no snprintf/strtod */
+        char digits[24];
+        int64_t i = (int64_t)d;
+        const char *p = u64_digits(digits, i < 0 ? 0 - (uint64_t)i :
+                                                   (uint64_t)i);
+        size_t n = (size_t)(digits + 23 - p), at = i < 0;
+        if (n + at + 1 <= size) {
+            tmp[0] = '-';
+            memcpy(tmp + at, p, n + 1);
+            return;
+        }
+    }
     if (isnan(d)) {
         snprintf(tmp, size, "NaN");
         return;
@@ -292,13 +337,15 @@ static void fmt_double(char *tmp, size_t size, double d)
 static void put_u64(struct out *o, uint64_t v)
 {
     char tmp[24];
-    put(o, tmp, (size_t)snprintf(tmp, sizeof(tmp), "%" PRIu64, v));
+    const char *p = u64_digits(tmp, v);
+    put(o, p, (size_t)(tmp + 23 - p));
 }
 
 static void put_i64(struct out *o, int64_t v)
 {
-    char tmp[24];
-    put(o, tmp, (size_t)snprintf(tmp, sizeof(tmp), "%" PRId64, v));
+    if (v < 0)
+        putc_(o, '-');
+    put_u64(o, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
 }
 
 static void put_f64(struct out *o, double v, bool json)
@@ -513,6 +560,7 @@ static void family_free(rg_metric_family_t *f)
     free(f->help);
     free(f->bounds);
     free(f->bounds_ns);
+    free(f->le);
     free(f->meta);
     free(f);
 }
@@ -631,6 +679,11 @@ static int histogram_tables(rg_metric_family_t *f, const double *b)
     for (uint32_t i = 0; i < n; i++)
         f->bounds_ns[i] = bound_ns(b[i]);
     f->bounds_ns[n] = INT64_MAX;
+    if ((f->le = malloc((n + 1) * sizeof(*f->le))) == NULL)
+        return RG_ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        fmt_double(f->le[i], sizeof(f->le[i]), b[i]);
+    snprintf(f->le[n], sizeof(f->le[n]), "+Inf");
     struct rg__histogram_meta *m = f->meta;
     m->bounds = f->bounds;
     m->bounds_ns = f->bounds_ns;
@@ -1304,15 +1357,10 @@ static void put_text_series(struct out *o, const rg_metric_family_t *f,
         putc_(o, '\n');
         return;
     }
-    char le[40];
     for (uint32_t b = 0; b <= f->nbounds; b++) {
-        if (b < f->nbounds)
-            fmt_double(le, sizeof(le), f->bounds[b]);
-        else
-            snprintf(le, sizeof(le), "+Inf");
         puts_(o, f->name);
         puts_(o, "_bucket");
-        put_text_labels(o, f, values, le);
+        put_text_labels(o, f, values, f->le[b]);
         putc_(o, ' ');
         put_u64(o, v->counts[b]);
         putc_(o, '\n');
@@ -1446,6 +1494,13 @@ static int render(rg_metrics_t *m, rg_metrics_format_t fmt, struct out *o)
         return RG_EINVAL;
     bool json = fmt == RG_METRICS_JSON;
     pthread_mutex_lock(&m->mu);
+    if (o->grow && o->buf == NULL) {
+        /* one allocation for a render like the last one (a few KiB more
+         * in case it grew); put() grows it otherwise */
+        size_t cap = m->last_len + 4096;
+        if ((o->buf = malloc(cap)) != NULL)
+            o->cap = cap;
+    }
     for (rg_metric_family_t *f = m->head; f != NULL; f = f->next) {
         if (!f->collected)
             continue;
@@ -1472,6 +1527,7 @@ static int render(rg_metrics_t *m, rg_metrics_format_t fmt, struct out *o)
     }
     if (json)
         puts_(o, "}\n");
+    m->last_len = o->len;
     pthread_mutex_unlock(&m->mu);
     finish(o);
     return o->oom ? RG_ENOMEM : 0;
