@@ -164,6 +164,7 @@ int main(int argc, char **argv)
         {"metrics_counter/atomic_shared", RGB_METRICS_COUNTER_ATOMIC},
         {"metrics_counter/mutex", RGB_METRICS_COUNTER_MUTEX},
         {"metrics_histogram/railgun", RGB_METRICS_HISTOGRAM},
+        {"metrics_histogram/railgun_steady", RGB_METRICS_HISTOGRAM_STEADY},
         {"metrics_histogram/railgun_scraped_10hz",
          RGB_METRICS_HISTOGRAM_SCRAPED_10HZ},
         {"metrics_histogram/railgun_scraped_busy",

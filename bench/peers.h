@@ -91,6 +91,7 @@ enum rgb_metrics_impl {
     RGB_METRICS_COUNTER_ATOMIC,         /* one shared cell, atomic add */
     RGB_METRICS_COUNTER_MUTEX,          /* a counter behind a mutex */
     RGB_METRICS_HISTOGRAM,              /* rg_histogram_observe_ns_sw */
+    RGB_METRICS_HISTOGRAM_STEADY,       /* ... durations in one bucket */
     RGB_METRICS_HISTOGRAM_SCRAPED_10HZ,
     RGB_METRICS_HISTOGRAM_SCRAPED_BUSY,
     RGB_METRICS_HISTOGRAM_MUTEX,        /* buckets + sum behind a mutex */
