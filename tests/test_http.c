@@ -4,7 +4,7 @@
  * bodies and HEAD; 404, 405 with Allow, 500 for a handler that does not
  * reply; 413 for a 10 MB body (Content-Length or chunked) with the
  * handler never called and memory bounded; a body of exactly body_max
- * passes; a slowloris that stops sending does not hold up other clients
+ * passes; headers or a URI beyond header_max get 431 and 414; a slowloris that stops sending does not hold up other clients
  * and is closed after the idle timeout, one that trickles is shut at the
  * request deadline, which spares slow handlers and busy keep-alive
  * connections; past max_connections a client waits in the backlog
@@ -377,6 +377,39 @@ Test(http, ten_megabyte_body_gets_413_handler_never_runs_memory_bounded,
     rg_http_stats_t st;
     rg_http_stats(h, &st);
     cr_assert_eq(st.too_large, 8);
+    rg_http_destroy(h);
+}
+
+Test(http, oversized_headers_431_and_uri_414_then_still_serving)
+{
+    rg_http_t *h = started(NULL); /* header_max 32 KiB */
+    uint16_t port = rg_http_port(h);
+    size_t n = 64 << 10;
+    char *big = malloc(n + 256);
+    int k = snprintf(big, 256, "GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(big + k, 'a', n);
+    strcpy(big + k + n, "\r\n\r\n");
+    int fd = dial(port, 5);
+    send_all(fd, big, strlen(big)); /* the server may stop reading early */
+    struct reply r = parse(read_all(fd, NULL));
+    close(fd);
+    cr_assert_eq(r.status, 431, "%.200s", r.raw);
+    reply_free(&r);
+
+    k = snprintf(big, 256, "GET /echo?q=");
+    memset(big + k, 'b', 40000);
+    strcpy(big + k + 40000, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    fd = dial(port, 5);
+    send_all(fd, big, strlen(big));
+    r = parse(read_all(fd, NULL));
+    close(fd);
+    cr_assert_eq(r.status, 414, "%.200s", r.raw);
+    reply_free(&r);
+    free(big);
+
+    r = request(port, "GET", "/echo", NULL);
+    cr_assert_eq(r.status, 200);
+    reply_free(&r);
     rg_http_destroy(h);
 }
 

@@ -30,7 +30,7 @@
  *     discarded as it arrives and answered 413.
  *   - Headers: a connection's request line and headers must fit in
  *     header_max bytes (libmicrohttpd's per-connection memory pool), else
- *     431/413 from libmicrohttpd.
+ *     libmicrohttpd answers 431 (headers) or 414 (URI) and closes.
  *   - Slow clients: a connection idle for idle_timeout_s is closed; one
  *     that trickles bytes but has not completed its request within
  *     request_timeout_s (slowloris) is shut down by a watchdog. A slow
