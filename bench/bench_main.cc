@@ -239,6 +239,29 @@ void spool(benchmark::State &state, int impl)
     rgb_spool_close(s);
 }
 
+constexpr uint64_t kMetricsChunk = 1 << 22;
+
+void metrics(benchmark::State &state, int impl)
+{
+    rgb_metrics *b = rgb_metrics_open(impl, cpu_a(), cpu_b());
+    for (auto _ : state)
+        rgb_metrics_run(b, kMetricsChunk);
+    if (rgb_metrics_close(b) != 0)
+        state.SkipWithError("rendered total differs from the updates");
+    state.SetItemsProcessed(state.iterations() * kMetricsChunk);
+}
+
+// A whole scrape of the engine-shaped registry (items = renders).
+void metrics_render(benchmark::State &state, int impl)
+{
+    rgb_metrics *b = rgb_metrics_open(impl, cpu_a(), cpu_b());
+    for (auto _ : state)
+        rgb_metrics_run(b, 16);
+    if (rgb_metrics_close(b) != 0)
+        state.SkipWithError("render lost a sample");
+    state.SetItemsProcessed(state.iterations() * 16);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -265,6 +288,8 @@ int main(int argc, char **argv)
                                  RGB_PIPE_RAILGUN)->UseRealTime();
     benchmark::RegisterBenchmark("pipeline/mutex_queue", pipeline,
                                  RGB_PIPE_MUTEX)->UseRealTime();
+    benchmark::RegisterBenchmark("pipeline/railgun_scraped_10hz", pipeline,
+                                 RGB_PIPE_RAILGUN_SCRAPED_10HZ)->UseRealTime();
     benchmark::RegisterBenchmark("merge/railgun", merge, RGB_MERGE_RAILGUN)
         ->UseRealTime();
     benchmark::RegisterBenchmark("merge/urcu_lfht", merge, RGB_MERGE_URCU_LFHT)
@@ -338,6 +363,29 @@ int main(int argc, char **argv)
                                     RGB_SPOOL_WRITE_FDATASYNC)})
         benchmark::RegisterBenchmark(sp.first, spool, sp.second)
             ->Arg(64 << 10)->Arg(1 << 20)->UseRealTime();
+    struct {
+        const char *name;
+        int impl;
+    } metric_peers[] = {
+        {"metrics_counter/railgun", RGB_METRICS_COUNTER},
+        {"metrics_counter/railgun_scraped_10hz", RGB_METRICS_COUNTER_SCRAPED_10HZ},
+        {"metrics_counter/railgun_scraped_busy", RGB_METRICS_COUNTER_SCRAPED_BUSY},
+        {"metrics_counter/atomic_shared", RGB_METRICS_COUNTER_ATOMIC},
+        {"metrics_counter/mutex", RGB_METRICS_COUNTER_MUTEX},
+        {"metrics_histogram/railgun", RGB_METRICS_HISTOGRAM},
+        {"metrics_histogram/railgun_steady", RGB_METRICS_HISTOGRAM_STEADY},
+        {"metrics_histogram/railgun_scraped_10hz",
+         RGB_METRICS_HISTOGRAM_SCRAPED_10HZ},
+        {"metrics_histogram/railgun_scraped_busy",
+         RGB_METRICS_HISTOGRAM_SCRAPED_BUSY},
+        {"metrics_histogram/mutex", RGB_METRICS_HISTOGRAM_MUTEX},
+    };
+    for (auto &m : metric_peers)
+        benchmark::RegisterBenchmark(m.name, metrics, m.impl)->UseRealTime();
+    benchmark::RegisterBenchmark("metrics_render/text", metrics_render,
+                                 RGB_METRICS_RENDER_TEXT)->UseRealTime();
+    benchmark::RegisterBenchmark("metrics_render/json", metrics_render,
+                                 RGB_METRICS_RENDER_JSON)->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv))
         return 1;

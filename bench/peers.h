@@ -40,6 +40,8 @@ int rgb_ring_close(rgb_ring *r);
 enum rgb_pipe_impl {
     RGB_PIPE_RAILGUN,   /* rg_engine: dispatcher -> ring -> 1 worker */
     RGB_PIPE_MUTEX,     /* the same over a mutex + condvar queue */
+    RGB_PIPE_RAILGUN_SCRAPED_10HZ, /* RAILGUN while a thread renders a
+                                      registry of its counters at 10 Hz */
 };
 
 typedef struct rgb_pipe rgb_pipe;
@@ -187,6 +189,38 @@ const char *rgb_spool_error(const rgb_spool *s);
 const char *rgb_spool_fs(const rgb_spool *s);
 /* Closes and removes the directory. */
 void rgb_spool_close(rgb_spool *s);
+enum rgb_metrics_impl {
+    RGB_METRICS_COUNTER,                /* rg_counter_add_sw, own cell */
+    RGB_METRICS_COUNTER_SCRAPED_10HZ,   /* ... while a thread renders at 10 Hz */
+    RGB_METRICS_COUNTER_SCRAPED_BUSY,   /* ... while it renders flat out */
+    RGB_METRICS_COUNTER_ATOMIC,         /* one shared cell, atomic add */
+    RGB_METRICS_COUNTER_MUTEX,          /* a counter behind a mutex */
+    RGB_METRICS_HISTOGRAM,              /* rg_histogram_observe_ns_sw */
+    RGB_METRICS_HISTOGRAM_STEADY,       /* ... durations in one bucket */
+    RGB_METRICS_HISTOGRAM_SCRAPED_10HZ,
+    RGB_METRICS_HISTOGRAM_SCRAPED_BUSY,
+    RGB_METRICS_HISTOGRAM_MUTEX,        /* buckets + sum behind a mutex */
+    RGB_METRICS_RENDER_TEXT,            /* one "update" = one text render */
+    RGB_METRICS_RENDER_JSON,            /* ... one JSON render */
+};
+
+typedef struct rgb_metrics rgb_metrics;
+
+/* Pins the caller to cpu_writer; starts the scraper where impl has one. */
+rgb_metrics *rgb_metrics_open(int impl, int cpu_writer, int cpu_scraper);
+/* n updates from the calling thread. */
+void rgb_metrics_run(rgb_metrics *b, uint64_t n);
+/* 0 when the rendered total equals the updates made. Restores the
+ * caller's CPU affinity. (open returns once the scraper has rendered.) */
+int rgb_metrics_close(rgb_metrics *b);
+
+/* A thread rendering, hz times a second, a registry whose collectors read
+ * engine e's counters (pipeline/railgun_scraped_10hz). */
+typedef struct rgb_scraper rgb_scraper;
+struct rg_engine_s;
+rgb_scraper *rgb_scraper_start(struct rg_engine_s *e, unsigned hz);
+/* Stops it; returns how many renders it made. NULL is fine. */
+uint64_t rgb_scraper_stop(rgb_scraper *x);
 
 /* Pins the calling thread to one CPU (ignored when cpu < 0). */
 void rgb_pin(int cpu);

@@ -30,6 +30,7 @@ struct rgb_pipe {
     cpu_set_t saved;
     rg_engine_t *e;
     rg_dispatcher_t *d;
+    rgb_scraper *scraper;  /* RGB_PIPE_RAILGUN_SCRAPED_10HZ */
     /* mutex queue */
     pthread_t consumer;
     pthread_mutex_t mu;
@@ -89,6 +90,9 @@ rgb_pipe *rgb_pipe_open(int impl, const uint64_t *keys, size_t nkeys,
 {
     struct rgb_pipe *p = aligned_alloc(64, (sizeof(*p) + 63) & ~63ul);
     memset(p, 0, sizeof(*p));
+    bool scraped = impl == RGB_PIPE_RAILGUN_SCRAPED_10HZ;
+    if (scraped)
+        impl = RGB_PIPE_RAILGUN; /* the same pipeline, plus a scraper */
     p->impl = impl;
     p->keys = keys;
     p->nkeys = nkeys;
@@ -116,6 +120,8 @@ rgb_pipe *rgb_pipe_open(int impl, const uint64_t *keys, size_t nkeys,
             abort();
         }
         p->d = rg_engine_dispatcher(p->e, 0);
+        if (scraped)
+            p->scraper = rgb_scraper_start(p->e, 10);
     } else {
         pthread_mutex_init(&p->mu, NULL);
         pthread_cond_init(&p->not_empty, NULL);
@@ -176,6 +182,7 @@ void rgb_pipe_run(rgb_pipe *p, uint64_t n)
 int rgb_pipe_close(rgb_pipe *p)
 {
     if (p->impl == RGB_PIPE_RAILGUN) {
+        rgb_scraper_stop(p->scraper);
         rg_engine_destroy(p->e);
     } else {
         pthread_mutex_lock(&p->mu);

@@ -27,6 +27,7 @@
 #include "railgun/hash.h"
 #include "railgun/engine.h"
 #include "railgun/merge.h"
+#include "railgun/metrics.h"
 #include "railgun/sink.h"
 #include "railgun/flush.h"
 #include "railgun/sinks.h"   /* the shipped sinks (their own libraries) */
