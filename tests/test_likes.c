@@ -39,6 +39,21 @@ static bool is_mysql(void)
     return s != NULL && strcmp(s, "mysql") == 0;
 }
 
+/* The databases this test process made, dropped when it exits (each
+ * Criterion test is a process of its own): nothing is left behind. */
+static rg_conf_t *made[16];
+static int nmade;
+
+static void drop_made(void)
+{
+    char err[256];
+    for (int i = 0; i < nmade; i++) {
+        rg_likes_drop_db(made[i], err, sizeof(err));
+        rg_conf_destroy(made[i]);
+    }
+    nmade = 0;
+}
+
 /* A configuration for a fresh, empty database named after `tag`. */
 static rg_conf_t *db_conf(const char *tag)
 {
@@ -63,6 +78,10 @@ static rg_conf_t *db_conf(const char *tag)
     rg_conf_set(c, "flush.interval.ms", "20", err, sizeof(err));
     rg_conf_set(c, "sink.retry.backoff.ms", "10", err, sizeof(err));
     rg_conf_set(c, "sink.retry.backoff.max.ms", "200", err, sizeof(err));
+    if (nmade == 0)
+        atexit(drop_made);
+    if (nmade < (int)(sizeof(made) / sizeof(made[0])))
+        made[nmade++] = rg_conf_dup(c);
     return c;
 }
 
