@@ -238,6 +238,18 @@ Test(conf, every_bad_value_in_the_table_is_rejected_naming_the_property)
             assert_rejected(conf, p->name, "yes please");
             assert_rejected(conf, p->name, "");
             break;
+        case RG_CONF_DOUBLE:
+            assert_rejected(conf, p->name, "");
+            assert_rejected(conf, p->name, "abc");
+            assert_rejected(conf, p->name, "0.5x");
+            assert_rejected(conf, p->name, "nan");
+            assert_rejected(conf, p->name, "inf");
+            assert_rejected(conf, p->name, "1e999");
+            if (p->check == rg_conf_check_share) {
+                assert_rejected(conf, p->name, "-0.1");
+                assert_rejected(conf, p->name, "1.5");
+            }
+            break;
         case RG_CONF_STR:
             break;
         }

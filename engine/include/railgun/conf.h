@@ -41,7 +41,8 @@ typedef struct rg_conf_s rg_conf_t;
 typedef enum rg_conf_type_e {
     RG_CONF_INT = 0,  /* 64-bit signed integer within [min, max] */
     RG_CONF_STR,      /* string, optionally checked by the property */
-    RG_CONF_BOOL      /* "true"/"false" (also 1/0) */
+    RG_CONF_BOOL,     /* "true"/"false" (also 1/0) */
+    RG_CONF_DOUBLE    /* a finite decimal number (bounds: the check) */
 } rg_conf_type_t;
 
 /* Where a property belongs (the order of docs/CONFIGURATION.md). */
@@ -72,6 +73,11 @@ typedef struct rg_conf_prop_s {
     const char       *doc;    /* one paragraph; mentions extra checks */
     rg_conf_check_cb *check;  /* NULL: type and bounds only */
 } rg_conf_prop_t;
+
+/* A check for RG_CONF_DOUBLE shares: the value lies in [0, 1]. */
+RG_EXPORT int rg_conf_check_share(const char *name, const char *value,
+                                  int64_t ival, char *errstr,
+                                  size_t errstr_size);
 
 /* One layer's table. It must outlive every conf it is added to (static
  * storage in practice). */
@@ -180,6 +186,9 @@ RG_EXPORT int rg_conf_get(const rg_conf_t *conf, const char *name,
 
 /* The integer value of an RG_CONF_INT or RG_CONF_BOOL property; 0 if none. */
 RG_EXPORT int64_t rg_conf_get_int(const rg_conf_t *conf, const char *name);
+
+/* The value of an RG_CONF_DOUBLE property; 0 if none. */
+RG_EXPORT double rg_conf_get_double(const rg_conf_t *conf, const char *name);
 
 /* The text of an RG_CONF_STR or pass-through property, owned by conf;
  * NULL if none. */

@@ -332,6 +332,17 @@ RG_EXPORT int rg_dispatcher_reset(rg_dispatcher_t *d, int32_t partition,
  */
 RG_EXPORT int rg_engine_stop(rg_engine_t *e);
 
+/*
+ * Starts the shutdown clock without stopping: from now on a failing sink
+ * is retried for at most `shutdown.timeout.ms` (epoch mode), pushes are
+ * still accepted (a source storing its revoked partitions on the way
+ * out), rg_dispatcher_flush() waits no longer than the deadline, and
+ * rg_engine_stop() keeps it. So a program's whole stop (the source's last
+ * flush, then the engine's) is bounded by one shutdown.timeout.ms. Calling
+ * it again, or stop without it, is fine. Any thread.
+ */
+RG_EXPORT void rg_engine_shutdown_begin(rg_engine_t *e);
+
 /* Stops (if needed) and frees e; NULL is fine. No push may be running. */
 RG_EXPORT void rg_engine_destroy(rg_engine_t *e);
 

@@ -174,6 +174,20 @@ RG_EXPORT void rg_engine_flush_stats(rg_engine_t *e, rg_flush_stats_t *out);
 RG_EXPORT int rg_engine_sink_error(rg_engine_t *e, char *buf, size_t size);
 
 /*
+ * Stops the engine on its own, as a fatal sink error does: new pushes fail
+ * with RG_ESTOPPED, nothing more is written (what was not stored is
+ * reprocessed after a restart) and rg_engine_error() returns the message.
+ * For a processor that meets an error it cannot get past (skipping the
+ * event would let its epoch commit without it). The first call's message
+ * wins. Any thread, also a worker's callback; does not block.
+ */
+RG_EXPORT void rg_engine_fail(rg_engine_t *e, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/*
  * Why the engine stopped on its own (a fatal sink error, or a stop that
  * gave up after shutdown.timeout.ms), as one line, or NULL while it has
  * not. Valid until rg_engine_destroy().

@@ -171,6 +171,43 @@ static int parse_int(const char *s, int64_t *out)
     return 0;
 }
 
+/* Strict finite decimal: digits, a point, an exponent; nothing else. */
+static int parse_double(const char *s, double *out)
+{
+    if (*s == '\0' || isspace((unsigned char)*s))
+        return RG_EINVAL;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p) && !strchr("+-.eE", *p))
+            return RG_EINVAL; /* no "nan", "inf", hex */
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end != '\0')
+        return RG_EINVAL;
+    if (errno == ERANGE || v != v || v - v != 0)
+        return RG_ERANGE;
+    *out = v;
+    return 0;
+}
+
+int rg_conf_check_share(const char *name, const char *value, int64_t ival,
+                        char *errstr, size_t errstr_size)
+{
+    (void)ival;
+    double d = 0;
+    if (parse_double(value, &d) == 0 && d >= 0 && d <= 1)
+        return 0;
+    rg__seterr(errstr, errstr_size, "%s: %s is not a share between 0 and 1",
+               name, value);
+    return RG_ERANGE;
+}
+
+/* DOUBLE values are kept as the text given, like strings. */
+static bool is_text(rg_conf_type_t t)
+{
+    return t == RG_CONF_STR || t == RG_CONF_DOUBLE;
+}
+
 static int parse_bool(const char *s, int64_t *out)
 {
     if (!strcmp(s, "true") || !strcmp(s, "1")) {
@@ -360,6 +397,16 @@ static int validate(const rg_conf_prop_t *p, const char *value, int64_t *iv,
             return RG_EINVAL;
         }
         break;
+    case RG_CONF_DOUBLE: {
+        double d;
+        rc = parse_double(value, &d);
+        if (rc != 0) {
+            rg__seterr(errstr, errstr_size, "%s: \"%s\" is not a %s number",
+                       p->name, value, rc == RG_ERANGE ? "finite" : "decimal");
+            return rc;
+        }
+        break;
+    }
     case RG_CONF_STR:
         break;
     }
@@ -372,7 +419,7 @@ static void layer_free(struct layer *ly)
 {
     if (ly->v != NULL && ly->t != NULL)
         for (size_t i = 0; i < ly->t->count; i++)
-            if (ly->alias[i] < 0 && ly->t->props[i].type == RG_CONF_STR)
+            if (ly->alias[i] < 0 && is_text(ly->t->props[i].type))
                 free(ly->v[i].s);
     free(ly->v);
     free(ly->set);
@@ -440,7 +487,7 @@ int rg_conf_add_table(rg_conf_t *conf, const rg_conf_table_t *t,
             rg__seterr(errstr, errstr_size, "layer %s: bad default: %s",
                        t->layer, msg);
             rc = RG_EINVAL;
-        } else if (p->type == RG_CONF_STR &&
+        } else if (is_text(p->type) &&
                    (ly.v[i].s = strdup(p->def)) == NULL) {
             rg__seterr(errstr, errstr_size, "out of memory");
             rc = RG_ENOMEM;
@@ -493,7 +540,7 @@ rg_conf_t *rg_conf_dup(const rg_conf_t *src)
             if (sl->alias[i] >= 0)
                 continue;
             dl->set[i] = sl->set[i];
-            if (sl->t->props[i].type != RG_CONF_STR) {
+            if (!is_text(sl->t->props[i].type)) {
                 dl->v[i].i = sl->v[i].i;
                 continue;
             }
@@ -581,7 +628,7 @@ int rg_conf_set(rg_conf_t *conf, const char *name, const char *value,
     if (rc != 0)
         return rc;
     union value *v = value_of(conf, w);
-    if (p->type == RG_CONF_STR) {
+    if (is_text(p->type)) {
         char *s = strdup(value);
         if (s == NULL) {
             rg__seterr(errstr, errstr_size, "%s: out of memory", name);
@@ -616,7 +663,7 @@ int rg_conf_get(const rg_conf_t *conf, const char *name, char *dest,
     const char *text = buf;
     if (ps != NULL)
         text = ps->value;
-    else if (prop_of(conf, w)->type == RG_CONF_STR)
+    else if (is_text(prop_of(conf, w)->type))
         text = value_of(conf, w)->s;
     else if (prop_of(conf, w)->type == RG_CONF_BOOL)
         text = value_of(conf, w)->i ? "true" : "false";
@@ -636,9 +683,18 @@ int rg_conf_get(const rg_conf_t *conf, const char *name, char *dest,
 int64_t rg_conf_get_int(const rg_conf_t *conf, const char *name)
 {
     struct where w;
-    if (!find(conf, name, &w) || prop_of(conf, w)->type == RG_CONF_STR)
+    if (!find(conf, name, &w) || is_text(prop_of(conf, w)->type))
         return 0;
     return value_of(conf, w)->i;
+}
+
+double rg_conf_get_double(const rg_conf_t *conf, const char *name)
+{
+    struct where w;
+    double d = 0;
+    if (find(conf, name, &w) && prop_of(conf, w)->type == RG_CONF_DOUBLE)
+        parse_double(value_of(conf, w)->s, &d);
+    return d;
 }
 
 const char *rg_conf_get_str(const rg_conf_t *conf, const char *name)

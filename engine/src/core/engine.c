@@ -279,7 +279,38 @@ static void drain_workers(rg_engine_t *e)
     atomic_store_explicit(&e->drain, 1, memory_order_release);
     for (unsigned w = 0; w < e->nworkers; w++)
         rg__park_wake(&e->workers[w].wake.park);
+    /* acquire: pairs with the release store in rg_engine_stop() */
+    int64_t dl = atomic_load_explicit(&e->stop_deadline_ns,
+                                      memory_order_acquire);
     for (unsigned w = 0; w < e->nworkers; w++) {
+        if (!e->workers[w].joinable)
+            continue;
+        /* a worker held up by the sink (its slots full, a processor
+         * retrying a lookup) past shutdown.timeout.ms: stop the engine,
+         * which lets it through (nothing more is written) */
+        while (dl != 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 100 * 1000 * 1000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            if (pthread_timedjoin_np(e->workers[w].thread, NULL, &until) ==
+                0) {
+                e->workers[w].joinable = false;
+                break;
+            }
+            if (rg__now_ns() >= dl) {
+                rg__engine_fail(e, "stopped after shutdown.timeout.ms (%lld "
+                                "ms) with events not stored: the workers "
+                                "were held up by the sink; what was not "
+                                "stored is reprocessed after a restart",
+                                (long long)(e->shutdown_timeout_ns /
+                                            1000000));
+                dl = 0;
+            }
+        }
         if (e->workers[w].joinable) {
             pthread_join(e->workers[w].thread, NULL);
             e->workers[w].joinable = false;
@@ -378,6 +409,19 @@ rg_dispatcher_t *rg_engine_dispatcher(rg_engine_t *e, unsigned idx)
     return &e->dispatchers[idx];
 }
 
+void rg_engine_shutdown_begin(rg_engine_t *e)
+{
+    if (e == NULL || !e->epoch_mode || e->shutdown_timeout_ns <= 0)
+        return;
+    int64_t none = 0;
+    /* release: pairs with the acquires in the flusher, drain_workers()
+     * and rg_dispatcher_flush(); the first call sets the deadline */
+    atomic_compare_exchange_strong_explicit(
+        &e->stop_deadline_ns, &none, rg__now_ns() + e->shutdown_timeout_ns,
+        memory_order_release, memory_order_relaxed);
+    rg__park_wake(&e->flush_wake.park);
+}
+
 int rg_engine_stop(rg_engine_t *e)
 {
     if (e == NULL)
@@ -391,6 +435,10 @@ int rg_engine_stop(rg_engine_t *e)
         return 0;
     }
     atomic_store_explicit(&e->state, ST_STOPPING, memory_order_relaxed);
+    /* from now on a failing sink is retried for shutdown.timeout.ms at
+     * most (from rg_engine_shutdown_begin() when that came first): the
+     * final barriers below wait for it, and so do the workers */
+    rg_engine_shutdown_begin(e);
     /* F2: pairs with F1 in rg__dispatch_enter() */
     rg__fence_heavy();
     for (unsigned d = 0; d < e->ndispatchers; d++) {
@@ -417,11 +465,6 @@ int rg_engine_stop(rg_engine_t *e)
             rg__epoch_send_barriers(&e->dispatchers[d], fin);
         /* release: pairs with the flusher's acquire; it writes up to fin */
         atomic_store_explicit(&e->final_epoch, fin, memory_order_release);
-        /* release: pairs with the flusher's acquire before each retry */
-        if (e->shutdown_timeout_ns > 0)
-            atomic_store_explicit(&e->stop_deadline_ns,
-                                  rg__now_ns() + e->shutdown_timeout_ns,
-                                  memory_order_release);
         rg__park_wake(&e->flush_wake.park);
     }
     drain_workers(e);

@@ -225,6 +225,7 @@ struct rg_engine_s {
     _Atomic uint64_t final_epoch;  /* 0: not stopping */
     _Atomic uint64_t committed_epoch;
     _Atomic int failed;
+    _Atomic int failing;        /* the first failure claims errmsg */
     char errmsg[512];           /* written before failed is set */
     struct spot flush_wake;     /* the flusher sleeps here */
     _Atomic uint64_t st_epochs, st_txns, st_merged, st_staged, st_retries;

@@ -153,6 +153,11 @@ int rg_dispatcher_flush(rg_dispatcher_t *d, int timeout_ms)
      * for them when they are idle */
     rg__park_wake(&e->flush_wake.park);
     int64_t deadline = rg__now_ns() + (int64_t)timeout_ms * 1000000;
+    /* acquire: pairs with rg_engine_shutdown_begin(): never past it */
+    int64_t sd = atomic_load_explicit(&e->stop_deadline_ns,
+                                      memory_order_acquire);
+    if (sd != 0 && sd < deadline)
+        deadline = sd;
     for (;;) {
         /* acquire: pairs with C1 after the commit */
         if (sent && atomic_load_explicit(&e->committed_epoch,

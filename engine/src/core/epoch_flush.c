@@ -46,12 +46,17 @@ void rg__epoch_request(rg_engine_t *e, uint64_t epoch)
         ;
 }
 
-void rg__engine_fail(rg_engine_t *e, const char *fmt, ...)
+/* The message and the flag; the rest of a failure is the same for every
+ * caller. The first failure's message wins (CAS on failing). */
+static void vfail(rg_engine_t *e, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
+    int zero = 0;
+    /* acq_rel: the winner writes errmsg; losers return */
+    if (!atomic_compare_exchange_strong_explicit(&e->failing, &zero, 1,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return;
     vsnprintf(e->errmsg, sizeof(e->errmsg), fmt, ap);
-    va_end(ap);
     /* release: errmsg happens before any acquire load that sees failed */
     atomic_store_explicit(&e->failed, 1, memory_order_release);
     /* new pushes fail with RG_ESTOPPED; rg_engine_stop() still runs the
@@ -64,6 +69,26 @@ void rg__engine_fail(rg_engine_t *e, const char *fmt, ...)
         rg__park_wake(&e->workers[w].slot_wait.park);
         rg__park_wake(&e->workers[w].wake.park);
     }
+    rg__park_wake(&e->flush_wake.park);
+    rg__log(e, RG_LOG_ERR, "stopped: %s", e->errmsg);
+}
+
+void rg__engine_fail(rg_engine_t *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(e, fmt, ap);
+    va_end(ap);
+}
+
+void rg_engine_fail(rg_engine_t *e, const char *fmt, ...)
+{
+    if (e == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(e, fmt, ap);
+    va_end(ap);
 }
 
 int rg_engine_sink_error(rg_engine_t *e, char *buf, size_t size)
