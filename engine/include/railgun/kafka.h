@@ -48,8 +48,28 @@
  *     offset, else per auto.offset.reset (earliest unless set).
  *
  * Errors: librdkafka retries transport errors and broker outages itself;
- * they are counted in the stats. A fatal consumer error, or a sink that
- * cannot claim, stops the loop with the error (rg_kafka_source_error()).
+ * they are counted in the stats and logged through the conf's log
+ * callback (librdkafka's errors with their reason at most every
+ * `source.warn.after.ms` with the count since; its own warning lines;
+ * "all brokers down for N s" and "no partitions assigned for N s" once
+ * they have lasted `source.warn.after.ms`). A fatal consumer error, or a
+ * sink that cannot claim, stops the loop with the error
+ * (rg_kafka_source_error()).
+ *
+ * A log that went backwards: when the sink stores a next offset past the
+ * end of a partition's log (the topic was deleted and recreated,
+ * truncated, restored), or a fetched offset is below one already seen,
+ * the loop stops with an error that says so: going on would drop those
+ * events as done. `source.reset.offsets` (`all` or a list of partitions;
+ * `railgun run --reset-offsets`) accepts the reset: the stored position
+ * moves to the start of the log, in the sink's offsets table, and the
+ * log is counted from there. A sink position below the start of the log
+ * (retention deleted events before they were consumed) is logged as a
+ * warning and consumption goes on from the start.
+ *
+ * Shutdown: the revoke's flush and leaving the group are each bounded by
+ * `shutdown.timeout.ms`; with the brokers down the group is not left (its
+ * other members notice after session.timeout.ms) and nothing is lost.
  */
 #ifndef RAILGUN_KAFKA_H
 #define RAILGUN_KAFKA_H
@@ -83,7 +103,21 @@ typedef struct rg_kafka_stats_s {
     uint64_t resumes;       /* ... and resumed */
     uint64_t queued;        /* messages librdkafka has fetched for us and
                                we have not polled yet */
+    uint64_t brokers_down_ms;  /* how long every broker has been down
+                                  (0: reachable) */
+    uint64_t no_partitions_ms; /* how long nothing has been assigned */
 } rg_kafka_stats_t;
+
+/*
+ * Checks conf's consumer settings the way rg_kafka_source_new() will,
+ * without connecting: the kafka.* pass-through names and values
+ * (librdkafka's own check), an empty kafka.bootstrap.servers, settings
+ * railgun refuses (kafka.enable.auto.commit=true). Lets a program refuse
+ * bad settings before it opens a database. 0, or RG_EINVAL with a
+ * one-line reason in errstr.
+ */
+RG_EXPORT int rg_kafka_source_check(const rg_conf_t *conf, char *errstr,
+                                    size_t errstr_size);
 
 /*
  * A consumer for conf's topic in conf's group, feeding dispatcher
@@ -113,6 +147,11 @@ RG_EXPORT void rg_kafka_source_stop(rg_kafka_source_t *src);
 /* Counters; any thread. */
 RG_EXPORT void rg_kafka_source_stats(rg_kafka_source_t *src,
                                      rg_kafka_stats_t *out);
+
+/* The last error librdkafka reported (its name and reason) into buf;
+ * 1 when there was one, else 0. Any thread. */
+RG_EXPORT int rg_kafka_source_last_error(rg_kafka_source_t *src, char *buf,
+                                         size_t size);
 
 /* Why run() failed, or NULL. */
 RG_EXPORT const char *rg_kafka_source_error(rg_kafka_source_t *src);

@@ -105,6 +105,12 @@ RG_EXPORT int rg_producer_flush(rg_producer_t *p, int timeout_ms);
 /* Messages accepted whose delivery callback has not run yet. */
 RG_EXPORT size_t rg_producer_in_flight(const rg_producer_t *p);
 
+/* What librdkafka last reported about the brokers (e.g. "_ALL_BROKERS_DOWN:
+ * 1/1 brokers are down") into buf; 1 when there was something, else 0.
+ * Any thread: for a delivery that failed, the reason behind it. */
+RG_EXPORT int rg_producer_broker_error(rg_producer_t *p, char *buf,
+                                       size_t size);
+
 /* Why the last refused call of this thread was refused ("" if none). */
 RG_EXPORT const char *rg_producer_last_error(void);
 

@@ -7,6 +7,30 @@
 #include "railgun/kafka.h"
 #include "../common/props.h"
 
+/* "", "all", or partition numbers separated by commas. */
+static int check_partition_list(const char *name, const char *value,
+                                int64_t ival, char *errstr, size_t size)
+{
+    (void)ival;
+    if (value[0] == '\0' || strcmp(value, "all") == 0)
+        return 0;
+    for (const char *p = value; *p;) {
+        if (!isdigit((unsigned char)*p))
+            goto bad;
+        while (isdigit((unsigned char)*p))
+            p++;
+        if (*p == ',' && p[1] != '\0')
+            p++;
+        else if (*p != '\0')
+            goto bad;
+    }
+    return 0;
+bad:
+    rg__seterr(errstr, size, "%s: \"%s\" is not `all` or a list of "
+               "partitions like 0,3,7", name, value);
+    return RG_EINVAL;
+}
+
 static const rg_conf_prop_t kafka_props[] = {
     RG_STREAM_PROPS,
     {"source.pause.after.ms", RG_CONF_INT, "1000", 1, 3600000,
@@ -16,6 +40,19 @@ static const rg_conf_prop_t kafka_props[] = {
      "fetching and the consumer keeps polling (rebalances, group "
      "heartbeats); resume when every ring is at most half full and the "
      "sink has room for the next epoch.", NULL},
+    {"source.warn.after.ms", RG_CONF_INT, "10000", 100, 86400000,
+     "Kafka source: warn when every broker has been down, or no partition "
+     "has been assigned, for this long (and again every three times as "
+     "long while it lasts); also the most often one librdkafka error is "
+     "logged (with the count since the last line).", NULL},
+    {"source.reset.offsets", RG_CONF_STR, "", 0, 0,
+     "Kafka source: accept that these partitions' logs went backwards (the "
+     "topic was deleted and recreated, truncated, restored): `all`, or a "
+     "comma list of partition numbers. Their stored position moves to the "
+     "start of the log, in the sink's offsets table, and the log is "
+     "counted from there. Empty (the default): such a partition stops the "
+     "source with an error that says what happened (`railgun run "
+     "--reset-offsets`).", check_partition_list},
 };
 
 static const rg_conf_table_t kafka_table = {

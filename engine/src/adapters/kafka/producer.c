@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -25,7 +26,31 @@ struct rg_producer_s {
     void *opaque;
     size_t max_bytes;              /* message.max.bytes */
     _Atomic size_t in_flight;
+    pthread_mutex_t err_lock;      /* broker_err, from librdkafka's threads */
+    char broker_err[256];
 };
+
+/* librdkafka's error callback (its threads): keep the last one, so a
+ * delivery that times out can say why (no broker reachable, ...). */
+static void on_error(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque)
+{
+    (void)rk;
+    rg_producer_t *p = opaque;
+    pthread_mutex_lock(&p->err_lock);
+    snprintf(p->broker_err, sizeof(p->broker_err), "%s: %s",
+             rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    pthread_mutex_unlock(&p->err_lock);
+}
+
+int rg_producer_broker_error(rg_producer_t *p, char *buf, size_t size)
+{
+    pthread_mutex_lock(&p->err_lock);
+    int has = p->broker_err[0] != '\0';
+    snprintf(buf, size, "%s", p->broker_err);
+    pthread_mutex_unlock(&p->err_lock);
+    return has;
+}
 
 static _Thread_local char last_error[256];
 
@@ -244,6 +269,7 @@ rg_producer_t *rg_producer_new(const rg_conf_t *given, rg_delivery_cb *cb,
         snprintf(errstr, size, "producer: out of memory");
         goto fail;
     }
+    pthread_mutex_init(&p->err_lock, NULL);
     /* Kafka's default partitioner (the Java client's murmur2) unless the
      * configuration names another */
     rd_kafka_conf_set(kc, "partitioner", "murmur2_random", NULL, 0);
@@ -270,6 +296,7 @@ rg_producer_t *rg_producer_new(const rg_conf_t *given, rg_delivery_cb *cb,
         RD_KAFKA_CONF_OK)
         p->max_bytes = (size_t)strtoull(mb, NULL, 10);
     rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
+    rd_kafka_conf_set_error_cb(kc, on_error);
     rd_kafka_conf_set_opaque(kc, p);
     p->cb = cb;
     p->opaque = opaque;
@@ -293,6 +320,8 @@ fail:
         rd_kafka_conf_destroy(kc);
     if (p != NULL && p->rk != NULL)
         rd_kafka_destroy(p->rk);
+    if (p != NULL)
+        pthread_mutex_destroy(&p->err_lock);
     free(p);
     rg_conf_destroy(conf);
     return NULL;
@@ -391,5 +420,6 @@ void rg_producer_destroy(rg_producer_t *p)
     rd_kafka_flush(p->rk, 10000);
     rd_kafka_topic_destroy(p->rkt);
     rd_kafka_destroy(p->rk);
+    pthread_mutex_destroy(&p->err_lock);
     free(p);
 }
