@@ -39,6 +39,9 @@ static bool is_mysql(void)
     return s != NULL && strcmp(s, "mysql") == 0;
 }
 
+/* what every test's sink open asks: fresh tables in a fresh database */
+#define INIT_FLAGS (RG_SINK_INIT_SCHEMA | RG_SINK_CREATE_DATABASE)
+
 /* The databases this test process made, dropped when it exits (each
  * Criterion test is a process of its own): nothing is left behind. */
 static rg_conf_t *made[16];
@@ -121,7 +124,7 @@ struct run {
 static void run_start(struct run *r, rg_conf_t *conf)
 {
     char err[512];
-    cr_assert_eq(rg_likes_open_sink(conf, RG_SINK_INIT_SCHEMA, &r->sink, err,
+    cr_assert_eq(rg_likes_open_sink(conf, INIT_FLAGS, &r->sink, err,
                                     sizeof(err)), 0, "%s", err);
     int32_t parts[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     cr_assert_eq(r->sink.claim(r->sink.self, parts, 8, r->next, err,
@@ -437,7 +440,7 @@ Test(likes, wrong_shaped_or_missing_tables_are_refused)
                   "%s", err);
     }
     /* create the schema, then break one table's shape */
-    cr_assert_eq(rg_likes_open_sink(conf, RG_SINK_INIT_SCHEMA, &s, err,
+    cr_assert_eq(rg_likes_open_sink(conf, INIT_FLAGS, &s, err,
                                     sizeof(err)), 0, "%s", err);
     s.close(s.self);
     char cmd[1024];
@@ -457,7 +460,7 @@ Test(likes, wrong_shaped_or_missing_tables_are_refused)
                      SQLITE_OK, "%s", sqlite3_errmsg(db));
         sqlite3_close(db);
     }
-    int rc = rg_likes_open_sink(conf, RG_SINK_INIT_SCHEMA, &s, err,
+    int rc = rg_likes_open_sink(conf, INIT_FLAGS, &s, err,
                                 sizeof(err));
     cr_assert_neq(rc, 0, "a counts table without `count` was accepted");
     cr_assert(strstr(err, "wrong shape") && strstr(err, "counts") &&
@@ -561,7 +564,7 @@ static void kafka_start(struct run *r, struct kafka_run *k, rg_conf_t *conf)
 {
     char err[512];
     rg_conf_t *kconf = rg_conf_dup(conf);
-    cr_assert_eq(rg_likes_open_sink(conf, RG_SINK_INIT_SCHEMA, &r->sink, err,
+    cr_assert_eq(rg_likes_open_sink(conf, INIT_FLAGS, &r->sink, err,
                                     sizeof(err)), 0, "%s", err);
     r->job = rg_likes_job_new((unsigned)rg_conf_get_int(conf, "workers"),
                               &r->sink, 0, 4096);

@@ -23,8 +23,20 @@
  *                     empty (then the sink has no read side)
  *   offsets:          consumer_group, topic, partition, next_offset,
  *                     owner_epoch, PK (consumer_group, topic, partition)
+ *   meta:             k PK, v, n, mtime: the sink's own facts; the
+ *                     owner of the tables (owner.group, owner.topic)
+ *
+ * Ownership: the tables belong to one job, (group.id, topic), recorded at
+ * its first claim(). A claim by another job is refused (RG_ESTATE, the
+ * message names the owner): two jobs on one database would each add every
+ * event to the counts. sink.handover.from = the owner's group moves the
+ * ownership deliberately: the owner's positions are copied to group.id
+ * and fenced, so the new group continues where the old one stopped and a
+ * process of the old one still running stops at its next write.
  * With RG_SINK_INIT_SCHEMA missing tables are created; without it a
- * missing table is an error. An existing table without the expected
+ * missing table is an error. A missing MariaDB database is an error
+ * unless RG_SINK_CREATE_DATABASE is given too: a mistyped mysql.database
+ * must not quietly start an empty one. An existing table without the expected
  * columns or key is always an error naming the table and the column,
  * never written to.
  *
@@ -45,7 +57,10 @@ extern "C" {
 #endif
 
 enum {
-    RG_SINK_INIT_SCHEMA = 1u << 0, /* create missing tables */
+    RG_SINK_INIT_SCHEMA = 1u << 0,     /* create missing tables */
+    RG_SINK_CREATE_DATABASE = 1u << 1, /* MariaDB: create mysql.database
+                                          when missing (tables: see
+                                          RG_SINK_INIT_SCHEMA) */
 };
 
 /* The SQLite sink's configuration table (librailgun_sqlite). */

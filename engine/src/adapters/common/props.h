@@ -80,6 +80,18 @@ __attribute__((unused)) static int rg__sql_ident_required(const char *name,
     {"sink.table.offsets", RG_CONF_STR, "offsets", 0, 0,                     \
      "SQL sinks: table of stored positions, columns (consumer_group, "      \
      "topic, partition, next_offset, owner_epoch).",                         \
-     rg__sql_ident_required}
+     rg__sql_ident_required},                                                \
+    {"sink.table.meta", RG_CONF_STR, "railgun_meta", 0, 0,                   \
+     "SQL sinks: table of the sink's own facts, columns (k, v, n, mtime): " \
+     "which job (consumer group and topic) owns the merged tables, so a "   \
+     "second job on the same database is refused instead of counting "      \
+     "every event twice.", rg__sql_ident_required},                          \
+    {"sink.handover.from", RG_CONF_STR, "", 0, 0,                            \
+     "SQL sinks: move the ownership of the tables from this consumer group " \
+     "to group.id, deliberately (a blue/green deploy under a new group): "  \
+     "the old group's positions are copied to the new one and fenced (a "  \
+     "process of the old group still running stops at its next write). "   \
+     "Empty: a database owned by another group is refused (`railgun run "  \
+     "--handover-from GROUP`).", NULL}
 
 #endif /* RG_ADAPTER_PROPS_H */

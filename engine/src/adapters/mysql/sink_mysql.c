@@ -58,7 +58,7 @@ const rg_conf_table_t *rg_mysql_conf_table(void)
 }
 
 /* The tables this sink writes (names from sink.table.*; "" = none). */
-enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T__COUNT };
+enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T__COUNT };
 
 #define LOOKUP_CHUNK 64
 #define MAX_COLS 5
@@ -82,6 +82,9 @@ struct conn_opts {
 typedef struct mysql_sink {
     struct conn_opts o;
     char *group, *topic;
+    char *handover;          /* sink.handover.from, "" = none */
+    rg_log_cb *log;          /* the conf's log callback */
+    void *log_opaque;
     char *table[T__COUNT];
     unsigned long group_len, topic_len;
     MYSQL *db;               /* NULL while disconnected */
@@ -570,6 +573,118 @@ static int claim_one(mysql_sink *s, const char *fmt, int32_t p, bool fetch,
     return sink_fail(s, e, "claim", msg, errstr, size);
 }
 
+/* Runs fmt (every %s is table t's name) with string parameters; for a
+ * SELECT, the first row's first two columns into out (NULL ok). 0 or the
+ * mapped error. */
+static int exec_strs(mysql_sink *s, const char *fmt, int t, int nargs,
+                     const char *const *args, char out[2][256],
+                     char *errstr, size_t size)
+{
+    char sql[512];
+    const char *nm = s->table[t];
+    snprintf(sql, sizeof(sql), fmt, nm, nm, nm, nm);
+    MYSQL_STMT *st = mysql_stmt_init(s->db);
+    if (st == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    MYSQL_BIND b[4], r[2];
+    unsigned long len[4], rlen[2] = {0, 0};
+    memset(b, 0, sizeof(b));
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < nargs && i < 4; i++) {
+        len[i] = strlen(args[i]);
+        b[i].buffer_type = MYSQL_TYPE_STRING;
+        b[i].buffer = (void *)args[i];
+        b[i].buffer_length = len[i];
+        b[i].length = &len[i];
+    }
+    if (out != NULL)
+        for (int c = 0; c < 2; c++) {
+            out[c][0] = '\0';
+            r[c].buffer_type = MYSQL_TYPE_STRING;
+            r[c].buffer = out[c];
+            r[c].buffer_length = 255;
+            r[c].length = &rlen[c];
+        }
+    bool ok = !mysql_stmt_prepare(st, sql, strlen(sql)) &&
+              (nargs == 0 || !mysql_stmt_bind_param(st, b)) &&
+              !mysql_stmt_execute(st);
+    if (ok && out != NULL) {
+        ok = !mysql_stmt_bind_result(st, r);
+        int f = ok ? mysql_stmt_fetch(st) : 1;
+        ok = ok && (f == 0 || f == MYSQL_NO_DATA || f == MYSQL_DATA_TRUNCATED);
+        for (int c = 0; c < 2; c++)
+            out[c][f == 0 && rlen[c] < 256 ? rlen[c] : 0] = '\0';
+    }
+    if (ok) {
+        mysql_stmt_close(st);
+        return 0;
+    }
+    unsigned e = mysql_stmt_errno(st);
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s", mysql_stmt_error(st));
+    mysql_stmt_close(st);
+    return sink_fail(s, e, "ownership", msg, errstr, size);
+}
+
+/* Ownership, inside the claim's transaction: see sink_sqlite.c's own(),
+ * the same protocol (the owner rows are locked FOR UPDATE, so two jobs
+ * claiming at once cannot both take a free database). */
+static int own(mysql_sink *s, char *errstr, size_t size)
+{
+    char now[32], got[2][256], since[2][256];
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms());
+    const char *a4[] = {s->group, now, s->topic, now};
+    int rc;
+    if ((rc = exec_strs(s, "INSERT IGNORE INTO `%s` VALUES ('owner.group', "
+                           "?, 0, ?), ('owner.topic', ?, 0, ?)", T_META, 4,
+                        a4, NULL, errstr, size)) != 0)
+        return rc;
+    if ((rc = exec_strs(s, "SELECT (SELECT v FROM `%s` WHERE k = "
+                           "'owner.group' FOR UPDATE), (SELECT v FROM `%s` "
+                           "WHERE k = 'owner.topic' FOR UPDATE)", T_META, 0,
+                        NULL, got, errstr, size)) != 0)
+        return rc;
+    if (strcmp(got[0], s->group) == 0 && strcmp(got[1], s->topic) == 0)
+        return 0;
+    exec_strs(s, "SELECT FROM_UNIXTIME(mtime DIV 1000), '' FROM `%s` WHERE "
+                 "k = 'owner.group'", T_META, 0, NULL, since, errstr, size);
+    if (s->handover[0] == '\0' || strcmp(got[0], s->handover) != 0 ||
+        strcmp(got[1], s->topic) != 0) {
+        seterr(errstr, size, "mysql: the tables in %s belong to consumer "
+               "group %s, topic %s (since %s): a second job writing them "
+               "would count every event twice. To move the job to group %s "
+               "deliberately, stop %s's processes, then start this one with "
+               "--handover-from %s (docs/OPERATIONS.md)", s->o.database,
+               got[0], got[1], since[0], s->group, got[0], got[0]);
+        return RG_ESTATE;
+    }
+    const char *a2[] = {s->group, s->handover, s->topic};
+    if ((rc = exec_strs(s, "INSERT IGNORE INTO `%s` SELECT ?, topic, "
+                           "`partition`, next_offset, 0 FROM `%s` WHERE "
+                           "consumer_group = ? AND topic = ?", T_OFFSETS, 3,
+                        a2, NULL, errstr, size)) != 0 ||
+        (rc = exec_strs(s, "UPDATE `%s` SET owner_epoch = owner_epoch + 1 "
+                           "WHERE consumer_group = ? AND topic = ?",
+                        T_OFFSETS, 2, a2 + 1, NULL, errstr, size)) != 0)
+        return rc;
+    const char *a3[] = {s->group, now};
+    if ((rc = exec_strs(s, "UPDATE `%s` SET v = ?, mtime = ? WHERE k = "
+                           "'owner.group'", T_META, 2, a3, NULL, errstr,
+                        size)) != 0)
+        return rc;
+    if (s->log != NULL) {
+        char line[1400];
+        snprintf(line, sizeof(line), "handover: the tables in %s move from "
+                 "consumer group %s to %s, which continues at %s's stored "
+                 "positions; %s is fenced", s->o.database, got[0], s->group,
+                 got[0], got[0]);
+        s->log(s->log_opaque, RG_LOG_WARN, "mysql", line);
+    }
+    return 0;
+}
+
 static int my_claim(void *self, const int32_t *parts, size_t n,
                     int64_t *next_out, char *errstr, size_t size)
 {
@@ -577,6 +692,10 @@ static int my_claim(void *self, const int32_t *parts, size_t n,
     int rc = my_begin(s, 0, errstr, size);
     if (rc != 0)
         return rc;
+    if ((rc = own(s, errstr, size)) != 0) {
+        my_rollback(s);
+        return rc;
+    }
     int64_t *epochs = malloc(sizeof(int64_t) * (n ? n : 1));
     if (epochs == NULL) {
         my_rollback(s);
@@ -741,6 +860,7 @@ static void my_close(void *self)
     free(s->o.database);
     free(s->group);
     free(s->topic);
+    free(s->handover);
     for (int t = 0; t < T__COUNT; t++)
         free(s->table[t]);
     rg_claims_free(&s->claims);
@@ -785,6 +905,12 @@ static const struct {
                    " ENGINE=InnoDB",
                    {"consumer_group", "topic", "partition", "next_offset",
                     "owner_epoch", NULL}, 3},
+    [T_META] = {"CREATE TABLE IF NOT EXISTS `%s` ("
+                " k VARCHAR(64) NOT NULL PRIMARY KEY,"
+                " v VARCHAR(255) NOT NULL,"
+                " n BIGINT NOT NULL,"
+                " mtime BIGINT NOT NULL) ENGINE=InnoDB",
+                {"k", "v", "n", "mtime", NULL}, 1},
 };
 
 /* Column names of `table`, and which of them are in a unique index. */
@@ -856,9 +982,9 @@ static int check_schema(mysql_sink *s, char *errstr, size_t size)
         if (rc != 0)
             return rc;
         if (n == 0) {
-            seterr(errstr, size, "mysql: table %s.%s is missing (run with "
-                   "--init-schema to create it)", s->o.database,
-                   s->table[t]);
+            seterr(errstr, size, "mysql: table %s.%s is missing "
+                   "(`railgun run --init-schema` creates it)",
+                   s->o.database, s->table[t]);
             return RG_ESTATE;
         }
         for (unsigned c = 0; shapes[t].cols[c]; c++)
@@ -908,7 +1034,7 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
     }
     static const char *const names[T__COUNT] = {
         "sink.table.merged", "sink.table.merged_bytes", "sink.table.staged",
-        "sink.table.offsets"};
+        "sink.table.offsets", "sink.table.meta"};
     bool tables_ok = true;
     for (int t = 0; t < T__COUNT; t++)
         tables_ok &= (s->table[t] = dup_prop(conf, names[t])) != NULL;
@@ -920,17 +1046,20 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
     s->o.port = (unsigned)rg_conf_get_int(conf, "mysql.port");
     s->group = dup_prop(conf, "group.id");
     s->topic = dup_prop(conf, "topic");
+    s->handover = dup_prop(conf, "sink.handover.from");
+    s->log = rg_conf_log_cb(conf, &s->log_opaque);
     rg_conf_destroy(conf);
     int rc = 0;
     if (!tables_ok || !s->o.host || !s->o.socket || !s->o.user ||
-        !s->o.password || !s->o.database || !s->group || !s->topic) {
+        !s->o.password || !s->o.database || !s->group || !s->topic ||
+        !s->handover) {
         seterr(errstr, size, "mysql: out of memory");
         rc = RG_ENOMEM;
         goto out;
     }
     s->group_len = strlen(s->group);
     s->topic_len = strlen(s->topic);
-    if (flags & RG_SINK_INIT_SCHEMA) {
+    if (flags & RG_SINK_CREATE_DATABASE) {
         MYSQL *db = connect_db(&s->o, false, errstr, size, &rc);
         if (db == NULL)
             goto out;
@@ -952,8 +1081,16 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
         if (rc != 0)
             goto out;
     }
-    if ((s->db = connect_db(&s->o, true, errstr, size, &rc)) == NULL)
+    if ((s->db = connect_db(&s->o, true, errstr, size, &rc)) == NULL) {
+        if (strstr(errstr, "(1049)") != NULL) { /* ER_BAD_DB_ERROR */
+            size_t l = strlen(errstr);
+            snprintf(errstr + l, size > l ? size - l : 0, ": is "
+                     "mysql.database right? (`railgun run "
+                     "--create-database` creates it)");
+            rc = RG_EINVAL;
+        }
         goto out;
+    }
     if (flags & RG_SINK_INIT_SCHEMA)
         for (int t = 0; t < T__COUNT; t++) {
             if (s->table[t][0] == '\0')

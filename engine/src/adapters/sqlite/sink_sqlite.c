@@ -41,11 +41,14 @@ const rg_conf_table_t *rg_sqlite_conf_table(void)
 }
 
 /* The tables this sink writes (names from sink.table.*; "" = none). */
-enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T__COUNT };
+enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T__COUNT };
 
 typedef struct sqlite_sink {
     sqlite3 *db;
     char *path, *group, *topic;
+    char *handover;          /* sink.handover.from, "" = none */
+    rg_log_cb *log;          /* the conf's log callback */
+    void *log_opaque;
     char *table[T__COUNT];
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *up_count, *up_bytes, *up_action, *up_offset, *sel_offset;
@@ -139,6 +142,12 @@ static const struct {
                    " PRIMARY KEY (consumer_group, topic, partition))",
                    {"consumer_group", "topic", "partition", "next_offset",
                     "owner_epoch", NULL}, 3},
+    [T_META] = {"CREATE TABLE IF NOT EXISTS %s("
+                " k TEXT NOT NULL PRIMARY KEY,"
+                " v TEXT NOT NULL,"
+                " n INTEGER NOT NULL,"
+                " mtime INTEGER NOT NULL)",
+                {"k", "v", "n", "mtime", NULL}, 1},
 };
 
 /* Checks that each configured table exists with its columns and its
@@ -170,8 +179,9 @@ static int check_schema(sqlite_sink *s, char *errstr, size_t size)
         if (rc != SQLITE_DONE)
             return fail(s->db, rc, "schema check", errstr, size);
         if (ncols == 0) {
-            seterr(errstr, size, "sqlite: table %s is missing in %s (run "
-                   "with --init-schema to create it)", s->table[t], s->path);
+            seterr(errstr, size, "sqlite: table %s is missing in %s "
+                   "(`railgun run --init-schema` creates it)", s->table[t],
+                   s->path);
             return RG_ESTATE;
         }
         for (unsigned c = 0; shapes[t].cols[c]; c++)
@@ -336,6 +346,96 @@ static void sq_rollback(void *self)
     }
 }
 
+/* Runs fmt (every %s is table t's name) with text parameters ?1.. from
+ * args; for a SELECT, the first row's first two columns into out[0..1]
+ * (NULL: "" each). SQLITE_DONE/ROW result, or the error code. */
+static int exec_t(sqlite_sink *s, const char *fmt, int t, int nargs,
+                  const char *const *args, char out[2][256])
+{
+    char sql[512];
+    const char *nm = s->table[t];
+    snprintf(sql, sizeof(sql), fmt, nm, nm, nm, nm);
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    for (int i = 0; i < nargs; i++)
+        sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (out != NULL) {
+        out[0][0] = out[1][0] = '\0';
+        if (rc == SQLITE_ROW)
+            for (int c = 0; c < 2; c++) {
+                const unsigned char *v = sqlite3_column_text(st, c);
+                snprintf(out[c], 256, "%s", v ? (const char *)v : "");
+            }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * Ownership (inside the claim's transaction): the merged tables belong to
+ * one job, (group.id, topic), recorded at its first claim. Another job is
+ * refused, unless sink.handover.from names the owner: then the owner's
+ * positions are copied to our group and fenced (owner_epoch + 1), and the
+ * ownership moves. 0, RG_ESTATE (refused; errstr says who owns it and
+ * what to do) or the SQLite error mapped.
+ */
+static int own(sqlite_sink *s, char *errstr, size_t size)
+{
+    char now[32], got[2][256], since[2][256];
+    snprintf(now, sizeof(now), "%lld", (long long)now_ms());
+    const char *a1[] = {s->group, s->topic, now};
+    int rc = exec_t(s, "INSERT OR IGNORE INTO %s VALUES ('owner.group', ?1, "
+                       "0, ?3), ('owner.topic', ?2, 0, ?3)", T_META, 3, a1,
+                    NULL);
+    if (rc != SQLITE_DONE)
+        return fail(s->db, rc, "ownership", errstr, size);
+    rc = exec_t(s, "SELECT (SELECT v FROM %s WHERE k = 'owner.group'), "
+                   "(SELECT v FROM %s WHERE k = 'owner.topic')", T_META, 0,
+                NULL, got);
+    if (rc != SQLITE_ROW)
+        return fail(s->db, rc, "ownership", errstr, size);
+    if (strcmp(got[0], s->group) == 0 && strcmp(got[1], s->topic) == 0)
+        return 0;
+    exec_t(s, "SELECT datetime(mtime / 1000, 'unixepoch'), '' FROM %s "
+              "WHERE k = 'owner.group'", T_META, 0, NULL, since);
+    if (s->handover[0] == '\0' || strcmp(got[0], s->handover) != 0 ||
+        strcmp(got[1], s->topic) != 0) {
+        seterr(errstr, size, "sqlite: the tables in %s belong to consumer "
+               "group %s, topic %s (since %s UTC): a second job writing "
+               "them would count every event twice. To move the job to "
+               "group %s deliberately, stop %s's processes, then start "
+               "this one with --handover-from %s (docs/OPERATIONS.md)",
+               s->path, got[0], got[1], since[0], s->group, got[0], got[0]);
+        return RG_ESTATE;
+    }
+    const char *a2[] = {s->handover, s->topic, s->group, now};
+    if ((rc = exec_t(s, "INSERT OR IGNORE INTO %s SELECT ?3, topic, "
+                        "partition, next_offset, 0 FROM %s WHERE "
+                        "consumer_group = ?1 AND topic = ?2", T_OFFSETS, 3,
+                     a2, NULL)) != SQLITE_DONE ||
+        (rc = exec_t(s, "UPDATE %s SET owner_epoch = owner_epoch + 1 WHERE "
+                        "consumer_group = ?1 AND topic = ?2", T_OFFSETS, 2,
+                     a2, NULL)) != SQLITE_DONE)
+        return fail(s->db, rc, "handover", errstr, size);
+    const char *a3[] = {s->group, now};
+    if ((rc = exec_t(s, "UPDATE %s SET v = ?1, mtime = ?2 WHERE k = "
+                        "'owner.group'", T_META, 2, a3, NULL)) !=
+        SQLITE_DONE)
+        return fail(s->db, rc, "handover", errstr, size);
+    if (s->log != NULL) {
+        char line[1400];
+        snprintf(line, sizeof(line), "handover: the tables in %s move from "
+                 "consumer group %s to %s, which continues at %s's stored "
+                 "positions; %s is fenced", s->path, got[0], s->group,
+                 got[0], got[0]);
+        s->log(s->log_opaque, RG_LOG_WARN, "sqlite", line);
+    }
+    return 0;
+}
+
 static int sq_claim(void *self, const int32_t *parts, size_t n,
                     int64_t *next_out, char *errstr, size_t size)
 {
@@ -357,6 +457,14 @@ static int sq_claim(void *self, const int32_t *parts, size_t n,
         return RG_ENOMEM;
     }
     int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        int orc = own(s, errstr, size);
+        if (orc != 0) {
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            free(epochs);
+            return orc;
+        }
+    }
     for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
         rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st[i], NULL);
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
@@ -514,6 +622,7 @@ static void sq_close(void *self)
     free(s->path);
     free(s->group);
     free(s->topic);
+    free(s->handover);
     for (int t = 0; t < T__COUNT; t++)
         free(s->table[t]);
     rg_claims_free(&s->claims);
@@ -546,7 +655,7 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
     }
     static const char *const names[T__COUNT] = {
         "sink.table.merged", "sink.table.merged_bytes", "sink.table.staged",
-        "sink.table.offsets"};
+        "sink.table.offsets", "sink.table.meta"};
     int rc = 0;
     bool ok = true;
     for (int t = 0; t < T__COUNT; t++)
@@ -554,8 +663,10 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
     s->path = strdup(path);
     s->group = strdup(rg_conf_get_str(conf, "group.id"));
     s->topic = strdup(rg_conf_get_str(conf, "topic"));
+    s->handover = strdup(rg_conf_get_str(conf, "sink.handover.from"));
+    s->log = rg_conf_log_cb(conf, &s->log_opaque);
     rg_conf_destroy(conf);
-    if (!ok || !s->path || !s->group || !s->topic) {
+    if (!ok || !s->path || !s->group || !s->topic || !s->handover) {
         seterr(errstr, size, "sqlite: out of memory");
         rc = RG_ENOMEM;
         goto out;
