@@ -14,6 +14,7 @@ packages=(
   redis-server redis-sentinel       # real Redis (and Sentinel) for flow tests
   libhiredis-dev                    # the Redis adapter (hiredis 0.14)
   bsdutils                          # script(1): the TTY progress-bar test
+  sqlite3                           # the sqlite3 shell: tests/loud_test.sh
   libmicrohttpd-dev                 # the HTTP listener: /metrics, health
   prometheus curl jq                # promtool, a real Prometheus scraping
 )

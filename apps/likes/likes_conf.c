@@ -29,6 +29,19 @@ static const rg_conf_prop_t app_props[] = {
     {"stats.interval.ms", RG_CONF_INT, "0", 0, 86400000,
      "railgun run: print the stats every this many ms (0: only on SIGUSR1 "
      "and at the end).", NULL},
+    {"undecodable.alert.share", RG_CONF_DOUBLE, "0.01", 0, 0,
+     "railgun run: warn loudly (naming the reasons and a sample partition "
+     "and offset) when more than this share of the messages consumed over "
+     "undecodable.alert.window.ms could not be decoded; 0 warns at the "
+     "first one.", rg_conf_check_share},
+    {"undecodable.alert.window.ms", RG_CONF_INT, "10000", 100, 86400000,
+     "railgun run: the window undecodable.alert.share looks at; the "
+     "warning repeats at most once per window while it holds.", NULL},
+    {"produce.timeout.ms", RG_CONF_INT, "30000", 100, 86400000,
+     "railgun produce: give up on messages not delivered within this long "
+     "(librdkafka's message.timeout.ms; kafka.message.timeout.ms "
+     "overrides) and fail with the cause, instead of waiting the default "
+     "five minutes when no broker is reachable.", NULL},
 };
 
 static const rg_conf_table_t app_table = {

@@ -36,8 +36,15 @@ struct wstate {
     rg_sink_reader_t *reader;
     rg_row_t *miss;           /* batch.max.events pairs */
     size_t miss_cap;
+    /* the batch's misses, deduplicated: open addressing over miss[]
+     * indexes + 1, valid where dedup_stamp[i] == stamp (no clearing) */
+    uint32_t *dedup, *dedup_stamp, dedup_mask, stamp;
+    size_t *slot;             /* each event's first cache slot */
+    size_t slot_cap;
     /* counters, single writer (this worker); relaxed for readers */
     _Atomic uint64_t applied, unchanged, lookups, retries;
+    uint64_t retries_logged;  /* retries when the last line went out */
+    int64_t last_retry_log;   /* its time, in seconds */
     char pad[64];
 };
 
@@ -47,9 +54,13 @@ struct rg_likes_job_s {
     bool has_reader;
     size_t cache_max, max_value_len;
     struct wstate *ws;
+    const rg_conf_t *log;      /* where lines go (rg_conf_log) */
     /* unpack runs on ingest threads: atomic counters */
     _Atomic uint64_t decoded, undecodable;
     _Atomic uint64_t by_reason[RG_LIKE_E__COUNT];
+    /* where the last message of each reason was (a sample for alerts) */
+    _Atomic int32_t last_partition[RG_LIKE_E__COUNT];
+    _Atomic int64_t last_offset[RG_LIKE_E__COUNT];
 };
 
 static inline size_t pair_slot(int64_t v, int64_t u, size_t mask)
@@ -58,15 +69,52 @@ static inline size_t pair_slot(int64_t v, int64_t u, size_t mask)
                              (uint64_t)u) & mask;
 }
 
-static struct centry *cache_find(struct wstate *w, int64_t v, int64_t u)
+/* The entry of (v, u), probing from slot i (its first slot), or NULL. */
+static struct centry *cache_find_at(struct wstate *w, size_t i, int64_t v,
+                                    int64_t u)
 {
-    for (size_t i = pair_slot(v, u, w->mask);; i = (i + 1) & w->mask) {
+    for (;; i = (i + 1) & w->mask) {
         struct centry *c = &w->tab[i];
         if (c->video == 0)
             return NULL;
         if (c->video == v && c->user == u)
             return c;
     }
+}
+
+static struct centry *cache_find(struct wstate *w, int64_t v, int64_t u)
+{
+    return cache_find_at(w, pair_slot(v, u, w->mask), v, u);
+}
+
+/* Room for a batch of n events: the miss list, the slots, and a dedup
+ * table at most half full. */
+static int grow_batch(struct wstate *w, size_t n)
+{
+    size_t dsize = 64;
+    while (dsize < 2 * n)
+        dsize *= 2;
+    rg_row_t *miss = realloc(w->miss, sizeof(*miss) * n);
+    if (miss != NULL)
+        w->miss = miss;
+    size_t *slot = realloc(w->slot, sizeof(*slot) * n);
+    if (slot != NULL)
+        w->slot = slot;
+    uint32_t *dd = malloc(sizeof(uint32_t) * dsize);
+    uint32_t *ds = calloc(dsize, sizeof(uint32_t));
+    if (miss == NULL || slot == NULL || dd == NULL || ds == NULL) {
+        free(dd);
+        free(ds);
+        return -1;
+    }
+    free(w->dedup);
+    free(w->dedup_stamp);
+    w->dedup = dd;
+    w->dedup_stamp = ds;
+    w->dedup_mask = (uint32_t)dsize - 1;
+    w->stamp = 0;
+    w->miss_cap = w->slot_cap = n;
+    return 0;
 }
 
 static void cache_put_raw(struct centry *tab, size_t mask,
@@ -78,10 +126,15 @@ static void cache_put_raw(struct centry *tab, size_t mask,
     tab[i] = *e;
 }
 
+/* memset through a volatile pointer: gcc at -O3 turns malloc + memset
+ * into calloc, which is what tab_get() must avoid */
+static void *(*volatile zero_fn)(void *, int, size_t) = memset;
+
 /* A zeroed table of `size` slots: the spare one when it has that size.
- * memset, not calloc: calloc maps the zero page, and the first store to
- * each page of it then costs a copy-on-write fault plus a TLB shootdown
- * across the CPUs; a written page faults once, cheaply. */
+ * Zeroed by writing, not calloc: calloc maps the zero page, and the first
+ * store to each page of it (after a probe read it) then costs a
+ * copy-on-write fault plus a TLB shootdown across the CPUs; a written
+ * page faults once, cheaply, here. */
 static struct centry *tab_get(struct wstate *w, size_t size)
 {
     struct centry *tab;
@@ -93,8 +146,17 @@ static struct centry *tab_get(struct wstate *w, size_t size)
         if (tab == NULL)
             return NULL;
     }
-    memset(tab, 0, size * sizeof(*tab));
+    zero_fn(tab, 0, size * sizeof(*tab));
     return tab;
+}
+
+/* The table size that holds `entries` at most 3/4 full. */
+static size_t size_for(size_t entries)
+{
+    size_t size = 1024;
+    while (size / 4 * 3 < entries)
+        size *= 2;
+    return size;
 }
 
 /* Rebuilds the table at `size` slots, dropping the entries the sink holds
@@ -170,12 +232,18 @@ static int likes_unpack(void *opaque, const rg_msg_t *msg, rg_event_t *ev)
                                                memory_order_relaxed);
         atomic_fetch_add_explicit(&job->by_reason[e], 1,
                                   memory_order_relaxed);
+        /* relaxed: a sample; the two may come from different messages */
+        atomic_store_explicit(&job->last_partition[e], msg->partition,
+                              memory_order_relaxed);
+        atomic_store_explicit(&job->last_offset[e], msg->offset,
+                              memory_order_relaxed);
         if (n % 10000 == 0)
-            fprintf(stderr, "railgun: likes: partition %" PRId32 " offset %"
-                    PRId64 ": undecodable (%s: %s); skipped (%" PRIu64
-                    " so far, logged once per 10000)\n", msg->partition,
-                    msg->offset, rg_like_err_name(e), rg_like_err_msg(e),
-                    n + 1);
+            rg_conf_log(job->log, RG_LOG_WARN, "likes", "partition %" PRId32
+                        " offset %" PRId64 ": undecodable (%s: %s); skipped "
+                        "(%" PRIu64 " so far; logged once per 10000, the "
+                        "stats count them by reason)", msg->partition,
+                        msg->offset, rg_like_err_name(e), rg_like_err_msg(e),
+                        n + 1);
         return RG_EDECODE;
     }
     atomic_fetch_add_explicit(&job->decoded, 1, memory_order_relaxed);
@@ -217,16 +285,28 @@ static bool load(rg_likes_job_t *job, rg_ctx_t *ctx, struct wstate *w,
         job->sink.reader_close(w->reader);
         w->reader = NULL;
         if (!rg_err_is_retriable(rc)) {
-            fprintf(stderr, "railgun: likes: worker %u: %s\n", worker, err);
+            /* the batch cannot be applied, and skipping it would let its
+             * epoch commit without it: stop the engine (nothing more is
+             * written; a restart reprocesses the batch) */
+            rg_engine_fail(rg_ctx_engine(ctx), "likes: worker %u: state "
+                           "lookup: %s", worker, err);
             return false;
         }
     failed:
         if (rg_engine_error(rg_ctx_engine(ctx)) != NULL)
             return false;
-        if (atomic_load_explicit(&w->retries, memory_order_relaxed) % 100 ==
-            0)
-            fprintf(stderr, "railgun: likes: worker %u: lookup failed, "
-                    "retrying: %s\n", worker, err);
+        int64_t now = (int64_t)time(NULL);
+        if (w->retries_logged == 0 || now - w->last_retry_log >= 5) {
+            rg_conf_log(job->log, RG_LOG_WARN, "likes", "worker %u: state "
+                        "lookup failed, retrying: %s (%" PRIu64 " retries "
+                        "since the last line)", worker, err,
+                        atomic_load_explicit(&w->retries,
+                                             memory_order_relaxed) -
+                            w->retries_logged + 1);
+            w->last_retry_log = now;
+            w->retries_logged =
+                atomic_load_explicit(&w->retries, memory_order_relaxed) + 1;
+        }
         bump(&w->retries, 1);
         nap_ms(wait);
         wait = wait * 2 > 1000 ? 1000 : wait * 2;
@@ -247,24 +327,38 @@ static void likes_pre_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
         w->evict_at = w->count * 2 > job->cache_max ? w->count * 2
                                                     : job->cache_max;
     }
+    if (n > w->slot_cap && grow_batch(w, n) != 0)
+        abort(); /* a worker cannot go on without its state */
+    /* every event's first slot, prefetched: the probes below then wait
+     * for one cache (and TLB) miss at a time, not one per event */
+    for (size_t i = 0; i < n; i++) {
+        const struct like_ev *le = (const struct like_ev *)evs[i].data.bytes;
+        w->slot[i] = pair_slot(le->video, le->user, w->mask);
+        __builtin_prefetch(&w->tab[w->slot[i]]);
+    }
     size_t m = 0;
+    if (++w->stamp == 0) { /* wrapped: every stamp is stale again */
+        memset(w->dedup_stamp, 0, sizeof(uint32_t) * (w->dedup_mask + 1));
+        w->stamp = 1;
+    }
     for (size_t i = 0; i < n; i++) {
         struct like_ev *le = (struct like_ev *)evs[i].data.bytes;
-        if (cache_find(w, le->video, le->user) != NULL)
+        if (cache_find_at(w, w->slot[i], le->video, le->user) != NULL)
             continue;
+        /* a pair missing twice in one batch is loaded once */
+        uint32_t h = (uint32_t)w->slot[i] & w->dedup_mask;
         bool dup = false;
-        for (size_t k = 0; k < m && !dup; k++)
-            dup = w->miss[k].key == le->video && w->miss[k].key2 == le->user;
+        for (; w->dedup_stamp[h] == w->stamp; h = (h + 1) & w->dedup_mask) {
+            const rg_row_t *r = &w->miss[w->dedup[h]];
+            if (r->key == le->video && r->key2 == le->user) {
+                dup = true;
+                break;
+            }
+        }
         if (dup)
             continue;
-        if (m == w->miss_cap) {
-            size_t cap = w->miss_cap ? w->miss_cap * 2 : 64;
-            rg_row_t *r = realloc(w->miss, sizeof(*r) * cap);
-            if (r == NULL)
-                abort(); /* a worker cannot go on without its state */
-            w->miss = r;
-            w->miss_cap = cap;
-        }
+        w->dedup_stamp[h] = w->stamp;
+        w->dedup[h] = (uint32_t)m;
         w->miss[m++] = (rg_row_t){le->video, le->user, -1, 0};
     }
     if (m == 0)
@@ -332,10 +426,14 @@ rg_likes_job_t *rg_likes_job_new(unsigned workers, const rg_sink_t *sink,
         free(job);
         return NULL;
     }
+    /* each worker's table sized for its bound at once: growing it in
+     * steps costs a rehash and a fresh table of first-touch page faults
+     * per doubling, on the worker */
+    size_t size = size_for(job->cache_max);
     for (unsigned i = 0; i < workers; i++) {
-        job->ws[i].mask = 1024 - 1;
+        job->ws[i].mask = size - 1;
         job->ws[i].evict_at = job->cache_max;
-        job->ws[i].tab = calloc(1024, sizeof(struct centry));
+        job->ws[i].tab = tab_get(&job->ws[i], size);
         if (job->ws[i].tab == NULL) {
             rg_likes_job_destroy(job);
             return NULL;
@@ -352,6 +450,11 @@ void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out)
                             .opaque = job};
 }
 
+void rg_likes_job_set_log(rg_likes_job_t *job, const rg_conf_t *conf)
+{
+    job->log = conf;
+}
+
 void rg_likes_job_stats(rg_likes_job_t *job, rg_likes_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -359,9 +462,14 @@ void rg_likes_job_stats(rg_likes_job_t *job, rg_likes_stats_t *out)
     out->decoded = atomic_load_explicit(&job->decoded, memory_order_relaxed);
     out->undecodable = atomic_load_explicit(&job->undecodable,
                                             memory_order_relaxed);
-    for (int r = 0; r < RG_LIKE_E__COUNT; r++)
+    for (int r = 0; r < RG_LIKE_E__COUNT; r++) {
         out->by_reason[r] = atomic_load_explicit(&job->by_reason[r],
                                                  memory_order_relaxed);
+        out->last_partition[r] = atomic_load_explicit(
+            &job->last_partition[r], memory_order_relaxed);
+        out->last_offset[r] = atomic_load_explicit(&job->last_offset[r],
+                                                   memory_order_relaxed);
+    }
     for (unsigned i = 0; i < job->workers; i++) {
         struct wstate *w = &job->ws[i];
         out->applied += atomic_load_explicit(&w->applied,
@@ -386,6 +494,9 @@ void rg_likes_job_destroy(rg_likes_job_t *job)
             free(job->ws[i].tab);
             free(job->ws[i].spare);
             free(job->ws[i].miss);
+            free(job->ws[i].slot);
+            free(job->ws[i].dedup);
+            free(job->ws[i].dedup_stamp);
         }
     free(job->ws);
     free(job);

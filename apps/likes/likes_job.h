@@ -34,6 +34,8 @@ typedef struct rg_likes_stats_s {
     uint64_t decoded;                      /* events unpack accepted */
     uint64_t undecodable;                  /* ... and rejected */
     uint64_t by_reason[RG_LIKE_E__COUNT];  /* rejections per reason */
+    int32_t last_partition[RG_LIKE_E__COUNT]; /* where the last one of */
+    int64_t last_offset[RG_LIKE_E__COUNT];    /* each reason was */
     uint64_t applied;                      /* state changes (+1 / -1) */
     uint64_t unchanged;                    /* repeats: no change */
     uint64_t lookups;                      /* pairs loaded from the sink */
@@ -50,6 +52,10 @@ rg_likes_job_t *rg_likes_job_new(unsigned workers, const rg_sink_t *sink,
 
 /* The processor to create the engine with. */
 void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out);
+
+/* Where the job's lines go: conf's log callback (railgun/conf.h); conf
+ * must outlive the job. Without it the job logs nothing. */
+void rg_likes_job_set_log(rg_likes_job_t *job, const rg_conf_t *conf);
 
 /* Counters summed over threads; call after the engine stopped for exact
  * figures (relaxed snapshots while it runs). */

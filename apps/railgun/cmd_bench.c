@@ -98,7 +98,9 @@ static rg_conf_t *conf_for(const rg_conf_t *base, const char *tag,
 static int create_schema(const rg_conf_t *c, char *errstr, size_t size)
 {
     rg_sink_t s;
-    int rc = rg_likes_open_sink(c, RG_SINK_INIT_SCHEMA, &s, errstr, size);
+    int rc = rg_likes_open_sink(c, RG_SINK_INIT_SCHEMA |
+                                        RG_SINK_CREATE_DATABASE,
+                                &s, errstr, size);
     if (rc == 0)
         s.close(s.self);
     return rc;
@@ -136,7 +138,8 @@ static double run_railgun(const rg_conf_t *c, const struct ev *evs,
                           uint64_t n, char *errstr, size_t size)
 {
     rg_pipeline_t pl = {0};
-    rg_pipeline_opts_t po = {.sink_flags = RG_SINK_INIT_SCHEMA};
+    rg_pipeline_opts_t po = {.sink_flags = RG_SINK_INIT_SCHEMA |
+                                        RG_SINK_CREATE_DATABASE};
     int64_t off[PARTS];
     double rate = -1;
     if (rg_pipeline_open(&pl, c, &po, errstr, size) != 0 ||

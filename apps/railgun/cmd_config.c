@@ -12,8 +12,10 @@
 
 static const char *type_name(rg_conf_type_t t)
 {
-    return t == RG_CONF_INT ? "integer" : t == RG_CONF_BOOL ? "boolean"
-                                                            : "string";
+    return t == RG_CONF_INT      ? "integer"
+           : t == RG_CONF_BOOL   ? "boolean"
+           : t == RG_CONF_DOUBLE ? "number"
+                                 : "string";
 }
 
 static const char *const scope_title[RG_CONF_SCOPE__COUNT] = {
@@ -60,6 +62,8 @@ static void md_row(const rg_conf_table_t *t, const rg_conf_prop_t *p,
     if (p->type == RG_CONF_INT)
         snprintf(range, sizeof(range), "%" PRId64 " .. %" PRId64, p->min,
                  p->max);
+    else if (p->type == RG_CONF_DOUBLE && p->check == rg_conf_check_share)
+        snprintf(range, sizeof(range), "0 .. 1");
     printf("| `%s` | %s | %s | `%s` | %s | %s |\n", p->name, t->layer,
            type_name(p->type), p->def[0] ? p->def : "\"\"", range, p->doc);
 }

@@ -183,6 +183,10 @@ static int check_args(rg_cli_t *cli, const struct demo *dm)
     if (strcmp(rg_conf_get_str(c, "sink"), "null") == 0)
         return rg_cli_fail(cli, "sink=null stores nothing, so there is "
                            "nothing to verify: use sqlite or mysql");
+    if (dm->verify_only && dm->crash_epoch != 0)
+        return rg_cli_fail(cli, "--verify-only runs nothing, so there is "
+                           "no flush for --crash-at to kill: use one or the "
+                           "other");
     if (rg_conf_get_int(c, "dispatchers") > dm->spec.partitions)
         return rg_cli_fail(cli, "dispatchers: more than --partitions (%u) "
                            "would leave one without a partition",
@@ -544,7 +548,7 @@ int rg_cmd_demo(int argc, char **argv)
     if (dm.kafka && (rc = mock_start(&cli, &mock, &dm)) != 0)
         goto out;
     rg_pipeline_opts_t po = {
-        .sink_flags = RG_SINK_INIT_SCHEMA,
+        .sink_flags = RG_SINK_INIT_SCHEMA | RG_SINK_CREATE_DATABASE,
         .kafka = dm.kafka,
         .epoch_hook = dm.crash_epoch ? crash_hook : NULL,
         .epoch_hook_opaque = &dm,

@@ -35,10 +35,12 @@ static void usage(void)
 static int parse_args(rg_cli_t *cli, rg_stream_spec_t *spec, bool *lines,
                       int argc, char **argv)
 {
+    const char *stream_opt = NULL;
     for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
         int c = rg_cli_common(cli, argc, argv, &i);
-        if (c == 0)
-            c = rg_stream_option(cli, spec, argc, argv, &i);
+        if (c == 0 && (c = rg_stream_option(cli, spec, argc, argv, &i)) > 0)
+            stream_opt = a;
         if (c < 0)
             return 2;
         if (c > 0)
@@ -47,6 +49,10 @@ static int parse_args(rg_cli_t *cli, rg_stream_spec_t *spec, bool *lines,
             return rg_cli_fail(cli, "unknown option \"%s\"", argv[i]);
         *lines = true;
     }
+    if (*lines && stream_opt != NULL && !cli->help)
+        return rg_cli_fail(cli, "%s describes the generated stream, which "
+                           "--stdin does not send (it sends stdin's lines): "
+                           "use one or the other", stream_opt);
     return cli->help ? 0 : rg_cli_finish(cli);
 }
 
@@ -81,11 +87,8 @@ static int send_lines(rg_cli_t *cli, rg_stream_producer_t *pr,
             (*sent)++;
     }
     free(line);
-    if (rg_producer_flush(pr->p, 120000) != 0 && rc == 0)
-        rc = rg_cli_error(cli, "%s", rg_producer_last_error());
-    else if (pr->failed && rc == 0)
-        rc = rg_cli_error(cli, "%" PRIu64 " messages not delivered",
-                          pr->failed);
+    if (rg_stream_producer_flush(pr) != 0 && rc == 0)
+        rc = rg_cli_error(cli, "%s", pr->err);
     return rc;
 }
 

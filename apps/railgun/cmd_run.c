@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "cli.h"
 #include "commands.h"
 #include "likes_job.h"
@@ -24,6 +25,7 @@
 
 struct runner {
     rg_pipeline_t pl;
+    const rg_conf_t *conf;  /* the command's (the log, the app's rows) */
     sigset_t sigs;
     bool json;
     /* teardown: `closing` (under lock) ends the signal and stats threads,
@@ -35,6 +37,38 @@ struct runner {
     bool sig_started, stats_started;
 };
 
+/* The undecodable watch (watch thread only). */
+struct alert {
+    int64_t since;          /* the window started (ns), 0: not yet */
+    uint64_t consumed, bad; /* the counters then */
+    int64_t warned;         /* the last warning (ns) */
+    double share;
+    int64_t window_ms;
+};
+
+/* "bad_json 3, state 25000" (the reasons with a count) into buf; in JSON
+ * as {"bad_json":3,...}. */
+static void reasons(const rg_likes_stats_t *ls, bool json, char *buf,
+                    size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    if (json)
+        n += (size_t)snprintf(buf, size, "{");
+    for (int k = 1; k < RG_LIKE_E__COUNT && n < size; k++) {
+        if (ls->by_reason[k] == 0)
+            continue;
+        bool first = json ? buf[n - 1] == '{' : n == 0;
+        n += (size_t)snprintf(buf + n, size - n,
+                              json ? "%s\"%s\":%" PRIu64 : "%s%s %" PRIu64,
+                              first ? "" : (json ? "," : ", "),
+                              rg_like_err_name((rg_like_err_t)k),
+                              ls->by_reason[k]);
+    }
+    if (json && n < size)
+        snprintf(buf + n, size - n, "}");
+}
+
 static void print_stats(struct runner *r, const char *when)
 {
     rg_engine_stats_t st;
@@ -45,34 +79,58 @@ static void print_stats(struct runner *r, const char *when)
     rg_engine_flush_stats(r->pl.engine, &fs);
     rg_kafka_source_stats(r->pl.source, &ks);
     rg_likes_job_stats(r->pl.job, &ls);
-    if (r->json)
+    /* consumed = processed + in flight + undecodable + rejected: what the
+     * source handed over is processed, on its way, or refused (the
+     * snapshots are taken one after the other: in flight absorbs it) */
+    uint64_t done = st.processed + st.undecodable + st.rejected;
+    uint64_t flight = ks.consumed > done ? ks.consumed - done : 0;
+    char why[512] = "", kerr[256] = "", rs[512];
+    rg_engine_sink_error(r->pl.engine, why, sizeof(why));
+    rg_kafka_source_last_error(r->pl.source, kerr, sizeof(kerr));
+    reasons(&ls, r->json, rs, sizeof(rs));
+    if (r->json) {
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64
-                ",\"processed\":%" PRIu64 ",\"undecodable\":%" PRIu64
-                ",\"applied\":%" PRIu64 ",\"epochs\":%" PRIu64
-                ",\"transactions\":%" PRIu64 ",\"sink_retries\":%" PRIu64
+                ",\"processed\":%" PRIu64 ",\"in_flight\":%" PRIu64
+                ",\"undecodable\":%" PRIu64 ",\"undecodable_by_reason\":%s"
+                ",\"rejected\":%" PRIu64 ",\"applied\":%" PRIu64
+                ",\"epochs\":%" PRIu64 ",\"transactions\":%" PRIu64
+                ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
-                ",\"kafka_commits\":%" PRIu64 ",\"paused\":%u"
-                ",\"pauses\":%" PRIu64 "}\n", when, ks.consumed,
-                st.processed, st.undecodable, ls.applied, fs.epochs,
-                fs.transactions, fs.retries, ks.partitions, ks.errors,
-                ks.commits, ks.paused, ks.pauses);
-    else
-        fprintf(stderr, "railgun run: %s: consumed %" PRIu64 ", processed %"
-                PRIu64 ", undecodable %" PRIu64 ", applied %" PRIu64
-                ", epochs %" PRIu64 ", transactions %" PRIu64
-                ", sink retries %" PRIu64 ", partitions %u, kafka errors %"
-                PRIu64 ", commits %" PRIu64 ", paused %s (%" PRIu64
-                " times)\n", when, ks.consumed,
-                st.processed, st.undecodable, ls.applied, fs.epochs,
-                fs.transactions, fs.retries, ks.partitions, ks.errors,
-                ks.commits, ks.paused ? "yes" : "no", ks.pauses);
+                ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "}\n", when,
+                ks.consumed, st.processed, flight, st.undecodable, rs,
+                st.rejected, ls.applied, fs.epochs, fs.transactions,
+                fs.retries, fs.failing, ks.partitions, ks.errors,
+                ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses);
+        return;
+    }
+    char sink[700] = "", kafka[400] = "";
+    if (fs.failing > 0)
+        snprintf(sink, sizeof(sink), " (failing now, %" PRIu64 " attempts: "
+                 "%s)", fs.failing, why);
+    if (ks.brokers_down_ms > 0)
+        snprintf(kafka, sizeof(kafka), " (all brokers down for %.0f s: %s)",
+                 (double)ks.brokers_down_ms / 1000, kerr);
+    fprintf(stderr, "railgun run: %s: consumed %" PRIu64 " = processed %"
+            PRIu64 " + in flight %" PRIu64 " + undecodable %" PRIu64
+            "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
+            PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
+            ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
+            ", paused %s (%" PRIu64 " times)\n", when, ks.consumed,
+            st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
+            rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
+            fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
+            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses);
 }
 
-/* Signal thread: SIGTERM/SIGINT stop, SIGUSR1 prints the stats. Once
- * closing, any signal (teardown sends one) ends it. */
+/* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one
+ * stops at once (what was not stored is reprocessed after a restart, as
+ * after a crash); SIGUSR1 prints the stats. Once closing, any signal
+ * (teardown sends one) ends it. */
 static void *signals_main(void *arg)
 {
     struct runner *r = arg;
+    bool stopping = false;
     for (;;) {
         int sig = 0;
         if (sigwait(&r->sigs, &sig) != 0)
@@ -84,23 +142,88 @@ static void *signals_main(void *arg)
         pthread_mutex_unlock(&r->lock);
         if (closing)
             return NULL;
-        if (sig != SIGUSR1)
-            rg_kafka_source_stop(r->pl.source);
+        if (sig == SIGUSR1)
+            continue;
+        if (stopping) {
+            static const char msg[] = "railgun run: second signal: "
+                "stopping at once; what was not stored is reprocessed "
+                "after a restart\n";
+            ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+            (void)w;
+            _exit(1);
+        }
+        stopping = true;
+        rg_conf_log(r->conf, RG_LOG_INFO, "run", "%s: stopping (storing "
+                    "what was consumed, within shutdown.timeout.ms; a "
+                    "second signal stops at once)", strsignal(sig));
+        rg_kafka_source_stop(r->pl.source);
     }
 }
 
-/* Stats thread: every stats.interval.ms until closing. */
-static void *stats_main(void *arg)
+/* The share of undecodable messages over the last window: loud when it
+ * passes undecodable.alert.share, naming the reasons and where the last
+ * one of the commonest reason was. */
+static void check_undecodable(struct runner *r, struct alert *a, int64_t now)
+{
+    rg_engine_stats_t st;
+    rg_kafka_stats_t ks;
+    rg_engine_stats(r->pl.engine, &st);
+    rg_kafka_source_stats(r->pl.source, &ks);
+    if (a->since == 0) {
+        a->since = now;
+        a->consumed = ks.consumed;
+        a->bad = st.undecodable;
+        return;
+    }
+    if (now - a->since < a->window_ms * 1000000)
+        return;
+    uint64_t n = ks.consumed - a->consumed, bad = st.undecodable - a->bad;
+    if (bad > 0 && (double)bad > a->share * (double)n &&
+        (a->warned == 0 || now - a->warned >= a->window_ms * 1000000)) {
+        rg_likes_stats_t ls;
+        rg_likes_job_stats(r->pl.job, &ls);
+        int top = 1;
+        for (int k = 1; k < RG_LIKE_E__COUNT; k++)
+            if (ls.by_reason[k] > ls.by_reason[top])
+                top = k;
+        char rs[512];
+        reasons(&ls, false, rs, sizeof(rs));
+        rg_conf_log(r->conf, RG_LOG_WARN, "run", "%" PRIu64 " of the %"
+                    PRIu64 " messages of the last %.0f s were undecodable "
+                    "(%.1f%%, above undecodable.alert.share %.1f%%): %s; "
+                    "the last %s was partition %d offset %lld (%s). They "
+                    "are skipped: check the producers", bad, n,
+                    (double)a->window_ms / 1000, 100.0 * (double)bad /
+                    (double)(n ? n : 1), 100.0 * a->share, rs,
+                    rg_like_err_name((rg_like_err_t)top),
+                    (int)ls.last_partition[top],
+                    (long long)ls.last_offset[top],
+                    rg_like_err_msg((rg_like_err_t)top));
+        a->warned = now;
+    }
+    a->since = now;
+    a->consumed = ks.consumed;
+    a->bad = st.undecodable;
+}
+
+/* Watch thread: every second the undecodable share; every
+ * stats.interval.ms (when set) the stats line; until closing. */
+static void *watch_main(void *arg)
 {
     struct runner *r = arg;
-    int64_t ms = rg_conf_get_int(rg_engine_conf(r->pl.engine),
-                                 "stats.interval.ms");
+    const rg_conf_t *c = rg_engine_conf(r->pl.engine);
+    int64_t every = rg_conf_get_int(c, "stats.interval.ms") * 1000000;
+    struct alert a = {0};
+    a.share = rg_conf_get_double(r->conf, "undecodable.alert.share");
+    a.window_ms = rg_conf_get_int(r->conf, "undecodable.alert.window.ms");
     struct timespec at;
     clock_gettime(CLOCK_MONOTONIC, &at);
+    int64_t next_stats = every > 0 ? (int64_t)at.tv_sec * 1000000000 +
+                                         at.tv_nsec + every
+                                   : 0;
     pthread_mutex_lock(&r->lock);
     while (!r->closing) {
-        at.tv_sec += (time_t)(ms / 1000);
-        at.tv_nsec += (long)(ms % 1000) * 1000000;
+        at.tv_nsec += 200 * 1000 * 1000;
         if (at.tv_nsec >= 1000000000) {
             at.tv_sec++;
             at.tv_nsec -= 1000000000;
@@ -108,8 +231,16 @@ static void *stats_main(void *arg)
         while (!r->closing &&
                pthread_cond_timedwait(&r->wake, &r->lock, &at) == 0)
             ;
-        if (!r->closing)
+        if (r->closing)
+            break;
+        int64_t now = (int64_t)at.tv_sec * 1000000000 + at.tv_nsec;
+        check_undecodable(r, &a, now);
+        if (next_stats != 0 && now >= next_stats) {
             print_stats(r, "interval");
+            next_stats += every;
+            if (next_stats <= now)
+                next_stats = now + every;
+        }
     }
     pthread_mutex_unlock(&r->lock);
     return NULL;
@@ -118,27 +249,67 @@ static void *stats_main(void *arg)
 static void usage(void)
 {
     printf("usage: railgun run [--config FILE] [-X name=value] "
-           "[--init-schema] [--json]\n\n"
+           "[--init-schema]\n"
+           "                   [--create-database] [--reset-offsets P,...|all]\n"
+           "                   [--handover-from GROUP] [--json]\n\n"
            "Consumes like events from `topic` in consumer group `group.id` "
            "at\n-X kafka.bootstrap.servers, runs the likes job and stores "
            "counts,\nactions and offsets in the sink (sink=sqlite with "
-           "sqlite.path, or\nsink=mysql with mysql.*). --init-schema creates "
-           "missing tables. Stats\non SIGUSR1 and every stats.interval.ms; "
-           "SIGTERM or SIGINT stops it\ngracefully (flush, commit, exit 0). "
-           "docs/examples/likes.conf is a start.\n");
+           "sqlite.path, or\nsink=mysql with mysql.*).\n\n"
+           "  --init-schema        create missing tables\n"
+           "  --create-database    (MariaDB) create mysql.database when "
+           "missing\n"
+           "  --reset-offsets P    accept that these partitions' logs went "
+           "backwards\n"
+           "                       (topic recreated, truncated, restored): "
+           "count them\n"
+           "                       from the start of the log "
+           "(-X source.reset.offsets)\n"
+           "  --handover-from G    take the tables over from consumer group "
+           "G, whose\n"
+           "                       stored positions this group continues "
+           "from\n"
+           "                       (-X sink.handover.from)\n\n"
+           "Stats on SIGUSR1 and every stats.interval.ms. SIGTERM, SIGINT or "
+           "SIGHUP\nstops it gracefully (flush, commit, exit 0) within "
+           "shutdown.timeout.ms;\na second one stops at once. Exit 1 when "
+           "the run failed, 2 on bad input.\ndocs/OPERATIONS.md says what "
+           "each warning means; docs/examples/likes.conf\nis a start.\n");
 }
 
-static int parse_args(rg_cli_t *cli, bool *init, int argc, char **argv)
+/* --reset-offsets and --handover-from are shorthands for properties. */
+static int set_prop(rg_cli_t *cli, const char *name, const char *v)
+{
+    char err[512];
+    if (rg_conf_set(cli->conf, name, v, err, sizeof(err)) != 0)
+        return rg_cli_fail(cli, "%s", err);
+    return 0;
+}
+
+static int parse_args(rg_cli_t *cli, unsigned *flags, int argc, char **argv)
 {
     for (int i = 0; i < argc; i++) {
+        const char *v;
         int c = rg_cli_common(cli, argc, argv, &i);
         if (c < 0)
             return 2;
         if (c > 0)
             continue;
-        if (strcmp(argv[i], "--init-schema") != 0)
+        if (strcmp(argv[i], "--init-schema") == 0) {
+            *flags |= RG_SINK_INIT_SCHEMA;
+        } else if (strcmp(argv[i], "--create-database") == 0) {
+            *flags |= RG_SINK_CREATE_DATABASE;
+        } else if (rg_cli_is(argv[i], "--reset-offsets")) {
+            if (!(v = rg_cli_value(cli, argc, argv, &i, "--reset-offsets")) ||
+                set_prop(cli, "source.reset.offsets", v) != 0)
+                return 2;
+        } else if (rg_cli_is(argv[i], "--handover-from")) {
+            if (!(v = rg_cli_value(cli, argc, argv, &i, "--handover-from")) ||
+                set_prop(cli, "sink.handover.from", v) != 0)
+                return 2;
+        } else {
             return rg_cli_fail(cli, "unknown option \"%s\"", argv[i]);
-        *init = true;
+        }
     }
     return cli->help ? 0 : rg_cli_finish(cli);
 }
@@ -171,11 +342,8 @@ static int start_threads(struct runner *r, char *why, size_t size)
         return rc;
     }
     r->sig_started = true;
-    if (rg_conf_get_int(rg_engine_conf(r->pl.engine),
-                        "stats.interval.ms") == 0)
-        return 0;
-    if ((rc = pthread_create(&r->stats_th, NULL, stats_main, r)) != 0) {
-        snprintf(why, size, "cannot start the stats thread: %s",
+    if ((rc = pthread_create(&r->stats_th, NULL, watch_main, r)) != 0) {
+        snprintf(why, size, "cannot start the watch thread: %s",
                  strerror(rc));
         return rc;
     }
@@ -209,18 +377,20 @@ int rg_cmd_run(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     rg_cli_t cli = {.cmd = "run", .conf = rg_likes_conf_new()};
     struct runner r = {.sigs = sigs, .lock = PTHREAD_MUTEX_INITIALIZER};
-    bool init = false, cond_ok = false;
+    unsigned flags = 0;
+    bool cond_ok = false;
     char err[512], why[600] = "";
     int rc;
     if (cli.conf == NULL)
         return rg_cli_error(&cli, "out of memory");
 
     /* the command line */
-    if ((rc = parse_args(&cli, &init, argc, argv)) != 0 || cli.help) {
+    if ((rc = parse_args(&cli, &flags, argc, argv)) != 0 || cli.help) {
         if (rc == 0)
             usage();
         goto out;
@@ -228,10 +398,10 @@ int rg_cmd_run(int argc, char **argv)
     if ((rc = check_args(&cli)) != 0)
         goto out;
     r.json = cli.json;
+    r.conf = cli.conf;
 
     /* the pipeline, and the threads that watch it */
-    rg_pipeline_opts_t po = {.sink_flags = init ? RG_SINK_INIT_SCHEMA : 0,
-                             .kafka = true};
+    rg_pipeline_opts_t po = {.sink_flags = flags, .kafka = true};
     if ((rc = rg_pipeline_open(&r.pl, cli.conf, &po, err, sizeof(err))) !=
             0 ||
         (rc = rg_pipeline_start(&r.pl, err, sizeof(err))) != 0) {

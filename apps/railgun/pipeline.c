@@ -32,6 +32,9 @@ int rg_pipeline_open(rg_pipeline_t *pl, const rg_conf_t *conf,
     unsigned workers = (unsigned)rg_conf_get_int(conf, "workers");
     int rc;
 
+    /* a mistyped Kafka setting is refused before a database is opened */
+    if (opts->kafka && (rc = rg_kafka_source_check(conf, errstr, size)) != 0)
+        return rc;
     if ((rc = rg_likes_open_sink(conf, opts->sink_flags, &sink, errstr,
                                  size)) != 0)
         goto fail;
@@ -49,6 +52,8 @@ int rg_pipeline_open(rg_pipeline_t *pl, const rg_conf_t *conf,
         goto fail;
     }
     ec = NULL;
+    /* the engine's conf lives until the engine goes, after the job */
+    rg_likes_job_set_log(job, rg_engine_conf(e));
     if ((rc = rg_engine_set_sink(e, &sink, errstr, size)) != 0)
         goto fail;
     sink_open = false;
@@ -153,6 +158,9 @@ void rg_pipeline_stop(rg_pipeline_t *pl)
     if (pl->engine == NULL || pl->stopped)
         return;
     pl->stopped = true;
+    /* one shutdown.timeout.ms for the whole stop: the source's last flush
+     * and the engine's */
+    rg_engine_shutdown_begin(pl->engine);
     if (pl->source != NULL) {
         rg_kafka_source_stop(pl->source);
         if (pl->source_spawned)

@@ -223,9 +223,22 @@ int rg_stream_verify(const rg_stream_t *s, const rg_sink_t *sink, char *msg,
 
 static void on_delivered(void *opaque, const rg_delivery_t *d)
 {
-    uint64_t *failed = opaque;
-    if (d->err)
-        (*failed)++;
+    rg_stream_producer_t *pr = opaque;
+    if (d->err && pr->failed++ == 0)
+        snprintf(pr->first_err, sizeof(pr->first_err), "%s",
+                 d->errstr ? d->errstr : "not delivered");
+}
+
+/* Why messages were not delivered: the first delivery error and what the
+ * producer last heard from the brokers. */
+static void undelivered(rg_stream_producer_t *pr, const char *what)
+{
+    char broker[256] = "";
+    rg_producer_broker_error(pr->p, broker, sizeof(broker));
+    snprintf(pr->err, sizeof(pr->err), "%s within %lld ms (%s%s%s)", what,
+             (long long)pr->timeout_ms,
+             pr->first_err[0] ? pr->first_err : "not delivered",
+             broker[0] ? "; brokers: " : "", broker);
 }
 
 int rg_stream_producer_open(rg_stream_producer_t *pr, const rg_stream_t *s,
@@ -239,15 +252,44 @@ int rg_stream_producer_open(rg_stream_producer_t *pr, const rg_stream_t *s,
         return RG_ENOMEM;
     }
     int rc;
+    /* give up (and say why) after produce.timeout.ms, not librdkafka's
+     * five minutes, unless the user set message.timeout.ms */
+    char tmo[32];
+    pr->timeout_ms = rg_conf_get_int(conf, "produce.timeout.ms");
+    if (rg_conf_is_set(conf, "kafka.message.timeout.ms"))
+        pr->timeout_ms = strtoll(rg_conf_get_str(conf,
+                                                 "kafka.message.timeout.ms"),
+                                 NULL, 10);
+    snprintf(tmo, sizeof(tmo), "%lld", (long long)pr->timeout_ms);
     if ((rc = rg_conf_set(pc, "kafka.enable.idempotence", "true", errstr,
                           size)) != 0 ||
-        (rc = rg_conf_set(pc, "kafka.linger.ms", "5", errstr, size)) != 0) {
+        (rc = rg_conf_set(pc, "kafka.linger.ms", "5", errstr, size)) != 0 ||
+        (rc = rg_conf_set(pc, "kafka.message.timeout.ms", tmo, errstr,
+                          size)) != 0) {
         rg_conf_destroy(pc);
         return rc;
     }
-    pr->p = rg_producer_new(pc, on_delivered, &pr->failed, errstr, size);
+    pr->p = rg_producer_new(pc, on_delivered, pr, errstr, size);
     rg_conf_destroy(pc);
     return pr->p != NULL ? 0 : RG_EINVAL;
+}
+
+int rg_stream_producer_flush(rg_stream_producer_t *pr)
+{
+    char what[128];
+    if (rg_producer_flush(pr->p, (int)pr->timeout_ms + 5000) != 0) {
+        snprintf(what, sizeof(what), "%zu messages not delivered",
+                 rg_producer_in_flight(pr->p));
+        undelivered(pr, what);
+        return -1;
+    }
+    if (pr->failed) {
+        snprintf(what, sizeof(what), "%" PRIu64 " messages not delivered",
+                 pr->failed);
+        undelivered(pr, what);
+        return -1;
+    }
+    return 0;
 }
 
 /* Waits while the paced engine is RG_STREAM_PRODUCE_LAG events behind
@@ -291,11 +333,7 @@ static void produce(rg_stream_producer_t *pr)
         if ((i & 1023) == 0)
             rg_producer_poll(pr->p, 0);
     }
-    if (rg_producer_flush(pr->p, 120000) != 0)
-        snprintf(pr->err, sizeof(pr->err), "%s", rg_producer_last_error());
-    else if (pr->failed)
-        snprintf(pr->err, sizeof(pr->err), "%" PRIu64 " messages not "
-                 "delivered", pr->failed);
+    rg_stream_producer_flush(pr);
 }
 
 void *rg_stream_produce_main(void *arg)

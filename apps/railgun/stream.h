@@ -116,9 +116,17 @@ typedef struct rg_stream_producer_s {
                               then err and failed are final */
     uint64_t failed;       /* messages not delivered (delivery callback,
                               on the thread that polls p) */
-    char err[256];         /* why produce_main() failed, "" when it did
+    char err[768];         /* why produce_main() failed, "" when it did
                               not */
+    char first_err[256];   /* the first delivery error (delivery cb) */
+    int64_t timeout_ms;    /* produce.timeout.ms, or the user's
+                              kafka.message.timeout.ms */
 } rg_stream_producer_t;
+
+/* Waits until every message sent is delivered or failed (within the
+ * timeout, plus 5 s); 0, or -1 with pr->err saying how many were not
+ * delivered, the first delivery error and what the brokers last said. */
+int rg_stream_producer_flush(rg_stream_producer_t *pr);
 
 /* Opens pr's producer from conf (kafka.*, topic) with idempotence and
  * linger.ms=5 for stream s (may be NULL). 0, or RG_EINVAL (what
