@@ -85,7 +85,7 @@ wait_for() { # PID NAME FIELD MIN SECONDS
     return 1
 }
 
-start A --init-schema
+start A --init-schema --create-database
 wait_for "$A" A processed 1 60 || fail "A processed nothing"
 start B
 wait_for "$B" B partitions 1 60 || fail "B was never assigned"

@@ -72,7 +72,7 @@ final() { # FILE FIELD: FIELD of the final stats line
 # kafka.auto.offset.reset: the backlog already in the topic is counted,
 # exactly, and each partition's start is logged (librdkafka's own default
 # is the end of the log: that once consumed 0 of 61k events)
-"$rg" run -X "kafka.bootstrap.servers=$servers" "${xdb[@]}" --init-schema \
+"$rg" run -X "kafka.bootstrap.servers=$servers" "${xdb[@]}" --init-schema --create-database \
     --json 2>"$tmp/xonly.err" &
 run=$!
 exact=no
@@ -106,7 +106,7 @@ kafka.session.timeout.ms=6000
 CONF
 
 # SIGTERM under load: stopped while events flow, it flushes and commits
-"$rg" run --config "$tmp/run.conf" --init-schema --json \
+"$rg" run --config "$tmp/run.conf" --init-schema --create-database --json \
     -X stats.interval.ms=20 2>"$tmp/run0.err" &
 run=$!
 for _ in $(seq 1 1200); do

@@ -325,10 +325,18 @@ Test(flow_redis, options_reject_bad_values_with_one_line_errors)
     rg_flow_redis_hooks_t bad = {NULL, hook_usage, NULL};
     cr_assert_null(rg_flow_redis_new(o, &bad, err, sizeof(err)));
 
-    /* the properties the core's table knows come from an rg_conf_t */
+    /* the properties a configuration's tables know come from it (here a
+     * table of the program's that defines group.id, as the Kafka
+     * adapter's does) */
+    static const rg_conf_prop_t group_row[] = {
+        {"group.id", RG_CONF_STR, "railgun", 0, 0, "the group", NULL}};
+    static const rg_conf_table_t group_table = {
+        "test", RG_CONF_SCOPE_APP, group_row, 1, NULL, NULL};
     rg_conf_t *conf = rg_conf_new();
+    cr_assert_eq(rg_conf_add_table(conf, &group_table, err, sizeof(err)), 0,
+                 "%s", err);
     cr_assert_eq(rg_conf_set(conf, "group.id", "from-conf", err,
-                             sizeof(err)), 0);
+                             sizeof(err)), 0, "%s", err);
     cr_assert_eq(rg_flow_redis_opts_from_conf(o, conf, err, sizeof(err)), 0,
                  "%s", err);
     rg_conf_destroy(conf);

@@ -42,6 +42,9 @@
  * shutdown.timeout.ms) leaving the group takes one round trip; this long
  * more is allowed for it, and as long again for librdkafka to stop */
 #define CLOSE_GRACE_MS 1000
+/* how long a claim failing retriably (a deadlock with another member's
+ * claim, a database away for a moment) is retried on assign */
+#define CLAIM_RETRY_MS 30000
 
 struct rg_kafka_source_s {
     rg_engine_t *e;
@@ -374,11 +377,30 @@ static void on_assign(rg_kafka_source_t *s, rd_kafka_t *rk,
             goto out;
         }
     }
-    /* claim: fences the previous owner, and the sink's offsets win */
-    if (s->has_sink &&
-        s->sink.claim(s->sink.self, ps, (size_t)n, next, err, sizeof(err))) {
-        fail(s, "kafka: assign: %s", err);
-        goto out;
+    /* claim: fences the previous owner, and the sink's offsets win. Two
+     * members claiming at once may deadlock in the database (MariaDB's
+     * answer: restart the transaction), and a database may be away for a
+     * moment: retriable errors are retried for up to CLAIM_RETRY_MS */
+    if (s->has_sink) {
+        int64_t until = rg__now_ns() + (int64_t)CLAIM_RETRY_MS * 1000000;
+        unsigned nap_ms = 20, tries = 0;
+        int rc;
+        while ((rc = s->sink.claim(s->sink.self, ps, (size_t)n, next, err,
+                                   sizeof(err))) != 0 &&
+               rg_err_is_retriable(rc) && rg__now_ns() < until &&
+               /* relaxed: a flag */
+               !atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+            if (tries++ % 10 == 0)
+                rg_conf_log(s->conf, RG_LOG_WARN, "kafka", "assign: claim "
+                            "failed, retrying: %s", err);
+            struct timespec ts = {0, (long)nap_ms * 1000000};
+            nanosleep(&ts, NULL);
+            nap_ms = nap_ms * 2 > 1000 ? 1000 : nap_ms * 2;
+        }
+        if (rc != 0) {
+            fail(s, "kafka: assign: %s", err);
+            goto out;
+        }
     }
     /* where the group stands, for what the sink does not store */
     rd_kafka_topic_partition_list_t *committed =

@@ -637,15 +637,23 @@ static int own(mysql_sink *s, char *errstr, size_t size)
     snprintf(now, sizeof(now), "%lld", (long long)now_ms());
     const char *a4[] = {s->group, now, s->topic, now};
     int rc;
-    if ((rc = exec_strs(s, "INSERT IGNORE INTO `%s` VALUES ('owner.group', "
-                           "?, 0, ?), ('owner.topic', ?, 0, ?)", T_META, 4,
-                        a4, NULL, errstr, size)) != 0)
+    /* the owner rows are locked exclusively first: an INSERT IGNORE over
+     * existing rows takes shared locks, and two claims upgrading them to
+     * FOR UPDATE deadlock. Only a first claim ever inserts them (two first
+     * claims at once may still deadlock: the caller retries) */
+    const char *lock = "SELECT (SELECT v FROM `%s` WHERE k = 'owner.group' "
+                       "FOR UPDATE), (SELECT v FROM `%s` WHERE k = "
+                       "'owner.topic' FOR UPDATE)";
+    if ((rc = exec_strs(s, lock, T_META, 0, NULL, got, errstr, size)) != 0)
         return rc;
-    if ((rc = exec_strs(s, "SELECT (SELECT v FROM `%s` WHERE k = "
-                           "'owner.group' FOR UPDATE), (SELECT v FROM `%s` "
-                           "WHERE k = 'owner.topic' FOR UPDATE)", T_META, 0,
-                        NULL, got, errstr, size)) != 0)
-        return rc;
+    if (got[0][0] == '\0' || got[1][0] == '\0') {
+        if ((rc = exec_strs(s, "INSERT IGNORE INTO `%s` VALUES "
+                               "('owner.group', ?, 0, ?), ('owner.topic', ?, "
+                               "0, ?)", T_META, 4, a4, NULL, errstr,
+                            size)) != 0 ||
+            (rc = exec_strs(s, lock, T_META, 0, NULL, got, errstr, size)) != 0)
+            return rc;
+    }
     if (strcmp(got[0], s->group) == 0 && strcmp(got[1], s->topic) == 0)
         return 0;
     exec_strs(s, "SELECT FROM_UNIXTIME(mtime DIV 1000), '' FROM `%s` WHERE "
