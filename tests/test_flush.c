@@ -664,7 +664,9 @@ static int bs_commit(void *self, char *e, size_t sz)
     struct bsink *s = self;
     memcpy(s->count, s->tx, sizeof(s->count));
     s->next = s->tx_next;
-    s->commits++;
+    /* release: the test thread waits for a first commit (atomic builtin:
+     * the struct is shared with the other byte-key checks) */
+    __atomic_store_n(&s->commits, s->commits + 1, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -739,6 +741,15 @@ Test(flush, byte_string_keys_are_merged_exactly_and_optional_calls_refused)
         rg_msg_t m = {.offset = o};
         cr_assert_eq(rg_dispatcher_push(d, &m), 0);
         want[o * 7919 % BKEYS]++;
+        /* half way, until an epoch has committed: so that there are two
+         * epochs however fast the pushes run */
+        for (int t = 0; o == N / 2 && t < 5000 &&
+                        __atomic_load_n(&s.commits, __ATOMIC_ACQUIRE) == 0;
+             t++) {
+            rg_dispatcher_poll(d);
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
     }
     rg_engine_stop(e);
     cr_assert_null(rg_engine_error(e), "%s", rg_engine_error(e));
