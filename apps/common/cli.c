@@ -56,6 +56,8 @@ void rg_cli_log(void *opaque, rg_log_level_t level, const char *who,
                 const char *line)
 {
     const rg_cli_t *cli = opaque;
+    if (cli->no_info && level > RG_LOG_WARN)
+        return;
     /* one write per line, so lines of several threads do not mix */
     char buf[1400];
     snprintf(buf, sizeof(buf), "railgun %s: %s%s: %s\n", cli->cmd,

@@ -20,6 +20,9 @@ typedef struct rg_cli_s {
     rg_conf_t *conf;     /* built from --config, then -X */
     bool json;           /* --json: the final report as one JSON object */
     bool help;           /* --help was given */
+    bool no_info;        /* the log shows warnings and errors only (demo,
+                          * bench: per-partition lines would bury the
+                          * report) */
     const char *xs[256]; /* the -X lines, applied by rg_cli_finish() */
     int nx;
 } rg_cli_t;

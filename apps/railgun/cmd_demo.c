@@ -76,7 +76,8 @@ static void usage(void)
         "                    [--partitions P] [--workers W] "
         "[--dispatchers D]\n"
         "                    [--db FILE] [--crash-at N[:before|:after]]\n"
-        "                    [--verify-only] [--json]\n"
+        "                    [--format json|binary] [--verify-only] "
+        "[--json]\n"
         "                    [--config FILE] [-X name=value]\n\n"
         "Generates N like/unlike events (Zipf(S) over V videos, U users),\n"
         "produces them into an in-process mock Kafka cluster (3 brokers,\n"
@@ -84,6 +85,8 @@ static void usage(void)
         "Kafka source (--source memory: pushes them straight into the\n"
         "engine instead, from D ingest threads), through the likes job on\n"
         "W workers into the sink\n"
+        "(values as JSON, or --format binary: the compact form of\n"
+        "docs/ARCHITECTURE.md, Like events on the wire)\n"
         "(-X sink=sqlite, the default, into --db or a temporary file;\n"
         "-X sink=mysql with the mysql.* properties), then compares the\n"
         "database with the ground truth. Ends with `verify: exact` (exit 0)\n"
@@ -509,7 +512,8 @@ static void report(rg_cli_t *cli, const struct demo *dm,
 
 int rg_cmd_demo(int argc, char **argv)
 {
-    rg_cli_t cli = {.cmd = "demo", .conf = rg_likes_conf_new()};
+    rg_cli_t cli = {.cmd = "demo", .conf = rg_likes_conf_new(),
+                    .no_info = true};
     struct demo dm = {.spec = RG_STREAM_SPEC_DEFAULT(2000000)};
     rg_mock_t mock = {0};
     rg_pipeline_t pl = {0};

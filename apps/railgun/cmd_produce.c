@@ -20,16 +20,17 @@ static void usage(void)
 {
     printf("usage: railgun produce [--events N] [--videos V] [--users U] "
            "[--zipf S]\n"
-           "                       [--seed N] [--partitions P] [--stdin] "
-           "[--json]\n"
+           "                       [--seed N] [--partitions P] "
+           "[--format json|binary]\n"
+           "                       [--stdin] [--json]\n"
            "                       [--config FILE] [-X name=value]\n\n"
            "Produces like events into `topic` at -X kafka.bootstrap.servers "
            "with the\nproducer SDK: the demo's stream for these options "
-           "(default 200000\nevents; so `railgun demo --verify-only` with "
-           "the same options can check\nwhat `railgun run` stored), or "
-           "with --stdin one message per line,\nKEY<TAB>VALUE. Every "
-           "message is delivered or the command fails (exit 1;\n2 for bad "
-           "input).\n");
+           "(default 200000\nevents; values as JSON, or the compact binary "
+           "form with --format\nbinary; `railgun demo --verify-only` with "
+           "the same options checks what\n`railgun run` stored), or with "
+           "--stdin one message per line,\nKEY<TAB>VALUE. Every message is "
+           "delivered or the command fails (exit 1;\n2 for bad input).\n");
 }
 
 static int parse_args(rg_cli_t *cli, rg_stream_spec_t *spec, bool *lines,

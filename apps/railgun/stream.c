@@ -27,6 +27,17 @@ int rg_stream_option(rg_cli_t *cli, rg_stream_spec_t *spec, int argc,
         {"--partitions", 1, 1024, &parts},
     };
     const char *a = argv[*i], *v;
+    if (rg_cli_is(a, "--format")) {
+        v = rg_cli_value(cli, argc, argv, i, "--format");
+        if (v == NULL)
+            return -1;
+        if (strcmp(v, "json") != 0 && strcmp(v, "binary") != 0) {
+            rg_cli_fail(cli, "--format: \"%s\": json or binary", v);
+            return -1;
+        }
+        spec->binary = strcmp(v, "binary") == 0;
+        return 1;
+    }
     if (rg_cli_is(a, "--zipf")) {
         v = rg_cli_value(cli, argc, argv, i, "--zipf");
         return v && rg_cli_double(cli, "--zipf", v, 0, 10, &spec->zipf) == 0
@@ -125,7 +136,8 @@ void rg_stream_msg(const rg_stream_t *s, uint64_t i, char *key, char *val,
     rg_like_t like = {(uint64_t)s->video[i], (uint64_t)s->user[i],
                       RG_STREAM_BASE_TS + (int64_t)i, s->state[i]};
     size_t kl = rg_like_encode_key(like.video_id, key);
-    size_t vl = rg_like_encode_json(&like, val);
+    size_t vl = s->spec.binary ? rg_like_encode_binary(&like, (uint8_t *)val)
+                               : rg_like_encode_json(&like, val);
     *msg = (rg_msg_t){s->part[i], s->off[i], key, kl, val, vl};
 }
 

@@ -28,11 +28,14 @@
 #define RG_STREAM_BASE_TS 1700000000000ll
 #define RG_STREAM_KEY_MAX 24 /* bytes of an encoded key (a video id) */
 
-/* What a stream is made of: the options demo and produce share. */
+/* What a stream is made of: the options demo and produce share. The
+ * format (--format json|binary) is how values are written, not what they
+ * say: the truth is the same for both. */
 typedef struct rg_stream_spec_s {
     uint64_t events, videos, users, seed;
     double zipf;
     unsigned partitions;
+    bool binary;  /* values in the compact binary form (like_codec.h) */
 } rg_stream_spec_t;
 
 /* The defaults, with `n` events. */
@@ -64,7 +67,8 @@ typedef struct rg_stream_s {
 
 /*
  * Consumes a stream option at argv[*i] (--events N, --videos V, --users
- * U, --zipf S, --seed N, --partitions P; `--opt=V` too) into spec,
+ * U, --zipf S, --seed N, --partitions P, --format json|binary; `--opt=V`
+ * too) into spec,
  * advancing *i past its value. 1 when consumed, 0 when not one of them,
  * -1 after printing the error (rg_cli_fail()).
  */
@@ -78,8 +82,9 @@ int rg_stream_generate(rg_stream_t *s, const rg_stream_spec_t *spec);
 /* Frees s and leaves it empty. */
 void rg_stream_free(rg_stream_t *s);
 
-/* Event i as a message: key (RG_STREAM_KEY_MAX bytes) and JSON value
- * (RG_LIKE_JSON_MAX bytes) into the caller's buffers; returns *msg with
+/* Event i as a message: key (RG_STREAM_KEY_MAX bytes) and value
+ * (RG_LIKE_JSON_MAX bytes; JSON, or binary with spec.binary) into the
+ * caller's buffers; returns *msg with
  * the event's partition and offset, pointing at them. */
 void rg_stream_msg(const rg_stream_t *s, uint64_t i, char *key, char *val,
                    rg_msg_t *msg);
