@@ -50,6 +50,7 @@ struct rg_kafka_source_s {
     rg_engine_t *e;
     rg_dispatcher_t *d;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *q; /* the consumer queue, batch-consumed by run() */
     rg_conf_t *conf;            /* ours: the Kafka table added; the log */
     char *topic;
     char reset[16];             /* auto.offset.reset in effect */
@@ -337,18 +338,48 @@ out:
         rd_kafka_topic_partition_list_destroy(back);
 }
 
-/* Resumes what pause_and_rewind() paused (the whole assignment). */
+/*
+ * Resumes what pause_and_rewind() paused (the whole assignment), then
+ * seeks every partition that has a position to that position. The seek
+ * moves nothing; it is there because librdkafka 2.0.2 does not wake the
+ * broker thread on resume: a resumed partition stays off the fetch list
+ * until the thread's next periodic pass, up to about a second later. A
+ * seek starts a fetch at once (measured with tests/test_kafka_batch.c's
+ * harness: 7 ms instead of 149 ms on average from resume to the first
+ * message).
+ */
 static void resume(rg_kafka_source_t *s)
 {
     /* relaxed: a gauge; only the poll thread changes it */
     if (!atomic_load_explicit(&s->paused, memory_order_relaxed))
         return;
-    rd_kafka_topic_partition_list_t *a = NULL;
+    rd_kafka_topic_partition_list_t *a = NULL, *at = NULL;
     rd_kafka_resp_err_t e = rd_kafka_assignment(s->rk, &a);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
         e = rd_kafka_resume_partitions(s->rk, a);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        e = rd_kafka_position(s->rk, a);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        at = rd_kafka_topic_partition_list_new(a->cnt > 0 ? a->cnt : 1);
+        for (int i = 0; i < a->cnt; i++)
+            if (a->elems[i].offset >= 0) /* fetched from before */
+                rd_kafka_topic_partition_list_add(at, a->elems[i].topic,
+                                                  a->elems[i].partition)
+                    ->offset = a->elems[i].offset;
+        if (at->cnt > 0) {
+            rd_kafka_error_t *err = rd_kafka_seek_partitions(s->rk, at,
+                                                             10000);
+            if (err != NULL) {
+                fail(s, "kafka: seek to the position after resume: %s",
+                     rd_kafka_error_string(err));
+                rd_kafka_error_destroy(err);
+            }
+        }
+    }
     if (a != NULL)
         rd_kafka_topic_partition_list_destroy(a);
+    if (at != NULL)
+        rd_kafka_topic_partition_list_destroy(at);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fail(s, "kafka: resume: %s", rd_kafka_err2str(e));
         return;
@@ -700,6 +731,11 @@ rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
     kc = NULL;
     s->alive = true;
     rd_kafka_poll_set_consumer(s->rk);
+    s->q = rd_kafka_queue_get_consumer(s->rk);
+    if (s->q == NULL) {
+        snprintf(errstr, size, "kafka: no consumer queue");
+        goto fail;
+    }
     rd_kafka_topic_partition_list_t *topics =
         rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, s->topic,
@@ -720,6 +756,8 @@ rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
 fail:
     if (kc != NULL)
         rd_kafka_conf_destroy(kc);
+    if (s->q != NULL)
+        rd_kafka_queue_destroy(s->q);
     if (s->rk != NULL)
         rd_kafka_destroy(s->rk);
     pthread_mutex_destroy(&s->lock);
@@ -750,20 +788,27 @@ int rg_kafka_source_run(rg_kafka_source_t *s)
         bool paused = atomic_load_explicit(&s->paused, memory_order_relaxed);
         if (paused && rg_dispatcher_ready(s->d))
             resume(s);
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 100);
-        if (m == NULL) {
+        /* one call per burst, not one per message: a lock, an unlock
+         * and a clock read saved per message. The batch API kept every
+         * offset across our pause, seek and resume in the shipped
+         * librdkafka (tests/test_kafka_batch.c); rebalance callbacks run
+         * from inside it as from consumer_poll() */
+        ssize_t got_n = rd_kafka_consume_batch_queue(s->q, 100, ms, BURST);
+        if (got_n < 0) {
+            fail(s, "kafka: consume: %s",
+                 rd_kafka_err2str(rd_kafka_last_error()));
+            break;
+        }
+        if (got_n == 0) {
             /* idle: let the epoch move on without us (while paused the
              * flusher sends our barriers: that can wait on the sink) */
             if (!paused && rg_dispatcher_poll(s->d) == RG_ESTOPPED)
                 fail(s, "kafka: the engine stopped");
             continue;
         }
-        size_t n = 0, k = 0;
-        ms[n++] = m;
-        while (n < BURST && (m = rd_kafka_consumer_poll(s->rk, 0)) != NULL)
-            ms[n++] = m;
+        size_t n = (size_t)got_n, k = 0;
         for (size_t i = 0; i < n; i++) {
-            m = ms[i];
+            rd_kafka_message_t *m = ms[i];
             if (m->err) {
                 count(&s->errors, 1);
                 if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -998,6 +1043,10 @@ void rg_kafka_source_close(rg_kafka_source_t *s)
     }
     if (q != NULL)
         rd_kafka_queue_destroy(q);
+    if (s->q != NULL) {
+        rd_kafka_queue_destroy(s->q);
+        s->q = NULL;
+    }
     const char *group = rg_conf_get_str(s->conf, "group.id");
     if (!closed)
         rg_conf_log(s->conf, RG_LOG_WARN, "kafka", "could not leave group "
