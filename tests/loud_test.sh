@@ -209,6 +209,7 @@ if [ "$sink" = sqlite ]; then
     [ "$rc" -eq 1 ] || fail "sink: exit $rc after SIGTERM on a full disk, not 1"
     awk -v t="$took" 'BEGIN {exit !(t < 8)}' ||
         fail "sink: SIGTERM took $took s with shutdown.timeout.ms=3000"
+    echo "loud: measured: SIGTERM on a full disk stopped in $took s (shutdown.timeout.ms=3000)"
     grep -q "not stored" "$runlog" || fail "sink: the exit does not say what was not stored"
     # a second SIGTERM stops at once: room for the claim, then full again
     used=$(du -sk "$mnt" | cut -f1)
@@ -221,6 +222,7 @@ if [ "$sink" = sqlite ]; then
     wait "$run"; rc=$?
     took=$(since "$t0")
     awk -v t="$took" 'BEGIN {exit !(t < 3)}' || fail "sink: a second SIGTERM took $took s"
+    echo "loud: measured: a second SIGTERM stopped it in $took s"
     grep -q "second signal" "$runlog" || fail "sink: the second signal is not said"
     # room again: what was not stored is reprocessed, and it adds up
     mount -o remount,size=256m "$mnt"
@@ -255,6 +257,7 @@ else
     stop_run
     awk -v t="$took" 'BEGIN {exit !(t < 10)}' ||
         fail "sink: SIGTERM took $took s with the server down"
+    echo "loud: measured: SIGTERM with the database server down stopped in $took s"
     "$RG_MYSQL_CTL" start "$RG_MYSQL_DIR" || fail "sink: server did not come back"
     # shellcheck disable=SC2046
     start_run down2.err -X "kafka.bootstrap.servers=$servers" -X topic=down \
@@ -297,6 +300,7 @@ grep '"stats":"now"' "$runlog" | tail -1 | grep -q '"kafka_errors":[1-9]' ||
     fail "kafka: errors not counted: $(grep '"stats":"now"' "$runlog" | tail -1)"
 stop_run
 awk -v t="$took" 'BEGIN {exit !(t < 12)}' || fail "kafka: SIGTERM took $took s with Kafka dead"
+echo "loud: measured: SIGTERM with every broker dead stopped in $took s"
 [ "$rc" -eq 0 ] || fail "kafka: exit $rc with Kafka dead: $(tail -3 "$runlog")"
 mock C 2
 # shellcheck disable=SC2046
@@ -344,6 +348,7 @@ took=$(since "$t0")
 [ "$rc" -eq 1 ] && grep -q "not delivered within 2000 ms" "$tmp/unreach.err" ||
     fail "traps: produce to an unreachable broker: rc $rc: $(cat "$tmp/unreach.err")"
 awk -v t="$took" 'BEGIN {exit !(t < 15)}' || fail "traps: produce took $took s to fail"
+echo "loud: measured: produce to a dead address gave up in $took s (produce.timeout.ms=2000)"
 # flags a mode ignores, and settings railgun cannot honour, are refused
 # with the reason (exit 2)
 refused() { # WHAT GREP ARGS...: the command exits 2 saying GREP
