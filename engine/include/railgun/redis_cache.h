@@ -56,9 +56,11 @@
  * no race between fills and applies leaves an entry older than the
  * database once the job's updates are through.
  *
- * Redis unreachable: calls fail fast with RG_EIO; after a failure the
- * handle does not dial again for a backoff that doubles from o.timeout_ms
- * up to o.backoff_max_ms (calls in between return RG_EIO at once), so a
+ * Redis unreachable: calls fail fast with RG_EIO. The first failure
+ * after a good connection dials again at the next call (a killed
+ * connection, a restarted server); after two in a row the handle does not
+ * dial for a backoff that doubles from o.timeout_ms up to
+ * o.backoff_max_ms (calls in between return RG_EIO at once), so a
  * reader falls through to the database without waiting on a dead Redis.
  * The updater counts what it could not write (stats.skipped) and resyncs
  * at the next call that reaches Redis (rg_cache_redis_tick() lets an idle

@@ -143,6 +143,7 @@ struct rg_cache_redis_s {
     bool resync_wanted;   /* a failed or dropped apply since */
     int64_t retry_at_ns;  /* no dialing before this (backoff) */
     unsigned backoff_ms;
+    unsigned fails;       /* failures since the last good connect */
 
     struct args a;
     /* apply's scratch */
@@ -377,6 +378,12 @@ static int fail(rg_cache_redis_t *c)
     c->synced = false;
     /* relaxed: a statistic */
     atomic_store_explicit(&c->connected, false, memory_order_relaxed);
+    /* the first failure dials again at once (a killed connection, a
+     * restarted server); then the backoff, doubling */
+    if (c->fails++ == 0) {
+        c->retry_at_ns = 0;
+        return RG_EIO;
+    }
     c->retry_at_ns = rg__now_ns() + (int64_t)c->backoff_ms * 1000000;
     c->backoff_ms = c->backoff_ms * 2 > c->backoff_max_ms
                         ? c->backoff_max_ms
@@ -472,6 +479,7 @@ static int ensure(rg_cache_redis_t *c)
         return RG_EIO;
     c->synced = false;
     c->backoff_ms = c->timeout_ms;
+    c->fails = 0;
     stat_add(&c->connects, 1);
     /* relaxed: a statistic */
     atomic_store_explicit(&c->connected, true, memory_order_relaxed);
