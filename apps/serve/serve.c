@@ -314,8 +314,12 @@ static size_t parse_likes(rg_serve_t *s, struct slot *sl,
             }
             return n;
         }
-        fail(req, 400, "malformed batch after likes[%zu]: expected , or ]",
-             n - 1);
+        if (p == end)
+            fail(req, 400, "bad batch: the array does not close after "
+                 "likes[%zu]", n - 1);
+        else
+            fail(req, 400, "malformed batch after likes[%zu]: expected , "
+                 "or ]", n - 1);
         return 0;
     }
 }
