@@ -16,6 +16,8 @@ packages=(
   bsdutils                          # script(1): the TTY progress-bar test
   libmicrohttpd-dev                 # the HTTP listener: /metrics, health
   prometheus curl jq                # promtool, a real Prometheus scraping
+  chromium python3 python3-websocket  # the serve page in headless Chromium
+  wrk sqlite3                       # railgun bench serve's peer load; tests
 )
 
 missing=()
