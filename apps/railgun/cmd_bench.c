@@ -599,6 +599,8 @@ out:
 
 int rg_cmd_bench(int argc, char **argv)
 {
+    if (argc > 0 && strcmp(argv[0], "serve") == 0) /* bench_serve.c */
+        return rg_bench_serve(argc - 1, argv + 1);
     rg_cli_t cli = {.cmd = "bench", .conf = rg_likes_conf_new()};
     struct opts o = {.events = 200000, .seed = 1};
     int rc;
