@@ -26,6 +26,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <mysql.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -110,6 +112,35 @@ static void lock_stats(MYSQL *db, struct locks *l)
     l->waits = query_i64(db, "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_waits'");
     l->time_ms = query_i64(db, "SHOW GLOBAL STATUS LIKE 'Innodb_row_lock_time'");
     l->deadlocks = query_i64(db, "SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'");
+}
+
+/* Samples how many transactions wait for a row lock, every 5 ms, while
+ * the sync load runs (information_schema.INNODB_TRX, trx_state LOCK
+ * WAIT): the contention itself, not only its count. */
+struct sampler {
+    MYSQL *db;
+    pthread_t th;
+    _Atomic bool stop;
+    uint64_t samples, waiting, max;
+};
+
+static void *sampler_main(void *arg)
+{
+    struct sampler *s = arg;
+    /* relaxed: a stop flag; the join orders what the caller reads */
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        int64_t n = query_i64(s->db, "SELECT COUNT(*) FROM "
+                              "information_schema.INNODB_TRX WHERE trx_state "
+                              "= 'LOCK WAIT'");
+        if (n >= 0) {
+            s->samples++;
+            s->waiting += (uint64_t)n;
+            if ((uint64_t)n > s->max)
+                s->max = (uint64_t)n;
+        }
+        usleep(5000);
+    }
+    return NULL;
 }
 
 /* A copy of base on database <db>_bench_serve_<tag>_<pid>, its tables
@@ -575,11 +606,22 @@ int rg_bench_serve(int argc, char **argv)
         goto out;
     }
     struct locks l0, l1;
+    struct sampler smp = {.db = rg_naive_connect(cs, true, err, sizeof(err))};
+    bool sampling = smp.db != NULL &&
+                    pthread_create(&smp.th, NULL, sampler_main, &smp) == 0;
     lock_stats(sdb, &l0);
     x.want = 200;
     run_load(sv, &x, false, (double)o.seconds, &ws);
     ws.rate *= (double)batch;
     lock_stats(sdb, &l1);
+    if (sampling) {
+        atomic_store_explicit(&smp.stop, true, memory_order_relaxed);
+        pthread_join(smp.th, NULL);
+    }
+    if (smp.db)
+        mysql_close(smp.db);
+    double waiting = smp.samples ? (double)smp.waiting / (double)smp.samples
+                                 : 0;
     rg_serve_stats_t sst;
     rg_serve_stats(sv, &sst);
     rg_serve_destroy(sv);
@@ -597,6 +639,8 @@ int rg_bench_serve(int argc, char **argv)
                "\"sync_failed\":%" PRIu64 ",\"ratio\":%.1f,"
                "\"sync_lock_waits\":%" PRId64 ",\"sync_lock_wait_ms\":%" PRId64
                ",\"sync_deadlocks\":%" PRId64 ",\"sync_retries\":%" PRIu64
+               ",\"sync_lock_waiting_mean\":%.2f,\"sync_lock_waiting_max\":%"
+               PRIu64
                ",\"fresh_via\":\"%s\",\"fresh_p50_s\":%.3f,"
                "\"fresh_p99_s\":%.3f,\"read_cache_per_s\":%.0f,"
                "\"read_cache_p99_s\":%.6f,\"read_cache_hit_ratio\":%.3f,"
@@ -604,7 +648,7 @@ int rg_bench_serve(int argc, char **argv)
                "\"job_keeps_cache\":%s}\n",
                o.seconds, o.conns, batch, o.hot, wa.rate, wa.p99, wa.failed,
                ws.rate, ws.p99, ws.failed, ratio, waits, wait_ms, dl,
-               sst.sync_retries, fresh_via, f50, f99, ra.rate, ra.p99,
+               sst.sync_retries, waiting, smp.max, fresh_via, f50, f99, ra.rate, ra.p99,
                ra.ok ? (double)ra.hits / (double)ra.ok : 0, rd.rate, rd.p99,
                job_cache ? "true" : "false");
     } else {
@@ -624,6 +668,9 @@ int rg_bench_serve(int argc, char **argv)
         printf("  sync lock waits                      %" PRId64 " row-lock "
                "waits, %" PRId64 " ms waited, %" PRId64 " deadlocks, %"
                PRIu64 " retries\n", waits, wait_ms, dl, sst.sync_retries);
+        printf("  sync transactions in LOCK WAIT       %.2f on average, %"
+               PRIu64 " at most, of %" PRIu64 " connections (%" PRIu64
+               " samples)\n", waiting, smp.max, o.conns, smp.samples);
         printf("  freshness POST -> GET (%s)     p50 %.0f ms  p99 %.0f ms "
                "(%" PRIu64 " probes)\n", fresh_via, f50 * 1e3, f99 * 1e3,
                o.probes);
