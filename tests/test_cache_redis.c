@@ -488,6 +488,50 @@ Test(cache_redis, floor_invalidates_and_apply_writes_cached_entries_only)
     fx_fini(&f);
 }
 
+Test(cache_redis, job_resync_covers_an_epoch_another_process_left_out)
+{
+    struct fx f;
+    fx_init(&f);
+    char err[256];
+    rg_cache_job_t *job = rg_cache_job_new(f.conf, err, sizeof(err));
+    cr_assert_not_null(job, "%s", err);
+    rg_cache_redis_t *c = handle(&f);
+    struct writer w;
+    writer_open(&w, &f, 3);
+    int64_t vids[16];
+    rg_row_t rows[16];
+    size_t nv, nr;
+    int64_t v = 0;
+    while (v == 0)
+        v = writer_epoch(&w, 4, 1, false, vids, &nv, rows, &nr);
+    rg_cache_job_commit(job, v, vids, nv, rows, nr);
+    cr_assert_eq(rg_cache_job_flush(job, 5000), 0);
+    int64_t cnt, ver;
+    rg_serve_db_t *db = reader_db(&f);
+    cr_assert_eq(rg_serve_db_counts(db, (int64_t[]){1}, 1, &cnt, &ver, err,
+                                    sizeof(err)), 0);
+    cr_assert_eq(fill1(c, RG_CACHE_COUNT, ver, 1, 0, cnt), 1);
+    /* another owner commits video 1 and dies before its cache update */
+    int64_t lost = 0;
+    while (lost == 0 || nv == 0)
+        lost = writer_epoch(&w, 4, 1, false, vids, &nv, rows, &nr);
+    bool hit;
+    get1(c, RG_CACHE_COUNT, 1, 0, &hit);
+    cr_assert(hit, "the stale entry is there before the resync");
+    rg_cache_job_resync(job); /* this process got the partitions */
+    cr_assert_eq(rg_cache_job_flush(job, 5000), 0);
+    rg_cache_job_stats_t js;
+    rg_cache_job_stats(job, &js);
+    cr_assert_eq(js.redis.floor, lost);
+    get1(c, RG_CACHE_COUNT, 1, 0, &hit);
+    cr_assert_not(hit, "an entry older than the lost epoch is still a hit");
+    writer_close(&w);
+    rg_serve_db_close(db);
+    rg_cache_redis_destroy(c);
+    rg_cache_job_destroy(job);
+    fx_fini(&f);
+}
+
 /* ---- the race -------------------------------------------------------------- */
 
 struct race {

@@ -3,7 +3,7 @@
  * committed epochs, filled by the flusher, drained by one thread.
  *
  * Synchronization: j->mu guards the queue, its row count, `busy`,
- * `drop_seen` and `stopping`; the updater takes an epoch off the queue
+ * `resync_wanted` and `stopping`; the updater takes an epoch off the queue
  * under the mutex and writes it outside, so the flusher never waits for
  * Redis. The rg_cache_redis_t and rg_serve_db_t belong to the updater
  * thread alone (rg_cache_redis_stats() is safe from any thread).
@@ -42,7 +42,7 @@ struct rg_cache_job_s {
     struct epoch *head, *tail;
     size_t rows;          /* n + m of the queued epochs */
     bool busy;            /* the updater is writing an epoch */
-    bool drop_seen;       /* an epoch was dropped since the last pop */
+    bool resync_wanted;   /* an epoch was dropped, or resync() called */
     bool stopping;
     uint64_t epochs, dropped, dropped_rows, queued;
 };
@@ -63,7 +63,7 @@ static void *updater_main(void *arg)
     rg_cache_job_t *j = arg;
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        while (j->head == NULL && !j->stopping && !j->drop_seen) {
+        while (j->head == NULL && !j->stopping && !j->resync_wanted) {
             struct timespec at;
             deadline_in(&at, TICK_MS);
             int rc = pthread_cond_timedwait(&j->wake, &j->mu, &at);
@@ -75,9 +75,9 @@ static void *updater_main(void *arg)
                 j->busy = false;
             }
         }
-        if (j->head == NULL && j->drop_seen && !j->stopping) {
+        if (j->head == NULL && j->resync_wanted && !j->stopping) {
             /* a dropped epoch and nothing after it: resync now */
-            j->drop_seen = false;
+            j->resync_wanted = false;
             j->busy = true;
             pthread_mutex_unlock(&j->mu);
             rg_cache_redis_invalidate(j->cache);
@@ -95,8 +95,8 @@ static void *updater_main(void *arg)
             j->tail = NULL;
         j->rows -= e->n + e->m;
         j->queued--;
-        bool dropped = j->drop_seen;
-        j->drop_seen = false;
+        bool dropped = j->resync_wanted;
+        j->resync_wanted = false;
         j->busy = true;
         pthread_mutex_unlock(&j->mu);
 
@@ -194,11 +194,19 @@ void rg_cache_job_commit(rg_cache_job_t *j, int64_t version,
     } else {
         j->dropped++;
         j->dropped_rows += n + m;
-        j->drop_seen = true; /* the updater resyncs before what follows */
+        j->resync_wanted = true; /* the updater resyncs before what follows */
     }
     pthread_cond_signal(&j->wake);
     pthread_mutex_unlock(&j->mu);
     free(e);
+}
+
+void rg_cache_job_resync(rg_cache_job_t *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->resync_wanted = true; /* the same path as a dropped epoch */
+    pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->mu);
 }
 
 int rg_cache_job_flush(rg_cache_job_t *j, int timeout_ms)
@@ -207,9 +215,9 @@ int rg_cache_job_flush(rg_cache_job_t *j, int timeout_ms)
     deadline_in(&at, timeout_ms);
     pthread_mutex_lock(&j->mu);
     int rc = 0;
-    while ((j->head != NULL || j->busy) && rc == 0)
+    while ((j->head != NULL || j->busy || j->resync_wanted) && rc == 0)
         rc = pthread_cond_timedwait(&j->idle, &j->mu, &at);
-    bool done = j->head == NULL && !j->busy;
+    bool done = j->head == NULL && !j->busy && !j->resync_wanted;
     pthread_mutex_unlock(&j->mu);
     return done ? 0 : RG_ETIMEDOUT;
 }

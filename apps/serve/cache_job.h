@@ -63,7 +63,16 @@ void rg_cache_job_commit(rg_cache_job_t *j, int64_t version,
                          const int64_t *videos, size_t n,
                          const rg_row_t *staged, size_t m);
 
-/* Waits until the queue is empty and the updater idle, up to timeout_ms.
+/*
+ * Makes the updater resync (raise the cache's floor to the database's
+ * version) before it writes the next epoch, or now when idle. Call it on
+ * every partition assignment: a process that owned those partitions may
+ * have died between an epoch's commit and its cache update. Any thread.
+ */
+void rg_cache_job_resync(rg_cache_job_t *j);
+
+/* Waits until the queue is empty, no resync pending and the updater
+ * idle, up to timeout_ms.
  * 0 or RG_ETIMEDOUT. */
 int rg_cache_job_flush(rg_cache_job_t *j, int timeout_ms);
 
