@@ -34,9 +34,18 @@ for _ in $(seq 1 100); do [ -s "$tmp/servers" ] && break; sleep 0.1; done
 servers=$(cat "$tmp/servers")
 [ -n "$servers" ] || fail "mock-kafka printed nothing"
 db=(-X "sqlite.path=$tmp/likes.db" -X "kafka.bootstrap.servers=$servers")
-"$rg" run "${db[@]}" --init-schema -X flush.interval.ms=200 2>"$tmp/run.err" &
+# 200 ms epochs; fetches that do not wait 500 ms for more on an idle
+# partition (librdkafka's fetch.wait.max.ms), as a latency-minded job runs
+"$rg" run "${db[@]}" --init-schema -X flush.interval.ms=200 \
+    -X kafka.fetch.wait.max.ms=10 2>"$tmp/run.err" &
 pids+=($!)
-for _ in $(seq 1 100); do [ -s "$tmp/likes.db" ] && break; sleep 0.1; done
+# the job owns every partition before the click (a group join takes s)
+for _ in $(seq 1 300); do
+    [ "$(grep -c 'starts at offset' "$tmp/run.err")" -ge 4 ] && break
+    sleep 0.1
+done
+[ "$(grep -c 'starts at offset' "$tmp/run.err")" -ge 4 ] ||
+    fail "railgun run did not get its partitions"
 "$rg" serve "${db[@]}" -X serve.listen=127.0.0.1:0 -X serve.cache=false \
     >"$tmp/serve.out" 2>"$tmp/serve.err" &
 pids+=($!)
