@@ -17,6 +17,8 @@ packages=(
   sqlite3                           # the sqlite3 shell: tests/loud_test.sh
   libmicrohttpd-dev                 # the HTTP listener: /metrics, health
   prometheus curl jq                # promtool, a real Prometheus scraping
+  chromium python3 python3-websocket  # the serve page in headless Chromium
+  wrk sqlite3                       # railgun bench serve's peer load; tests
 )
 
 missing=()

@@ -604,3 +604,39 @@ Test(like_codec, fast_path_edges_match_the_strict_decoder)
 #undef CANON
 #undef MAX19
 }
+
+/* rg_like_decode_unkeyed: the strict decoder's answer for the value's own
+ * key, on good and bad values alike (HTTP bodies carry no key). */
+Test(like_codec, unkeyed_decode_is_the_strict_decoder_with_its_own_key)
+{
+    static const char *const vals[] = {
+        "{\"video_id\":42,\"user_id\":7,\"state\":1}",
+        " {\"state\":0,\"user_id\":9,\"video_id\":3,\"x\":[1,{}]} ",
+        "{\"video_id\":42,\"user_id\":7,\"state\":1,\"ts\":5}",
+        "{\"video_id\":42,\"user_id\":7}",
+        "{\"video_id\":\"42\",\"user_id\":7,\"state\":1}",
+        "{\"video_id\":0,\"user_id\":7,\"state\":1}",
+        "{\"video_id\":42,\"user_id\":7,\"state\":1}x",
+        "{\"video_id\":42,", "[]", "",
+    };
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        const char *v = vals[i];
+        rg_like_t a = {0}, b = {0};
+        rg_like_err_t ea = rg_like_decode_unkeyed(v, strlen(v), 0, &a);
+        /* the key the strict decoder would need: the decoded video id */
+        char key[24] = "1";
+        if (ea == RG_LIKE_E_NONE)
+            rg_like_encode_key(a.video_id, key);
+        rg_like_err_t eb = rg_like_decode_strict(key, strlen(key), v,
+                                                 strlen(v), 0, &b);
+        cr_assert_eq(ea, eb, "%s: unkeyed %s, strict %s", v,
+                     rg_like_err_name(ea), rg_like_err_name(eb));
+        if (ea == RG_LIKE_E_NONE)
+            cr_assert(a.video_id == b.video_id && a.user_id == b.user_id &&
+                      a.state == b.state && a.ts == b.ts, "%s", v);
+    }
+    rg_like_t l;
+    cr_assert_eq(rg_like_decode_unkeyed("{\"video_id\":1,\"user_id\":2,"
+                                        "\"state\":1}", 34, 10, &l),
+                 RG_LIKE_E_TOO_LARGE);
+}

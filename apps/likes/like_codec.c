@@ -485,6 +485,24 @@ rg_like_err_t rg_like_decode_strict(const void *key, size_t key_len,
     return RG_LIKE_E_NONE;
 }
 
+rg_like_err_t rg_like_decode_unkeyed(const void *value, size_t value_len,
+                                     size_t max_value_len, rg_like_t *out)
+{
+    const uint8_t *v = value;
+    if (value == NULL || value_len == 0)
+        return RG_LIKE_E_EMPTY;
+    if (max_value_len != 0 && value_len > max_value_len)
+        return RG_LIKE_E_TOO_LARGE;
+    rg_like_t like;
+    rg_like_err_t e = v[0] == RG_LIKE_BINARY_MAGIC
+                          ? decode_binary(v, value_len, &like)
+                          : decode_json(v, value_len, &like);
+    if (e != RG_LIKE_E_NONE)
+        return e;
+    *out = like;
+    return RG_LIKE_E_NONE;
+}
+
 /* ---- the canonical fast path -------------------------------------------- */
 
 /*

@@ -91,6 +91,13 @@ rg_like_err_t rg_like_decode_strict(const void *key, size_t key_len,
                                     const void *value, size_t value_len,
                                     size_t max_value_len, rg_like_t *out);
 
+/* The value alone, for a like that comes without a message key (an HTTP
+ * body; the key is then derived from video_id with rg_like_encode_key()):
+ * every check of rg_like_decode_strict() except the key's, with the same
+ * reasons. Thread-safe: no state. */
+rg_like_err_t rg_like_decode_unkeyed(const void *value, size_t value_len,
+                                     size_t max_value_len, rg_like_t *out);
+
 /* Internal, for tests and the fuzzer: the fast path alone (canonical
  * JSON, binary with a key of up to 16 digits). True, *out written, when
  * it accepted the message, which the strict decoder then accepts alike;

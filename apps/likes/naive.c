@@ -20,6 +20,7 @@ struct rg_naive_s {
     MYSQL_STMT *m_sel, *m_act, *m_cnt;
     MYSQL_BIND b_sel[2], b_act[5], b_cnt[4], r_sel[1];
     long long v, u, st, ts, delta, out;
+    bool retriable; /* the last failure may pass on a retry */
 };
 
 static MYSQL_STMT *my_prep(MYSQL *db, const char *sql, MYSQL_BIND *b)
@@ -144,6 +145,7 @@ static int lite_step(rg_naive_t *n, sqlite3_stmt *st, char *errstr,
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
+        n->retriable = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
         snprintf(errstr, size, "naive: %s", sqlite3_errmsg(n->lite));
         return -1;
     }
@@ -170,6 +172,8 @@ int rg_naive_apply(rg_naive_t *n, int64_t video, int64_t user, int state,
             goto my_fail;
         return 0;
     my_fail:
+        n->retriable = mysql_errno(n->my) == 1213 /* ER_LOCK_DEADLOCK */ ||
+                       mysql_errno(n->my) == 1205; /* ER_LOCK_WAIT_TIMEOUT */
         snprintf(errstr, size, "naive: %s", mysql_error(n->my));
         mysql_rollback(n->my);
         return -1;
@@ -196,7 +200,18 @@ int rg_naive_apply(rg_naive_t *n, int64_t video, int64_t user, int state,
             return -1;
         }
     }
-    return lite_step(n, n->l_commit, errstr, size);
+    if (lite_step(n, n->l_commit, errstr, size) != 0) {
+        /* a failed COMMIT leaves the transaction open: end it, so the
+         * next BEGIN (a retry) starts clean */
+        sqlite3_exec(n->lite, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+bool rg_naive_retriable(const rg_naive_t *n)
+{
+    return n->retriable;
 }
 
 void rg_naive_close(rg_naive_t *n)

@@ -22,6 +22,10 @@ rg_naive_t *rg_naive_open(const rg_conf_t *conf, char *errstr, size_t size);
 int rg_naive_apply(rg_naive_t *n, int64_t video, int64_t user, int state,
                    int64_t ts, char *errstr, size_t size);
 
+/* True when the last failed rg_naive_apply() may succeed if retried: a
+ * deadlock or lock wait timeout (MariaDB), a busy database (SQLite). */
+bool rg_naive_retriable(const rg_naive_t *n);
+
 void rg_naive_close(rg_naive_t *n);
 
 /* A plain client connection with the mysql.* properties of conf, into

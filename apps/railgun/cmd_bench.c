@@ -51,7 +51,8 @@ static void usage(void)
            "[--bare poll|batch]\n"
            "                                   [--json]"
            "\n"
-           "                                   [-X kafka.NAME=value]\n\n"
+           "                                   [-X kafka.NAME=value]\n"
+           "       railgun bench serve ...  (railgun bench serve --help)\n\n"
            "likes: runs the same N like events (default 200000) through one "
            "database\ntransaction per event and through railgun, into "
            "-X sink=mysql (with\nthe mysql.* properties) or sink=sqlite, "
@@ -314,6 +315,8 @@ out:
 
 int rg_cmd_bench(int argc, char **argv)
 {
+    if (argc > 0 && strcmp(argv[0], "serve") == 0) /* bench_serve.c */
+        return rg_bench_serve(argc - 1, argv + 1);
     rg_cli_t cli = {.cmd = "bench", .conf = rg_likes_conf_new(),
                     .no_info = true};
     struct opts o = {.events = 200000, .seed = 1, .rounds = 5};

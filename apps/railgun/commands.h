@@ -12,5 +12,8 @@ int rg_cmd_bench(int argc, char **argv);
 int rg_cmd_mock_kafka(int argc, char **argv);
 int rg_cmd_produce(int argc, char **argv);
 int rg_cmd_run(int argc, char **argv);
+int rg_cmd_serve(int argc, char **argv);
+/* `railgun bench serve` (bench_serve.c), reached from rg_cmd_bench() */
+int rg_bench_serve(int argc, char **argv);
 
 #endif /* RG_COMMANDS_H */

@@ -21,6 +21,8 @@ static const struct {
                                 "producer SDK"},
     {"mock-kafka", rg_cmd_mock_kafka, "serve a mock Kafka cluster until "
                                       "SIGTERM (tests, demos, kcat)"},
+    {"serve", rg_cmd_serve, "the like service: HTTP API and page, "
+                            "writes to Kafka, reads Redis then the DB"},
     {"config", rg_cmd_config, "list the configuration properties (or "
                               "--markdown for docs/CONFIGURATION.md)"},
 };
