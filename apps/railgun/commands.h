@@ -12,5 +12,6 @@ int rg_cmd_bench(int argc, char **argv);
 int rg_cmd_mock_kafka(int argc, char **argv);
 int rg_cmd_produce(int argc, char **argv);
 int rg_cmd_run(int argc, char **argv);
+int rg_cmd_doctor(int argc, char **argv); /* cmd_doctor.c */
 
 #endif /* RG_COMMANDS_H */

@@ -21,6 +21,7 @@ static const struct {
                                 "producer SDK"},
     {"mock-kafka", rg_cmd_mock_kafka, "serve a mock Kafka cluster until "
                                       "SIGTERM (tests, demos, kcat)"},
+    {"doctor", rg_cmd_doctor, "watch the nodes' metrics and name what is wrong"},
     {"config", rg_cmd_config, "list the configuration properties (or "
                               "--markdown for docs/CONFIGURATION.md)"},
 };

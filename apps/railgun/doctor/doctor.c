@@ -400,7 +400,7 @@ static void value(rg_doctor_finding_t *f, const char *name, double v)
     }
 }
 
-/* A figure for people: 12, 3.5, 12.3k, 4.56M; "n/a" for NaN. */
+/* A figure for people: 12, 3.5, 250, 5000, 12.3k, 4.56M; "n/a" for NaN. */
 struct num {
     char s[32];
 };
@@ -417,7 +417,7 @@ static struct num num(double v)
         snprintf(n.s, sizeof(n.s), "%.3gM", v / 1e6);
     else if (a >= 1e4)
         snprintf(n.s, sizeof(n.s), "%.3gk", v / 1e3);
-    else if (v == floor(v))
+    else if (a >= 100 || v == floor(v))
         snprintf(n.s, sizeof(n.s), "%.0f", v);
     else
         snprintf(n.s, sizeof(n.s), "%.3g", v);
