@@ -597,8 +597,11 @@ out:
     return rc;
 }
 
+int rg_bench_e2e(int argc, char **argv); /* bench_e2e.c */
 int rg_cmd_bench(int argc, char **argv)
 {
+    if (argc > 0 && strcmp(argv[0], "e2e") == 0)
+        return rg_bench_e2e(argc - 1, argv + 1);
     rg_cli_t cli = {.cmd = "bench", .conf = rg_likes_conf_new()};
     struct opts o = {.events = 200000, .seed = 1};
     int rc;
