@@ -16,6 +16,9 @@ packages=(
   bsdutils                          # script(1): the TTY progress-bar test
   libmicrohttpd-dev                 # the HTTP listener: /metrics, health
   prometheus curl jq                # promtool, a real Prometheus scraping
+  chromium python3                  # the dashboard in headless Chromium (DevTools pipe)
+  gnuplot-nox                       # bench e2e's plot
+  sqlite3                           # doctor's slow-sink test holds the DB lock
 )
 
 missing=()

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -968,4 +969,99 @@ Test(doctor, json_and_text_reports)
     cr_assert(strstr(text, "lag status: OK 3 STALL 1\n"), "%s", text);
     free(text);
     rg_doctor_report_free(r);
+}
+
+/* ---- doctor inside a node (live.h) ---------------------------------------- */
+
+#include <pthread.h>
+#include <time.h>
+#include "live.h"
+#include "railgun/metrics.h"
+
+static rg_metric_family_t *live_age;
+
+static void live_collect(rg_metrics_scrape_t *s, void *opaque)
+{
+    (void)opaque;
+    const char *v[] = {"likes", "5"};
+    rg_metrics_collect_f64(s, live_age, v, 45.5);
+}
+
+struct live_writer {
+    rg_counter_t *c;
+    _Atomic int stop;
+};
+
+static void *live_write(void *arg)
+{
+    struct live_writer *w = arg;
+    /* relaxed: a stop flag; the join orders the rest */
+    while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+        rg_counter_add_sw(w->c, 100);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void *live_read(void *arg)
+{
+    for (int i = 0; i < 20; i++) {
+        char *json = NULL;
+        size_t len = 0;
+        cr_assert_eq(rg_doctor_live_json(arg, &json, &len), 0);
+        cr_assert(strncmp(json, "{\"version\":1,", 13) == 0);
+        cr_assert_eq(strlen(json), len);
+        free(json);
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+Test(doctor_live, samples_the_registry_while_it_is_written_and_read)
+{
+    char err[256];
+    rg_metrics_t *m = rg_metrics_new(NULL);
+    cr_assert_not_null(m);
+    rg_metric_family_t *ev = rg_metrics_family_new(m, &(rg_metric_desc_t){
+        .kind = RG_METRIC_COUNTER, .name = "events_processed",
+        .help = "Events."}, err, sizeof(err));
+    const char *tp[] = {"topic", "partition"};
+    live_age = rg_metrics_family_new(m, &(rg_metric_desc_t){
+        .kind = RG_METRIC_GAUGE, .name = "partition_oldest_pending_age",
+        .unit = "seconds", .help = "Age.", .labels = tp, .nlabels = 2,
+        .collected = true}, err, sizeof(err));
+    cr_assert(ev != NULL && live_age != NULL, "%s", err);
+    cr_assert_eq(rg_metrics_collector_add(m, live_collect, NULL), 0);
+    cr_assert_null(rg_doctor_live_new(m, "x", NULL, 10, 100, err,
+                                      sizeof(err)));
+    cr_assert(strstr(err, "out of range"), "%s", err);
+    struct live_writer w = {.c = rg_metrics_counter(ev, NULL, 0)};
+    pthread_t wt, r1, r2;
+    cr_assert_eq(pthread_create(&wt, NULL, live_write, &w), 0);
+    rg_doctor_live_t *l = rg_doctor_live_new(m, "self", NULL, 50, 300, err,
+                                             sizeof(err));
+    cr_assert_not_null(l, "%s", err);
+    cr_assert_eq(pthread_create(&r1, NULL, live_read, l), 0);
+    cr_assert_eq(pthread_create(&r2, NULL, live_read, l), 0);
+    pthread_join(r1, NULL);
+    pthread_join(r2, NULL);
+    char *json;
+    size_t len;
+    cr_assert_eq(rg_doctor_live_json(l, &json, &len), 0);
+    /* the window keeps the last 300 ms (4 to 8 samples 50 ms apart) */
+    cr_assert(strstr(json, "\"nodes\":[{\"node\":\"self\",\"ok\":true,"
+                     "\"scrapes\":"), "%s", json);
+    int scrapes = atoi(strstr(json, "\"scrapes\":") + 10);
+    cr_assert(scrapes >= 3 && scrapes <= 8, "%d scrapes", scrapes);
+    cr_assert(strstr(json, "{\"id\":\"stuck_watermark\",\"severity\":"
+                     "\"critical\",\"node\":\"self\",\"subject\":\"likes[5]\""),
+              "%s", json);
+    cr_assert_null(strstr(json, "\"processed_per_second\":null"), "%s", json);
+    free(json);
+    rg_doctor_live_destroy(l);
+    atomic_store_explicit(&w.stop, 1, memory_order_relaxed);
+    pthread_join(wt, NULL);
+    rg_metrics_destroy(m);
 }
