@@ -30,6 +30,10 @@
  * flat out the producer stays at most RG_STREAM_PRODUCE_LAG events ahead
  * of what `run` processed (from /metrics; without metrics, of the probes
  * seen: a coarser bound).
+ *
+ * The temp dir (the SQLite file, the children's logs, the plot's data)
+ * is removed at the end; with KEEP set in the environment a failed run
+ * keeps it and says where.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -189,6 +193,19 @@ static int stop_child(pid_t *pid)
     waitpid(*pid, &st, 0);
     *pid = 0;
     return -1;
+}
+
+/* Says how a child that should still run ended (nothing while it runs). */
+static void child_gone(struct e2e *x, pid_t *pid, const char *name)
+{
+    int st;
+    if (*pid <= 0 || waitpid(*pid, &st, WNOHANG) != *pid)
+        return;
+    *pid = 0;
+    if (WIFSIGNALED(st))
+        rg_cli_error(x->cli, "%s died of signal %d", name, WTERMSIG(st));
+    else
+        rg_cli_error(x->cli, "%s exited %d", name, WEXITSTATUS(st));
 }
 
 static void log_tail(struct e2e *x, const char *log)
@@ -355,6 +372,27 @@ static uint64_t processed_now(struct e2e *x)
     return v < 0 ? 0 : (uint64_t)v;
 }
 
+/* Probes on schedule: sends the next one when its time has come (also
+ * while the producer waits, so waits show in the latency). 0, or -1 after
+ * fail_once(). */
+struct probing {
+    uint64_t k;         /* the next probe */
+    double next;        /* when it is due (seconds since t0) */
+};
+
+static int probe_due(struct e2e *x, struct probing *pb)
+{
+    double now = mono() - x->t0;
+    if (now < pb->next || pb->k >= PROBES_MAX - 1)
+        return 0;
+    if (send_probe(x, pb->k++) != 0) {
+        fail_once(x, "probe: %s", rg_producer_last_error());
+        return -1;
+    }
+    pb->next = now + x->o->probe_ms / 1e3;
+    return 0;
+}
+
 /* The measured phase: the events (Zipf videos, 2 in 3 likes) with a
  * probe every probe_ms and a last one after them. */
 static void produce(struct e2e *x)
@@ -364,17 +402,21 @@ static void produce(struct e2e *x)
     rg_zipf_t zipf;
     rg_rng_seed(&rng, o->seed);
     rg_zipf_init(&zipf, 10000, 0.99);
-    uint64_t k = 1, base = processed_now(x);
-    double next_probe = 0, start = mono();
-    x->t0 = start;
+    uint64_t base = processed_now(x);
+    struct probing pb = {.k = 1, .next = 0};
+    x->t0 = mono();
     for (uint64_t i = 0; i < o->events; i++) {
-        if (atomic_load_explicit(&x->stop, memory_order_relaxed))
+        if (atomic_load_explicit(&x->stop, memory_order_relaxed) ||
+            probe_due(x, &pb) != 0)
             return;
-        double now = mono() - start;
         if (o->rate > 0) { /* paced: at most rate * elapsed sent */
             double due = (double)i / (double)o->rate;
-            if (due > now + 0.0005)
-                nap(due - now);
+            for (double now = mono() - x->t0; due > now + 0.0005;
+                 now = mono() - x->t0) {
+                nap(fmin(due - now, o->probe_ms / 2e3));
+                if (probe_due(x, &pb) != 0)
+                    return;
+            }
         } else if ((i & 1023) == 0) {
             /* flat out: stay within the mock's window of the consumer */
             while (!atomic_load_explicit(&x->stop, memory_order_relaxed)) {
@@ -386,15 +428,9 @@ static void produce(struct e2e *x)
                 if (i < done + RG_STREAM_PRODUCE_LAG)
                     break;
                 rg_producer_poll(x->prod, 1);
+                if (probe_due(x, &pb) != 0)
+                    return;
             }
-        }
-        now = mono() - start;
-        if (now >= next_probe && k < PROBES_MAX - 1) {
-            if (send_probe(x, k++) != 0) {
-                fail_once(x, "probe: %s", rg_producer_last_error());
-                return;
-            }
-            next_probe = now + o->probe_ms / 1e3;
         }
         uint64_t video = rg_zipf_next(&zipf, &rng);
         if (send_like(x, video, 1 + rg_rng_below(&rng, 100000),
@@ -406,7 +442,7 @@ static void produce(struct e2e *x)
         if ((i & 255) == 0)
             rg_producer_poll(x->prod, 0);
     }
-    if (send_probe(x, k) != 0) /* the last probe: after every event */
+    if (send_probe(x, pb.k) != 0) /* the last probe: after every event */
         fail_once(x, "probe: %s", rg_producer_last_error());
     if (rg_producer_flush(x->prod, 120000) != 0)
         fail_once(x, "the producer could not deliver everything in 120 s");
@@ -937,6 +973,9 @@ int rg_bench_e2e(int argc, char **argv)
         nap(0.01);
     }
     if (atomic_load_explicit(&x.nseen, memory_order_acquire) < 1) {
+        child_gone(&x, &x.mock, "mock-kafka");
+        child_gone(&x, &x.run, "railgun run");
+        log_tail(&x, "mock-kafka.log");
         log_tail(&x, "run.log");
         rc = rg_cli_error(&cli, "railgun run never stored the warm-up probe"
                           "%s%s", x.err[0] ? ": " : "", x.err);
@@ -966,6 +1005,9 @@ int rg_bench_e2e(int argc, char **argv)
         goto out;
     }
     if (seen < last) {
+        child_gone(&x, &x.mock, "mock-kafka");
+        child_gone(&x, &x.run, "railgun run");
+        log_tail(&x, "mock-kafka.log");
         log_tail(&x, "run.log");
         rc = rg_cli_error(&cli, "%" PRIu64 " of %" PRIu64 " probes reached "
                           "the database in %" PRIu64 " s", seen, last,
@@ -988,7 +1030,9 @@ out:
     rg_producer_destroy(x.prod);
     stop_child(&x.run);
     stop_child(&x.mock);
-    if (x.dir[0] != '\0')
+    if (x.dir[0] != '\0' && getenv("KEEP") != NULL && rc != 0)
+        fprintf(stderr, "railgun bench e2e: KEEP: logs kept in %s\n", x.dir);
+    else if (x.dir[0] != '\0')
         rm_rf(x.dir);
     free(x.sent);
     free(x.seen);
