@@ -17,8 +17,9 @@ packages=(
   sqlite3                           # the sqlite3 shell: tests/loud_test.sh
   libmicrohttpd-dev                 # the HTTP listener: /metrics, health
   prometheus curl jq                # promtool, a real Prometheus scraping
-  chromium python3 python3-websocket  # the serve page in headless Chromium
+  chromium python3 python3-websocket  # the serve page and the dashboard in headless Chromium
   wrk sqlite3                       # railgun bench serve's peer load; tests
+  gnuplot-nox                       # bench e2e's plot
 )
 
 missing=()

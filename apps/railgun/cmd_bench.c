@@ -52,7 +52,8 @@ static void usage(void)
            "                                   [--json]"
            "\n"
            "                                   [-X kafka.NAME=value]\n"
-           "       railgun bench serve ...  (railgun bench serve --help)\n\n"
+           "       railgun bench serve ...  (railgun bench serve --help)\n"
+           "       railgun bench e2e ...    (railgun bench e2e --help)\n\n"
            "likes: runs the same N like events (default 200000) through one "
            "database\ntransaction per event and through railgun, into "
            "-X sink=mysql (with\nthe mysql.* properties) or sink=sqlite, "
@@ -313,10 +314,13 @@ out:
     return rc;
 }
 
+int rg_bench_e2e(int argc, char **argv); /* bench_e2e.c */
 int rg_cmd_bench(int argc, char **argv)
 {
     if (argc > 0 && strcmp(argv[0], "serve") == 0) /* bench_serve.c */
         return rg_bench_serve(argc - 1, argv + 1);
+    if (argc > 0 && strcmp(argv[0], "e2e") == 0) /* bench_e2e.c */
+        return rg_bench_e2e(argc - 1, argv + 1);
     rg_cli_t cli = {.cmd = "bench", .conf = rg_likes_conf_new(),
                     .no_info = true};
     struct opts o = {.events = 200000, .seed = 1, .rounds = 5};

@@ -23,6 +23,7 @@ static const struct {
                                       "SIGTERM (tests, demos, kcat)"},
     {"serve", rg_cmd_serve, "the like service: HTTP API and page, "
                             "writes to Kafka, reads Redis then the DB"},
+    {"doctor", rg_cmd_doctor, "watch the nodes' metrics and name what is wrong"},
     {"config", rg_cmd_config, "list the configuration properties (or "
                               "--markdown for docs/CONFIGURATION.md)"},
 };
