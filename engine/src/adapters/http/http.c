@@ -12,8 +12,12 @@
  * We bind and listen ourselves and hand the socket to libmicrohttpd
  * (MHD_OPTION_LISTEN_SOCKET), so a bind failure has a precise reason,
  * port 0 can be reported before start, and shutdown closes the socket
- * exactly once: MHD_quiesce_daemon() takes it back before
- * MHD_stop_daemon(), and we close it.
+ * exactly once: MHD_stop_daemon() closes the socket it was given; we
+ * close it only when no daemon ever took it. Not MHD_quiesce_daemon():
+ * in libmicrohttpd 0.9.75 it races the polling thread, which takes the
+ * listen socket out of its epoll set at the connection limit, and
+ * aborts the process ("Failed to remove listen FD from epoll set": seen
+ * once in CI, in the trickling-client test).
  *
  * Per request (libmicrohttpd calls the access handler several times):
  *   1st call, headers in: route it; 404/405 or a Content-Length above
@@ -875,11 +879,9 @@ void rg_http_destroy(rg_http_t *h)
     if (h == NULL)
         return;
     if (h->d != NULL) {
-        /* take the listen socket back so that it is closed once, here */
-        MHD_socket fd = MHD_quiesce_daemon(h->d);
+        /* closes the listen socket too (see the top of the file) */
         MHD_stop_daemon(h->d);
-        if (fd != MHD_INVALID_SOCKET)
-            h->fd = fd;
+        h->fd = -1;
         h->d = NULL;
     }
     if (h->watchdog_running) {
