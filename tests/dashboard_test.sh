@@ -42,7 +42,8 @@ collect='JSON.stringify({figs: Array.from(document.querySelectorAll("[data-k]"))
 # browse BASE_URL NAME CHECK_MODE
 browse() {
     local base=$1 name=$2 check=$3
-    "$py" "$src/tests/support/chromium_cdp.py" --url "$base/" \
+    # TMPDIR: Chromium leaves its org.chromium.Chromium.* dirs there
+    TMPDIR=$tmp "$py" "$src/tests/support/chromium_cdp.py" --url "$base/" \
         --until 'window.rgDash && rgDash.refreshes >= 3' --collect "$collect" \
         --screenshot "$tmp/$name.png" --timeout 90 >"$tmp/$name.json" \
         2>"$tmp/$name.err" || fail "chromium ($name): $(cat "$tmp/$name.err")"
@@ -92,7 +93,7 @@ run)
         >"$tmp/produce" 2>&1 || fail "produce: $(cat "$tmp/produce")"
     port=
     for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % 12000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
     done
     [ -n "$port" ] || fail "no free port"

@@ -20,7 +20,7 @@ tmp=$(mktemp -d)
 mk=
 cleanup() {
     [ -n "$mk" ] && kill -TERM "$mk" 2>/dev/null
-    [ -n "$mk2" ] && kill -TERM "$mk2" 2>/dev/null
+    [ -n "${mk2:-}" ] && kill -TERM "$mk2" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT

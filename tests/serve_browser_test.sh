@@ -53,7 +53,8 @@ for _ in $(seq 1 100); do [ -s "$tmp/serve.out" ] && break; sleep 0.1; done
 port=$(sed -n 's/^serve: http:\/\/[^:]*:\([0-9]*\)\/.*/\1/p' "$tmp/serve.out")
 [ -n "$port" ] || fail "serve did not start"
 
-/usr/bin/python3 "$here/support/cdp.py" "$chromium" \
+# TMPDIR: Chromium leaves its org.chromium.Chromium.* dirs there
+TMPDIR=$tmp /usr/bin/python3 "$here/support/cdp.py" "$chromium" \
     "http://127.0.0.1:$port/?videos=1-5&user=4242" 3 4242 2.2 \
     ${RG_SCREENSHOT:+"$RG_SCREENSHOT"} >"$tmp/cdp.out" 2>&1 ||
     fail "the click did not show: $(cat "$tmp/cdp.out")"

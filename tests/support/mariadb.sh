@@ -33,7 +33,7 @@ start)
     if [ ! -f "$dir/port" ]; then
         # a loopback port nobody listens on
         for _ in $(seq 1 50); do
-            port=$((20000 + RANDOM % 40000))
+            port=$((20000 + RANDOM % 12000))
             if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
                 echo "$port" >"$dir/port"
                 break

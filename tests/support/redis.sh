@@ -25,7 +25,9 @@ shift
 
 free_port() {
     for _ in $(seq 1 100); do
-        local p=$((20000 + RANDOM % 40000))
+        # below Linux's ephemeral range (32768-60999), where outgoing
+        # connections (Kafka mocks, clients) take ports a probe misses
+        local p=$((20000 + RANDOM % 12000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
             ! grep -qx "$p" "$dir"/*.port 2>/dev/null; then
             echo "$p"
@@ -58,20 +60,30 @@ fail() {
 launch() { # launch NAME: runs NAME's config in the background
     local name=$1 bin=redis-server
     [[ $name == s* ]] && bin=redis-sentinel
-    "$bin" "$dir/$name.conf" >>"$dir/$name.log" 2>&1 &
-    echo $! >"$dir/$name.pid"
-    local port
-    port=$(cat "$dir/$name.port")
-    for _ in $(seq 1 200); do
-        if [[ $name == s* ]]; then
-            [ "$(scli "$port" ping)" = PONG ] && return 0
-        else
-            [ "$(cli "$port" ping)" = PONG ] && return 0
-        fi
-        kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null || break
-        sleep 0.05
+    local port try
+    for try in 1 2 3 4 5; do
+        "$bin" "$dir/$name.conf" >>"$dir/$name.log" 2>&1 &
+        echo $! >"$dir/$name.pid"
+        port=$(cat "$dir/$name.port")
+        for _ in $(seq 1 200); do
+            if [[ $name == s* ]]; then
+                [ "$(scli "$port" ping)" = PONG ] && return 0
+            else
+                [ "$(cli "$port" ping)" = PONG ] && return 0
+            fi
+            kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null || break
+            sleep 0.05
+        done
+        # the free port was taken meanwhile (or the probe missed a socket
+        # bound without listening): another one, before anyone names it
+        grep -q "Address already in use" "$dir/$name.log" 2>/dev/null ||
+            break
+        port=$(free_port) || break
+        sed -i "s/^port .*/port $port/" "$dir/$name.conf"
+        echo "$port" >"$dir/$name.port"
+        : >"$dir/$name.log"
     done
-    fail "$name did not come up" "$name"
+    fail "$name did not come up (attempt $try)" "$name"
 }
 
 write_server_conf() { # NAME PORT [PRIMARY_PORT]
@@ -153,6 +165,7 @@ start)
     p0=$(free_port)
     write_server_conf r0 "$p0"
     launch r0
+    p0=$(cat "$dir/r0.port") # launch may have moved it
     if [ $sentinel = 1 ]; then
         write_server_conf r1 "$(free_port)" "$p0"
         launch r1
