@@ -110,14 +110,12 @@ static void count(_Atomic uint64_t *c, uint64_t n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-/* librdkafka's error callback (its threads): counted, logged with the
- * reason at most every source.warn.after.ms with the count since, and
- * "all brokers down" tracked so the poll loop can say for how long. */
-static void on_error(rd_kafka_t *rk, int err, const char *reason,
-                     void *opaque)
+/* A librdkafka error (from the error callback, on its threads, or handed
+ * to the poll loop as a message): counted, logged with the reason at most
+ * every source.warn.after.ms with the count since, and "all brokers
+ * down" tracked so the poll loop can say for how long. */
+static void note_error(rg_kafka_source_t *s, int err, const char *reason)
 {
-    (void)rk;
-    rg_kafka_source_t *s = opaque;
     count(&s->errors, 1);
     int64_t now = rg__now_ns();
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
@@ -143,6 +141,13 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
                     "since the last line)",
                     rd_kafka_err2name((rd_kafka_resp_err_t)err), reason,
                     (unsigned long long)n, n == 1 ? "" : "s");
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque)
+{
+    (void)rk;
+    note_error(opaque, err, reason);
 }
 
 /* librdkafka's own log lines (its threads), warnings and worse only. */
@@ -810,12 +815,17 @@ int rg_kafka_source_run(rg_kafka_source_t *s)
         for (size_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = ms[i];
             if (m->err) {
-                count(&s->errors, 1);
                 if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                    count(&s->errors, 1);
                     char why[256];
                     rd_kafka_fatal_error(s->rk, why, sizeof(why));
                     fail(s, "kafka: fatal: %s", why);
+                } else if (m->partition < 0) {
+                    /* a client-wide error handed over as a message (all
+                     * brokers down among them): as the error callback */
+                    note_error(s, m->err, rd_kafka_message_errstr(m));
                 } else {
+                    count(&s->errors, 1);
                     rg_conf_log(s->conf, RG_LOG_WARN, "kafka", "%s [%d]: %s",
                                 s->topic, (int)m->partition,
                                 rd_kafka_message_errstr(m));
