@@ -234,6 +234,20 @@ static void batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
     }
 }
 
+/* The commit hook make_engine() installs when set (and then the sink
+ * reports its commits as its version). */
+static rg_epoch_commit_cb *g_commit_hook;
+static void *g_commit_hook_opaque;
+
+static int64_t ms_version(void *self)
+{
+    struct msink *s = self;
+    pthread_mutex_lock(&s->lock);
+    int64_t v = (int64_t)s->commits;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
 static rg_engine_t *make_engine(struct msink *s, struct proc *pr,
                                 unsigned workers, unsigned dispatchers,
                                 const char *extra)
@@ -257,6 +271,11 @@ static rg_engine_t *make_engine(struct msink *s, struct proc *pr,
     cr_assert_not_null(e, "%s", err);
     pr->e = e;
     rg_sink_t sk = msink_iface(s);
+    if (g_commit_hook != NULL) {
+        sk.version = ms_version;
+        cr_assert_eq(rg_engine_set_commit_hook(e, g_commit_hook,
+                                               g_commit_hook_opaque), 0);
+    }
     cr_assert_eq(rg_engine_set_sink(e, &sk, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(rg_engine_set_commit_cb(e, commit_cb, s), 0);
     cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
@@ -423,6 +442,66 @@ Test(flush, retriable_sink_errors_are_retried_then_exact)
     cr_assert_eq(s.failed, 5u);
     cr_assert_eq(fs.retries, 5u);
     check_exact(&s, 10000);
+    rg_engine_destroy(e);
+}
+
+/* What the commit hook saw (flusher thread only; read after stop). */
+struct hooked {
+    uint64_t calls, merged, staged, bad_keys, order;
+    int64_t last_version;
+};
+
+static void on_epoch_commit(void *opaque, const rg_epoch_commit_t *c)
+{
+    struct hooked *h = opaque;
+    h->calls++;
+    if (c->version != h->last_version + 1)
+        h->order++; /* a version skipped or repeated */
+    h->last_version = c->version;
+    h->merged += c->nmerged;
+    h->staged += c->nstaged;
+    for (size_t i = 0; i < c->nmerged; i++)
+        if (c->merged[i] < 0 || c->merged[i] >= NKEYS)
+            h->bad_keys++;
+    for (size_t i = 0; i < c->nstaged; i++)
+        if (c->staged[i].key < 0 || c->staged[i].key >= NKEYS)
+            h->bad_keys++;
+}
+
+Test(flush, commit_hook_sees_every_committed_epoch_and_no_rolled_back_one)
+{
+    static struct msink s;
+    static struct hooked h;
+    struct proc pr;
+    msink_init(&s);
+    memset(&h, 0, sizeof(h));
+    /* transactions 2..4 fail at commit and are rolled back, then retried */
+    s.fail_rc = RG_EIO;
+    s.fail_from = 2;
+    s.fail_count = 3;
+    g_commit_hook = on_epoch_commit;
+    g_commit_hook_opaque = &h;
+    rg_engine_t *e = make_engine(&s, &pr, 2, 1, NULL);
+    g_commit_hook = NULL;
+    uint64_t accepted;
+    run_feeders(e, 1, 10000, &accepted);
+    rg_engine_stop(e);
+    cr_assert_null(rg_engine_error(e));
+    rg_flush_stats_t fs;
+    rg_engine_flush_stats(e, &fs);
+    check_exact(&s, 10000);
+    cr_assert_eq(s.failed, 3u);
+    cr_assert_gt(h.calls, 1u);
+    cr_assert_eq(h.calls, fs.transactions, "one call per committed "
+                 "transaction: %llu calls, %llu transactions",
+                 (unsigned long long)h.calls,
+                 (unsigned long long)fs.transactions);
+    cr_assert_eq(h.order, 0u, "versions in commit order, none skipped");
+    cr_assert_eq(h.last_version, (int64_t)s.commits);
+    cr_assert_eq(h.merged, fs.merged_rows, "every merged key, once per "
+                 "committed epoch");
+    cr_assert_eq(h.staged, fs.staged_rows, "every staged row, once");
+    cr_assert_eq(h.bad_keys, 0u);
     rg_engine_destroy(e);
 }
 

@@ -8,6 +8,7 @@
 #include "railgun/railgun.h"
 #include "cli.h"
 #include "commands.h"
+#include "serve.h"
 #include "likes_job.h"
 
 static const char *type_name(rg_conf_type_t t)
@@ -144,8 +145,15 @@ int rg_cmd_config(int argc, char **argv)
     rg_cli_t cli = {.cmd = "config", .conf = rg_likes_conf_new()};
     bool md = false;
     int rc = 0;
+    char err[512];
     if (cli.conf == NULL)
         return rg_cli_error(&cli, "out of memory");
+    /* the program's whole configuration: serve's and the cache's too */
+    if (rg_conf_add_table(cli.conf, rg_serve_conf_table(), err,
+                          sizeof(err)) != 0) {
+        rg_conf_destroy(cli.conf);
+        return rg_cli_error(&cli, "%s", err);
+    }
     for (int i = 0; i < argc && rc == 0; i++) {
         int c = rg_cli_common(&cli, argc, argv, &i);
         if (c < 0)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "cache_job.h"
 #include "cli.h"
 #include "commands.h"
 #include "likes_job.h"
@@ -22,9 +23,13 @@
 #include "railgun/kafka.h"
 #include "railgun/railgun.h"
 #include "railgun/sinks.h"
+#include "serve.h"
 
 struct runner {
     rg_pipeline_t pl;
+    rg_cache_job_t *cache;  /* the read cache's updater, or NULL: set
+                               before the engine starts, read by the
+                               flusher's hook and the source's claims */
     const rg_conf_t *conf;  /* the command's (the log, the app's rows) */
     sigset_t sigs;
     bool json;
@@ -88,6 +93,20 @@ static void print_stats(struct runner *r, const char *when)
     rg_engine_sink_error(r->pl.engine, why, sizeof(why));
     rg_kafka_source_last_error(r->pl.source, kerr, sizeof(kerr));
     reasons(&ls, r->json, rs, sizeof(rs));
+    /* the read cache's updater, when there is one */
+    char cs[300] = "";
+    if (r->cache != NULL) {
+        rg_cache_job_stats_t c;
+        rg_cache_job_stats(r->cache, &c);
+        snprintf(cs, sizeof(cs), r->json
+                 ? ",\"cache_epochs\":%" PRIu64 ",\"cache_dropped\":%" PRIu64
+                   ",\"cache_skipped\":%" PRIu64 ",\"cache_resyncs\":%" PRIu64
+                   ",\"cache_errors\":%" PRIu64
+                 : ", cache: epochs %" PRIu64 ", dropped %" PRIu64
+                   ", skipped %" PRIu64 ", resyncs %" PRIu64 ", errors %"
+                   PRIu64, c.redis.applies, c.dropped, c.redis.skipped,
+                 c.redis.resyncs, c.redis.errors);
+    }
     if (r->json) {
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64
                 ",\"processed\":%" PRIu64 ",\"in_flight\":%" PRIu64
@@ -97,11 +116,11 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
-                ",\"paused\":%u,\"pauses\":%" PRIu64 "}\n", when,
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
-                ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses);
+                ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, cs);
         return;
     }
     char sink[700] = "", kafka[400] = "";
@@ -116,11 +135,11 @@ static void print_stats(struct runner *r, const char *when)
             "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
-            ", paused %s (%" PRIu64 " times)\n", when, ks.consumed,
+            ", paused %s (%" PRIu64 " times)%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
-            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses);
+            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, cs);
 }
 
 /* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one
@@ -244,6 +263,29 @@ static void *watch_main(void *arg)
     }
     pthread_mutex_unlock(&r->lock);
     return NULL;
+}
+
+/* The engine's commit hook (flusher): hands the epoch to the cache's
+ * updater; an epoch whose version is unknown makes it resync instead. */
+static void on_commit(void *opaque, const rg_epoch_commit_t *c)
+{
+    struct runner *r = opaque;
+    if (r->cache == NULL)
+        return;
+    if (c->version <= 0)
+        rg_cache_job_resync(r->cache);
+    else
+        rg_cache_job_commit(r->cache, c->version, c->merged, c->nmerged,
+                            c->staged, c->nstaged);
+}
+
+/* Every partition assignment (the source's thread): a previous owner may
+ * have died between a commit and its cache update. */
+static void on_claim(void *opaque)
+{
+    struct runner *r = opaque;
+    if (r->cache != NULL)
+        rg_cache_job_resync(r->cache);
 }
 
 static void usage(void)
@@ -388,6 +430,12 @@ int rg_cmd_run(int argc, char **argv)
     int rc;
     if (cli.conf == NULL)
         return rg_cli_error(&cli, "out of memory");
+    /* the read cache's rows (cache.*): run keeps the cache updated */
+    if (rg_conf_add_table(cli.conf, rg_serve_conf_table(), err,
+                          sizeof(err)) != 0) {
+        rg_conf_destroy(cli.conf);
+        return rg_cli_error(&cli, "%s", err);
+    }
 
     /* the command line */
     if ((rc = parse_args(&cli, &flags, argc, argv)) != 0 || cli.help) {
@@ -399,12 +447,33 @@ int rg_cmd_run(int argc, char **argv)
         goto out;
     r.json = cli.json;
     r.conf = cli.conf;
+    /* the read cache (docs/SERVE.md): the sink bumps a version in every
+     * epoch's transaction, and each committed epoch goes to Redis */
+    bool cache = rg_serve_cache_wanted(cli.conf);
+    if (cache && rg_conf_set(cli.conf, "sink.version", "true", err,
+                             sizeof(err)) != 0) {
+        rc = rg_cli_fail(&cli, "%s", err);
+        goto out;
+    }
 
     /* the pipeline, and the threads that watch it */
-    rg_pipeline_opts_t po = {.sink_flags = flags, .kafka = true};
+    rg_pipeline_opts_t po = {.sink_flags = flags, .kafka = true,
+                             .commit_hook = cache ? on_commit : NULL,
+                             .commit_hook_opaque = &r,
+                             .on_claim = cache ? on_claim : NULL,
+                             .on_claim_opaque = &r};
     if ((rc = rg_pipeline_open(&r.pl, cli.conf, &po, err, sizeof(err))) !=
-            0 ||
-        (rc = rg_pipeline_start(&r.pl, err, sizeof(err))) != 0) {
+        0) {
+        rc = rg_cli_report(&cli, rc, "%s", err);
+        goto out;
+    }
+    /* after the sink made its tables (the version row's among them) */
+    if (cache && (r.cache = rg_cache_job_new(cli.conf, err, sizeof(err))) ==
+                     NULL) {
+        rc = rg_cli_report(&cli, RG_EINVAL, "cache: %s", err);
+        goto out;
+    }
+    if ((rc = rg_pipeline_start(&r.pl, err, sizeof(err))) != 0) {
         rc = rg_cli_report(&cli, rc, "%s", err);
         goto out;
     }
@@ -429,6 +498,8 @@ int rg_cmd_run(int argc, char **argv)
         rg_kafka_source_error(r.pl.source) != NULL)
         snprintf(why, sizeof(why), "%s", rg_kafka_source_error(r.pl.source));
     rg_pipeline_stop(&r.pl); /* leaves the group: flush + commit */
+    if (r.cache != NULL) /* the last epochs into Redis (bounded) */
+        rg_cache_job_flush(r.cache, 5000);
     if (rg_engine_error(r.pl.engine) != NULL)
         snprintf(why, sizeof(why), "%s", rg_engine_error(r.pl.engine));
     end_threads(&r);
@@ -440,6 +511,7 @@ out:
     if (cond_ok)
         pthread_cond_destroy(&r.wake);
     rg_pipeline_close(&r.pl);
+    rg_cache_job_destroy(r.cache);
     rg_conf_destroy(cli.conf);
     return rc;
 }

@@ -19,6 +19,50 @@
 #include "pipeline.h"
 #include "railgun/sinks.h"
 
+/* The sink as the Kafka source sees it, when opts.on_claim is set: the
+ * calls the source makes go through to the sink, and a claim that
+ * succeeded is told to on_claim. */
+struct rg_claim_tap {
+    rg_sink_t sink;
+    void (*on_claim)(void *opaque);
+    void *opaque;
+};
+
+static int tap_begin(void *self, uint64_t epoch, char *e, size_t n)
+{
+    struct rg_claim_tap *t = self;
+    return t->sink.begin(t->sink.self, epoch, e, n);
+}
+
+static int tap_write_offsets(void *self, const rg_offset_t *o, size_t k,
+                             char *e, size_t n)
+{
+    struct rg_claim_tap *t = self;
+    return t->sink.write_offsets(t->sink.self, o, k, e, n);
+}
+
+static int tap_commit(void *self, char *e, size_t n)
+{
+    struct rg_claim_tap *t = self;
+    return t->sink.commit(t->sink.self, e, n);
+}
+
+static void tap_rollback(void *self)
+{
+    struct rg_claim_tap *t = self;
+    t->sink.rollback(t->sink.self);
+}
+
+static int tap_claim(void *self, const int32_t *parts, size_t k,
+                     int64_t *next, char *e, size_t n)
+{
+    struct rg_claim_tap *t = self;
+    int rc = t->sink.claim(t->sink.self, parts, k, next, e, n);
+    if (rc == 0)
+        t->on_claim(t->opaque);
+    return rc;
+}
+
 int rg_pipeline_open(rg_pipeline_t *pl, const rg_conf_t *conf,
                      const rg_pipeline_opts_t *opts, char *errstr,
                      size_t size)
@@ -29,6 +73,7 @@ int rg_pipeline_open(rg_pipeline_t *pl, const rg_conf_t *conf,
     rg_conf_t *ec = NULL;     /* the engine's copy, until it takes it */
     rg_engine_t *e = NULL;
     rg_kafka_source_t *src = NULL;
+    struct rg_claim_tap *tap = NULL;
     unsigned workers = (unsigned)rg_conf_get_int(conf, "workers");
     int rc;
 
@@ -63,14 +108,35 @@ int rg_pipeline_open(rg_pipeline_t *pl, const rg_conf_t *conf,
         snprintf(errstr, size, "epoch hook: %s", rg_strerror(rc));
         goto fail;
     }
+    if (opts->commit_hook != NULL &&
+        (rc = rg_engine_set_commit_hook(e, opts->commit_hook,
+                                        opts->commit_hook_opaque)) != 0) {
+        snprintf(errstr, size, "commit hook: %s", rg_strerror(rc));
+        goto fail;
+    }
+    rg_sink_t src_sink = sink;
+    if (opts->kafka && opts->on_claim != NULL && sink.claim != NULL) {
+        if ((tap = malloc(sizeof(*tap))) == NULL) {
+            snprintf(errstr, size, "out of memory");
+            rc = RG_ENOMEM;
+            goto fail;
+        }
+        *tap = (struct rg_claim_tap){sink, opts->on_claim,
+                                     opts->on_claim_opaque};
+        src_sink = (rg_sink_t){.begin = tap_begin,
+                               .write_offsets = tap_write_offsets,
+                               .commit = tap_commit,
+                               .rollback = tap_rollback,
+                               .claim = tap_claim, .self = tap};
+    }
     if (opts->kafka &&
-        (src = rg_kafka_source_new(e, 0, conf, &sink, errstr, size)) ==
+        (src = rg_kafka_source_new(e, 0, conf, &src_sink, errstr, size)) ==
             NULL) {
         rc = RG_EINVAL; /* see pipeline.h, Errors */
         goto fail;
     }
     *pl = (rg_pipeline_t){.engine = e, .job = job, .source = src,
-                          .sink = sink, .workers = workers};
+                          .sink = sink, .workers = workers, .tap = tap};
     return 0;
 
 fail:
@@ -79,6 +145,7 @@ fail:
     rg_likes_job_destroy(job);
     rg_engine_destroy(e); /* closes the sink once it took it */
     rg_conf_destroy(ec);
+    free(tap);
     if (sink_open)
         sink.close(sink.self);
     return rc;
@@ -180,5 +247,6 @@ void rg_pipeline_close(rg_pipeline_t *pl)
     rg_kafka_source_destroy(pl->source);
     rg_likes_job_destroy(pl->job); /* before the sink its readers use */
     rg_engine_destroy(pl->engine); /* closes the sink */
+    free(pl->tap);
     *pl = (rg_pipeline_t){0};
 }

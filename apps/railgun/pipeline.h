@@ -53,7 +53,15 @@ typedef struct rg_pipeline_opts_s {
     bool kafka;                   /* a Kafka source on dispatcher 0 */
     rg_epoch_hook_cb *epoch_hook; /* NULL: none */
     void *epoch_hook_opaque;
+    rg_epoch_commit_cb *commit_hook; /* NULL: none (the read cache) */
+    void *commit_hook_opaque;
+    /* after each successful claim of the Kafka source (every partition
+     * assignment), on its thread; NULL: none */
+    void (*on_claim)(void *opaque);
+    void *on_claim_opaque;
 } rg_pipeline_opts_t;
+
+struct rg_claim_tap; /* pipeline.c: the source's view of the sink */
 
 typedef struct rg_pipeline_s {
     /* read-only for the caller; NULL (zero) while closed */
@@ -66,6 +74,7 @@ typedef struct rg_pipeline_s {
     bool started, stopped, source_spawned;
     pthread_t source_thread;
     _Atomic int source_done;
+    struct rg_claim_tap *tap; /* with opts.on_claim */
 } rg_pipeline_t;
 
 /*

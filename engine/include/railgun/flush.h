@@ -151,6 +151,35 @@ typedef void (rg_epoch_hook_cb)(void *opaque, uint64_t epoch,
 RG_EXPORT int rg_engine_set_epoch_hook(rg_engine_t *e, rg_epoch_hook_cb *cb,
                                        void *opaque);
 
+/* A committed epoch, for the commit hook. Valid during the call only. */
+typedef struct rg_epoch_commit_s {
+    uint64_t epoch;
+    int64_t version;        /* the sink's version after this epoch's
+                               transaction (rg_sink_t.version); 0 when
+                               the sink keeps none or it is unknown (a
+                               retried commit that had landed: the caller
+                               should treat what it derives from versions
+                               as stale) */
+    const int64_t *merged;  /* integer keys whose merged value changed */
+    size_t nmerged;
+    const rg_row_t *staged; /* the epoch's staged rows, each worker's in
+                               its order */
+    size_t nstaged;
+} rg_epoch_commit_t;
+
+typedef void (rg_epoch_commit_cb)(void *opaque, const rg_epoch_commit_t *c);
+
+/*
+ * Sets the commit hook: called on the flusher thread after each epoch's
+ * sink transaction committed (never for a rolled-back one, not for
+ * epochs with nothing to write), before the next epoch's begin; keep it
+ * short (copy what you need and return: the write path waits for it).
+ * Epoch mode only; before rg_engine_start() only (RG_ESTATE after).
+ * A read cache beside the database is what it is for (railgun serve).
+ */
+RG_EXPORT int rg_engine_set_commit_hook(rg_engine_t *e,
+                                        rg_epoch_commit_cb *cb, void *opaque);
+
 /* Flush counters; monotonic. */
 typedef struct rg_flush_stats_s {
     uint64_t epochs;          /* epochs committed */

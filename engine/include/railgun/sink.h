@@ -151,6 +151,15 @@ typedef struct rg_sink_s {
                 char *errstr, size_t size);
     /* Frees the sink (readers are closed first). Optional. */
     void (*close)(void *self);
+    /*
+     * The version the transaction just committed left in the sink: SQL
+     * sinks with sink.version=true bump a version row first thing in
+     * every epoch's transaction (its row lock orders the epochs of every
+     * process sharing the database), so a reader can tell which epochs a
+     * read includes. 0 when the sink keeps none. Called on the flusher
+     * after commit. Optional.
+     */
+    int64_t (*version)(void *self);
     void *self;
 } rg_sink_t;
 

@@ -219,6 +219,12 @@ struct rg_engine_s {
     rg_bytes_row_t *brows;      /* flusher-private scratch */
     rg_epoch_hook_cb *hook;
     void *hook_opaque;
+    rg_epoch_commit_cb *cm_cb;  /* rg_engine_set_commit_hook() */
+    void *cm_opaque;
+    int64_t *cm_keys;           /* flusher-private: the epoch's changed */
+    size_t cm_nkeys, cm_keys_cap; /* keys, for cm_cb */
+    rg_row_t *cm_rows;          /* flusher-private: its staged rows */
+    size_t cm_nrows, cm_rows_cap;
     pthread_t flusher;
     bool flusher_joinable;
     _Atomic int flusher_stop;

@@ -176,6 +176,26 @@ static size_t gather_offsets(rg_engine_t *e, uint64_t epoch)
     return n;
 }
 
+/* Appends n items of size sz to *buf (cap *cap, count *len) for the
+ * commit hook. false when out of memory. */
+static bool cm_append(void **buf, size_t *len, size_t *cap, const void *src,
+                      size_t n, size_t sz)
+{
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 1024;
+        while (c < *len + n)
+            c *= 2;
+        void *p = realloc(*buf, c * sz);
+        if (p == NULL)
+            return false;
+        *buf = p;
+        *cap = c;
+    }
+    memcpy((char *)*buf + *len * sz, src, n * sz);
+    *len += n;
+    return true;
+}
+
 /* Writes one epoch as one transaction. 0 or the sink's error code. */
 static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
                        uint64_t *merged, uint64_t *staged, char *err,
@@ -184,6 +204,7 @@ static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
     const rg_sink_t *s = &e->sink;
     uint32_t k = epoch % e->nslots;
     *merged = *staged = 0;
+    e->cm_nkeys = e->cm_nrows = 0;
     int rc = s->begin(s->self, epoch, err, errsz);
     if (rc != 0)
         return rc;
@@ -204,6 +225,11 @@ static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
                 if ((rc = s->write_merged(s->self, e->rows, n, err,
                                           errsz)) != 0)
                     return rc;
+                for (size_t i = 0; e->cm_cb != NULL && i < n; i++)
+                    if (!cm_append((void **)&e->cm_keys, &e->cm_nkeys,
+                                   &e->cm_keys_cap, &e->rows[i].key, 1,
+                                   sizeof(int64_t)))
+                        return RG_ENOMEM;
                 *merged += n;
                 n = 0;
             }
@@ -230,6 +256,11 @@ static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
             if ((rc = s->write_staged(s->self, d->staged, d->nstaged, err,
                                       errsz)) != 0)
                 return rc;
+            if (e->cm_cb != NULL &&
+                !cm_append((void **)&e->cm_rows, &e->cm_nrows,
+                           &e->cm_rows_cap, d->staged, d->nstaged,
+                           sizeof(rg_row_t)))
+                return RG_ENOMEM;
             *staged += d->nstaged;
         }
     }
@@ -277,6 +308,21 @@ static void set_sink_error(rg_engine_t *e, const char *msg)
 
 /* Writes epoch E (retrying what may pass later), then hands it off.
  * Returns false when the engine failed. */
+/* The commit hook for the epoch write_epoch() just stored; the rows it
+ * collected are this epoch's (a retry collects them again). */
+static void committed_hook(rg_engine_t *e, uint64_t epoch, bool known)
+{
+    if (e->cm_cb == NULL)
+        return;
+    rg_epoch_commit_t c = {
+        .epoch = epoch,
+        .version = known && e->sink.version != NULL
+                       ? e->sink.version(e->sink.self) : 0,
+        .merged = e->cm_keys, .nmerged = known ? e->cm_nkeys : 0,
+        .staged = e->cm_rows, .nstaged = known ? e->cm_nrows : 0};
+    e->cm_cb(e->cm_opaque, &c);
+}
+
 static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
 {
     size_t noffs = gather_offsets(e, epoch);
@@ -299,13 +345,16 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
                 rg__stat_add(&e->st_txns, 1);
                 rg__stat_add(&e->st_merged, merged);
                 rg__stat_add(&e->st_staged, staged);
+                committed_hook(e, epoch, true);
                 break;
             }
             e->sink.rollback(e->sink.self);
             if (rc == RG_EEXIST && attempt > 0) {
                 /* an earlier attempt's commit landed after all (its
-                 * reply was lost): the epoch is stored */
+                 * reply was lost): the epoch is stored, its version
+                 * unknown */
                 rg__stat_add(&e->st_txns, 1);
+                committed_hook(e, epoch, false);
                 break;
             }
             attempt++;
@@ -496,6 +545,11 @@ static void epoch_free(rg_engine_t *e)
     free(e->offs);
     free(e->rows);
     free(e->brows);
+    free(e->cm_keys);
+    free(e->cm_rows);
+    e->cm_keys = NULL;
+    e->cm_rows = NULL;
+    e->cm_nkeys = e->cm_keys_cap = e->cm_nrows = e->cm_rows_cap = 0;
     e->part_next = e->committed_next = NULL;
     e->written_next = NULL;
     e->offs = NULL;
@@ -628,6 +682,20 @@ int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink, char *errstr,
     }
     pthread_mutex_unlock(&e->stop_lock);
     return rc;
+}
+
+int rg_engine_set_commit_hook(rg_engine_t *e, rg_epoch_commit_cb *cb,
+                              void *opaque)
+{
+    pthread_mutex_lock(&e->stop_lock);
+    /* relaxed: state only changes under stop_lock */
+    int st = atomic_load_explicit(&e->state, memory_order_relaxed);
+    if (st == ST_NEW) {
+        e->cm_cb = cb;
+        e->cm_opaque = opaque;
+    }
+    pthread_mutex_unlock(&e->stop_lock);
+    return st == ST_NEW ? 0 : RG_ESTATE;
 }
 
 int rg_engine_set_epoch_hook(rg_engine_t *e, rg_epoch_hook_cb *cb,

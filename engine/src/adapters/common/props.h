@@ -86,6 +86,13 @@ __attribute__((unused)) static int rg__sql_ident_required(const char *name,
      "which job (consumer group and topic) owns the merged tables, so a "   \
      "second job on the same database is refused instead of counting "      \
      "every event twice.", rg__sql_ident_required},                          \
+    {"sink.version", RG_CONF_BOOL, "false", 0, 1,                           \
+     "SQL sinks: bump the row k='version' of sink.table.meta (n, and v as " \
+     "text) first thing in every epoch's transaction, so readers (railgun " \
+     "serve's cache) can tell which epochs a read includes; its row lock " \
+     "orders the epochs of every process on the database. railgun run "    \
+     "turns it on when the read cache is configured (cache.redis.host or " \
+     "cache.redis.socket).", NULL},                                          \
     {"sink.handover.from", RG_CONF_STR, "", 0, 0,                            \
      "SQL sinks: move the ownership of the tables from this consumer group " \
      "to group.id, deliberately (a blue/green deploy under a new group): "  \

@@ -98,6 +98,8 @@ typedef struct mysql_sink {
     MYSQL_BIND off_bind[6];
     long long off_next, off_part, off_epoch;
     struct rg_claims claims;
+    bool versioned;          /* sink.version */
+    int64_t version;         /* what the open epoch transaction set */
 } mysql_sink;
 
 struct rg_sink_reader_s {
@@ -366,10 +368,9 @@ static int sink_fail(mysql_sink *s, unsigned e, const char *what,
     return fail_code(e);
 }
 
-static int my_begin(void *self, uint64_t epoch, char *errstr, size_t size)
+/* A transaction (the epoch's, or a claim's). */
+static int begin_tx(mysql_sink *s, char *errstr, size_t size)
 {
-    (void)epoch;
-    mysql_sink *s = self;
     int rc = ensure_conn(s, errstr, size);
     if (rc != 0)
         return rc;
@@ -377,6 +378,47 @@ static int my_begin(void *self, uint64_t epoch, char *errstr, size_t size)
         return sink_fail(s, mysql_errno(s->db), "begin", mysql_error(s->db),
                          errstr, size);
     return 0;
+}
+
+/* sink.version: bumps the version row first thing in the epoch's
+ * transaction (its row lock orders every process's epochs) and reads it
+ * back. MariaDB assigns left to right, so v takes the new n. */
+static int bump_version(mysql_sink *s, char *errstr, size_t size)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "INSERT INTO `%s` (k, v, n, mtime) VALUES "
+             "('version', '1', 1, %lld) ON DUPLICATE KEY UPDATE n = n + 1, "
+             "v = n, mtime = VALUES(mtime)", s->table[T_META],
+             (long long)now_ms());
+    if (mysql_query(s->db, sql))
+        return sink_fail(s, mysql_errno(s->db), "bump the version",
+                         mysql_error(s->db), errstr, size);
+    snprintf(sql, sizeof(sql), "SELECT n FROM `%s` WHERE k = 'version'",
+             s->table[T_META]);
+    MYSQL_RES *res = NULL;
+    if (mysql_query(s->db, sql) || (res = mysql_store_result(s->db)) == NULL)
+        return sink_fail(s, mysql_errno(s->db), "read the version",
+                         mysql_error(s->db), errstr, size);
+    MYSQL_ROW row = mysql_fetch_row(res);
+    s->version = row != NULL && row[0] != NULL ? strtoll(row[0], NULL, 10)
+                                               : 0;
+    mysql_free_result(res);
+    return 0;
+}
+
+static int my_begin(void *self, uint64_t epoch, char *errstr, size_t size)
+{
+    (void)epoch;
+    mysql_sink *s = self;
+    int rc = begin_tx(s, errstr, size);
+    if (rc == 0 && s->versioned)
+        rc = bump_version(s, errstr, size);
+    return rc;
+}
+
+static int64_t my_version(void *self)
+{
+    return ((mysql_sink *)self)->version;
 }
 
 /* Writes rows through the multi-row statements; fill() puts row r into
@@ -697,7 +739,7 @@ static int my_claim(void *self, const int32_t *parts, size_t n,
                     int64_t *next_out, char *errstr, size_t size)
 {
     mysql_sink *s = self;
-    int rc = my_begin(s, 0, errstr, size);
+    int rc = begin_tx(s, errstr, size);
     if (rc != 0)
         return rc;
     if ((rc = own(s, errstr, size)) != 0) {
@@ -1055,6 +1097,7 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
     s->group = dup_prop(conf, "group.id");
     s->topic = dup_prop(conf, "topic");
     s->handover = dup_prop(conf, "sink.handover.from");
+    s->versioned = rg_conf_get_int(conf, "sink.version") != 0;
     s->log = rg_conf_log_cb(conf, &s->log_opaque);
     rg_conf_destroy(conf);
     int rc = 0;
@@ -1126,6 +1169,7 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
         .reader_close = staged ? my_reader_close : NULL,
         .scan = my_scan,
         .close = my_close,
+        .version = s->versioned ? my_version : NULL,
         .self = s,
     };
     return 0;

@@ -52,6 +52,8 @@ typedef struct sqlite_sink {
     char *table[T__COUNT];
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *up_count, *up_bytes, *up_action, *up_offset, *sel_offset;
+    sqlite3_stmt *up_version, *sel_version; /* sink.version=true only */
+    int64_t version;         /* what the open transaction set */
     struct rg_claims claims;
 } sqlite_sink;
 
@@ -227,7 +229,25 @@ static int sq_begin(void *self, uint64_t epoch, char *errstr, size_t size)
 {
     (void)epoch;
     sqlite_sink *s = self;
-    return run(s, s->begin, "begin", errstr, size);
+    int rc = run(s, s->begin, "begin", errstr, size);
+    if (rc != 0 || s->up_version == NULL)
+        return rc;
+    /* sink.version: first thing in the transaction */
+    sqlite3_bind_int64(s->up_version, 1, now_ms());
+    if ((rc = run(s, s->up_version, "bump the version", errstr, size)) != 0)
+        return rc;
+    int src = sqlite3_step(s->sel_version);
+    s->version = src == SQLITE_ROW ? sqlite3_column_int64(s->sel_version, 0)
+                                   : 0;
+    sqlite3_reset(s->sel_version);
+    if (src != SQLITE_ROW)
+        return fail(s->db, src, "read the version", errstr, size);
+    return 0;
+}
+
+static int64_t sq_version(void *self)
+{
+    return ((sqlite_sink *)self)->version;
 }
 
 static int sq_write_merged(void *self, const rg_row_t *rows, size_t n,
@@ -615,7 +635,7 @@ static void sq_close(void *self)
         return;
     sqlite3_stmt *sts[] = {s->begin, s->commit, s->rollback, s->up_count,
                            s->up_bytes, s->up_action, s->up_offset,
-                           s->sel_offset};
+                           s->sel_offset, s->up_version, s->sel_version};
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
         sqlite3_finalize(sts[i]);
     sqlite3_close(s->db);
@@ -664,6 +684,7 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
     s->group = strdup(rg_conf_get_str(conf, "group.id"));
     s->topic = strdup(rg_conf_get_str(conf, "topic"));
     s->handover = strdup(rg_conf_get_str(conf, "sink.handover.from"));
+    bool versioned = rg_conf_get_int(conf, "sink.version") != 0;
     s->log = rg_conf_log_cb(conf, &s->log_opaque);
     rg_conf_destroy(conf);
     if (!ok || !s->path || !s->group || !s->topic || !s->handover) {
@@ -728,7 +749,15 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
         (rc = prep_t(s, "SELECT next_offset, owner_epoch FROM %s WHERE "
                         "consumer_group = ?2 AND topic = ?3 AND "
                         "partition = ?1",
-                     T_OFFSETS, &s->sel_offset, errstr, size)))
+                     T_OFFSETS, &s->sel_offset, errstr, size)) ||
+        (versioned &&
+         ((rc = prep_t(s, "INSERT INTO %s (k, v, n, mtime) VALUES "
+                          "('version', '1', 1, ?1) ON CONFLICT (k) DO UPDATE "
+                          "SET n = n + 1, v = CAST(n + 1 AS TEXT), "
+                          "mtime = excluded.mtime",
+                       T_META, &s->up_version, errstr, size)) ||
+          (rc = prep_t(s, "SELECT n FROM %s WHERE k = 'version'", T_META,
+                       &s->sel_version, errstr, size)))))
         goto out;
     sqlite3_bind_text(s->sel_offset, 2, s->group, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->sel_offset, 3, s->topic, -1, SQLITE_STATIC);
@@ -749,6 +778,7 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
         .reader_close = staged ? sq_reader_close : NULL,
         .scan = sq_scan,
         .close = sq_close,
+        .version = versioned ? sq_version : NULL,
         .self = s,
     };
     return 0;
