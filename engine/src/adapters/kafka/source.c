@@ -174,6 +174,63 @@ static void brokers_up(rg_kafka_source_t *s)
     s->down_warned = 0;
 }
 
+/*
+ * librdkafka's statistics (the poll thread: served from the consumer
+ * queue): counts the brokers (those the client was configured with or
+ * learned, not its internal one) and those in state UP. This is what
+ * names a dead cluster when ALL_BROKERS_DOWN never comes: librdkafka
+ * raises it only when every broker object it knows is down, and a
+ * broker object that never tried to connect (sparse connections) keeps
+ * that count short, under load about one time in two in loud_test.
+ */
+static void count_brokers(const char *json, int *all, int *up)
+{
+    *all = *up = 0;
+    const char *b = strstr(json, "\"brokers\":{");
+    const char *t = b ? strstr(b, "\"topics\":") : NULL;
+    for (const char *p = b; p != NULL;) {
+        p = strstr(p, "\"source\":\"");
+        if (p == NULL || (t != NULL && p > t))
+            break;
+        p += strlen("\"source\":\"");
+        bool internal = strncmp(p, "internal\"", 9) == 0;
+        const char *st = strstr(p, "\"state\":\"");
+        if (st == NULL || (t != NULL && st > t))
+            break;
+        st += strlen("\"state\":\"");
+        if (!internal) {
+            (*all)++;
+            *up += strncmp(st, "UP\"", 3) == 0;
+        }
+        p = st;
+    }
+}
+
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    (void)len;
+    rg_kafka_source_t *s = opaque;
+    int all, up;
+    count_brokers(json, &all, &up);
+    if (all > 0 && up == 0) {
+        int64_t zero = 0;
+        /* relaxed: a timestamp for warnings and stats */
+        if (atomic_compare_exchange_strong_explicit(
+                &s->down_since, &zero, rg__now_ns(), memory_order_relaxed,
+                memory_order_relaxed)) {
+            pthread_mutex_lock(&s->err_lock);
+            if (s->last_err[0] == '\0')
+                snprintf(s->last_err, sizeof(s->last_err), "none of %d "
+                         "brokers is up", all);
+            pthread_mutex_unlock(&s->err_lock);
+        }
+    } else if (up > 0) {
+        brokers_up(s);
+    }
+    return 0; /* librdkafka frees json */
+}
+
 /* Poll loop, about once a second: what has been wrong for long. */
 static void warn_if_stuck(rg_kafka_source_t *s, int64_t now)
 {
@@ -727,6 +784,19 @@ rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
     rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
     rd_kafka_conf_set_error_cb(kc, on_error);
     rd_kafka_conf_set_log_cb(kc, on_log);
+    /* broker states once a second (or as often as warnings may come)
+     * unless the user asked for another interval: see on_stats() */
+    char si[32];
+    size_t sisz = sizeof(si);
+    if (rd_kafka_conf_get(kc, "statistics.interval.ms", si, &sisz) ==
+            RD_KAFKA_CONF_OK &&
+        strcmp(si, "0") == 0) {
+        int64_t ms = s->warn_after_ns / 1000000;
+        snprintf(si, sizeof(si), "%lld",
+                 (long long)(ms < 1000 && ms > 0 ? ms : 1000));
+        rd_kafka_conf_set(kc, "statistics.interval.ms", si, NULL, 0);
+    }
+    rd_kafka_conf_set_stats_cb(kc, on_stats);
     rd_kafka_conf_set_opaque(kc, s);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, rkerr, sizeof(rkerr));
     if (s->rk == NULL) {
