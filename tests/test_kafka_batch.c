@@ -222,10 +222,11 @@ static struct result run(bool batch, unsigned seed)
     return r;
 }
 
-/* Both consume calls under the same treatment, two seeds each. */
+/* Both consume calls under the same treatment (one seed each: each run
+ * is some 50 pause cycles, and a cycle waits on the broker thread). */
 static void check_every_offset_once(bool batch)
 {
-    for (unsigned seed = 1; seed <= 2; seed++) {
+    for (unsigned seed = 1; seed <= 1; seed++) {
         struct result r = run(batch, seed);
         cr_assert_eq(r.skips, 0, "seed %u: %ld offsets skipped", seed,
                      r.skips);
