@@ -21,7 +21,8 @@
  * a message must be exactly the next expected one of its partition, where
  * "next" moves on a taken message and back on a deliberate seek.
  */
-#include <criterion/criterion.h>
+#define _GNU_SOURCE
+#include "support/test.h"
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdbool.h>
@@ -214,9 +215,10 @@ static struct result run(bool batch, unsigned seed)
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     rd_kafka_destroy(host);
-    cr_log_info("%s: %ld delivered, %ld pauses, %ld skipped, %ld duplicated, "
-                "%ld while paused", batch ? "batch" : "poll", r.delivered,
-                r.pauses, r.skips, r.dups, r.while_paused);
+    fprintf(stderr, "kafka_batch: %s: %ld delivered, %ld pauses, %ld "
+            "skipped, %ld duplicated, %ld while paused\n",
+            batch ? "batch" : "poll", r.delivered, r.pauses, r.skips, r.dups,
+            r.while_paused);
     cr_assert_eq(done, PARTS, "%s: not done in 120 s: %ld of %d delivered",
                  batch ? "batch" : "poll", r.delivered, PARTS * PER_PART);
     return r;
