@@ -318,6 +318,7 @@ struct fallback {
     void *held_buf;
     bool has_held;
     bool read_failed;              /* under r_mu: logged once */
+    _Atomic bool switching;        /* DIRECT, replayed records unacked */
     _Atomic uint64_t replay_in_flight;
     _Atomic int replay_failed;     /* a replayed record came back failed */
 
@@ -703,42 +704,28 @@ static void unhold(struct fallback *fb)
     fb->has_held = false;
 }
 
-/* The replay (F2), and the switch back once the spool is empty (F1).
- * Poll path; one thread at a time (r_mu, trylock). */
-static void fb_replay(rg_producer_t *p)
+/* Replays records from the cursor until *in_flight reaches limit. 1: the
+ * cursor caught up (every durable record not done is in librdkafka), 0:
+ * the window is full, -1: stopped (librdkafka's queue is full, or the
+ * spool cannot be read). Under r_mu. */
+static int replay_some(rg_producer_t *p, uint64_t *in_flight, uint64_t limit)
 {
     struct fallback *fb = p->fb;
-    if (pthread_mutex_trylock(&fb->r_mu) != 0)
-        return;
-    /* acquire: pairs with the release decrement in fb_on_delivery() */
-    uint64_t in_flight = atomic_load_explicit(&fb->replay_in_flight,
-                                              memory_order_acquire);
-    if (atomic_load_explicit(&fb->replay_failed, memory_order_relaxed)) {
-        if (in_flight > 0)
-            goto out; /* F2: wait for every replayed record to come back */
-        rg__spool_cursor_destroy(fb->cur);
-        fb->cur = NULL;
-        unhold(fb);
-        /* relaxed: under r_mu, after the acquire above */
-        atomic_store_explicit(&fb->replay_failed, 0, memory_order_relaxed);
-    }
-    if (fb->cur == NULL && (fb->cur = rg__spool_cursor_new(fb->sp)) == NULL)
-        goto out;
-    while (in_flight < REPLAY_WINDOW) {
+    while (*in_flight < limit) {
         rg_spool_rec_t r;
         if (fb->has_held) {
             r = fb->held;
         } else {
             int rc = rg__spool_cursor_next(fb->cur, &r);
             if (rc == 0)
-                break;
+                return 1;
             if (rc < 0) {
                 if (!fb->read_failed)
                     fb_log(fb, RG_LOG_ERR, "the spool cannot be read (%s): "
                            "replay stopped, the producer stays degraded",
                            rg__spool_last_error());
                 fb->read_failed = true;
-                goto out;
+                return -1;
             }
         }
         rd_kafka_resp_err_t err = replay_one(p, &r);
@@ -750,20 +737,37 @@ static void fb_replay(rg_producer_t *p)
             }
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 fb_log(fb, RG_LOG_WARN, "replay: %s", rd_kafka_err2str(err));
-            goto out;
+            return -1;
         }
         unhold(fb);
-        in_flight++;
+        (*in_flight)++;
     }
-    if (fb_mode(fb) != RG_PRODUCER_DRAINING || fb->has_held ||
-        atomic_load_explicit(&fb->replay_in_flight, memory_order_acquire))
-        goto out;
-    pthread_mutex_lock(&fb->mu);
-    rg_spool_stats_t st;
-    rg__spool_stats(fb->sp, &st);
-    if (fb_mode(fb) == RG_PRODUCER_DRAINING && st.pending == 0) {
-        set_mode(fb, RG_PRODUCER_DIRECT);
-        pthread_mutex_unlock(&fb->mu);
+    return 0;
+}
+
+/*
+ * The replay (F2), and the switch back (F1). Poll path; one thread at a
+ * time (r_mu, trylock). The switch: once the cursor has caught up while
+ * DRAINING, under mu (no send can append meanwhile) the staged tail is
+ * committed and handed to librdkafka too, then sends go direct again:
+ * they enter librdkafka's queue behind every replayed record, which it
+ * delivers in order per partition. The spool's segments are deleted once
+ * every replayed record is acknowledged (fb->switching until then).
+ */
+static void fb_replay(rg_producer_t *p)
+{
+    struct fallback *fb = p->fb;
+    if (pthread_mutex_trylock(&fb->r_mu) != 0)
+        return;
+    /* acquire: pairs with the release decrement in fb_on_delivery() */
+    uint64_t in_flight = atomic_load_explicit(&fb->replay_in_flight,
+                                              memory_order_acquire);
+    if (fb_mode(fb) == RG_PRODUCER_DIRECT) {
+        /* relaxed: switching is written only under r_mu */
+        if (!atomic_load_explicit(&fb->switching, memory_order_relaxed) ||
+            in_flight > 0)
+            goto out;
+        atomic_store_explicit(&fb->switching, false, memory_order_relaxed);
         rg__spool_cursor_destroy(fb->cur);
         fb->cur = NULL;
         /* the last segments go now ("replayed, then removed") */
@@ -774,9 +778,33 @@ static void fb_replay(rg_producer_t *p)
                atomic_load_explicit(&fb->n_replayed, memory_order_relaxed),
                rc == 0 ? " and removed" : "", (now_ms() - fb->entered_ms) /
                1000.0);
-    } else {
-        pthread_mutex_unlock(&fb->mu);
+        goto out;
     }
+    /* degraded again before the last ack (relaxed: under r_mu) */
+    atomic_store_explicit(&fb->switching, false, memory_order_relaxed);
+    if (atomic_load_explicit(&fb->replay_failed, memory_order_relaxed)) {
+        if (in_flight > 0)
+            goto out; /* F2: wait for every replayed record to come back */
+        rg__spool_cursor_destroy(fb->cur);
+        fb->cur = NULL;
+        unhold(fb);
+        /* relaxed: under r_mu, after the acquire above */
+        atomic_store_explicit(&fb->replay_failed, 0, memory_order_relaxed);
+    }
+    if (fb->cur == NULL && (fb->cur = rg__spool_cursor_new(fb->sp)) == NULL)
+        goto out;
+    if (replay_some(p, &in_flight, REPLAY_WINDOW) != 1 ||
+        fb_mode(fb) != RG_PRODUCER_DRAINING)
+        goto out;
+    pthread_mutex_lock(&fb->mu);
+    if (fb_mode(fb) == RG_PRODUCER_DRAINING &&
+        !atomic_load_explicit(&fb->replay_failed, memory_order_relaxed) &&
+        rg__spool_sync(fb->sp, 1000) == 0 &&
+        replay_some(p, &in_flight, UINT64_MAX) == 1) {
+        set_mode(fb, RG_PRODUCER_DIRECT);
+        atomic_store_explicit(&fb->switching, true, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&fb->mu);
 out:
     pthread_mutex_unlock(&fb->r_mu);
 }
@@ -809,7 +837,9 @@ static int fb_step(rg_producer_t *p)
             fb_degrade(fb, why);
         }
     }
-    if (fb_mode(fb) != RG_PRODUCER_DIRECT)
+    /* relaxed: a hint; fb_replay() rechecks under r_mu */
+    if (fb_mode(fb) != RG_PRODUCER_DIRECT ||
+        atomic_load_explicit(&fb->switching, memory_order_relaxed))
         fb_replay(p);
     return n;
 }
@@ -959,7 +989,7 @@ rg_producer_t *rg_producer_new(const rg_conf_t *given, rg_delivery_cb *cb,
     if (rg__spool_opts_from_conf(&so, conf, errstr, size) != 0)
         goto fail;
     if (so.dir[0] != '\0' &&
-        (p->fb = fb_new(given, &so, errstr, size)) == NULL)
+        (p->fb = fb_new(conf, &so, errstr, size)) == NULL)
         goto fail;
     /* Kafka's default partitioner (the Java client's murmur2) unless the
      * configuration names another */
