@@ -41,8 +41,9 @@
  * on (timed out, or purged by destroy) is spooled the same way instead of
  * failing. When deliveries succeed again, poll and flush replay the spool
  * to Kafka in spool order (new sends keep going to the spool meanwhile, so
- * one key's messages stay in send order), and once it is empty the
- * producer sends directly again and deletes the spool's segments. A
+ * one key's messages stay in send order); once every spooled message is
+ * in librdkafka's queue the producer sends directly again (behind them),
+ * and deletes the spool's segments once Kafka acknowledged them all. A
  * producer created over a spool that still holds records (a process that
  * died degraded) starts degraded and replays them first. Replayed messages
  * carry the headers `rg-producer-id` (16 hex digits) and `rg-seq`
@@ -50,6 +51,10 @@
  * sends fail with RG_EFULL at `fallback.spool.max.bytes` (nothing already
  * accepted is dropped), RG_ETIMEDOUT when the spool did not take the
  * message within fallback.block.max.ms, RG_EIO when the spool failed.
+ * rg_producer_flush() in degraded mode syncs the spool and waits for every
+ * callback; messages librdkafka held from before the outage cannot
+ * complete until Kafka is back, so it may return RG_ETIMEDOUT saying so
+ * (rg_producer_destroy() spools them).
  * Entering and leaving degraded mode is logged through the conf's log
  * callback (who "producer"), naming the cause.
  */
@@ -166,7 +171,10 @@ RG_EXPORT const char *rg_producer_mode_name(rg_producer_mode_t mode);
 /* Why the last refused call of this thread was refused ("" if none). */
 RG_EXPORT const char *rg_producer_last_error(void);
 
-/* Flushes for up to 10 s, then frees; NULL is fine. */
+/* Flushes for up to 10 s, then frees; NULL is fine. With a spool, what
+ * librdkafka still holds then is appended to the spool (and reported
+ * spooled) before it is closed: a producer on the same directory replays
+ * it. */
 RG_EXPORT void rg_producer_destroy(rg_producer_t *p);
 
 #ifdef __cplusplus

@@ -14,13 +14,16 @@
  *             messages waiting, none delivered for fallback.after.ms)-->
  *   DEGRADED --(any delivery succeeds)--> DRAINING
  *   DRAINING --(a replayed record fails)--> DEGRADED
- *   DRAINING --(spool empty, no replay in flight)--> DIRECT
+ *   DRAINING --(the cursor caught up; under mu: the staged tail synced
+ *               and produced too)--> DIRECT, "switching" until every
+ *               replayed record is acknowledged, then segments deleted
  *
  * Invariants
  *   F1 While mode != DIRECT every send goes to the spool; the mode changes
- *      only under fb->mu, and a spooled send re-reads it under fb->mu, so
- *      no send lands in librdkafka between the replay's last record and
- *      the switch back (one key stays in send order across it).
+ *      only under fb->mu, and a spooled send re-reads it under fb->mu.
+ *      The switch back happens under fb->mu after every spooled record is
+ *      in librdkafka's queue, so a direct send after it queues behind
+ *      them (one key stays in send order across it).
  *   F2 The replay produces records in LSN order, at most REPLAY_WINDOW in
  *      librdkafka at once, into the same queue as the direct sends made
  *      before the outage (which librdkafka delivers first, per
