@@ -500,6 +500,9 @@ static int spool_put(rg_producer_t *p, const void *key, size_t key_len,
                      int64_t budget_ms, bool mode_check)
 {
     struct fallback *fb = p->fb;
+    if (key_len > UINT32_MAX || value_len > UINT32_MAX)
+        return refuse(RG_EINVAL, "degraded mode: a key or value over 4 GiB "
+                      "cannot be spooled");
     int64_t t0 = now_ms();
     if (lock_within(&fb->mu, budget_ms) != 0)
         return refuse(RG_ETIMEDOUT, "degraded mode: the spool stayed busy "
