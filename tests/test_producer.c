@@ -122,6 +122,13 @@ Test(producer, batch_delivered_once_each_key_on_one_partition_in_order)
         if (!used[s.part_of[k]]++)
             nused++;
     cr_assert_gt(nused, 4);
+    /* no fallback.spool.dir: no degraded mode, nothing counted */
+    rg_producer_stats_t st;
+    memset(&st, 0xff, sizeof(st));
+    rg_producer_stats(p, &st);
+    cr_assert_eq(st.mode, RG_PRODUCER_DIRECT);
+    cr_assert(st.degraded == 0 && st.spooled == 0 && st.replayed == 0 &&
+              st.spool_bytes == 0 && st.spool_pending == 0);
     rg_producer_destroy(p);
     rg_conf_destroy(conf);
     cluster_stop(&c);
@@ -187,6 +194,13 @@ Test(producer, bad_input_is_refused_with_a_reason_and_nothing_sent)
     rg_conf_set(conf, "kafka.no.such.property", "1", err, sizeof(err));
     cr_assert_null(rg_producer_new(conf, NULL, NULL, err, sizeof(err)));
     cr_assert(strstr(err, "kafka.no.such.property") != NULL, "%s", err);
+    rg_conf_destroy(conf);
+    /* a spool directory that cannot be made: refused, named */
+    conf = producer_conf(&c);
+    cr_assert_eq(rg_conf_set(conf, "fallback.spool.dir", "/dev/null/spool",
+                             err, sizeof(err)), 0, "%s", err);
+    cr_assert_null(rg_producer_new(conf, NULL, NULL, err, sizeof(err)));
+    cr_assert(strstr(err, "fallback.spool.dir") != NULL, "%s", err);
     rg_conf_destroy(conf);
     rg_conf_t *empty = rg_conf_new();
     rg_conf_add_table(empty, rg_kafka_conf_table(), NULL, 0);
