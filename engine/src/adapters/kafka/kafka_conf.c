@@ -6,6 +6,11 @@
 #define _GNU_SOURCE
 #include "railgun/kafka.h"
 #include "../common/props.h"
+#include "spool.h"
+
+/* spool.h's rows (core table format) as rows of this table */
+#define SPOOL_ROW(id, name, type, def, min, max, check, doc) \
+    {name, RG_CONF_##type, def, min, max, doc, check},
 
 /* "", "all", or partition numbers separated by commas. */
 static int check_partition_list(const char *name, const char *value,
@@ -53,6 +58,21 @@ static const rg_conf_prop_t kafka_props[] = {
      "counted from there. Empty (the default): such a partition stops the "
      "source with an error that says what happened (`railgun run "
      "--reset-offsets`).", check_partition_list},
+    /* the producer's degraded mode (producer.c), on only with a spool dir */
+    {"fallback.after.ms", RG_CONF_INT, "5000", 1, 3600000,
+     "Producer: with `fallback.spool.dir` set, switch to degraded mode "
+     "(every send goes to the durable spool) when librdkafka reports every "
+     "broker down, when a delivery fails because Kafka is unavailable (a "
+     "timeout, a lost connection), or when messages are waiting and none "
+     "has been delivered for this long. Back to direct sends once "
+     "deliveries succeed again and the spool is replayed to Kafka in "
+     "order.", NULL},
+    {"fallback.block.max.ms", RG_CONF_INT, "100", 0, 60000,
+     "Producer: the longest a send call blocks in degraded mode (waiting "
+     "for the spool's lock or for its staging buffer while the disk is "
+     "behind); past it the send fails with RG_ETIMEDOUT and nothing is "
+     "sent. 0: never wait.", NULL},
+    RG_SPOOL_PROPS(SPOOL_ROW)
 };
 
 static const rg_conf_table_t kafka_table = {
