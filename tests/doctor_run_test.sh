@@ -17,11 +17,12 @@
 #   paused      two nodes in one group, one SIGSTOPped: node_unreachable
 #               for that one, nothing for the other
 #
-# PENDING THE ENGINE'S METRICS WIRING: these need `railgun run` to serve
-# /metrics on -X metrics.listen with the names of NOTES-metrics.md
-# ("Proposed metric names"); fail_key and stuck need the likes job's
-# fault properties above. NOTES-ctl.md lists, per scenario, the metrics
-# each depends on. CMake registers them DISABLED unless -DRG_CTL_WIRED=ON.
+# `railgun run` serves /metrics on -X metrics.listen (apps/railgun/
+# run_metrics.c). fail_key (retries and the DLQ, issue 12, and
+# likes.fault.fail.video) and redis (flow control's Redis wiring in
+# `railgun run`, issue 14) wait for features not built: CMake registers
+# them DISABLED unless -DRG_CTL_WIRED=ON. NOTES-ctl.md lists, per
+# scenario, the metrics each depends on.
 set -uo pipefail
 scenario=${1:?SCENARIO} rg=${2:?RAILGUN}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-doctor-run.XXXXXX")
@@ -135,7 +136,8 @@ slow_sink)
     load 3000 30 10000
     sleep 1
     # hold SQLite's write lock: every epoch transaction waits
-    (echo "BEGIN EXCLUSIVE;"; sleep 25; echo "COMMIT;") | sqlite3 "$tmp/likes.db" &
+    # (.timeout: the run commits several times a second; wait for a gap)
+    (echo ".timeout 10000"; echo "BEGIN EXCLUSIVE;"; sleep 25; echo "COMMIT;") | sqlite3 "$tmp/likes.db" &
     pids+=($!)
     sleep 3
     doctor "$tmp/d" --metrics "$url_a" --watch-ms 4000
