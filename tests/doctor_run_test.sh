@@ -35,7 +35,8 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($scenario): $*"; exit 1; }
 
-"$rg" config 2>/dev/null | grep -q '^metrics.listen=' ||
+# (no grep -q: it would quit early, and pipefail would see config's SIGPIPE)
+"$rg" config 2>/dev/null | grep '^metrics.listen=' >/dev/null ||
     fail "railgun run has no metrics.listen yet (PENDING the metrics wiring)"
 
 free_port() {
