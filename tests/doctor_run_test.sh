@@ -35,9 +35,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($scenario): $*"; exit 1; }
 
-# (no grep -q: it would quit early, and pipefail would see config's SIGPIPE)
-"$rg" config 2>/dev/null | grep '^metrics.listen=' >/dev/null ||
-    fail "railgun run has no metrics.listen yet (PENDING the metrics wiring)"
+cfg=$("$rg" config 2>&1)
+cfg_rc=$?
+grep -q '^metrics.listen=' <<<"$cfg" ||
+    fail "railgun config (exit $cfg_rc) lists no metrics.listen: $(tail -3 <<<"$cfg")"
 
 free_port() {
     local p

@@ -51,7 +51,7 @@ static const rg_conf_prop_t app_props[] = {
      NULL},
     {"likes.fault.stall.ms", RG_CONF_INT, "0", 0, 3600000,
      "A TEST AID: how long likes.fault.stall.video's events hold their "
-     "worker (0: off). A stop waits for the sleep in progress.", NULL},
+     "worker (0: off). A stop request ends every stall at once.", NULL},
 };
 
 /* The metrics listener of `railgun run` (run_metrics.c); in every

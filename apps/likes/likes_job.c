@@ -65,6 +65,7 @@ struct rg_likes_job_s {
      * creation orders it before every read), read-only afterwards */
     int64_t stall_video;      /* < 0: off */
     unsigned stall_ms;
+    _Atomic int stall_released; /* rg_likes_job_fault_release() */
 };
 
 static inline size_t pair_slot(int64_t v, int64_t u, size_t mask)
@@ -381,6 +382,17 @@ static void likes_pre_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
             ((struct like_ev *)evs[i].data.bytes)->skip = 1;
 }
 
+/* likes.fault.stall: stall_ms in 10 ms naps, until released. Relaxed:
+ * the flag publishes nothing, the nap only has to end soon after. */
+static void stall(rg_likes_job_t *job)
+{
+    for (unsigned t = 0; t < job->stall_ms; t += 10) {
+        if (atomic_load_explicit(&job->stall_released, memory_order_relaxed))
+            return;
+        nap_ms(job->stall_ms - t < 10 ? job->stall_ms - t : 10);
+    }
+}
+
 static void likes_batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                            size_t n)
 {
@@ -394,7 +406,7 @@ static void likes_batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
         if (le->skip)
             continue;
         if (job->stall_ms > 0 && le->video == job->stall_video)
-            nap_ms(job->stall_ms); /* the test aid: holds the watermark */
+            stall(job); /* the test aid: holds the watermark */
         struct centry *c = cache_find(w, le->video, le->user);
         if (c == NULL)
             abort(); /* pre_do loaded every pair of the batch */
@@ -462,6 +474,12 @@ void rg_likes_job_set_fault_stall(rg_likes_job_t *job, int64_t video,
 {
     job->stall_video = video;
     job->stall_ms = video < 0 ? 0 : ms;
+}
+
+void rg_likes_job_fault_release(rg_likes_job_t *job)
+{
+    /* relaxed: see stall() */
+    atomic_store_explicit(&job->stall_released, 1, memory_order_relaxed);
 }
 
 void rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf)

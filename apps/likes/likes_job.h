@@ -66,6 +66,11 @@ void rg_likes_job_set_log(rg_likes_job_t *job, const rg_conf_t *conf);
 void rg_likes_job_set_fault_stall(rg_likes_job_t *job, int64_t video,
                                   unsigned ms);
 
+/* Ends the stalls of rg_likes_job_set_fault_stall() now and for good (a
+ * stop was asked: the stalled events are applied, so the drain ends).
+ * Any thread; async-signal-safe. */
+void rg_likes_job_fault_release(rg_likes_job_t *job);
+
 /* The fault rows' values in conf into job (likes.fault.*). */
 void rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf);
 

@@ -178,6 +178,7 @@ static void *signals_main(void *arg)
         rg_conf_log(r->conf, RG_LOG_INFO, "run", "%s: stopping (storing "
                     "what was consumed, within shutdown.timeout.ms; a "
                     "second signal stops at once)", strsignal(sig));
+        rg_likes_job_fault_release(r->pl.job); /* likes.fault.stall */
         rg_kafka_source_stop(r->pl.source);
     }
 }
