@@ -69,7 +69,8 @@ start_run() {
     pids+=($pid)
     printf -v "url_$name" 'http://127.0.0.1:%s' "$port"
     printf -v "pid_$name" '%s' $pid
-    for _ in $(seq 1 300); do
+    # up to 60 s: a second member waits for the group's rebalance
+    for _ in $(seq 1 600); do
         curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
         kill -0 $pid 2>/dev/null || fail "run $name died: $(tail -5 "$tmp/run.$name.err")"
         sleep 0.1
