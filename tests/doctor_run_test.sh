@@ -17,11 +17,12 @@
 #   paused      two nodes in one group, one SIGSTOPped: node_unreachable
 #               for that one, nothing for the other
 #
-# PENDING THE ENGINE'S METRICS WIRING: these need `railgun run` to serve
-# /metrics on -X metrics.listen with the names of NOTES-metrics.md
-# ("Proposed metric names"); fail_key and stuck need the likes job's
-# fault properties above. NOTES-ctl.md lists, per scenario, the metrics
-# each depends on. CMake registers them DISABLED unless -DRG_CTL_WIRED=ON.
+# `railgun run` serves /metrics on -X metrics.listen (apps/railgun/
+# run_metrics.c). fail_key (retries and the DLQ, issue 12, and
+# likes.fault.fail.video) and redis (flow control's Redis wiring in
+# `railgun run`, issue 14) wait for features not built: CMake registers
+# them DISABLED unless -DRG_CTL_WIRED=ON. NOTES-ctl.md lists, per
+# scenario, the metrics each depends on.
 set -uo pipefail
 scenario=${1:?SCENARIO} rg=${2:?RAILGUN}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-doctor-run.XXXXXX")
@@ -34,8 +35,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($scenario): $*"; exit 1; }
 
-"$rg" config 2>/dev/null | grep -q '^metrics.listen=' ||
-    fail "railgun run has no metrics.listen yet (PENDING the metrics wiring)"
+cfg=$("$rg" config 2>&1)
+cfg_rc=$?
+grep -q '^metrics.listen=' <<<"$cfg" ||
+    fail "railgun config (exit $cfg_rc) lists no metrics.listen: $(tail -3 <<<"$cfg")"
 
 free_port() {
     local p
@@ -66,7 +69,8 @@ start_run() {
     pids+=($pid)
     printf -v "url_$name" 'http://127.0.0.1:%s' "$port"
     printf -v "pid_$name" '%s' $pid
-    for _ in $(seq 1 300); do
+    # up to 60 s: a second member waits for the group's rebalance
+    for _ in $(seq 1 600); do
         curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
         kill -0 $pid 2>/dev/null || fail "run $name died: $(tail -5 "$tmp/run.$name.err")"
         sleep 0.1
@@ -135,7 +139,8 @@ slow_sink)
     load 3000 30 10000
     sleep 1
     # hold SQLite's write lock: every epoch transaction waits
-    (echo "BEGIN EXCLUSIVE;"; sleep 25; echo "COMMIT;") | sqlite3 "$tmp/likes.db" &
+    # (.timeout: the run commits several times a second; wait for a gap)
+    (echo ".timeout 10000"; echo "BEGIN EXCLUSIVE;"; sleep 25; echo "COMMIT;") | sqlite3 "$tmp/likes.db" &
     pids+=($!)
     sleep 3
     doctor "$tmp/d" --metrics "$url_a" --watch-ms 4000

@@ -43,10 +43,11 @@ static void assert_rejected(rg_conf_t *conf, const char *name,
 Test(conf, every_default_is_valid_and_round_trips)
 {
     rg_conf_t *conf = rg_likes_conf_new();
-    cr_assert_eq(rg_conf_table_count(conf), 5, "core, kafka, sqlite, "
-                 "mysql and the program");
+    cr_assert_eq(rg_conf_table_count(conf), 6, "core, kafka, sqlite, "
+                 "mysql, the program and its metrics listener");
     cr_assert_eq(rg_conf_table_at(conf, 0), rg_conf_core_table());
-    cr_assert_null(rg_conf_table_at(conf, 5));
+    cr_assert_eq(rg_conf_table_at(conf, 5), rg_likes_metrics_conf_table());
+    cr_assert_null(rg_conf_table_at(conf, 6));
     EACH_PROP(conf, p)
         cr_assert_not(rg_conf_is_set(conf, p->name),
                       "%s: a default counts as not set", p->name);

@@ -4,6 +4,7 @@
  * the core's table plus the Kafka, SQLite, MariaDB and program tables.
  */
 #define _GNU_SOURCE
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "likes_job.h"
@@ -42,6 +43,40 @@ static const rg_conf_prop_t app_props[] = {
      "(librdkafka's message.timeout.ms; kafka.message.timeout.ms "
      "overrides) and fail with the cause, instead of waiting the default "
      "five minutes when no broker is reachable.", NULL},
+    {"likes.fault.stall.video", RG_CONF_INT, "-1", -1, INT64_MAX,
+     "A TEST AID, never for production: the likes job's worker sleeps "
+     "likes.fault.stall.ms before applying each event of this video, so "
+     "its partition's watermark stands on it (tests/doctor_run_test.sh "
+     "makes `railgun doctor` name a stuck watermark with it). -1: off.",
+     NULL},
+    {"likes.fault.stall.ms", RG_CONF_INT, "0", 0, 3600000,
+     "A TEST AID: how long likes.fault.stall.video's events hold their "
+     "worker (0: off). A stop request ends every stall at once.", NULL},
+};
+
+/* The metrics listener of `railgun run` (run_metrics.c); in every
+ * command's conf, so `railgun doctor` and `bench e2e` find it too. */
+static const rg_conf_prop_t metrics_props[] = {
+    {"metrics.listen", RG_CONF_STR, "127.0.0.1:9464", 0, 0,
+     "railgun run: where to serve /metrics (Prometheus text), /stats.json, "
+     "/healthz, /readyz, /doctor.json and the dashboard at / "
+     "(\"host:port\", \"[v6]:port\"; port 0 picks a free one; \"\" "
+     "turns the listener off). When the default address is taken (another "
+     "`railgun run` on this host) the run warns and goes on without a "
+     "listener; an address set explicitly that cannot be bound refuses to "
+     "start.", NULL},
+    {"metrics.threads", RG_CONF_INT, "2", 1, 64,
+     "railgun run: the metrics listener's polling threads.", NULL},
+    {"metrics.max.connections", RG_CONF_INT, "64", 1, 100000,
+     "railgun run: open connections the metrics listener accepts at once "
+     "(more wait in the backlog).", NULL},
+    {"metrics.timeout.ms", RG_CONF_INT, "10000", 1000, 3600000,
+     "railgun run: the metrics listener closes a connection idle this "
+     "long (whole seconds).", NULL},
+    {"metrics.request.timeout.ms", RG_CONF_INT, "30000", 1000, 3600000,
+     "railgun run: a request to the metrics listener must arrive whole "
+     "within this long (whole seconds), else its connection is closed.",
+     NULL},
 };
 
 static const rg_conf_table_t app_table = {
@@ -50,6 +85,18 @@ static const rg_conf_table_t app_table = {
     .props = app_props,
     .count = sizeof(app_props) / sizeof(app_props[0]),
 };
+
+static const rg_conf_table_t metrics_table = {
+    .layer = "metrics",
+    .scope = RG_CONF_SCOPE_APP,
+    .props = metrics_props,
+    .count = sizeof(metrics_props) / sizeof(metrics_props[0]),
+};
+
+const rg_conf_table_t *rg_likes_metrics_conf_table(void)
+{
+    return &metrics_table;
+}
 
 const rg_conf_table_t *rg_likes_conf_table(void)
 {
@@ -61,7 +108,8 @@ rg_conf_t *rg_likes_conf_new(void)
     rg_conf_t *c = rg_conf_new();
     const rg_conf_table_t *tables[] = {rg_kafka_conf_table(),
                                        rg_sqlite_conf_table(),
-                                       rg_mysql_conf_table(), &app_table};
+                                       rg_mysql_conf_table(), &app_table,
+                                       &metrics_table};
     for (size_t i = 0; c != NULL && i < sizeof(tables) / sizeof(tables[0]);
          i++)
         if (rg_conf_add_table(c, tables[i], NULL, 0) != 0) {

@@ -61,6 +61,11 @@ struct rg_likes_job_s {
     /* where the last message of each reason was (a sample for alerts) */
     _Atomic int32_t last_partition[RG_LIKE_E__COUNT];
     _Atomic int64_t last_offset[RG_LIKE_E__COUNT];
+    /* likes.fault.stall.*: set before the engine starts (its threads'
+     * creation orders it before every read), read-only afterwards */
+    int64_t stall_video;      /* < 0: off */
+    unsigned stall_ms;
+    _Atomic int stall_released; /* rg_likes_job_fault_release() */
 };
 
 static inline size_t pair_slot(int64_t v, int64_t u, size_t mask)
@@ -377,6 +382,17 @@ static void likes_pre_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
             ((struct like_ev *)evs[i].data.bytes)->skip = 1;
 }
 
+/* likes.fault.stall: stall_ms in 10 ms naps, until released. Relaxed:
+ * the flag publishes nothing, the nap only has to end soon after. */
+static void stall(rg_likes_job_t *job)
+{
+    for (unsigned t = 0; t < job->stall_ms; t += 10) {
+        if (atomic_load_explicit(&job->stall_released, memory_order_relaxed))
+            return;
+        nap_ms(job->stall_ms - t < 10 ? job->stall_ms - t : 10);
+    }
+}
+
 static void likes_batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                            size_t n)
 {
@@ -389,6 +405,8 @@ static void likes_batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
         const struct like_ev *le = (const struct like_ev *)evs[i].data.bytes;
         if (le->skip)
             continue;
+        if (job->stall_ms > 0 && le->video == job->stall_video)
+            stall(job); /* the test aid: holds the watermark */
         struct centry *c = cache_find(w, le->video, le->user);
         if (c == NULL)
             abort(); /* pre_do loaded every pair of the batch */
@@ -421,6 +439,7 @@ rg_likes_job_t *rg_likes_job_new(unsigned workers, const rg_sink_t *sink,
     job->has_reader = sink->reader_open != NULL && sink->lookup != NULL;
     job->cache_max = cache_max ? cache_max : 1u << 20;
     job->max_value_len = max_value_len ? max_value_len : 65536;
+    job->stall_video = -1;
     job->ws = calloc(workers, sizeof(*job->ws));
     if (job->ws == NULL) {
         free(job);
@@ -448,6 +467,26 @@ void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out)
                             .pre_do = likes_pre_do,
                             .batch_do = likes_batch_do,
                             .opaque = job};
+}
+
+void rg_likes_job_set_fault_stall(rg_likes_job_t *job, int64_t video,
+                                  unsigned ms)
+{
+    job->stall_video = video;
+    job->stall_ms = video < 0 ? 0 : ms;
+}
+
+void rg_likes_job_fault_release(rg_likes_job_t *job)
+{
+    /* relaxed: see stall() */
+    atomic_store_explicit(&job->stall_released, 1, memory_order_relaxed);
+}
+
+void rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf)
+{
+    rg_likes_job_set_fault_stall(
+        job, rg_conf_get_int(conf, "likes.fault.stall.video"),
+        (unsigned)rg_conf_get_int(conf, "likes.fault.stall.ms"));
 }
 
 void rg_likes_job_set_log(rg_likes_job_t *job, const rg_conf_t *conf)

@@ -57,6 +57,26 @@ void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out);
  * must outlive the job. Without it the job logs nothing. */
 void rg_likes_job_set_log(rg_likes_job_t *job, const rg_conf_t *conf);
 
+/*
+ * A test aid (likes.fault.stall.*): every event of video `video` makes
+ * its worker sleep `ms` ms before applying it, so its partition's
+ * watermark stands on it (what `railgun doctor` calls a stuck watermark).
+ * video < 0 or ms 0: off (the default). Before the engine starts.
+ */
+void rg_likes_job_set_fault_stall(rg_likes_job_t *job, int64_t video,
+                                  unsigned ms);
+
+/* Ends the stalls of rg_likes_job_set_fault_stall() now and for good (a
+ * stop was asked: the stalled events are applied, so the drain ends).
+ * Any thread; async-signal-safe. */
+void rg_likes_job_fault_release(rg_likes_job_t *job);
+
+/* The fault rows' values in conf into job (likes.fault.*). */
+void rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf);
+
+/* The metrics listener's rows (metrics.*), in every command's conf. */
+const rg_conf_table_t *rg_likes_metrics_conf_table(void);
+
 /* Counters summed over threads; call after the engine stopped for exact
  * figures (relaxed snapshots while it runs). */
 void rg_likes_job_stats(rg_likes_job_t *job, rg_likes_stats_t *out);

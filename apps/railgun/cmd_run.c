@@ -2,7 +2,8 @@
  * cmd_run.c - `railgun run`: the likes job for production. Kafka in (a
  * consumer group: more processes share the partitions), the likes job on
  * the engine, SQLite or MariaDB out. Stats on SIGUSR1 and every
- * `stats.interval.ms`; SIGTERM or SIGINT stops it gracefully: the source
+ * `stats.interval.ms`, and served on `metrics.listen` (run_metrics.c:
+ * /metrics, /readyz, the dashboard); SIGTERM or SIGINT stops it gracefully: the source
  * leaves the group (flush, commit), the engine drains, exit 0, and a
  * restart reprocesses nothing.
  */
@@ -23,6 +24,7 @@
 #include "railgun/kafka.h"
 #include "railgun/railgun.h"
 #include "railgun/sinks.h"
+#include "run_metrics.h"
 #include "serve.h"
 
 struct runner {
@@ -31,6 +33,7 @@ struct runner {
                                before the engine starts, read by the
                                flusher's hook and the source's claims */
     const rg_conf_t *conf;  /* the command's (the log, the app's rows) */
+    rg_run_metrics_t *metrics; /* the metrics listener, or NULL (off) */
     sigset_t sigs;
     bool json;
     /* teardown: `closing` (under lock) ends the signal and stats threads,
@@ -175,6 +178,7 @@ static void *signals_main(void *arg)
         rg_conf_log(r->conf, RG_LOG_INFO, "run", "%s: stopping (storing "
                     "what was consumed, within shutdown.timeout.ms; a "
                     "second signal stops at once)", strsignal(sig));
+        rg_likes_job_fault_release(r->pl.job); /* likes.fault.stall */
         rg_kafka_source_stop(r->pl.source);
     }
 }
@@ -312,8 +316,9 @@ static void usage(void)
            "                       stored positions this group continues "
            "from\n"
            "                       (-X sink.handover.from)\n\n"
-           "Stats on SIGUSR1 and every stats.interval.ms. SIGTERM, SIGINT or "
-           "SIGHUP\nstops it gracefully (flush, commit, exit 0) within "
+           "Stats on SIGUSR1 and every stats.interval.ms; Prometheus metrics, "
+           "/readyz\nand a dashboard on metrics.listen (default "
+           "127.0.0.1:9464). SIGTERM, SIGINT or SIGHUP\nstops it gracefully (flush, commit, exit 0) within "
            "shutdown.timeout.ms;\na second one stops at once. Exit 1 when "
            "the run failed, 2 on bad input.\ndocs/OPERATIONS.md says what "
            "each warning means; docs/examples/likes.conf\nis a start.\n");
@@ -473,6 +478,15 @@ int rg_cmd_run(int argc, char **argv)
         rc = rg_cli_report(&cli, RG_EINVAL, "cache: %s", err);
         goto out;
     }
+    /* the test aid likes.fault.* (off by default) */
+    rg_likes_job_set_faults(r.pl.job, cli.conf);
+    /* the metrics listener: an address set explicitly that cannot be
+     * bound refuses the run (exit 2) before anything was consumed */
+    if ((rc = rg_run_metrics_start(cli.conf, &r.pl, r.cache, &r.metrics,
+                                   err, sizeof(err))) != 0) {
+        rc = rg_cli_report(&cli, rc, "%s", err);
+        goto out;
+    }
     if ((rc = rg_pipeline_start(&r.pl, err, sizeof(err))) != 0) {
         rc = rg_cli_report(&cli, rc, "%s", err);
         goto out;
@@ -503,6 +517,9 @@ int rg_cmd_run(int argc, char **argv)
     if (rg_engine_error(r.pl.engine) != NULL)
         snprintf(why, sizeof(why), "%s", rg_engine_error(r.pl.engine));
     end_threads(&r);
+    /* scrapes read the pipeline: the listener goes before it does */
+    rg_run_metrics_stop(r.metrics);
+    r.metrics = NULL;
     print_stats(&r, "final");
     if (why[0] != '\0')
         rc = rg_cli_error(&cli, "%s", why);
@@ -510,6 +527,7 @@ int rg_cmd_run(int argc, char **argv)
 out:
     if (cond_ok)
         pthread_cond_destroy(&r.wake);
+    rg_run_metrics_stop(r.metrics);
     rg_pipeline_close(&r.pl);
     rg_cache_job_destroy(r.cache);
     rg_conf_destroy(cli.conf);

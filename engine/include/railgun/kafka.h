@@ -148,6 +148,25 @@ RG_EXPORT void rg_kafka_source_stop(rg_kafka_source_t *src);
 RG_EXPORT void rg_kafka_source_stats(rg_kafka_source_t *src,
                                      rg_kafka_stats_t *out);
 
+/* One partition the source holds (rg_kafka_source_partitions()). */
+typedef struct rg_kafka_partition_s {
+    int32_t partition;
+    int64_t high_watermark; /* the end of its log as librdkafka's last fetch
+                               response for it said (no broker round trip),
+                               -1 until one came; it stands still while the
+                               source is paused (no fetches) */
+} rg_kafka_partition_t;
+
+/*
+ * The partitions held now, ascending, into out (the first max of them);
+ * returns how many are held (may exceed max). 0 after close. Any thread;
+ * takes the source's lock for a scan of ack.max.partitions flags, so it
+ * is meant for a stats reader, not a hot path.
+ */
+RG_EXPORT size_t rg_kafka_source_partitions(rg_kafka_source_t *src,
+                                            rg_kafka_partition_t *out,
+                                            size_t max);
+
 /* The last error librdkafka reported (its name and reason) into buf;
  * 1 when there was one, else 0. Any thread. */
 RG_EXPORT int rg_kafka_source_last_error(rg_kafka_source_t *src, char *buf,

@@ -987,6 +987,29 @@ void rg_kafka_source_stats(rg_kafka_source_t *s, rg_kafka_stats_t *out)
     pthread_mutex_unlock(&s->lock);
 }
 
+size_t rg_kafka_source_partitions(rg_kafka_source_t *s,
+                                  rg_kafka_partition_t *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock); /* held[] and rk (while alive) */
+    for (int32_t p = 0; s->alive && p < s->max_partitions; p++) {
+        if (!s->held[p])
+            continue;
+        if (n < max) {
+            /* cached: the toppar's hi offset from the last fetch */
+            int64_t lo = -1, hi = -1;
+            if (rd_kafka_get_watermark_offsets(s->rk, s->topic, p, &lo,
+                                               &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                hi < 0)
+                hi = -1;
+            out[n] = (rg_kafka_partition_t){p, hi};
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 int rg_kafka_source_last_error(rg_kafka_source_t *s, char *buf, size_t size)
 {
     pthread_mutex_lock(&s->err_lock);
