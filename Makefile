@@ -4,8 +4,9 @@
 #                every build runs it first, and it is quick when all are there
 #   make         Release build; every executable lands in build/bin/
 #   make demo    the demo: likes through Kafka (mock) into SQLite, verify: exact
-#   make check   all tests: Release, then ASan+UBSan, then TSan on the
-#                concurrency tests
+#   make check   all tests: Release, then ASan+UBSan (all but the tests
+#                labelled slow: the doctor runs and the browser test, which
+#                mostly wait), then TSan on the concurrency tests
 #   make bench   railgun-bench (google-benchmark), peers in the same run
 #   make fuzz    libFuzzer targets (clang) for FUZZ_SECONDS each (default 60)
 #   make docs    regenerate docs/CONFIGURATION.md from the property table
@@ -56,7 +57,8 @@ build-asan/CMakeCache.txt: | deps
 
 check-asan: build-asan/CMakeCache.txt
 	$(CMAKE) --build build-asan -j$(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 $(CTEST) 2>&1 | tee ctest.log; \
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 $(CTEST) -LE slow 2>&1 | \
+	  tee ctest.log; \
 	  test $${PIPESTATUS[0]} -eq 0
 
 build-tsan/CMakeCache.txt: | deps
