@@ -432,8 +432,11 @@ static void resume(rg_kafka_source_t *s)
             rd_kafka_error_t *err = rd_kafka_seek_partitions(s->rk, at,
                                                              10000);
             if (err != NULL) {
-                fail(s, "kafka: seek to the position after resume: %s",
-                     rd_kafka_error_string(err));
+                /* only a wake-up (nothing moves): the partitions are
+                 * resumed and fetch at the next pass anyway */
+                rg_conf_log(s->conf, RG_LOG_WARN, "kafka", "seek to the "
+                            "position after resume: %s (fetching resumes "
+                            "within a second)", rd_kafka_error_string(err));
                 rd_kafka_error_destroy(err);
             }
         }
