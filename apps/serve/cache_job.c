@@ -45,6 +45,11 @@ struct rg_cache_job_s {
     bool resync_wanted;   /* an epoch was dropped, or resync() called */
     bool stopping;
     uint64_t epochs, dropped, dropped_rows, queued;
+    /* the updater's own: what it last said about Redis */
+    rg_log_cb *log;
+    void *log_opaque;
+    uint64_t seen_errors;
+    struct timespec warned; /* 0: nothing said (or said it is back) */
 };
 
 static void deadline_in(struct timespec *at, int ms)
@@ -55,6 +60,39 @@ static void deadline_in(struct timespec *at, int ms)
     if (at->tv_nsec >= 1000000000) {
         at->tv_sec++;
         at->tv_nsec -= 1000000000;
+    }
+}
+
+/* Updater thread, after each call into Redis: a failing Redis is said
+ * (at most every WARN_EVERY_S, with the cause and what was skipped), and
+ * so is its return; counting alone left an operator with numbers only. */
+#define WARN_EVERY_S 5
+static void watch_redis(rg_cache_job_t *j)
+{
+    if (j->log == NULL)
+        return;
+    rg_cache_redis_stats_t st;
+    rg_cache_redis_stats(j->cache, &st);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    char line[400];
+    if (st.errors > j->seen_errors) {
+        if (j->warned.tv_sec == 0 ||
+            now.tv_sec - j->warned.tv_sec >= WARN_EVERY_S) {
+            snprintf(line, sizeof(line), "Redis failing (%s): %llu cache "
+                     "updates skipped so far; the database is written as "
+                     "usual, reads fall back to it, and the cache resyncs "
+                     "when Redis answers again",
+                     st.last_error[0] ? st.last_error : "no message",
+                     (unsigned long long)st.skipped);
+            j->log(j->log_opaque, RG_LOG_WARN, "cache", line);
+            j->warned = now;
+        }
+        j->seen_errors = st.errors;
+    } else if (j->warned.tv_sec != 0 && st.connected) {
+        j->log(j->log_opaque, RG_LOG_INFO, "cache",
+               "Redis answers again: the cache is resynced");
+        j->warned.tv_sec = 0;
     }
 }
 
@@ -71,6 +109,7 @@ static void *updater_main(void *arg)
                 j->busy = true;
                 pthread_mutex_unlock(&j->mu);
                 rg_cache_redis_tick(j->cache, rg_serve_db_read_cb, j->db);
+                watch_redis(j);
                 pthread_mutex_lock(&j->mu);
                 j->busy = false;
             }
@@ -104,6 +143,7 @@ static void *updater_main(void *arg)
             rg_cache_redis_invalidate(j->cache);
         rg_cache_redis_apply(j->cache, e->version, e->videos, e->n, e->rows,
                              e->m, rg_serve_db_read_cb, j->db);
+        watch_redis(j);
         free(e);
 
         pthread_mutex_lock(&j->mu);
@@ -133,6 +173,7 @@ rg_cache_job_t *rg_cache_job_new(const rg_conf_t *conf, char *errstr,
     pthread_cond_init(&j->idle, &ca);
     pthread_condattr_destroy(&ca);
     j->max_rows = (size_t)rg_conf_get_int(conf, "cache.update.queue.rows");
+    j->log = rg_conf_log_cb(conf, &j->log_opaque);
     rg_cache_redis_options_t o;
     rg_serve_cache_options(conf, &o);
     char err[512];
