@@ -40,14 +40,8 @@ cfg_rc=$?
 grep -q '^metrics.listen=' <<<"$cfg" ||
     fail "railgun config (exit $cfg_rc) lists no metrics.listen: $(tail -3 <<<"$cfg")"
 
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo $p; return 0; fi
-    done
-    return 1
-}
+# shellcheck source=support/free_port.sh
+. "$(dirname "$0")/support/free_port.sh"
 
 "$rg" mock-kafka --topic likes:8 >"$tmp/servers" 2>"$tmp/mk.err" &
 pids+=($!)

@@ -24,14 +24,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 command -v promtool >/dev/null || fail "promtool missing (scripts/deps.sh: prometheus)"
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
 
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo $p; return 0; fi
-    done
-    return 1
-}
+# shellcheck source=support/free_port.sh
+. "$(dirname "$0")/support/free_port.sh"
 
 "$rg" mock-kafka --topic likes:4 >"$tmp/servers" 2>"$tmp/mk.err" &
 pids+=($!)
