@@ -71,18 +71,29 @@ class Page:
 
 
 def drive(profile, url, video, user, timeout, shot):
+    # Chromium writes DevToolsActivePort before (or while) its DevTools
+    # server starts listening: a port read too early can be empty, and the
+    # first connections can be refused. Retry both until the deadline.
     port_file = os.path.join(profile, "DevToolsActivePort")
     deadline = time.monotonic() + 30
-    while not os.path.exists(port_file) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with open(port_file) as f:
-        port = f.readline().strip()
-    targets = []
+    targets, last = [], None
     while time.monotonic() < deadline and not targets:
-        with urllib.request.urlopen("http://127.0.0.1:%s/json/list" % port) as r:
-            targets = [t for t in json.load(r) if t.get("type") == "page"]
+        try:
+            with open(port_file) as f:
+                port = f.readline().strip()
+            if not port.isdigit():
+                raise OSError("DevToolsActivePort not written yet")
+            with urllib.request.urlopen(
+                    "http://127.0.0.1:%s/json/list" % port, timeout=5) as r:
+                targets = [t for t in json.load(r) if t.get("type") == "page"]
+        except (OSError, ValueError) as e:  # URLError is an OSError
+            last = e
         if not targets:
             time.sleep(0.1)
+    if not targets:
+        print(json.dumps({"error": "Chromium's DevTools never answered: %s"
+                          % last}))
+        return 1
     page = Page(targets[0]["webSocketDebuggerUrl"])
     page.call("Page.enable")
     page.call("Runtime.enable")
