@@ -25,6 +25,11 @@ if [ $rc -eq 0 ] && [ "$(tail -n1 <<<"$out")" = "verify: exact" ] &&
    grep -q 'fewer than one per event' <<<"$out" &&
    grep -q 'rows written' <<<"$out"; then ok
 else bad "demo text report (rc=$rc): $out $(cat "$tmp/err")"; fi
+# over Kafka the consumer group's join is part of the clock, and said
+if [ "${via[*]}" = "" ]; then
+  if grep -Eq 'group join +[0-9.]+ s of it .* events/s after it' <<<"$out"
+  then ok; else bad "demo: the group join is not reported: $out"; fi
+fi
 # rerun on the same database: everything is stored, nothing is redone
 out=$("$rg" demo "${via[@]}" --events 300000 --videos 5000 --db "$tmp/demo.db" --json)
 if grep -q '"resumed_after":300000' <<<"$out" &&

@@ -53,6 +53,8 @@ struct demo {
 /* What the run leaves for the report. */
 struct result {
     double secs;
+    double t0;               /* the clock's start (rg_now) */
+    _Atomic double claimed;  /* the source's first claim, 0 before it */
     rg_engine_stats_t st;
     rg_flush_stats_t fs;
     char why[320];       /* why it is not exact, "" when it is */
@@ -290,6 +292,18 @@ static int mock_start(rg_cli_t *cli, rg_mock_t *m, const struct demo *dm)
 
 /* ---- the run ------------------------------------------------------------- */
 
+/* The source's first claim: the consumer group has joined and assigned
+ * the partitions. Kept to say how much of the clock the join took. */
+static void first_claim(void *opaque)
+{
+    struct result *res = opaque;
+    double none = 0;
+    /* relaxed: a value read after the source thread is joined */
+    atomic_compare_exchange_strong_explicit(&res->claimed, &none, rg_now(),
+                                            memory_order_relaxed,
+                                            memory_order_relaxed);
+}
+
 static void crash_hook(void *opaque, uint64_t epoch, rg_epoch_stage_t stage)
 {
     const struct demo *dm = opaque;
@@ -370,7 +384,7 @@ static int run(rg_cli_t *cli, const struct demo *dm, rg_pipeline_t *pl,
     bool prod_started = false;
     char err[512];
     int rc = 0, e;
-    double t0 = rg_now();
+    double t0 = res->t0 = rg_now();
     if (dm->kafka) {
         prod->pace = pl->engine;
         prod->skipped = dm->skipped;
@@ -445,6 +459,11 @@ static void report(rg_cli_t *cli, const struct demo *dm,
     bool bad = r->why[0] != '\0';
     const rg_flush_stats_t *fs = &r->fs;
     double rate = r->secs > 0 ? (double)dm->todo / r->secs : 0;
+    /* relaxed: the source thread is joined */
+    double claimed = atomic_load_explicit(&r->claimed,
+                                          memory_order_relaxed);
+    double join = claimed > r->t0 ? claimed - r->t0 : 0;
+    double after = r->secs > join ? (double)dm->todo / (r->secs - join) : 0;
     double txn_cut = fs->transactions
                          ? (double)dm->todo / (double)fs->transactions : 0;
     uint64_t rows = fs->merged_rows + fs->staged_rows;
@@ -454,7 +473,8 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                ",\"resumed_after\":%" PRIu64 ",\"videos\":%" PRIu64
                ",\"users\":%" PRIu64 ",\"zipf\":%g,\"seed\":%" PRIu64
                ",\"partitions\":%u,\"workers\":%u,\"seconds\":%.6f,"
-               "\"events_per_s\":%.0f,\"epochs\":%" PRIu64
+               "\"events_per_s\":%.0f,\"join_seconds\":%.6f,"
+               "\"events_per_s_after_join\":%.0f,\"epochs\":%" PRIu64
                ",\"transactions\":%" PRIu64 ",\"count_rows_written\":%"
                PRIu64 ",\"action_rows_written\":%" PRIu64
                ",\"transaction_reduction\":%.1f,\"row_reduction\":%.2f,"
@@ -462,7 +482,8 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                ",\"verify\":\"%s\"",
                dm->kafka ? "kafka" : "memory", kind, dm->s.n, dm->skipped,
                dm->spec.videos, dm->spec.users, dm->spec.zipf, dm->spec.seed,
-               dm->spec.partitions, pl->workers, r->secs, rate, fs->epochs,
+               dm->spec.partitions, pl->workers, r->secs, rate, join, after,
+               fs->epochs,
                fs->transactions, fs->merged_rows, fs->staged_rows, txn_cut,
                row_cut, fs->retries, r->st.undecodable,
                bad ? "MISMATCH" : "exact");
@@ -487,6 +508,10 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                "%" PRIu64 " to go\n", dm->skipped, dm->todo);
     printf("  events/s      %s (%.3f s)\n", rg_human(rate, h, sizeof(h)),
            r->secs);
+    if (join > 0)
+        printf("  group join    %.3f s of it (the coordinator's initial "
+               "rebalance delay): %s events/s after it\n", join,
+               rg_human(after, h, sizeof(h)));
     if (fs->transactions)
         printf("  transactions  %" PRIu64 " (%" PRIu64 " epochs; %.0fx "
                "fewer than one per event)\n", fs->transactions, fs->epochs,
@@ -556,6 +581,8 @@ int rg_cmd_demo(int argc, char **argv)
         .kafka = dm.kafka,
         .epoch_hook = dm.crash_epoch ? crash_hook : NULL,
         .epoch_hook_opaque = &dm,
+        .on_claim = first_claim,
+        .on_claim_opaque = &res,
     };
     if ((rc = rg_pipeline_open(&pl, cli.conf, &po, err, sizeof(err))) != 0 ||
         (rc = rg_pipeline_claim(&pl, dm.spec.partitions, dm.resume, err,
