@@ -42,6 +42,9 @@ enum rgb_pipe_impl {
     RGB_PIPE_MUTEX,     /* the same over a mutex + condvar queue */
     RGB_PIPE_RAILGUN_SCRAPED_10HZ, /* RAILGUN while a thread renders a
                                       registry of its counters at 10 Hz */
+    RGB_PIPE_RAILGUN_FLOW,  /* RAILGUN with flow control on, at a rate
+                               (1e10/s) that never binds: what the token
+                               bucket's per-burst take costs */
 };
 
 typedef struct rgb_pipe rgb_pipe;

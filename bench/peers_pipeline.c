@@ -91,8 +91,10 @@ rgb_pipe *rgb_pipe_open(int impl, const uint64_t *keys, size_t nkeys,
     struct rgb_pipe *p = aligned_alloc(64, (sizeof(*p) + 63) & ~63ul);
     memset(p, 0, sizeof(*p));
     bool scraped = impl == RGB_PIPE_RAILGUN_SCRAPED_10HZ;
-    if (scraped)
-        impl = RGB_PIPE_RAILGUN; /* the same pipeline, plus a scraper */
+    bool limited = impl == RGB_PIPE_RAILGUN_FLOW;
+    if (scraped || limited)
+        impl = RGB_PIPE_RAILGUN; /* the same pipeline, plus a scraper or
+                                    a token bucket */
     p->impl = impl;
     p->keys = keys;
     p->nkeys = nkeys;
@@ -111,6 +113,8 @@ rgb_pipe *rgb_pipe_open(int impl, const uint64_t *keys, size_t nkeys,
          * source's CPU once made every figure here a one-CPU figure */
         if (rg_conf_set(conf, "workers", "1", err, sizeof(err)) != 0 ||
             rg_conf_set(conf, "workers.cpus", cpu, err, sizeof(err)) != 0 ||
+            (limited && rg_conf_set(conf, "flow.rate.events.per.s",
+                                    "10000000000", err, sizeof(err)) != 0) ||
             (p->e = rg_engine_new(conf, &proc, err, sizeof(err))) == NULL) {
             fprintf(stderr, "railgun-bench: %s\n", err);
             abort();

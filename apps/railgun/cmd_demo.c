@@ -464,6 +464,8 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                                           memory_order_relaxed);
     double join = claimed > r->t0 ? claimed - r->t0 : 0;
     double after = r->secs > join ? (double)dm->todo / (r->secs - join) : 0;
+    rg_flow_stats_t fl;
+    rg_engine_flow_stats(pl->engine, &fl);
     double txn_cut = fs->transactions
                          ? (double)dm->todo / (double)fs->transactions : 0;
     uint64_t rows = fs->merged_rows + fs->staged_rows;
@@ -474,7 +476,8 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                ",\"users\":%" PRIu64 ",\"zipf\":%g,\"seed\":%" PRIu64
                ",\"partitions\":%u,\"workers\":%u,\"seconds\":%.6f,"
                "\"events_per_s\":%.0f,\"join_seconds\":%.6f,"
-               "\"events_per_s_after_join\":%.0f,\"epochs\":%" PRIu64
+               "\"events_per_s_after_join\":%.0f,\"flow_rate\":%" PRIu64
+               ",\"flow_waited_ms\":%" PRIu64 ",\"epochs\":%" PRIu64
                ",\"transactions\":%" PRIu64 ",\"count_rows_written\":%"
                PRIu64 ",\"action_rows_written\":%" PRIu64
                ",\"transaction_reduction\":%.1f,\"row_reduction\":%.2f,"
@@ -483,7 +486,7 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                dm->kafka ? "kafka" : "memory", kind, dm->s.n, dm->skipped,
                dm->spec.videos, dm->spec.users, dm->spec.zipf, dm->spec.seed,
                dm->spec.partitions, pl->workers, r->secs, rate, join, after,
-               fs->epochs,
+               fl.rate, fl.wait_ms, fs->epochs,
                fs->transactions, fs->merged_rows, fs->staged_rows, txn_cut,
                row_cut, fs->retries, r->st.undecodable,
                bad ? "MISMATCH" : "exact");
@@ -512,6 +515,11 @@ static void report(rg_cli_t *cli, const struct demo *dm,
         printf("  group join    %.3f s of it (the coordinator's initial "
                "rebalance delay): %s events/s after it\n", join,
                rg_human(after, h, sizeof(h)));
+    if (fl.rate != 0)
+        printf("  flow          %s events/s at most (flow.rate.events.per.s): "
+               "the ingest waited %.1f s for tokens\n",
+               rg_human((double)fl.rate, h, sizeof(h)),
+               (double)fl.wait_ms / 1e3);
     if (fs->transactions)
         printf("  transactions  %" PRIu64 " (%" PRIu64 " epochs; %.0fx "
                "fewer than one per event)\n", fs->transactions, fs->epochs,

@@ -96,6 +96,19 @@ static void print_stats(struct runner *r, const char *when)
     rg_engine_sink_error(r->pl.engine, why, sizeof(why));
     rg_kafka_source_last_error(r->pl.source, kerr, sizeof(kerr));
     reasons(&ls, r->json, rs, sizeof(rs));
+    /* flow control, when a limit is set or was */
+    rg_flow_stats_t fl;
+    rg_engine_flow_stats(r->pl.engine, &fl);
+    char fc[200] = "";
+    if (r->json)
+        snprintf(fc, sizeof(fc), ",\"flow_rate\":%" PRIu64
+                 ",\"flow_waited_ms\":%" PRIu64, fl.rate, fl.wait_ms);
+    else if (fl.rate != 0)
+        snprintf(fc, sizeof(fc), ", flow %" PRIu64 "/s (waited %.1f s for "
+                 "tokens)", fl.rate, (double)fl.wait_ms / 1e3);
+    else if (fl.wait_ms != 0)
+        snprintf(fc, sizeof(fc), ", flow unlimited now (waited %.1f s for "
+                 "tokens)", (double)fl.wait_ms / 1e3);
     /* the read cache's updater, when there is one */
     char cs[300] = "";
     if (r->cache != NULL) {
@@ -119,11 +132,12 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
-                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s}\n", when,
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
-                ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, cs);
+                ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, fc,
+                cs);
         return;
     }
     char sink[700] = "", kafka[400] = "";
@@ -138,11 +152,11 @@ static void print_stats(struct runner *r, const char *when)
             "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
-            ", paused %s (%" PRIu64 " times)%s\n", when, ks.consumed,
+            ", paused %s (%" PRIu64 " times)%s%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
-            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, cs);
+            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, cs);
 }
 
 /* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one

@@ -38,7 +38,7 @@ enum {
     F_EPOCH_RETRIES, F_EPOCHS_PENDING, F_SINK_FAILING, F_CONNECTED,
     F_CONN_ERRORS, F_KAFKA_COMMITS, F_KAFKA_COMMIT_ERRORS, F_SOURCE_PAUSES,
     F_CACHE_SKIPPED, F_CACHE_DROPPED, F_CACHE_RESYNCS, F_CACHE_ERRORS,
-    F_HTTP, F__COUNT
+    F_FLOW_LIMIT, F_FLOW_TOKENS, F_FLOW_THROTTLED, F_HTTP, F__COUNT
 };
 
 static const char *const l_tp[] = {"topic", "partition"};
@@ -126,6 +126,15 @@ static const struct fam {
         "Times the read cache was resynced.", NULL, 0, 1, 1},
     [F_CACHE_ERRORS] = {RG_METRIC_COUNTER, "cache_errors", NULL,
         "Errors of the cache updater's Redis calls.", NULL, 0, 1, 1},
+    [F_FLOW_LIMIT] = {RG_METRIC_GAUGE, "flow_limit", "events_per_second",
+        "The rate the node's token bucket enforces now (the lowest of its "
+        "limits; 0: unlimited).", NULL, 0, 1, 0},
+    [F_FLOW_TOKENS] = {RG_METRIC_GAUGE, "flow_tokens", NULL,
+        "Tokens in the node's bucket now (0 while unlimited).", NULL, 0, 1,
+        0},
+    [F_FLOW_THROTTLED] = {RG_METRIC_COUNTER, "flow_throttled", "seconds",
+        "Time the ingest path waited for flow control's tokens.", NULL, 0,
+        1, 0},
     [F_HTTP] = {RG_METRIC_COUNTER, "http_requests", NULL,
         "Requests this listener answered, by status class.", l_class, 1, 3,
         0},
@@ -232,6 +241,12 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
     rg_metrics_collect_u64(s, f[F_KAFKA_COMMIT_ERRORS], NULL,
                            ks.commit_errors);
     rg_metrics_collect_u64(s, f[F_SOURCE_PAUSES], NULL, ks.pauses);
+    rg_flow_stats_t fl;
+    rg_engine_flow_stats(e, &fl);
+    rg_metrics_collect_u64(s, f[F_FLOW_LIMIT], NULL, fl.rate);
+    rg_metrics_collect_u64(s, f[F_FLOW_TOKENS], NULL, fl.tokens);
+    rg_metrics_collect_f64(s, f[F_FLOW_THROTTLED], NULL,
+                           (double)fl.wait_ms / 1e3);
 
     if (rm->cache != NULL) {
         rg_cache_job_stats_t c;

@@ -349,6 +349,58 @@ RG_EXPORT void rg_engine_destroy(rg_engine_t *e);
 /* A snapshot of the counters; any thread. */
 RG_EXPORT void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out);
 
+/* ---- flow control --------------------------------------------------------
+ *
+ * A token bucket on the ingest path (shared by every dispatcher of the
+ * engine, taken per burst of events, with a small per-dispatcher cache):
+ * a push waits for tokens, never drops. rg_dispatcher_push_burst() and
+ * rg_dispatcher_push() wait as long as it takes (in slices of at most
+ * 10 ms, sending due epoch barriers between them, and returning early
+ * only when the engine stops); rg_dispatcher_push_burst_for() gives up at
+ * its timeout with RG_ETIMEDOUT, so a source pauses its input as for any
+ * backpressure, and rg_dispatcher_ready() is false until tokens are there.
+ * Several limits may be set at once, each by its owner; the bucket
+ * enforces the lowest non-zero one. Unlimited (every limit 0, the
+ * default) costs one relaxed load per burst. A rate change keeps the
+ * tokens available (clamped to the new burst), so it never adds a burst.
+ */
+typedef enum rg_flow_limit_e {
+    RG_FLOW_LOCAL = 0,    /* flow.rate.events.per.s: this node's own */
+    RG_FLOW_GLOBAL,       /* the node's share of a group's global rate
+                             (the Redis lease client sets it) */
+    RG_FLOW_ADAPTIVE,     /* a controller following the sink's latency */
+    RG_FLOW_NLIMITS
+} rg_flow_limit_t;
+
+typedef struct rg_flow_stats_s {
+    uint64_t rate;        /* the rate enforced, events/s (0: unlimited) */
+    uint64_t burst;       /* the bucket's depth, events */
+    uint64_t limit[RG_FLOW_NLIMITS]; /* each as set, 0: none */
+    uint64_t granted;     /* tokens the bucket handed out while limited
+                             (including those in dispatchers' caches) */
+    uint64_t throttled;   /* takes that got fewer tokens than asked */
+    uint64_t tokens;      /* tokens in the bucket now (0: unlimited) */
+    uint64_t waits;       /* times a push waited for tokens */
+    uint64_t wait_ms;     /* time pushes spent waiting for tokens */
+} rg_flow_stats_t;
+
+/*
+ * Sets limit `which` to events_per_s (0: that owner sets no limit).
+ * Returns 0, RG_EINVAL (NULL e, bad which) or RG_ERANGE (above 64e9/s, or
+ * the burst would be more than a day of the rate); on failure nothing
+ * changes. Any thread, also while dispatchers push.
+ */
+RG_EXPORT int rg_engine_flow_set_limit(rg_engine_t *e, rg_flow_limit_t which,
+                                       uint64_t events_per_s);
+
+/* Sets the bucket's depth (flow.burst.events; 0: automatic, 10 ms of the
+ * rate but at least min(rate, 32)). Same returns and threads as
+ * rg_engine_flow_set_limit(). */
+RG_EXPORT int rg_engine_flow_set_burst(rg_engine_t *e, uint64_t burst);
+
+/* A snapshot of the bucket and the waits; any thread. */
+RG_EXPORT void rg_engine_flow_stats(rg_engine_t *e, rg_flow_stats_t *out);
+
 /* Events worker `w` has processed so far (0 for a bad index); any thread. */
 RG_EXPORT uint64_t rg_engine_worker_processed(const rg_engine_t *e,
                                               unsigned w);

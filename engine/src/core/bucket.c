@@ -413,4 +413,13 @@ void rg__bucket_stats(struct rg__bucket *b, struct rg__bucket_stats *out)
     out->granted = g - r;
     out->throttled = atomic_load_explicit(&b->throttled,
                                           memory_order_relaxed);
+    /* acquire (A2, A1): as a refill reads them */
+    out->available = 0;
+    if (atomic_load_explicit(&b->cfg, memory_order_acquire) != 0) {
+        uint64_t w = atomic_load_explicit(&b->tat, memory_order_acquire);
+        struct view v;
+        view_of(b, w, to_units(rg__bucket_clock_ns()), &v);
+        if (v.t != 0 && v.tau > v.debt)
+            out->available = (v.tau - v.debt) / v.t;
+    }
 }

@@ -149,6 +149,8 @@ struct rg__bucket_stats {
     uint64_t granted;     /* tokens handed out, net of those given back
                              (includes tokens sitting in caches) */
     uint64_t throttled;   /* takes that came back short */
+    uint64_t available;   /* tokens in the shared bucket now (not those
+                             in caches); 0 while unlimited */
 };
 
 /* An unlimited bucket. Returns 0, or RG_ESYS when the mutex cannot be

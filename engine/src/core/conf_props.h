@@ -110,7 +110,16 @@
        "Giving up writes nothing more: the epochs not stored are "          \
        "reprocessed after a restart, as after a crash, and "                \
        "rg_engine_error() says how many. A sink call that hangs is bounded " \
-       "by the sink's own timeouts on top of this.")
+       "by the sink's own timeouts on top of this.")                          \
+    XX(FLOW_RATE, "flow.rate.events.per.s", INT, "0", 0, 64000000000, NULL,  \
+       "This node's own limit, enforced by its token bucket on the ingest " \
+       "path, checked per burst of events (0: unlimited). With a global "   \
+       "rate the node enforces the lower of the two and never asks the "    \
+       "group for more than this.")                                          \
+    XX(FLOW_BURST, "flow.burst.events", INT, "0", 0, 1000000000000, NULL,    \
+       "Events the bucket may admit at once above the rate (its depth). "   \
+       "0: automatic, 10 ms of the rate but at least min(rate, 32). At "    \
+       "most a day of the rate.")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

@@ -23,7 +23,13 @@
  *     dispatcher holds back; npend[w] <= room[w] always.
  *   - Hot paths take no lock, make no syscall and allocate nothing; the
  *     only syscalls are futex waits/wakes and membarrier when a thread
- *     parks (see park.h).
+ *     parks (see park.h), and the naps of a push that waits for flow
+ *     control's tokens.
+ *   - Flow control: every message a push consumes was granted a token by
+ *     the engine's bucket first (bucket.h: at most rate x time + burst
+ *     over any run); a push that has no token waits, never drops. Tokens
+ *     are taken per burst (up to PUBLISH_EVERY messages), before any of
+ *     the burst is unpacked.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -84,6 +90,77 @@ static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w, uint32_t need)
         }
     }
     return free_slots;
+}
+
+/* How long one nap of a push waiting for tokens lasts at most: the
+ * engine's stop and push_burst_for's deadline are seen this soon. */
+#define FLOW_SLICE_NS 10000000
+
+/* The slow half of flow_take(): no token was there. Publishes what this
+ * handle wrote (a worker must not wait for events held here), then naps
+ * until tokens come, at most FLOW_SLICE_NS at a time, sending due epoch
+ * barriers between naps (when `barriers`) so epochs keep closing while
+ * the input is throttled. Returns the tokens granted (1..k), or 0 when the
+ * engine is stopping or the push's deadline passed (d->timed_out). */
+static __attribute__((noinline)) uint32_t flow_wait(rg_dispatcher_t *d,
+                                                    uint32_t k, int64_t wait,
+                                                    bool barriers)
+{
+    rg_engine_t *e = d->e;
+    rg__dispatch_publish_all(d);
+    d->flow_waits_local++;
+    int64_t t0 = rg__now_ns(), now = t0;
+    uint32_t got = 0;
+    for (;;) {
+        /* acquire: as in rg__dispatch_enter(); rg_engine_stop() waits for
+         * this call to return, so it must see ST_STOPPING soon */
+        if (atomic_load_explicit(&e->state, memory_order_acquire) !=
+            ST_RUNNING)
+            break;
+        if (d->deadline != 0 && now >= d->deadline) {
+            d->timed_out = true;
+            break;
+        }
+        int64_t nap = wait < 1000 ? 1000 : wait;
+        if (nap > FLOW_SLICE_NS)
+            nap = FLOW_SLICE_NS;
+        if (d->deadline != 0 && nap > d->deadline - now)
+            nap = d->deadline - now;
+        struct timespec ts = {0, (long)nap};
+        nanosleep(&ts, NULL);
+        if (barriers)
+            rg__epoch_maybe_barrier(d);
+        now = rg__now_ns();
+        if ((got = rg__bucket_take(e->bucket, &d->bcache, k, now, &wait)) >
+            0)
+            break;
+    }
+    d->flow_wait_ns_local += (uint64_t)(rg__now_ns() - t0);
+    return got;
+}
+
+/* Tokens for the next k (1 ..) messages of this call: how many may go now
+ * (1..k), or 0 when the engine is stopping or the deadline passed.
+ * Unlimited or served from the handle's cache: a load and two compares. */
+static inline uint32_t flow_take(rg_dispatcher_t *d, uint32_t k,
+                                 bool barriers)
+{
+    int64_t wait;
+    uint32_t got = rg__bucket_take_lazy(d->e->bucket, &d->bcache, k, &wait);
+    return got > 0 ? got : flow_wait(d, k, wait, barriers);
+}
+
+/* Puts k tokens flow_take() granted but the call did not spend back into
+ * the handle's cache, when they came from it under the bucket's current
+ * parameters (else they were free: unlimited, or they are stale and the
+ * next refill would drop them anyway). */
+static void flow_unspend(rg_dispatcher_t *d, uint32_t k)
+{
+    /* relaxed: as in rg__bucket_take() */
+    uint64_t cfg = atomic_load_explicit(&d->e->bucket->cfg,
+                                        memory_order_relaxed);
+    if (k != 0 && cfg != 0 && d->bcache.cfg == cfg)
+        d->bcache.tokens += k;
 }
 
 void rg__dispatch_publish(rg_dispatcher_t *d, unsigned w)
@@ -267,6 +344,10 @@ static void publish_stats(rg_dispatcher_t *d)
                           memory_order_relaxed);
     atomic_store_explicit(&d->ack_waits, d->ack_waits_local,
                           memory_order_relaxed);
+    atomic_store_explicit(&d->flow_waits, d->flow_waits_local,
+                          memory_order_relaxed);
+    atomic_store_explicit(&d->flow_wait_ns, d->flow_wait_ns_local,
+                          memory_order_relaxed);
 }
 
 /* An undecodable message's offset counts as done: it is skipped like a
@@ -361,7 +442,7 @@ int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
     if (rc != 0)
         return rc;
     rg__epoch_maybe_barrier(d);
-    rc = push_msg(d, msg);
+    rc = flow_take(d, 1, true) == 1 ? push_msg(d, msg) : RG_ESTOPPED;
     rg__dispatch_publish_all(d);
     publish_stats(d);
     rg__dispatch_exit(d);
@@ -373,15 +454,20 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
 {
     if (d == NULL || msgs == NULL || rg__dispatch_enter(d) != 0)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        if ((i & (PUBLISH_EVERY - 1)) == 0)
-            rg__epoch_maybe_barrier(d);
-        push_msg(d, &msgs[i]);
+    size_t i = 0;
+    while (i < n) {
+        rg__epoch_maybe_barrier(d);
+        uint32_t k = n - i < PUBLISH_EVERY ? (uint32_t)(n - i) : PUBLISH_EVERY;
+        uint32_t got = flow_take(d, k, true);
+        if (got == 0)
+            break; /* stopping */
+        for (size_t end = i + got; i < end; i++)
+            push_msg(d, &msgs[i]);
     }
     rg__dispatch_publish_all(d);
     publish_stats(d);
     rg__dispatch_exit(d);
-    return n;
+    return i;
 }
 
 int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
@@ -402,17 +488,28 @@ int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
     uint32_t block = cap / 2 < PUBLISH_EVERY ? cap / 2 : PUBLISH_EVERY;
     d->deadline = rg__now_ns() + (int64_t)timeout_ms * 1000000 + 1;
     d->timed_out = false;
+    bool stopped = false;
     size_t i = 0;
     while (i < n) {
         rg__epoch_maybe_barrier(d);
+        /* tokens first: their wait may send barriers, which take room */
+        uint32_t k = n - i < block ? (uint32_t)(n - i) : block;
+        uint32_t got = flow_take(d, k, true);
+        if (got == 0) {
+            if (!d->timed_out)
+                stopped = true;
+            break;
+        }
         for (unsigned w = 0; !d->timed_out && w < e->nworkers; w++)
             rg__dispatch_ensure_room(d, w, block);
-        if (d->timed_out)
+        if (d->timed_out) {
+            flow_unspend(d, got); /* the next push's */
             break;
-        for (size_t end = i + block < n ? i + block : n; i < end; i++)
+        }
+        for (size_t end = i + got; i < end; i++)
             push_msg(d, &msgs[i]);
     }
-    rc = d->timed_out ? RG_ETIMEDOUT : 0;
+    rc = stopped ? RG_ESTOPPED : d->timed_out ? RG_ETIMEDOUT : 0;
     d->deadline = 0;
     d->timed_out = false;
     rg__dispatch_publish_all(d);
@@ -436,6 +533,13 @@ bool rg_dispatcher_ready(rg_dispatcher_t *d)
     /* the barrier of the open epoch could go out without a wait */
     if (ready && e->epoch_mode)
         ready = rg__epoch_slot_free(e, d->epoch);
+    /* and flow control has a token (kept in the cache for the push) */
+    if (ready) {
+        int64_t wait;
+        ready = rg__bucket_take_lazy(e->bucket, &d->bcache, 1, &wait) == 1;
+        if (ready)
+            flow_unspend(d, 1);
+    }
     rg__dispatch_exit(d);
     return ready;
 }
@@ -445,10 +549,17 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
 {
     if (d == NULL || evs == NULL || rg__dispatch_enter(d) != 0)
         return 0;
-    size_t accepted = 0;
+    size_t accepted = 0, granted = 0;
     for (size_t i = 0; i < n; i++) {
         if ((i & (PUBLISH_EVERY - 1)) == 0)
             rg__epoch_maybe_barrier(d);
+        if (granted == 0) {
+            uint32_t k = n - i < PUBLISH_EVERY ? (uint32_t)(n - i)
+                                               : PUBLISH_EVERY;
+            if ((granted = flow_take(d, k, true)) == 0)
+                break; /* stopping */
+        }
+        granted--;
         if (evs[i].len > RG_EVENT_INLINE_MAX &&
             !(evs[i].flags & RG_EVENT_F_EXTERNAL)) {
             d->rejected_local++;
@@ -462,6 +573,7 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
         write_to(d, rg__route(d->e, evs[i].key), &evs[i], (uint32_t)gen);
         accepted++;
     }
+    flow_unspend(d, (uint32_t)granted); /* the next push's */
     rg__dispatch_publish_all(d);
     d->accepted_local += accepted;
     publish_stats(d);

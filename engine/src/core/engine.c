@@ -110,6 +110,10 @@ static void free_engine(rg_engine_t *e)
     free(e->spaces);
     free(e->workers);
     free(e->dispatchers);
+    if (e->bucket != NULL) {
+        rg__bucket_fini(e->bucket);
+        free(e->bucket);
+    }
     pthread_mutex_destroy(&e->stop_lock);
     pthread_mutex_destroy(&e->sink_err_lock);
     free(e);
@@ -138,6 +142,30 @@ static int assign_cpus(rg_engine_t *e, char *errstr, size_t errstr_size)
                 "others' time slices (set workers to at most %ld)",
                 e->nworkers, online, online);
     return n > 0 ? 0 : (n < 0 ? n : RG_EINVAL);
+}
+
+/* The token bucket with flow.rate.events.per.s and flow.burst.events
+ * (both 0: unlimited, and a take costs one relaxed load). */
+static int init_flow(rg_engine_t *e, char *errstr, size_t errstr_size)
+{
+    e->bucket = aligned_alloc(RG__BUCKET_LINE, sizeof(*e->bucket));
+    if (e->bucket == NULL || rg__bucket_init(e->bucket) != 0) {
+        free(e->bucket);
+        e->bucket = NULL;
+        rg__seterr(errstr, errstr_size, "flow: cannot make the token bucket");
+        return RG_ENOMEM;
+    }
+    int64_t now = rg__now_ns();
+    uint64_t rate = (uint64_t)rg__conf_int(e->conf, RG_P_FLOW_RATE);
+    uint64_t burst = (uint64_t)rg__conf_int(e->conf, RG_P_FLOW_BURST);
+    if (rg__bucket_set_burst(e->bucket, burst, now) != 0 ||
+        rg__bucket_set_limit(e->bucket, RG__BUCKET_LOCAL, rate, now) != 0) {
+        rg__seterr(errstr, errstr_size, "flow.burst.events: %llu is more "
+                   "than a day of flow.rate.events.per.s (%llu)",
+                   (unsigned long long)burst, (unsigned long long)rate);
+        return RG_ERANGE;
+    }
+    return 0;
 }
 
 rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
@@ -256,7 +284,8 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
         for (unsigned w = 0; w < e->nworkers; w++)
             dp->out[w] = e->rings[(size_t)d * e->nworkers + w];
     }
-    if (assign_cpus(e, errstr, errstr_size) != 0) {
+    if (assign_cpus(e, errstr, errstr_size) != 0 ||
+        init_flow(e, errstr, errstr_size) != 0) {
         e->conf = NULL; /* still the caller's */
         free_engine(e);
         return NULL;
@@ -526,6 +555,53 @@ void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out)
         out->worker_parks += atomic_load_explicit(&e->workers[w].parks,
                                                   memory_order_relaxed);
     }
+}
+
+/* ---- flow control ------------------------------------------------------ */
+
+int rg_engine_flow_set_limit(rg_engine_t *e, rg_flow_limit_t which,
+                             uint64_t events_per_s)
+{
+    if (e == NULL || (unsigned)which >= RG_FLOW_NLIMITS)
+        return RG_EINVAL;
+    static const enum rg__bucket_limit map[RG_FLOW_NLIMITS] = {
+        [RG_FLOW_LOCAL] = RG__BUCKET_LOCAL,
+        [RG_FLOW_GLOBAL] = RG__BUCKET_LEASE,
+        [RG_FLOW_ADAPTIVE] = RG__BUCKET_ADAPTIVE,
+    };
+    return rg__bucket_set_limit(e->bucket, map[which], events_per_s,
+                                rg__now_ns());
+}
+
+int rg_engine_flow_set_burst(rg_engine_t *e, uint64_t burst)
+{
+    if (e == NULL)
+        return RG_EINVAL;
+    return rg__bucket_set_burst(e->bucket, burst, rg__now_ns());
+}
+
+void rg_engine_flow_stats(rg_engine_t *e, rg_flow_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct rg__bucket_stats bs;
+    rg__bucket_stats(e->bucket, &bs);
+    out->rate = bs.rate;
+    out->burst = bs.burst;
+    out->limit[RG_FLOW_LOCAL] = bs.limit[RG__BUCKET_LOCAL];
+    out->limit[RG_FLOW_GLOBAL] = bs.limit[RG__BUCKET_LEASE];
+    out->limit[RG_FLOW_ADAPTIVE] = bs.limit[RG__BUCKET_ADAPTIVE];
+    out->granted = bs.granted;
+    out->throttled = bs.throttled;
+    out->tokens = bs.available;
+    uint64_t ns = 0;
+    /* relaxed: counters, each a value that was true once */
+    for (unsigned d = 0; d < e->ndispatchers; d++) {
+        out->waits += atomic_load_explicit(&e->dispatchers[d].flow_waits,
+                                           memory_order_relaxed);
+        ns += atomic_load_explicit(&e->dispatchers[d].flow_wait_ns,
+                                   memory_order_relaxed);
+    }
+    out->wait_ms = ns / 1000000;
 }
 
 uint64_t rg_engine_worker_processed(const rg_engine_t *e, unsigned w)

@@ -44,6 +44,7 @@
 #include "railgun/ring.h"
 #include "railgun/sink.h"
 #include "../common/util.h"
+#include "bucket.h"
 #include "park.h"
 
 RG_RING_PROTOTYPE(ev, rg_event_t)
@@ -142,9 +143,14 @@ struct rg_dispatcher_s {
     int64_t deadline;           /* push_burst_for: give up waiting at
                                    this rg__now_ns() (0: wait for ever) */
     bool timed_out;             /* ... and a wait did */
+    uint64_t flow_waits_local, flow_wait_ns_local; /* token waits */
+    struct rg__bucket_cache bcache; /* flow control: this handle's tokens
+                                   (the ingest thread's; the flusher's
+                                   barrier takeover never touches it) */
     int32_t last_p;             /* the partition last tracked, and its */
     rg_ack_t *last_ack;         /* tracker (events come in runs) */
     _Atomic uint64_t accepted, undecodable, waits, parks, rejected, ack_waits;
+    _Atomic uint64_t flow_waits, flow_wait_ns;
     /* epoch mode (epoch_dispatch.c) */
     uint64_t epoch;             /* the open epoch (barriers below it sent) */
     int32_t *owned;             /* partitions this dispatcher owns */
@@ -175,6 +181,9 @@ struct rg_engine_s {
     pthread_mutex_t stop_lock;
     rg__worker_t *workers;
     rg_dispatcher_t *dispatchers;
+    /* flow control (bucket.h): the ingest paths take tokens from it, per
+     * burst; its own allocation, for its cache-line alignment */
+    struct rg__bucket *bucket;
     rg_ring_t **rings;          /* [dispatchers * workers] */
     struct spot *spaces;        /* [dispatchers * workers] */
     _Atomic uint64_t warnings;  /* lines logged at RG_LOG_WARN */
