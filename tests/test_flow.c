@@ -58,11 +58,19 @@ static void do_one(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
     atomic_fetch_add_explicit(&done_events, 1, memory_order_relaxed);
 }
 
-static rg_engine_t *engine(const char *rate, const char *burst,
-                           const char *dispatchers)
+/* an engine whose idle workers spin `spins` times (yielding or pausing,
+ * per idle.policy) before they park; "" keeps the default */
+static rg_engine_t *engine_idle(const char *rate, const char *burst,
+                                const char *dispatchers, const char *spins)
 {
     char err[256];
     rg_conf_t *conf = rg_conf_new();
+    if (spins[0] != '\0') {
+        cr_assert_eq(rg_conf_set(conf, "worker.idle.spins", spins, err,
+                                 sizeof(err)), 0, "%s", err);
+        cr_assert_eq(rg_conf_set(conf, "worker.idle.yields", "0", err,
+                                 sizeof(err)), 0, "%s", err);
+    }
     cr_assert_eq(rg_conf_set(conf, "workers", "2", err, sizeof(err)), 0);
     cr_assert_eq(rg_conf_set(conf, "dispatchers", dispatchers, err,
                              sizeof(err)), 0, "%s", err);
@@ -77,6 +85,12 @@ static rg_engine_t *engine(const char *rate, const char *burst,
     atomic_store_explicit(&done_events, 0, memory_order_relaxed);
     atomic_store_explicit(&dups, 0, memory_order_relaxed);
     return e;
+}
+
+static rg_engine_t *engine(const char *rate, const char *burst,
+                           const char *dispatchers)
+{
+    return engine_idle(rate, burst, dispatchers, "");
 }
 
 static rg_msg_t *messages(int32_t partition, size_t n)
@@ -205,20 +219,25 @@ static void *timed_main(void *arg)
 }
 
 /* The issue's test: 10 s at a configured rate, consumed within 2% of rate
- * x time plus the burst. The burst (200 ms of the rate) absorbs the
- * pushing thread being descheduled on a busy machine; a pusher that
- * cannot keep up would fail the lower bound, which 20k/s leaves far off. */
+ * x time plus the burst. The burst (1 s of the rate) absorbs the pushing
+ * thread, or the workers it waits for, being descheduled on a busy
+ * machine (ctest runs another test binary beside it); a pusher that
+ * cannot keep up would fail the lower bound, which 20k/s leaves far off.
+ * The workers park as soon as they are idle: with the default idle
+ * policy on 2 CPUs (yield), two workers yielding between trickling
+ * events delayed the pusher's wake-ups by more than the burst at times
+ * (-6.7% in one run on a loaded machine; -0.001% with parking). */
 Test(flow, ten_seconds_at_the_rate_within_two_percent, .timeout = 120)
 {
     seen = NULL;
-    rg_engine_t *e = engine("20000", "4000", "1");
+    rg_engine_t *e = engine_idle("20000", "20000", "1", "0");
     struct timed_push p = {e, 10.0, 0, 0};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, timed_main, &p), 0);
     pthread_join(th, NULL);
     rg_engine_stop(e);
     expect_each_once(p.pushed);
-    double want = 20000.0 * p.elapsed + 4000;
+    double want = 20000.0 * p.elapsed + 20000;
     double off = ((double)p.pushed - want) / (20000.0 * p.elapsed);
     cr_assert(off <= 0.02 && off >= -0.02, "%zu events in %.3f s: %.2f%% "
               "off rate x time + burst (%.0f)", p.pushed, p.elapsed,
@@ -404,4 +423,247 @@ Test(flow, bad_settings_are_refused_with_a_reason)
     cr_assert_null(e);
     cr_assert(strstr(err, "flow.burst.events") != NULL, "%s", err);
     rg_conf_destroy(conf);
+}
+
+/* ---- the adaptive limit (flow.sink.latency.target.ms) ------------------ */
+
+#include "flow_adapt.h"
+
+#define MS 1000000ll
+
+Test(flow, adapt_off_without_a_target)
+{
+    struct rg__adapt a;
+    rg__adapt_init(&a, 0);
+    cr_assert_not(rg__adapt_update(&a, 1, 2, 1 * MS, 10000 * MS, 1000, 0,
+                                   true));
+    cr_assert_eq(a.rate, 0u);
+}
+
+/* The first commit (no input rate yet), then 100,000 events over a
+ * second: epoch 2 is committed at t = 2 s. */
+static void adapt_start(struct rg__adapt *a)
+{
+    rg__adapt_init(a, 50); /* 50 ms */
+    cr_assert_not(rg__adapt_update(a, 1, 2, 1000 * MS, 10 * MS, 0, 0,
+                                   false));
+}
+
+Test(flow, adapt_cuts_to_0_7_of_the_input_after_two_slow_commits)
+{
+    struct rg__adapt a;
+    adapt_start(&a);
+    /* one slow commit (a checkpoint, a lock) is not a trend */
+    cr_assert_not(rg__adapt_update(&a, 2, 3, 2000 * MS, 200 * MS, 100000, 0,
+                                   false));
+    cr_assert_eq(a.rate, 0u);
+    /* the second in a row cuts: 0.7 x the input (100k/s over 2 s now:
+     * 200,000 at 3 s), epoch 5 being filled */
+    cr_assert(rg__adapt_update(&a, 3, 5, 3000 * MS, 200 * MS, 200000, 0,
+                               false));
+    cr_assert_eq(a.rate, 70000u);
+    cr_assert_eq(a.step, 5000u);
+    cr_assert_eq(a.cuts, 1u);
+    /* epochs 4 .. 5 were filled (partly) at the old rate: their slow
+     * commits cut nothing */
+    cr_assert_not(rg__adapt_update(&a, 4, 6, 3100 * MS, 300 * MS, 207000,
+                                   0, true));
+    cr_assert_not(rg__adapt_update(&a, 5, 6, 3200 * MS, 300 * MS, 214000,
+                                   0, true));
+    cr_assert_eq(a.rate, 70000u);
+    /* epoch 6, filled after the cut, still slow: cut again, from the
+     * lower of the limit and the input (70k/s here) */
+    cr_assert(rg__adapt_update(&a, 6, 8, 3300 * MS, 300 * MS, 221000, 0,
+                               true));
+    cr_assert_eq(a.rate, 49000u);
+    cr_assert_eq(a.cuts, 2u);
+    /* never below 1% of the peak input (100k/s) */
+    for (uint64_t i = 0; i < 100; i++)
+        rg__adapt_update(&a, 10 + 2 * i, 11 + 2 * i,
+                         4000 * MS + (int64_t)i * 200 * MS, 300 * MS,
+                         221000 + i, 0, true);
+    cr_assert_eq(a.rate, 1000u);
+    /* and the climb back is at least 2% of the peak per fast epoch */
+    cr_assert(rg__adapt_update(&a, 300, 301, 30000 * MS, 10 * MS, 221200, 0,
+                               true));
+    cr_assert_eq(a.rate, 3000u);
+}
+
+Test(flow, adapt_raises_while_binding_and_lets_go_at_the_other_limits)
+{
+    struct rg__adapt a;
+    adapt_start(&a);
+    rg__adapt_update(&a, 2, 3, 2000 * MS, 200 * MS, 100000, 80000, false);
+    rg__adapt_update(&a, 3, 4, 3000 * MS, 200 * MS, 200000, 80000, false);
+    cr_assert_eq(a.rate, 70000u);
+    /* fast commits while pushes wait for tokens: +5000 each */
+    cr_assert(rg__adapt_update(&a, 4, 5, 3100 * MS, 10 * MS, 207000, 80000,
+                               true));
+    cr_assert_eq(a.rate, 75000u);
+    /* between 0.8 x target and the target: hold */
+    cr_assert_not(rg__adapt_update(&a, 5, 6, 3200 * MS, 45 * MS, 214000,
+                                   80000, true));
+    cr_assert_eq(a.rate, 75000u);
+    /* reaching the other limit (80k/s): that one binds, this one is off */
+    cr_assert(rg__adapt_update(&a, 6, 7, 3300 * MS, 10 * MS, 221000, 80000,
+                               true));
+    cr_assert_eq(a.rate, 0u);
+    cr_assert_eq(a.raises, 2u);
+}
+
+Test(flow, adapt_switches_off_when_demand_is_below_it)
+{
+    struct rg__adapt a;
+    adapt_start(&a);
+    rg__adapt_update(&a, 2, 3, 2000 * MS, 200 * MS, 100000, 0, false);
+    rg__adapt_update(&a, 3, 4, 3000 * MS, 200 * MS, 200000, 0, false);
+    cr_assert_eq(a.rate, 70000u);
+    for (unsigned i = 1; i < RG__ADAPT_IDLE_COMMITS; i++)
+        cr_assert_not(rg__adapt_update(&a, 3 + i, 4 + i,
+                                       3000 * MS + i * 100 * MS, 10 * MS,
+                                       200000 + i * 100, 0, false));
+    cr_assert(rg__adapt_update(&a, 20, 21, 5000 * MS, 10 * MS, 202000, 0,
+                               false));
+    cr_assert_eq(a.rate, 0u, "still limiting with no demand for it");
+}
+
+/* A sink whose commits cost 5 us per row written: a database that gets
+ * slow when the job writes fast. Rows: one per event (unique keys). */
+struct slow_sink {
+    size_t rows;
+    _Atomic uint64_t commits, slow_commits;
+    uint64_t lat_ms[4096];
+    _Atomic uint32_t nlat;
+};
+
+static int ss_begin(void *self, uint64_t epoch, char *e, size_t n)
+{
+    (void)epoch, (void)e, (void)n;
+    ((struct slow_sink *)self)->rows = 0;
+    return 0;
+}
+
+static int ss_merged(void *self, const rg_row_t *rows, size_t n, char *e,
+                     size_t sz)
+{
+    (void)rows, (void)e, (void)sz;
+    ((struct slow_sink *)self)->rows += n;
+    return 0;
+}
+
+static int ss_offsets(void *self, const rg_offset_t *o, size_t n, char *e,
+                      size_t sz)
+{
+    (void)self, (void)o, (void)n, (void)e, (void)sz;
+    return 0;
+}
+
+static int ss_commit(void *self, char *e, size_t n)
+{
+    (void)e, (void)n;
+    struct slow_sink *s = self;
+    uint64_t us = (uint64_t)s->rows * 5;
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+    /* relaxed: read after the engine stopped */
+    uint32_t i = atomic_fetch_add_explicit(&s->nlat, 1, memory_order_relaxed);
+    if (i < 4096)
+        s->lat_ms[i] = us / 1000;
+    return 0;
+}
+
+static void ss_rollback(void *self)
+{
+    (void)self;
+}
+
+static void merge_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
+{
+    (void)opaque;
+    cr_assert_eq(rg_delta_merge(rg_ctx_delta(ctx), (int64_t)ev->key, 1), 0);
+    /* relaxed: read after stop */
+    atomic_fetch_add_explicit(&done_events, 1, memory_order_relaxed);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* 4 s of pushing as fast as one thread can into the slow sink; returns
+ * the median commit time (ms) of the last 2 s and fills *st */
+static uint64_t slow_run(const char *target_ms, rg_flow_stats_t *st,
+                         size_t *pushed)
+{
+    char err[256];
+    rg_conf_t *conf = rg_conf_new();
+    cr_assert_eq(rg_conf_set(conf, "flow.sink.latency.target.ms", target_ms,
+                             err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_conf_set(conf, "flush.interval.ms", "50", err,
+                             sizeof(err)), 0);
+    /* epochs of at most 2 x 20,000 rows: 200 ms commits at full speed */
+    cr_assert_eq(rg_conf_set(conf, "flush.max.keys", "20000", err,
+                             sizeof(err)), 0);
+    rg_processor_t proc = {.unpack = unpack, .do_event = merge_do};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    static struct slow_sink ss;
+    memset(&ss, 0, sizeof(ss));
+    rg_sink_t sink = {.begin = ss_begin, .write_merged = ss_merged,
+                      .write_offsets = ss_offsets, .commit = ss_commit,
+                      .rollback = ss_rollback, .self = &ss};
+    cr_assert_eq(rg_engine_set_sink(e, &sink, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
+    atomic_store_explicit(&done_events, 0, memory_order_relaxed);
+    struct timed_push p = {e, 4.0, 0, 0};
+    double t0 = now_s();
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, timed_main, &p), 0);
+    /* the commits of the last 2 s */
+    while (now_s() - t0 < 2.0) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    uint32_t from = atomic_load_explicit(&ss.nlat, memory_order_relaxed);
+    pthread_join(th, NULL);
+    uint32_t to = atomic_load_explicit(&ss.nlat, memory_order_relaxed);
+    rg_engine_flow_stats(e, st);
+    rg_engine_stop(e);
+    expect_each_once(p.pushed);
+    *pushed = p.pushed;
+    if (to > 4096)
+        to = 4096;
+    if (to < from + 3)
+        from = 0; /* few, long commits: take them all */
+    cr_assert_geq(to, 3u, "%u commits in 4 s", to);
+    qsort(ss.lat_ms + from, to - from, sizeof(uint64_t), cmp_u64);
+    uint64_t med = ss.lat_ms[from + (to - from) / 2];
+    rg_engine_destroy(e);
+    return med;
+}
+
+Test(flow, adapt_holds_the_commit_time_near_the_target, .timeout = 120)
+{
+    seen = NULL;
+    rg_flow_stats_t off, on;
+    size_t n_off, n_on;
+    uint64_t lat_off = slow_run("0", &off, &n_off);
+    uint64_t lat_on = slow_run("40", &on, &n_on);
+    /* without the controller the job writes as fast as it can push and
+     * the commits grow far past 40 ms (this is what the test needs to
+     * mean anything) */
+    cr_assert_geq(lat_off, 120u, "the slow sink was not slow: %llu ms",
+                  (unsigned long long)lat_off);
+    cr_assert_eq(off.adaptive_cuts, 0u);
+    /* with it, near the target: it cut, and the median commit of the
+     * last 2 s is within [target / 4, 2 x target] */
+    cr_assert_gt(on.adaptive_cuts, 0u);
+    cr_assert(lat_on >= 10 && lat_on <= 80, "median commit %llu ms with a "
+              "40 ms target (%llu ms without); %llu cuts, %llu raises",
+              (unsigned long long)lat_on, (unsigned long long)lat_off,
+              (unsigned long long)on.adaptive_cuts,
+              (unsigned long long)on.adaptive_raises);
+    cr_assert_gt(n_on, 1000u, "throughput collapsed: %zu events", n_on);
 }

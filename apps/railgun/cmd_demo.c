@@ -477,7 +477,9 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                ",\"partitions\":%u,\"workers\":%u,\"seconds\":%.6f,"
                "\"events_per_s\":%.0f,\"join_seconds\":%.6f,"
                "\"events_per_s_after_join\":%.0f,\"flow_rate\":%" PRIu64
-               ",\"flow_waited_ms\":%" PRIu64 ",\"epochs\":%" PRIu64
+               ",\"flow_waited_ms\":%" PRIu64 ",\"flow_adaptive_cuts\":%"
+               PRIu64 ",\"flow_adaptive_raises\":%" PRIu64
+               ",\"sink_latency_ms\":%" PRIu64 ",\"epochs\":%" PRIu64
                ",\"transactions\":%" PRIu64 ",\"count_rows_written\":%"
                PRIu64 ",\"action_rows_written\":%" PRIu64
                ",\"transaction_reduction\":%.1f,\"row_reduction\":%.2f,"
@@ -486,7 +488,8 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                dm->kafka ? "kafka" : "memory", kind, dm->s.n, dm->skipped,
                dm->spec.videos, dm->spec.users, dm->spec.zipf, dm->spec.seed,
                dm->spec.partitions, pl->workers, r->secs, rate, join, after,
-               fl.rate, fl.wait_ms, fs->epochs,
+               fl.rate, fl.wait_ms, fl.adaptive_cuts, fl.adaptive_raises,
+               fl.sink_latency_ms, fs->epochs,
                fs->transactions, fs->merged_rows, fs->staged_rows, txn_cut,
                row_cut, fs->retries, r->st.undecodable,
                bad ? "MISMATCH" : "exact");
@@ -515,11 +518,18 @@ static void report(rg_cli_t *cli, const struct demo *dm,
         printf("  group join    %.3f s of it (the coordinator's initial "
                "rebalance delay): %s events/s after it\n", join,
                rg_human(after, h, sizeof(h)));
-    if (fl.rate != 0)
-        printf("  flow          %s events/s at most (flow.rate.events.per.s): "
-               "the ingest waited %.1f s for tokens\n",
-               rg_human((double)fl.rate, h, sizeof(h)),
+    if (fl.rate != 0 || fl.wait_ms != 0)
+        printf("  flow          %s events/s at the end: the ingest waited "
+               "%.1f s for tokens\n",
+               fl.rate ? rg_human((double)fl.rate, h, sizeof(h))
+                       : "unlimited",
                (double)fl.wait_ms / 1e3);
+    if (rg_conf_get_int(cli->conf, "flow.sink.latency.target.ms") > 0)
+        printf("  adaptive      last transaction %" PRIu64 " ms (target %"
+               PRId64 " ms): %" PRIu64 " cuts, %" PRIu64 " raises\n",
+               fl.sink_latency_ms,
+               rg_conf_get_int(cli->conf, "flow.sink.latency.target.ms"),
+               fl.adaptive_cuts, fl.adaptive_raises);
     if (fs->transactions)
         printf("  transactions  %" PRIu64 " (%" PRIu64 " epochs; %.0fx "
                "fewer than one per event)\n", fs->transactions, fs->epochs,

@@ -360,7 +360,10 @@ RG_EXPORT void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out);
  * its timeout with RG_ETIMEDOUT, so a source pauses its input as for any
  * backpressure, and rg_dispatcher_ready() is false until tokens are there.
  * Several limits may be set at once, each by its owner; the bucket
- * enforces the lowest non-zero one. Unlimited (every limit 0, the
+ * enforces the lowest non-zero one. With flow.sink.latency.target.ms the
+ * flusher owns RG_FLOW_ADAPTIVE: it cuts the rate when an epoch's
+ * transaction takes longer than the target and raises it again while
+ * they are fast (AIMD; engine/src/core/flow_adapt.h). Unlimited (every limit 0, the
  * default) costs one relaxed load per burst. A rate change keeps the
  * tokens available (clamped to the new burst), so it never adds a burst.
  */
@@ -382,6 +385,10 @@ typedef struct rg_flow_stats_s {
     uint64_t tokens;      /* tokens in the bucket now (0: unlimited) */
     uint64_t waits;       /* times a push waited for tokens */
     uint64_t wait_ms;     /* time pushes spent waiting for tokens */
+    /* the adaptive limit (flow.sink.latency.target.ms; epoch mode) */
+    uint64_t sink_latency_ms;  /* the last epoch's transaction time */
+    uint64_t adaptive_cuts;    /* times it cut the rate */
+    uint64_t adaptive_raises;  /* times it raised it again */
 } rg_flow_stats_t;
 
 /*

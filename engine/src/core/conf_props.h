@@ -119,7 +119,15 @@
     XX(FLOW_BURST, "flow.burst.events", INT, "0", 0, 1000000000000, NULL,    \
        "Events the bucket may admit at once above the rate (its depth). "   \
        "0: automatic, 10 ms of the rate but at least min(rate, 32). At "    \
-       "most a day of the rate.")
+       "most a day of the rate.")                                            \
+    XX(FLOW_SINK_LATENCY_TARGET_MS, "flow.sink.latency.target.ms", INT, "0", \
+       0, 600000, NULL,                                                      \
+       "Epoch mode: 0 is off. Else the node follows what the database can " \
+       "take: when an epoch's transaction takes longer than this it cuts "  \
+       "its own rate to 0.7 x what came in, and while transactions take "   \
+       "less than 0.8 x this and the cut binds it raises the rate again "   \
+       "by 5% of the rate that was too much per epoch (AIMD), never above " \
+       "its other limits.")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

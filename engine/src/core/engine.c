@@ -155,6 +155,8 @@ static int init_flow(rg_engine_t *e, char *errstr, size_t errstr_size)
         rg__seterr(errstr, errstr_size, "flow: cannot make the token bucket");
         return RG_ENOMEM;
     }
+    rg__adapt_init(&e->adapt, (uint64_t)rg__conf_int(
+                                  e->conf, RG_P_FLOW_SINK_LATENCY_TARGET_MS));
     int64_t now = rg__now_ns();
     uint64_t rate = (uint64_t)rg__conf_int(e->conf, RG_P_FLOW_RATE);
     uint64_t burst = (uint64_t)rg__conf_int(e->conf, RG_P_FLOW_BURST);
@@ -602,6 +604,13 @@ void rg_engine_flow_stats(rg_engine_t *e, rg_flow_stats_t *out)
                                    memory_order_relaxed);
     }
     out->wait_ms = ns / 1000000;
+    out->sink_latency_ms = atomic_load_explicit(&e->st_sink_lat_ns,
+                                                memory_order_relaxed) /
+                           1000000;
+    out->adaptive_cuts = atomic_load_explicit(&e->st_adapt_cuts,
+                                              memory_order_relaxed);
+    out->adaptive_raises = atomic_load_explicit(&e->st_adapt_raises,
+                                                memory_order_relaxed);
 }
 
 uint64_t rg_engine_worker_processed(const rg_engine_t *e, unsigned w)

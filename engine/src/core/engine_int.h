@@ -45,6 +45,7 @@
 #include "railgun/sink.h"
 #include "../common/util.h"
 #include "bucket.h"
+#include "flow_adapt.h"
 #include "park.h"
 
 RG_RING_PROTOTYPE(ev, rg_event_t)
@@ -244,6 +245,11 @@ struct rg_engine_s {
     char errmsg[512];           /* written before failed is set */
     struct spot flush_wake;     /* the flusher sleeps here */
     _Atomic uint64_t st_epochs, st_txns, st_merged, st_staged, st_retries;
+    /* flow control's adaptive limit (flow_adapt.h): flusher-private
+     * state, and what it last saw for stats (flusher writes) */
+    struct rg__adapt adapt;
+    uint64_t adapt_waits;       /* flusher-private: flow waits seen */
+    _Atomic uint64_t st_sink_lat_ns, st_adapt_cuts, st_adapt_raises;
     /* stop: give up retrying the sink at this rg__now_ns() (0: never);
      * written by rg_engine_stop() before it wakes the flusher */
     _Atomic int64_t stop_deadline_ns;

@@ -323,6 +323,53 @@ static void committed_hook(rg_engine_t *e, uint64_t epoch, bool known)
     e->cm_cb(e->cm_opaque, &c);
 }
 
+/* Flow control's adaptive limit, after a transaction that took lat_ns
+ * (flow_adapt.h): the flusher owns RG__BUCKET_ADAPTIVE. */
+static void adapt_after_commit(rg_engine_t *e, uint64_t epoch,
+                               uint64_t lat_ns)
+{
+    /* relaxed: statistics, and counters read for the controller's input
+     * (a value that was true once is all it needs) */
+    atomic_store_explicit(&e->st_sink_lat_ns, lat_ns, memory_order_relaxed);
+    if (e->adapt.target_ns == 0)
+        return;
+    uint64_t accepted = 0, waits = 0;
+    for (unsigned d = 0; d < e->ndispatchers; d++) {
+        accepted += atomic_load_explicit(&e->dispatchers[d].accepted,
+                                         memory_order_relaxed);
+        waits += atomic_load_explicit(&e->dispatchers[d].flow_waits,
+                                      memory_order_relaxed);
+    }
+    bool throttled = waits != e->adapt_waits;
+    e->adapt_waits = waits;
+    uint64_t others = 0;
+    for (int i = 0; i < RG__BUCKET_NLIMITS; i++) {
+        uint64_t l = atomic_load_explicit(&e->bucket->limit[i],
+                                          memory_order_relaxed);
+        if (i != RG__BUCKET_ADAPTIVE && l != 0 && (others == 0 || l < others))
+            others = l;
+    }
+    int64_t now = rg__now_ns();
+    uint64_t cuts = e->adapt.cuts;
+    /* relaxed: the highest epoch whose barrier is due (the one after it
+     * is being filled); an estimate is all the controller needs */
+    uint64_t open = atomic_load_explicit(&e->epoch_req,
+                                         memory_order_relaxed) + 1;
+    if (open <= epoch)
+        open = epoch + 1;
+    if (rg__adapt_update(&e->adapt, epoch, open, now, lat_ns, accepted,
+                         others, throttled)) {
+        /* a cut below the floor, or a raise, never fails: the rate is
+         * within the bucket's bounds (at most the measured input) */
+        rg__bucket_set_limit(e->bucket, RG__BUCKET_ADAPTIVE, e->adapt.rate,
+                             now);
+        if (e->adapt.cuts != cuts)
+            rg__stat_add(&e->st_adapt_cuts, 1);
+        else
+            rg__stat_add(&e->st_adapt_raises, 1);
+    }
+}
+
 static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
 {
     size_t noffs = gather_offsets(e, epoch);
@@ -339,6 +386,7 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
         for (;;) {
             char err[512] = "";
             uint64_t merged, staged;
+            int64_t t0 = rg__now_ns();
             int rc = write_epoch(e, epoch, noffs, &merged, &staged, err,
                                  sizeof(err));
             if (rc == 0) {
@@ -346,6 +394,7 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
                 rg__stat_add(&e->st_merged, merged);
                 rg__stat_add(&e->st_staged, staged);
                 committed_hook(e, epoch, true);
+                adapt_after_commit(e, epoch, (uint64_t)(rg__now_ns() - t0));
                 break;
             }
             e->sink.rollback(e->sink.self);
