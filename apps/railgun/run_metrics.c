@@ -129,7 +129,7 @@ static const struct fam {
         "Times the read cache was resynced.", NULL, 0, 1, 1},
     [F_CACHE_ERRORS] = {RG_METRIC_COUNTER, "cache_errors", NULL,
         "Errors of the cache updater's Redis calls.", NULL, 0, 1, 1},
-    [F_FLOW_LIMIT] = {RG_METRIC_GAUGE, "flow_limit", "events_per_second",
+    [F_FLOW_LIMIT] = {RG_METRIC_GAUGE, "flow_limit_events_per_second", NULL,
         "The rate the node's token bucket enforces now (the lowest of its "
         "limits; 0: unlimited).", NULL, 0, 1, 0},
     [F_FLOW_TOKENS] = {RG_METRIC_GAUGE, "flow_tokens", NULL,
@@ -138,7 +138,7 @@ static const struct fam {
     [F_FLOW_THROTTLED] = {RG_METRIC_COUNTER, "flow_throttled", "seconds",
         "Time the ingest path waited for flow control's tokens.", NULL, 0,
         1, 0},
-    [F_FLOW_LEASE] = {RG_METRIC_GAUGE, "flow_lease", "events_per_second",
+    [F_FLOW_LEASE] = {RG_METRIC_GAUGE, "flow_lease_events_per_second", NULL,
         "This node's lease of the group's global rate (the last grant from "
         "Redis).", NULL, 0, 1, 0, 1},
     [F_FLOW_DEGRADED] = {RG_METRIC_GAUGE, "flow_degraded", NULL,
