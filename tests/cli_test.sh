@@ -163,9 +163,21 @@ expect_runtime_error "cannot open" bench likes --events 100 -X sqlite.path="$nod
 [ "$kafka" = 1 ] && expect_runtime_error "not delivered" produce --events 10 \
     -X kafka.bootstrap.servers=127.0.0.1:1 -X kafka.message.timeout.ms=500 \
     -X kafka.log_level=0
+# railgun flow (issue 14): bad input is 2, Redis not answering is 1
+expect_usage_error "show or set" flow
+expect_usage_error "unknown subcommand" flow drop
+expect_usage_error "--rate" flow set
+expect_usage_error "--rate" flow set --rate x
+expect_usage_error "--rate" flow show --rate 5
+expect_usage_error "flow.redis.port" flow show -X flow.redis.port=0
+expect_usage_error "flow.global.rate.events.per.s" run \
+    -X kafka.bootstrap.servers=127.0.0.1:1 -X sqlite.path="$tmp/flow.db" \
+    -X flow.global.rate.events.per.s=-1
+expect_runtime_error "Connection refused" flow show -X flow.redis.port=1
+expect_runtime_error "Connection refused" flow set --rate 5 -X flow.redis.port=1
 
 # --help everywhere
-for c in demo config bench mock-kafka run produce; do
+for c in demo config bench mock-kafka run produce flow; do
     if "$rg" "$c" --help | grep -q usage; then ok; else bad "$c --help"; fi
 done
 if "$rg" --help | grep -q demo; then ok; else bad "railgun --help"; fi

@@ -5,7 +5,8 @@
  * `stats.interval.ms`, and served on `metrics.listen` (run_metrics.c:
  * /metrics, /readyz, the dashboard); SIGTERM or SIGINT stops it gracefully: the source
  * leaves the group (flush, commit), the engine drains, exit 0, and a
- * restart reprocesses nothing.
+ * restart reprocesses nothing. With flow.global.rate.events.per.s > 0
+ * the node leases its share of the group's rate from Redis (run_flow.c).
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -24,6 +25,7 @@
 #include "railgun/kafka.h"
 #include "railgun/railgun.h"
 #include "railgun/sinks.h"
+#include "run_flow.h"
 #include "run_metrics.h"
 #include "serve.h"
 
@@ -34,6 +36,9 @@ struct runner {
                                flusher's hook and the source's claims */
     const rg_conf_t *conf;  /* the command's (the log, the app's rows) */
     rg_run_metrics_t *metrics; /* the metrics listener, or NULL (off) */
+    rg_run_flow_t *flow;    /* the Redis lease client, or NULL (no
+                               global rate): made before the listener,
+                               destroyed after the source stopped */
     sigset_t sigs;
     bool json;
     /* teardown: `closing` (under lock) ends the signal and stats threads,
@@ -109,6 +114,26 @@ static void print_stats(struct runner *r, const char *when)
     else if (fl.wait_ms != 0)
         snprintf(fc, sizeof(fc), ", flow unlimited now (waited %.1f s for "
                  "tokens)", (double)fl.wait_ms / 1e3);
+    /* the group's lease, when the lease client runs */
+    char lease[300] = "";
+    if (r->flow != NULL) {
+        rg_flow_redis_stats_t fr;
+        rg_flow_redis_stats(rg_run_flow_client(r->flow), &fr);
+        if (r->json)
+            snprintf(lease, sizeof(lease), ",\"flow_mode\":\"%s\","
+                     "\"flow_degraded\":%s,\"flow_lease\":%" PRIu64
+                     ",\"flow_global\":%" PRIu64 ",\"flow_share\":%.4f,"
+                     "\"flow_nodes\":%u,\"flow_lease_errors\":%" PRIu64,
+                     rg_flow_mode_name(fr.mode),
+                     fr.degraded ? "true" : "false", fr.lease,
+                     fr.global_rate, fr.share, fr.nodes, fr.lease_errors);
+        else
+            snprintf(lease, sizeof(lease), ", lease %s %" PRIu64 "/s of %"
+                     PRIu64 "/s (share %.1f%%, %u nodes, %" PRIu64
+                     " lease errors)", rg_flow_mode_name(fr.mode), fr.lease,
+                     fr.global_rate, 100.0 * fr.share, fr.nodes,
+                     fr.lease_errors);
+    }
     /* the read cache's updater, when there is one */
     char cs[300] = "";
     if (r->cache != NULL) {
@@ -132,12 +157,12 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
-                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s}\n", when,
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
                 ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, fc,
-                cs);
+                lease, cs);
         return;
     }
     char sink[700] = "", kafka[400] = "";
@@ -152,11 +177,12 @@ static void print_stats(struct runner *r, const char *when)
             "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
-            ", paused %s (%" PRIu64 " times)%s%s\n", when, ks.consumed,
+            ", paused %s (%" PRIu64 " times)%s%s%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
-            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, cs);
+            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, lease,
+            cs);
 }
 
 /* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one
@@ -330,6 +356,9 @@ static void usage(void)
            "                       stored positions this group continues "
            "from\n"
            "                       (-X sink.handover.from)\n\n"
+           "With -X flow.global.rate.events.per.s=N the group's nodes share "
+           "N events/s\nthrough Redis (flow.redis.*; `railgun flow show|set` "
+           "reads and changes it).\n\n"
            "Stats on SIGUSR1 and every stats.interval.ms; Prometheus metrics, "
            "/readyz\nand a dashboard on metrics.listen (default "
            "127.0.0.1:9464). SIGTERM, SIGINT or SIGHUP\nstops it gracefully (flush, commit, exit 0) within "
@@ -455,6 +484,12 @@ int rg_cmd_run(int argc, char **argv)
         rg_conf_destroy(cli.conf);
         return rg_cli_error(&cli, "%s", err);
     }
+    /* the Redis adapter's rows (flow.redis.*, flow.global.*, ...): the
+     * group's global rate */
+    if (rg_run_flow_add_props(cli.conf, err, sizeof(err)) != 0) {
+        rg_conf_destroy(cli.conf);
+        return rg_cli_error(&cli, "%s", err);
+    }
 
     /* the command line */
     if ((rc = parse_args(&cli, &flags, argc, argv)) != 0 || cli.help) {
@@ -494,9 +529,18 @@ int rg_cmd_run(int argc, char **argv)
     }
     /* the test aid likes.fault.* (off by default) */
     rg_likes_job_set_faults(r.pl.job, cli.conf);
+    /* the lease client (not started: its options are checked here, bad
+     * ones refuse the run with exit 2 before anything was consumed) */
+    if (rg_run_flow_wanted(cli.conf) &&
+        (rc = rg_run_flow_new(cli.conf, r.pl.engine, &r.flow, err,
+                              sizeof(err))) != 0) {
+        rc = rg_cli_report(&cli, rc, "%s", err);
+        goto out;
+    }
     /* the metrics listener: an address set explicitly that cannot be
      * bound refuses the run (exit 2) before anything was consumed */
-    if ((rc = rg_run_metrics_start(cli.conf, &r.pl, r.cache, &r.metrics,
+    if ((rc = rg_run_metrics_start(cli.conf, &r.pl, r.cache,
+                                   rg_run_flow_client(r.flow), &r.metrics,
                                    err, sizeof(err))) != 0) {
         rc = rg_cli_report(&cli, rc, "%s", err);
         goto out;
@@ -504,6 +548,19 @@ int rg_cmd_run(int argc, char **argv)
     if ((rc = rg_pipeline_start(&r.pl, err, sizeof(err))) != 0) {
         rc = rg_cli_report(&cli, rc, "%s", err);
         goto out;
+    }
+    /* the first lease, after the engine started (its hooks set the
+     * bucket) and before the source pushes: Redis down is a warning, the
+     * node runs at its fallback rate until Redis answers */
+    if (r.flow != NULL) {
+        bool degraded = false;
+        if ((rc = rg_run_flow_start(r.flow, &degraded, err, sizeof(err))) !=
+            0) {
+            rc = rg_cli_report(&cli, rc, "%s", err);
+            goto out;
+        }
+        if (degraded)
+            rg_conf_log(cli.conf, RG_LOG_WARN, "flow", "%s", err);
     }
     pthread_condattr_t ca;
     if ((rc = pthread_condattr_init(&ca)) == 0) {
@@ -526,6 +583,10 @@ int rg_cmd_run(int argc, char **argv)
         rg_kafka_source_error(r.pl.source) != NULL)
         snprintf(why, sizeof(why), "%s", rg_kafka_source_error(r.pl.source));
     rg_pipeline_stop(&r.pl); /* leaves the group: flush + commit */
+    /* the source pushes no more: the node leaves the flow group too, so
+     * the others get its share at once (its stats stay readable) */
+    if (r.flow != NULL)
+        rg_flow_redis_stop(rg_run_flow_client(r.flow));
     if (r.cache != NULL) /* the last epochs into Redis (bounded) */
         rg_cache_job_flush(r.cache, 5000);
     if (rg_engine_error(r.pl.engine) != NULL)
@@ -542,6 +603,8 @@ out:
     if (cond_ok)
         pthread_cond_destroy(&r.wake);
     rg_run_metrics_stop(r.metrics);
+    /* its hooks touch the engine: before the pipeline closes */
+    rg_run_flow_destroy(r.flow);
     rg_pipeline_close(&r.pl);
     rg_cache_job_destroy(r.cache);
     rg_conf_destroy(cli.conf);

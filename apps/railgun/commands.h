@@ -16,5 +16,6 @@ int rg_cmd_serve(int argc, char **argv);
 /* `railgun bench serve` (bench_serve.c), reached from rg_cmd_bench() */
 int rg_bench_serve(int argc, char **argv);
 int rg_cmd_doctor(int argc, char **argv); /* cmd_doctor.c */
+int rg_cmd_flow(int argc, char **argv);   /* cmd_flow.c */
 
 #endif /* RG_COMMANDS_H */

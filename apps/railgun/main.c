@@ -24,6 +24,8 @@ static const struct {
     {"serve", rg_cmd_serve, "the like service: HTTP API and page, "
                             "writes to Kafka, reads Redis then the DB"},
     {"doctor", rg_cmd_doctor, "watch the nodes' metrics and name what is wrong"},
+    {"flow", rg_cmd_flow, "show or set a consumer group's global rate "
+                          "(through Redis)"},
     {"config", rg_cmd_config, "list the configuration properties (or "
                               "--markdown for docs/CONFIGURATION.md)"},
 };

@@ -8,7 +8,7 @@
  *
  * Invariants
  *   - Only what the engine measures today is exported (NOTES-wire15.md
- *     lists what is not: retries, DLQ, hot keys, flow control, per-worker
+ *     lists what is not: retries, DLQ, hot keys, per-worker
  *     busy time, the transaction histogram): a missing family makes
  *     doctor say nothing, a constant zero would make it wrong.
  *   - Label sets are bounded: partitions by ack.max.partitions (the
@@ -38,7 +38,8 @@ enum {
     F_EPOCH_RETRIES, F_EPOCHS_PENDING, F_SINK_FAILING, F_CONNECTED,
     F_CONN_ERRORS, F_KAFKA_COMMITS, F_KAFKA_COMMIT_ERRORS, F_SOURCE_PAUSES,
     F_CACHE_SKIPPED, F_CACHE_DROPPED, F_CACHE_RESYNCS, F_CACHE_ERRORS,
-    F_FLOW_LIMIT, F_FLOW_TOKENS, F_FLOW_THROTTLED, F_HTTP, F__COUNT
+    F_FLOW_LIMIT, F_FLOW_TOKENS, F_FLOW_THROTTLED, F_FLOW_LEASE,
+    F_FLOW_DEGRADED, F_HTTP, F__COUNT
 };
 
 static const char *const l_tp[] = {"topic", "partition"};
@@ -55,6 +56,7 @@ static const struct fam {
     const char *const *labels;
     unsigned nlabels, max;
     bool cache; /* only with the read cache */
+    bool flow;  /* only with the lease client */
 } fams[F__COUNT] = {
     [F_CONSUMED] = {RG_METRIC_COUNTER, "events_consumed", NULL,
         "Messages the Kafka source handed to the engine.", NULL, 0, 1, 0},
@@ -106,7 +108,8 @@ static const struct fam {
         "healthy).", NULL, 0, 1, 0},
     [F_CONNECTED] = {RG_METRIC_GAUGE, "connected", NULL,
         "1 while the component answers (kafka: some broker is up; sink: "
-        "the last transaction attempt succeeded).", l_comp, 1, 4, 0},
+        "the last transaction attempt succeeded; redis, with a global "
+        "rate: the last lease succeeded).", l_comp, 1, 4, 0},
     [F_CONN_ERRORS] = {RG_METRIC_COUNTER, "connection_errors", NULL,
         "Errors librdkafka reported (it retries them).", l_comp, 1, 4, 0},
     [F_KAFKA_COMMITS] = {RG_METRIC_COUNTER, "kafka_commits", NULL,
@@ -126,7 +129,7 @@ static const struct fam {
         "Times the read cache was resynced.", NULL, 0, 1, 1},
     [F_CACHE_ERRORS] = {RG_METRIC_COUNTER, "cache_errors", NULL,
         "Errors of the cache updater's Redis calls.", NULL, 0, 1, 1},
-    [F_FLOW_LIMIT] = {RG_METRIC_GAUGE, "flow_limit", "events_per_second",
+    [F_FLOW_LIMIT] = {RG_METRIC_GAUGE, "flow_limit_events_per_second", NULL,
         "The rate the node's token bucket enforces now (the lowest of its "
         "limits; 0: unlimited).", NULL, 0, 1, 0},
     [F_FLOW_TOKENS] = {RG_METRIC_GAUGE, "flow_tokens", NULL,
@@ -135,6 +138,12 @@ static const struct fam {
     [F_FLOW_THROTTLED] = {RG_METRIC_COUNTER, "flow_throttled", "seconds",
         "Time the ingest path waited for flow control's tokens.", NULL, 0,
         1, 0},
+    [F_FLOW_LEASE] = {RG_METRIC_GAUGE, "flow_lease_events_per_second", NULL,
+        "This node's lease of the group's global rate (the last grant from "
+        "Redis).", NULL, 0, 1, 0, 1},
+    [F_FLOW_DEGRADED] = {RG_METRIC_GAUGE, "flow_degraded", NULL,
+        "1 while the node has no fresh lease from Redis (holding its last "
+        "one, or at its fallback rate).", NULL, 0, 1, 0, 1},
     [F_HTTP] = {RG_METRIC_COUNTER, "http_requests", NULL,
         "Requests this listener answered, by status class.", l_class, 1, 3,
         0},
@@ -143,6 +152,7 @@ static const struct fam {
 struct rg_run_metrics_s {
     rg_pipeline_t *pl;
     rg_cache_job_t *cache;
+    rg_flow_redis_t *flow;       /* the lease client, or NULL */
     const rg_conf_t *conf;
     const char *topic;
     rg_metrics_t *m;
@@ -248,6 +258,18 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
     rg_metrics_collect_f64(s, f[F_FLOW_THROTTLED], NULL,
                            (double)fl.wait_ms / 1e3);
 
+    /* the lease client, once it tried a first lease (before that its
+     * state says nothing) */
+    rg_flow_redis_stats_t fr = {0};
+    if (rm->flow != NULL)
+        rg_flow_redis_stats(rm->flow, &fr);
+    if (fr.leases + fr.lease_errors > 0) {
+        rg_metrics_collect_u64(s, f[F_FLOW_LEASE], NULL, fr.lease);
+        rg_metrics_collect_u64(s, f[F_FLOW_DEGRADED], NULL, fr.degraded);
+        rg_metrics_collect_u64(s, f[F_CONNECTED], (const char *[]){"redis"},
+                               !fr.degraded);
+    }
+
     if (rm->cache != NULL) {
         rg_cache_job_stats_t c;
         rg_cache_job_stats(rm->cache, &c);
@@ -314,7 +336,7 @@ static int add_families(rg_run_metrics_t *rm, unsigned max_parts,
 {
     for (int i = 0; i < F__COUNT; i++) {
         const struct fam *d = &fams[i];
-        if (d->cache && rm->cache == NULL)
+        if ((d->cache && rm->cache == NULL) || (d->flow && rm->flow == NULL))
             continue;
         rg_metric_desc_t desc = {
             .kind = d->kind, .name = d->name, .unit = d->unit,
@@ -382,7 +404,8 @@ static int bind_listener(rg_run_metrics_t *rm, const char *listen,
 }
 
 int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
-                         rg_cache_job_t *cache, rg_run_metrics_t **out,
+                         rg_cache_job_t *cache, rg_flow_redis_t *flow,
+                         rg_run_metrics_t **out,
                          char *errstr, size_t errstr_size)
 {
     *out = NULL;
@@ -397,6 +420,7 @@ int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
     pthread_mutex_init(&rm->mu, NULL);
     rm->pl = pl;
     rm->cache = cache;
+    rm->flow = flow;
     rm->conf = conf;
     rm->topic = rg_conf_get_str(conf, "topic");
     int rc = bind_listener(rm, listen, errstr, errstr_size);

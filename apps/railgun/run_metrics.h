@@ -8,8 +8,9 @@
  * /doctor.json (doctor inside the node) and the dashboard at /.
  *
  *   rg_run_metrics_t *rm;
- *   rg_run_metrics_start(conf, &pl, cache, &rm, err, sizeof(err));  // after
- *                                   // rg_pipeline_open(), before the run
+ *   rg_run_metrics_start(conf, &pl, cache, flow, &rm, err, sizeof(err));
+ *                                   // after rg_pipeline_open(), before
+ *                                   // the run
  *   ... the run ...
  *   rg_run_metrics_stop(rm);        // before rg_pipeline_close()
  *
@@ -25,11 +26,15 @@
 #include <stddef.h>
 #include "cache_job.h"
 #include "pipeline.h"
+#include "railgun/redis.h"
 
 typedef struct rg_run_metrics_s rg_run_metrics_t;
 
 /*
- * Builds the registry over pl (and cache, NULL when there is none), binds
+ * Builds the registry over pl (and cache, NULL when there is none; and
+ * flow, the Redis lease client, NULL when there is none: its lease,
+ * degraded mode and railgun_connected{component="redis"} are exported
+ * only with it, once it tried its first lease), binds
  * metrics.listen and starts serving. pl and cache must stay open until
  * rg_run_metrics_stop(). Returns 0 with *out set, or *out NULL and 0 when
  * there is no listener: metrics.listen is "", or it is the default and
@@ -40,7 +45,8 @@ typedef struct rg_run_metrics_s rg_run_metrics_t;
  * memory (RG_ENOMEM), threads that could not start (RG_ESYS).
  */
 int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
-                         rg_cache_job_t *cache, rg_run_metrics_t **out,
+                         rg_cache_job_t *cache, rg_flow_redis_t *flow,
+                         rg_run_metrics_t **out,
                          char *errstr, size_t errstr_size);
 
 /* The address served ("127.0.0.1:9464", the port picked for 0). */
