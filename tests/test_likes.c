@@ -529,6 +529,64 @@ Test(likes, staged_rows_the_last_row_of_a_pair_wins_in_any_order)
     rg_conf_destroy(conf);
 }
 
+/* scan callback: video 7's count */
+static void count_of_7(void *arg, const rg_row_t *row)
+{
+    if (row->key == 7)
+        *(int64_t *)arg = row->value;
+}
+
+/* A partition that comes back to the process that stored it (rebalanced
+ * away and back with nothing new in between): the engine's first epoch
+ * writes the offset the claim found again, which changes no row. That is
+ * not the lost reply of an earlier commit (RG_EEXIST): the epoch's other
+ * rows are written. The lost reply is still told: an offset this process
+ * wrote since the claim, written again, is RG_EEXIST. */
+Test(likes, a_partition_back_where_it_was_claimed_is_not_a_lost_reply)
+{
+    rg_conf_t *conf = db_conf("back");
+    char err[512];
+    rg_sink_t s;
+    cr_assert_eq(rg_likes_open_sink(conf, INIT_FLAGS, &s, err, sizeof(err)),
+                 0, "%s", err);
+    int32_t p = 3;
+    int64_t next = 0;
+    cr_assert_eq(s.claim(s.self, &p, 1, &next, err, sizeof(err)), 0, "%s",
+                 err);
+    rg_offset_t off = {p, 100};
+    rg_row_t row = {.key = 7, .value = 1};
+    cr_assert_eq(s.begin(s.self, 1, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s.write_offsets(s.self, &off, 1, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(s.write_merged(s.self, &row, 1, err, sizeof(err)), 0);
+    cr_assert_eq(s.commit(s.self, err, sizeof(err)), 0, "%s", err);
+    /* away and back: claimed again at 100 */
+    cr_assert_eq(s.claim(s.self, &p, 1, &next, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(next, 100);
+    cr_assert_eq(s.begin(s.self, 2, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s.write_offsets(s.self, &off, 1, err, sizeof(err)), 0,
+                 "the offset the claim found, written again: %s", err);
+    cr_assert_eq(s.write_merged(s.self, &row, 1, err, sizeof(err)), 0);
+    cr_assert_eq(s.commit(s.self, err, sizeof(err)), 0, "%s", err);
+    /* moved on, then the same value again: a lost reply */
+    off.next_offset = 150;
+    cr_assert_eq(s.begin(s.self, 3, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s.write_offsets(s.self, &off, 1, err, sizeof(err)), 0);
+    cr_assert_eq(s.commit(s.self, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s.begin(s.self, 4, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s.write_offsets(s.self, &off, 1, err, sizeof(err)),
+                 RG_EEXIST, "%s", err);
+    s.rollback(s.self);
+    /* both epochs' rows are stored: video 7 counts 2 */
+    int64_t count = -1;
+    cr_assert_eq(s.scan(s.self, RG_SINK_MERGED, count_of_7, &count, err,
+                        sizeof(err)), 0, "%s", err);
+    cr_assert_eq(count, 2, "video 7 counts %lld", (long long)count);
+    s.close(s.self);
+    rg_conf_destroy(conf);
+}
+
 struct sampler {
     rg_engine_t *e;
     _Atomic int stop;

@@ -1,7 +1,16 @@
 /*
  * claims.h - the partitions a sink has claimed and the owner_epoch it
- * claimed each with (railgun/sink.h, fencing). Shared by the SQL sinks;
- * a handful of partitions per process, so a flat array.
+ * claimed each with (railgun/sink.h, fencing), and the next offset the
+ * sink stored then. Shared by the SQL sinks; a handful of partitions per
+ * process, so a flat array.
+ *
+ * Why the stored offset: an epoch's write of a partition's next offset
+ * that changes no row means either that an earlier attempt's commit
+ * landed (its reply lost: the epoch is stored, RG_EEXIST) or that the
+ * partition came back to this process where the sink already holds it
+ * (claimed at N, nothing new processed, the engine writes N again:
+ * nothing to change, and the epoch's other rows must be written). The
+ * second is told by the value: it equals what the claim read.
  */
 #ifndef RG_ADAPTER_CLAIMS_H
 #define RG_ADAPTER_CLAIMS_H
@@ -12,6 +21,7 @@
 struct rg_claim {
     int32_t partition;
     int64_t owner_epoch;
+    int64_t claimed_next;   /* stored next offset at the claim, -1: none */
 };
 
 struct rg_claims {
@@ -31,11 +41,12 @@ static inline const struct rg_claim *rg_claims_find(const struct rg_claims *c,
 
 /* Records (or renews) a claim. 0, or -1 when out of memory. */
 static inline int rg_claims_put(struct rg_claims *c, int32_t p,
-                                int64_t owner_epoch)
+                                int64_t owner_epoch, int64_t claimed_next)
 {
     for (size_t i = 0; i < c->n; i++)
         if (c->v[i].partition == p) {
             c->v[i].owner_epoch = owner_epoch;
+            c->v[i].claimed_next = claimed_next;
             return 0;
         }
     if (c->n == c->cap) {
@@ -46,7 +57,7 @@ static inline int rg_claims_put(struct rg_claims *c, int32_t p,
         c->v = v;
         c->cap = cap;
     }
-    c->v[c->n++] = (struct rg_claim){p, owner_epoch};
+    c->v[c->n++] = (struct rg_claim){p, owner_epoch, claimed_next};
     return 0;
 }
 

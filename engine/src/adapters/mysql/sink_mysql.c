@@ -532,6 +532,9 @@ static int my_write_offsets(void *self, const rg_offset_t *offs, size_t n,
                                true, &next, &owner, errstr, size);
             if (rc != 0)
                 return rc;
+            if (owner == c->owner_epoch && next == offs[i].next_offset &&
+                next == c->claimed_next)
+                continue; /* back where the claim found it: no change */
             if (owner == c->owner_epoch && next == offs[i].next_offset) {
                 seterr(errstr, size, "mysql: partition %" PRId32 " already "
                        "stores next offset %" PRId64, offs[i].partition,
@@ -775,7 +778,8 @@ static int my_claim(void *self, const int32_t *parts, size_t n,
     }
     /* only a committed claim counts */
     for (size_t i = 0; i < n && rc == 0; i++)
-        if (rg_claims_put(&s->claims, parts[i], epochs[i]) != 0) {
+        if (rg_claims_put(&s->claims, parts[i], epochs[i], next_out[i]) !=
+            0) {
             seterr(errstr, size, "mysql: out of memory");
             rc = RG_ENOMEM;
         }

@@ -383,6 +383,9 @@ static int sq_write_offsets(void *self, const rg_offset_t *offs, size_t n,
                 owner = sqlite3_column_int64(q, 1);
             }
             sqlite3_reset(q);
+            if (owner == c->owner_epoch && next == offs[i].next_offset &&
+                next == c->claimed_next)
+                continue; /* back where the claim found it: no change */
             if (owner == c->owner_epoch && next == offs[i].next_offset) {
                 seterr(errstr, size, "sqlite: partition %" PRId32 " already "
                        "stores next offset %" PRId64, offs[i].partition,
@@ -564,7 +567,8 @@ static int sq_claim(void *self, const int32_t *parts, size_t n,
     }
     /* only a committed claim counts */
     for (size_t i = 0; i < n; i++)
-        if (rg_claims_put(&s->claims, parts[i], epochs[i]) != 0) {
+        if (rg_claims_put(&s->claims, parts[i], epochs[i], next_out[i]) !=
+            0) {
             free(epochs);
             seterr(errstr, size, "sqlite: out of memory");
             return RG_ENOMEM;
