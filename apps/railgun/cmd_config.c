@@ -8,6 +8,7 @@
 #include "railgun/railgun.h"
 #include "cli.h"
 #include "commands.h"
+#include "run_flow.h"
 #include "serve.h"
 #include "likes_job.h"
 
@@ -150,7 +151,8 @@ int rg_cmd_config(int argc, char **argv)
         return rg_cli_error(&cli, "out of memory");
     /* the program's whole configuration: serve's and the cache's too */
     if (rg_conf_add_table(cli.conf, rg_serve_conf_table(), err,
-                          sizeof(err)) != 0) {
+                          sizeof(err)) != 0 ||
+        rg_run_flow_add_props(cli.conf, err, sizeof(err)) != 0) {
         rg_conf_destroy(cli.conf);
         return rg_cli_error(&cli, "%s", err);
     }
