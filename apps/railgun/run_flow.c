@@ -68,14 +68,22 @@ static void set_rate(void *opaque, uint64_t rate, uint64_t burst)
         rc = rg_engine_flow_set_burst(f->engine, burst);
     if (rc == 0)
         rc = rg_engine_flow_set_limit(f->engine, RG_FLOW_GLOBAL, rate);
-    if (rc != 0 && !f->warned) {
-        /* the bucket refuses a burst above a day of the rate: the node
-         * keeps its previous limit, which the operator must hear */
-        rg_conf_log(f->conf, RG_LOG_WARN, "flow", "the bucket refused the "
-                    "lease's rate %" PRIu64 "/s (burst %" PRIu64 "): %s; "
-                    "the previous limit stays (said once)", rate, burst,
-                    rg_strerror(rc));
-        f->warned = true;
+    if (rc != 0) {
+        /* the bucket refuses a burst above a day of the rate. Keeping the
+         * previous (higher) limit would take more than the group granted:
+         * fail safe to the lease's rate with the automatic burst */
+        int rc2 = rg_engine_flow_set_burst(f->engine, 0);
+        if (rc2 == 0)
+            rc2 = rg_engine_flow_set_limit(f->engine, RG_FLOW_GLOBAL, rate);
+        if (!f->warned) {
+            rg_conf_log(f->conf, RG_LOG_WARN, "flow", "the bucket refused "
+                        "the lease's rate %" PRIu64 "/s with burst %" PRIu64
+                        " (%s): %s (said once)", rate, burst,
+                        rg_strerror(rc),
+                        rc2 == 0 ? "enforcing it with the automatic burst"
+                                 : "the previous limit stays");
+            f->warned = true;
+        }
     }
 }
 

@@ -273,22 +273,26 @@ RG_EXPORT int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg);
 /*
  * rg_dispatcher_push() for up to n messages; returns how many were consumed
  * (accepted, counted as undecodable, or rejected for a bad partition or
- * offset). Fewer than n only when the engine is not running (then 0) or
- * d or msgs is NULL (0).
+ * offset). Fewer than n only when the engine is not running (0), stops
+ * while the call waits (for flow control's tokens: the prefix consumed so
+ * far), or d or msgs is NULL (0).
  */
 RG_EXPORT size_t rg_dispatcher_push_burst(rg_dispatcher_t *d,
                                           const rg_msg_t *msgs, size_t n);
 
 /*
  * rg_dispatcher_push_burst() that stops waiting: when the engine's
- * backpressure (a full worker ring, or an epoch the sink has not taken
- * yet) holds it longer than timeout_ms in all, it returns RG_ETIMEDOUT.
+ * backpressure (a full worker ring, an epoch the sink has not taken yet,
+ * or flow control's tokens) holds it longer than timeout_ms in all, it
+ * returns RG_ETIMEDOUT.
  * *consumed says how many messages, a prefix of msgs, were consumed as in
  * rg_dispatcher_push_burst(); the processor's unpack was not called for
  * the rest, so they can be pushed again later, or re-read from the source.
  * Returns 0 (all consumed), RG_ETIMEDOUT, RG_EINVAL (timeout_ms < 0, a
- * NULL argument), RG_ESTATE (not started) or RG_ESTOPPED. Not bounded: the wait for a full ACK window (engines
- * without a sink). Ingest thread of d only.
+ * NULL argument), RG_ESTATE (not started) or RG_ESTOPPED (also after a
+ * prefix was consumed, when the engine stopped during a token wait). Not
+ * bounded: the wait for a full ACK window (engines without a sink).
+ * Ingest thread of d only.
  */
 RG_EXPORT int rg_dispatcher_push_burst_for(rg_dispatcher_t *d,
                                            const rg_msg_t *msgs, size_t n,
@@ -296,8 +300,9 @@ RG_EXPORT int rg_dispatcher_push_burst_for(rg_dispatcher_t *d,
 
 /*
  * True when the backpressure behind an RG_ETIMEDOUT has eased: every
- * worker ring of d is at most half full and the sink has room for the
- * next epoch. A source that paused its input resumes it then. Ingest
+ * worker ring of d is at most half full, the sink has room for the next
+ * epoch and flow control has a token. A source that paused its input
+ * resumes it then. Ingest
  * thread of d only.
  */
 RG_EXPORT bool rg_dispatcher_ready(rg_dispatcher_t *d);
@@ -305,7 +310,8 @@ RG_EXPORT bool rg_dispatcher_ready(rg_dispatcher_t *d);
 /*
  * Routes already-unpacked events (the processor's unpack is not called).
  * Returns how many were accepted: fewer than n when the engine is stopping
- * (0) or when events were rejected for a bad partition or offset (as in
+ * (0, or the prefix accepted before it stopped during a token wait) or
+ * when events were rejected for a bad partition or offset (as in
  * rg_dispatcher_push(); counted in rg_engine_stats().rejected).
  */
 RG_EXPORT size_t rg_dispatcher_push_events(rg_dispatcher_t *d,
@@ -363,9 +369,10 @@ RG_EXPORT void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out);
  * enforces the lowest non-zero one. With flow.sink.latency.target.ms the
  * flusher owns RG_FLOW_ADAPTIVE: it cuts the rate when an epoch's
  * transaction takes longer than the target and raises it again while
- * they are fast (AIMD; engine/src/core/flow_adapt.h). Unlimited (every limit 0, the
- * default) costs one relaxed load per burst. A rate change keeps the
- * tokens available (clamped to the new burst), so it never adds a burst.
+ * they are fast (AIMD; engine/src/core/flow_adapt.h). Unlimited (every
+ * limit 0, the default) costs one relaxed load per burst. A rate change
+ * keeps the tokens available (clamped to the new burst), so it never adds
+ * a burst, except a switch from unlimited to limited, which starts full.
  */
 typedef enum rg_flow_limit_e {
     RG_FLOW_LOCAL = 0,    /* flow.rate.events.per.s: this node's own */
@@ -384,11 +391,14 @@ typedef struct rg_flow_stats_s {
     uint64_t throttled;   /* takes that got fewer tokens than asked */
     uint64_t tokens;      /* tokens in the bucket now (0: unlimited) */
     uint64_t waits;       /* times a push waited for tokens */
-    uint64_t wait_ms;     /* time pushes spent waiting for tokens */
+    uint64_t wait_ms;     /* time pushes spent waiting for tokens, summed
+                             over the dispatchers (with several it can
+                             grow faster than the clock) */
     /* the adaptive limit (flow.sink.latency.target.ms; epoch mode) */
     uint64_t sink_latency_ms;  /* the last epoch's transaction time */
     uint64_t adaptive_cuts;    /* times it cut the rate */
-    uint64_t adaptive_raises;  /* times it raised it again */
+    uint64_t adaptive_raises;  /* times it raised it again (or let go:
+                                  its limit no longer binds) */
 } rg_flow_stats_t;
 
 /*

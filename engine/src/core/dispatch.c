@@ -99,16 +99,20 @@ static uint32_t wait_for_space(rg_dispatcher_t *d, unsigned w, uint32_t need)
 /* The slow half of flow_take(): no token was there. Publishes what this
  * handle wrote (a worker must not wait for events held here), then naps
  * until tokens come, at most FLOW_SLICE_NS at a time, sending due epoch
- * barriers between naps (when `barriers`) so epochs keep closing while
- * the input is throttled. Returns the tokens granted (1..k), or 0 when the
+ * barriers between naps so epochs keep closing while the input is
+ * throttled. Returns the tokens granted (1..k), or 0 when the
  * engine is stopping or the push's deadline passed (d->timed_out). */
+static void publish_stats(rg_dispatcher_t *d);
+
 static __attribute__((noinline)) uint32_t flow_wait(rg_dispatcher_t *d,
-                                                    uint32_t k, int64_t wait,
-                                                    bool barriers)
+                                                    uint32_t k, int64_t wait)
 {
     rg_engine_t *e = d->e;
     rg__dispatch_publish_all(d);
     d->flow_waits_local++;
+    /* the counters now, not at the end of a call that may last seconds:
+     * the adaptive limit reads waits and accepted after each commit */
+    publish_stats(d);
     int64_t t0 = rg__now_ns(), now = t0;
     uint32_t got = 0;
     for (;;) {
@@ -128,8 +132,7 @@ static __attribute__((noinline)) uint32_t flow_wait(rg_dispatcher_t *d,
             nap = d->deadline - now;
         struct timespec ts = {0, (long)nap};
         nanosleep(&ts, NULL);
-        if (barriers)
-            rg__epoch_maybe_barrier(d);
+        rg__epoch_maybe_barrier(d);
         now = rg__now_ns();
         if ((got = rg__bucket_take(e->bucket, &d->bcache, k, now, &wait)) >
             0)
@@ -142,18 +145,19 @@ static __attribute__((noinline)) uint32_t flow_wait(rg_dispatcher_t *d,
 /* Tokens for the next k (1 ..) messages of this call: how many may go now
  * (1..k), or 0 when the engine is stopping or the deadline passed.
  * Unlimited or served from the handle's cache: a load and two compares. */
-static inline uint32_t flow_take(rg_dispatcher_t *d, uint32_t k,
-                                 bool barriers)
+static inline uint32_t flow_take(rg_dispatcher_t *d, uint32_t k)
 {
     int64_t wait;
     uint32_t got = rg__bucket_take_lazy(d->e->bucket, &d->bcache, k, &wait);
-    return got > 0 ? got : flow_wait(d, k, wait, barriers);
+    return got > 0 ? got : flow_wait(d, k, wait);
 }
 
 /* Puts k tokens flow_take() granted but the call did not spend back into
  * the handle's cache, when they came from it under the bucket's current
- * parameters (else they were free: unlimited, or they are stale and the
- * next refill would drop them anyway). */
+ * parameters. Else they were free (unlimited), or they were granted
+ * under parameters that changed since: those few (at most one block per
+ * change) are dropped rather than given back, an under-admission that
+ * `granted` still counts. */
 static void flow_unspend(rg_dispatcher_t *d, uint32_t k)
 {
     /* relaxed: as in rg__bucket_take() */
@@ -442,7 +446,7 @@ int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
     if (rc != 0)
         return rc;
     rg__epoch_maybe_barrier(d);
-    rc = flow_take(d, 1, true) == 1 ? push_msg(d, msg) : RG_ESTOPPED;
+    rc = flow_take(d, 1) == 1 ? push_msg(d, msg) : RG_ESTOPPED;
     rg__dispatch_publish_all(d);
     publish_stats(d);
     rg__dispatch_exit(d);
@@ -458,7 +462,7 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
     while (i < n) {
         rg__epoch_maybe_barrier(d);
         uint32_t k = n - i < PUBLISH_EVERY ? (uint32_t)(n - i) : PUBLISH_EVERY;
-        uint32_t got = flow_take(d, k, true);
+        uint32_t got = flow_take(d, k);
         if (got == 0)
             break; /* stopping */
         for (size_t end = i + got; i < end; i++)
@@ -494,7 +498,7 @@ int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
         rg__epoch_maybe_barrier(d);
         /* tokens first: their wait may send barriers, which take room */
         uint32_t k = n - i < block ? (uint32_t)(n - i) : block;
-        uint32_t got = flow_take(d, k, true);
+        uint32_t got = flow_take(d, k);
         if (got == 0) {
             if (!d->timed_out)
                 stopped = true;
@@ -556,7 +560,7 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
         if (granted == 0) {
             uint32_t k = n - i < PUBLISH_EVERY ? (uint32_t)(n - i)
                                                : PUBLISH_EVERY;
-            if ((granted = flow_take(d, k, true)) == 0)
+            if ((granted = flow_take(d, k)) == 0)
                 break; /* stopping */
         }
         granted--;

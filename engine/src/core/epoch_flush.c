@@ -357,16 +357,22 @@ static void adapt_after_commit(rg_engine_t *e, uint64_t epoch,
                                          memory_order_relaxed) + 1;
     if (open <= epoch)
         open = epoch + 1;
+    uint64_t before = e->adapt.rate;
     if (rg__adapt_update(&e->adapt, epoch, open, now, lat_ns, accepted,
                          others, throttled)) {
-        /* a cut below the floor, or a raise, never fails: the rate is
-         * within the bucket's bounds (at most the measured input) */
-        rg__bucket_set_limit(e->bucket, RG__BUCKET_ADAPTIVE, e->adapt.rate,
-                             now);
+        /* refused when a configured flow.burst.events is more than a day
+         * of the new rate: the controller then keeps what the bucket has */
+        if (rg__bucket_set_limit(e->bucket, RG__BUCKET_ADAPTIVE,
+                                 e->adapt.rate, now) != 0) {
+            e->adapt.rate = before;
+            if (e->adapt.cuts != cuts)
+                e->adapt.cuts = cuts;
+            return;
+        }
         if (e->adapt.cuts != cuts)
             rg__stat_add(&e->st_adapt_cuts, 1);
         else
-            rg__stat_add(&e->st_adapt_raises, 1);
+            rg__stat_add(&e->st_adapt_raises, 1); /* a raise, or let go */
     }
 }
 

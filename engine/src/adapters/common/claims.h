@@ -11,6 +11,15 @@
  * (claimed at N, nothing new processed, the engine writes N again:
  * nothing to change, and the epoch's other rows must be written). The
  * second is told by the value: it equals what the claim read.
+ *
+ * What that relies on: the engine writes a partition's offset only when
+ * it moved since its last write, so a transaction with rows always moves
+ * some offset, and a lost reply is still told by that one (RG_EEXIST on
+ * the retry). The one transaction it cannot tell is one whose rows came
+ * only from partitions rewound to exactly their claimed offsets inside
+ * the epoch (a reset after events were processed, which reprocesses them
+ * anyway). Left: the engine could re-seed its last-written offset at a
+ * reset instead and never send an unchanged one.
  */
 #ifndef RG_ADAPTER_CLAIMS_H
 #define RG_ADAPTER_CLAIMS_H

@@ -29,7 +29,8 @@ static const rg_conf_prop_t sqlite_props[] = {
      "Page cache of each SQLite connection (the flusher's and each "
      "worker's reader), in MiB, taken as pages are touched. SQLite's own "
      "default is 2 MiB: a staged table larger than that is re-read from "
-     "the OS page cache on every insert and lookup.", NULL},
+     "the OS page cache on every insert and lookup. Per connection: with "
+     "W workers up to (W + 1) x this, as the tables are touched.", NULL},
     RG_SQL_SINK_PROPS,
 };
 
