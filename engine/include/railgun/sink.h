@@ -7,7 +7,7 @@
  * drives it, one epoch at a time:
  *
  *   begin -> write_offsets -> write_merged* -> write_merged_bytes*
- *         -> write_staged* -> commit
+ *         -> write_staged* -> write_failures* -> commit
  *                       (any failure)  -> rollback, then retry or stop
  *
  * so the merged rows and each partition's next offset land in ONE
@@ -22,6 +22,9 @@
  *                       last row of a pair wins
  *   write_offsets       per partition: next offset (all below are stored),
  *                       fenced by the owner epoch that claim() took
+ *   write_failures      per failed event (partition, offset): the
+ *                       delayed retry queue and the dead-letter queue
+ *                       (rg_failure_t below), in order
  *
  * Required: begin, write_merged, write_offsets, commit, rollback.
  * Optional, and what their absence (NULL) means:
@@ -29,6 +32,12 @@
  *                       rg_delta_merge_bytes() fails with RG_EINVAL
  *   write_staged        the sink has no staged table: rg_delta_stage()
  *                       fails with RG_EINVAL
+ *   write_failures, scan_failures (both or neither)
+ *                       the sink keeps no failures: events still waiting
+ *                       for a retry when their epoch closes stay in
+ *                       memory only (lost by a crash), and dead letters go
+ *                       to the engine's dead-letter callback only
+ *                       (railgun/engine.h, rg_engine_set_dead_letter_cb)
  *   claim               no fencing and no stored positions: a source
  *                       starts where its own offsets say
  *   reader_open, lookup, reader_close (all three or none)
@@ -101,6 +110,55 @@ typedef struct rg_offset_s {
 
 typedef struct rg_sink_reader_s rg_sink_reader_t;
 
+/* What a failure row is, or what write_failures() does with it. */
+enum {
+    RG_FAILURE_DELAYED = 1, /* waits for a retry: upsert as delayed */
+    RG_FAILURE_DEAD = 2,    /* dead letter: upsert as dead (replaces a
+                               delayed row of the same event) */
+    RG_FAILURE_CLEARED = 3, /* applied at last: delete the delayed row of
+                               (partition, offset), if any; a dead row
+                               stays (write only, never scanned) */
+};
+
+enum {
+    /* payload is the raw message value (and msg_key its key): unpack
+     * rejected it. Otherwise payload is the unpacked event's payload,
+     * what a retry hands the processor again. */
+    RG_FAILURE_F_MESSAGE = 1u << 0,
+    /* payload was cut at the engine's retry.payload.max.bytes */
+    RG_FAILURE_F_TRUNCATED = 1u << 1,
+};
+
+/* Longest reasons string of a failure row, the NUL included. */
+#define RG_FAILURE_REASONS_MAX 512
+
+/*
+ * One failed event, keyed by where it came from: (partition, offset) is
+ * unique (an event fails for good once). Pointers point into the
+ * engine's (or the sink's, for scan_failures) memory for the call.
+ */
+typedef struct rg_failure_s {
+    int32_t     state;       /* RG_FAILURE_* */
+    int32_t     partition;
+    int64_t     offset;
+    uint64_t    key;         /* routing key (rg_event_t.key) */
+    uint32_t    attempts;    /* attempts made so far (0: never run, e.g.
+                                undecodable) */
+    uint32_t    flags;       /* RG_FAILURE_F_* */
+    int64_t     first_ms;    /* wall clock, epoch ms: first attempt */
+    int64_t     last_ms;     /* ... last attempt */
+    int64_t     due_ms;      /* DELAYED: next attempt not before */
+    const char *reasons;     /* NUL-terminated: the reason of each attempt,
+                                "; "-joined, oldest first, cut to
+                                RG_FAILURE_REASONS_MAX - 1 bytes */
+    const void *msg_key;     /* RG_FAILURE_F_MESSAGE: the message key */
+    size_t      msg_key_len;
+    const void *payload;
+    size_t      payload_len;
+    uint32_t    event_len;   /* rg_event_t.len of the event (payload is
+                                its bytes); 0 for a message */
+} rg_failure_t;
+
 /* Tables for rg_sink_t.scan. */
 enum { RG_SINK_MERGED = 0, RG_SINK_STAGED = 1 };
 
@@ -149,6 +207,27 @@ typedef struct rg_sink_s {
     int (*scan)(void *self, int table,
                 void (*cb)(void *arg, const rg_row_t *row), void *arg,
                 char *errstr, size_t size);
+    /*
+     * The failures of the epoch, in order (see RG_FAILURE_*), inside its
+     * transaction: a delayed event's row, the row that turns it into a
+     * dead letter, and the removal when a retry finally applied it, each
+     * commit with the epoch whose rows they match. Optional (with
+     * scan_failures).
+     */
+    int (*write_failures)(void *self, const rg_failure_t *rows, size_t n,
+                          char *errstr, size_t size);
+    /*
+     * Reads failure rows back: state RG_FAILURE_DELAYED or _DEAD (0: both),
+     * of partitions[0..nparts) (nparts 0: every partition), in (partition,
+     * offset) order; cb once per row (its pointers valid for the call).
+     * Restart and rebalance reload delayed events from here; operators
+     * list dead letters. Same threads as claim. Optional (with
+     * write_failures).
+     */
+    int (*scan_failures)(void *self, int state, const int32_t *partitions,
+                         size_t nparts,
+                         void (*cb)(void *arg, const rg_failure_t *row),
+                         void *arg, char *errstr, size_t size);
     /* Frees the sink (readers are closed first). Optional. */
     void (*close)(void *self);
     /*
