@@ -30,6 +30,7 @@
 #include "railgun/metrics.h"
 #include "railgun/sink.h"
 #include "railgun/flush.h"
+#include "railgun/retry.h"
 #include "railgun/sinks.h"   /* the shipped sinks (their own libraries) */
 #ifndef __cplusplus
 #include "railgun/ring.h"   /* C only: inline <stdatomic.h> code */

@@ -27,7 +27,8 @@
 #include "conf_props.h"
 #include "../common/util.h"
 
-static rg_conf_check_cb check_pow2, check_cpulist, check_idle_policy;
+static rg_conf_check_cb check_pow2, check_cpulist, check_idle_policy,
+    check_retry_order;
 
 static const rg_conf_prop_t core_props[RG_P__COUNT] = {
 #define RG__PROP_ROW(id, name, type, def, min, max, check, doc)              \
@@ -361,6 +362,17 @@ static int check_idle_policy(const char *name, const char *sval, int64_t v,
         return 0;
     rg__seterr(errstr, errstr_size, "%s: \"%s\" is not auto, spin or yield",
                name, sval);
+    return RG_EINVAL;
+}
+
+static int check_retry_order(const char *name, const char *sval, int64_t v,
+                             char *errstr, size_t errstr_size)
+{
+    (void)v;
+    if (strcmp(sval, "key") == 0 || strcmp(sval, "none") == 0)
+        return 0;
+    rg__seterr(errstr, errstr_size, "%s: \"%s\" is not key or none", name,
+               sval);
     return RG_EINVAL;
 }
 

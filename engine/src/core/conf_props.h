@@ -127,7 +127,44 @@
        "its own rate to 0.7 x what came in, and while transactions take "   \
        "less than 0.8 x this and the cut binds it raises the rate again "   \
        "by 5% of the rate that was too much per epoch (AIMD), never above " \
-       "its other limits.")
+       "its other limits.")                                                  \
+    XX(RETRY_BACKOFF_MS, "retry.backoff.ms", INT, "100", 1, 3600000, NULL,  \
+       "First in-place wait of an event a processor retried "               \
+       "(rg_ctx_retry()); doubles per attempt, with jitter. The event's "   \
+       "key is parked meanwhile, the worker's other keys flow on.")          \
+    XX(RETRY_BACKOFF_MAX_MS, "retry.backoff.max.ms", INT, "10000", 1,        \
+       3600000, NULL, "Longest in-place wait.")                             \
+    XX(RETRY_INPLACE_ATTEMPTS, "retry.inplace.attempts", INT, "3", 1, 1000,  \
+       NULL,                                                                 \
+       "Attempts with in-place backoff before an event joins the delayed "  \
+       "retry queue (written in the epoch's transaction when the sink "     \
+       "keeps failures).")                                                   \
+    XX(RETRY_DELAY_MS, "retry.delay.ms", INT, "1000", 1, 86400000, NULL,     \
+       "First wait of an event in the delayed retry queue; doubles per "    \
+       "attempt, with jitter.")                                              \
+    XX(RETRY_DELAY_MAX_MS, "retry.delay.max.ms", INT, "60000", 1, 86400000,  \
+       NULL, "Longest wait in the delayed retry queue.")                     \
+    XX(RETRY_MAX_ATTEMPTS, "retry.max.attempts", INT, "10", 1, 1000000,      \
+       NULL,                                                                 \
+       "Attempts in all (in place and delayed, across restarts) before an " \
+       "event becomes a dead letter.")                                       \
+    XX(RETRY_MAX_AGE_MS, "retry.max.age.ms", INT, "3600000", 0,              \
+       31536000000, NULL,                                                    \
+       "An event whose first attempt is older than this becomes a dead "    \
+       "letter at its next failure. 0: no age limit.")                       \
+    XX(RETRY_MAX_PARKED_EVENTS, "retry.max.parked.events", INT, "4096", 16,  \
+       16777216, NULL,                                                       \
+       "Events a worker may hold waiting (retried, delayed, or queued "     \
+       "behind one of them, 128 bytes each). At the bound the worker reads " \
+       "no more from its rings, like a slow worker: nothing is dropped.")    \
+    XX(RETRY_ORDER, "retry.order", STR, "key", 0, 0, check_retry_order,      \
+       "`key`: while an event of a key waits for a retry, the key's later " \
+       "events wait behind it (per-key order). `none`: they go on (for "    \
+       "processors whose events of one key commute).")                       \
+    XX(RETRY_PAYLOAD_MAX_BYTES, "retry.payload.max.bytes", INT, "1024", 0,   \
+       1048576, NULL,                                                        \
+       "Most payload bytes a failure row keeps (the event's payload, or "   \
+       "the raw message of a dead letter that did not decode).")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

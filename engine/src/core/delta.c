@@ -17,6 +17,9 @@
  *     to 1 + its row's position, 0 = free, at most half full.
  *   - Tables that a hot path probes before it writes are zeroed with
  *     rg__zalloc(), never calloc (see util.h).
+ *   - Failure rows (struct rg__fails, also a dispatcher's per-epoch dead
+ *     letters) own one allocation each, starting at row.reasons: the
+ *     reasons, then the message key, then the payload.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -52,8 +55,51 @@ int rg__delta_init(rg_delta_t *d, uint32_t max_rows, bool has_bytes,
     return 0;
 }
 
+int rg__fails_add(struct rg__fails *f, const rg_failure_t *row)
+{
+    if (f->n == f->cap) {
+        uint32_t cap = f->cap ? f->cap * 2 : 16;
+        rg_failure_t *r = realloc(f->rows, sizeof(*r) * cap);
+        if (r == NULL)
+            return RG_ENOMEM;
+        f->rows = r;
+        f->cap = cap;
+    }
+    const char *reasons = row->reasons ? row->reasons : "";
+    size_t rl = strlen(reasons) + 1;
+    char *b = malloc(rl + row->msg_key_len + row->payload_len);
+    if (b == NULL)
+        return RG_ENOMEM;
+    rg_failure_t *out = &f->rows[f->n++];
+    *out = *row;
+    memcpy(b, reasons, rl);
+    out->reasons = b;
+    out->msg_key = row->msg_key_len ? b + rl : NULL;
+    if (row->msg_key_len)
+        memcpy(b + rl, row->msg_key, row->msg_key_len);
+    out->payload = row->payload_len ? b + rl + row->msg_key_len : NULL;
+    if (row->payload_len)
+        memcpy(b + rl + row->msg_key_len, row->payload, row->payload_len);
+    return 0;
+}
+
+void rg__fails_clear(struct rg__fails *f)
+{
+    for (uint32_t i = 0; i < f->n; i++)
+        free((void *)f->rows[i].reasons);
+    f->n = 0;
+}
+
+void rg__fails_free(struct rg__fails *f)
+{
+    rg__fails_clear(f);
+    free(f->rows);
+    memset(f, 0, sizeof(*f));
+}
+
 void rg__delta_free(rg_delta_t *d)
 {
+    rg__fails_free(&d->fails);
     rg_merge_destroy(d->merged);
     free(d->bkeys);
     free(d->arena);
@@ -64,6 +110,7 @@ void rg__delta_free(rg_delta_t *d)
 
 void rg__delta_clear(rg_delta_t *d)
 {
+    rg__fails_clear(&d->fails);
     rg_merge_clear(d->merged);
     /* unset only the index slots in use: cheaper than the whole index */
     for (uint32_t i = 0; i < d->nstaged; i++) {

@@ -398,6 +398,7 @@ static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
     if (rc != 0) {
         release_payload(ev);
         d->undecodable_local++;
+        rg__retry_dead_msg(d, msg, rc < 0 ? rc : RG_EDECODE);
         skip_offset(d, msg);
         return rc < 0 ? rc : RG_EDECODE;
     }

@@ -91,6 +91,7 @@ static void free_engine(rg_engine_t *e)
         for (unsigned w = 0; w < e->nworkers; w++) {
             free(e->workers[w].in);
             free(e->workers[w].buf);
+            rg__retry_free(&e->workers[w]);
         }
     if (e->dispatchers != NULL)
         for (unsigned d = 0; d < e->ndispatchers; d++) {
@@ -242,6 +243,7 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
     e->shutdown_timeout_ns =
         rg__conf_int(conf, RG_P_SHUTDOWN_TIMEOUT_MS) * 1000000;
 
+    rg__retry_conf(e);
     size_t nrings = (size_t)e->ndispatchers * e->nworkers;
     e->workers = aligned_alloc(RG_CACHELINE,
                                sizeof(rg__worker_t) * e->nworkers);
@@ -267,7 +269,7 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
         wk->idx = w;
         wk->in = calloc(e->ndispatchers, sizeof(rg_ring_t *));
         wk->buf = malloc(sizeof(rg_event_t) * (size_t)batch);
-        if (!wk->in || !wk->buf)
+        if (!wk->in || !wk->buf || rg__retry_init(wk) != 0)
             goto nomem;
         for (unsigned d = 0; d < e->ndispatchers; d++)
             wk->in[d] = e->rings[(size_t)d * e->nworkers + w];

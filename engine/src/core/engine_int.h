@@ -11,7 +11,10 @@
  *   worker.c          the worker: pop, process, ACK done, idle policy: a
  *                     pinned worker thread
  *   committer.c       the committer: watermarks -> commit callback
- *   delta.c           a worker's per-epoch delta (merged keys, staged rows)
+ *   delta.c           a worker's per-epoch delta (merged keys, staged rows,
+ *                     failure rows)
+ *   retry.c           failures (railgun/retry.h): marks, parked keys,
+ *                     backoff, delayed and dead events: a worker thread
  *   epoch.h           the epoch protocol, as one story, and its three
  *                     sides:
  *     epoch_dispatch.c  barriers and offset snapshots (ingest thread, or
@@ -41,6 +44,7 @@
 #include "railgun/engine.h"
 #include "railgun/flush.h"
 #include "railgun/merge.h"
+#include "railgun/retry.h"
 #include "railgun/ring.h"
 #include "railgun/sink.h"
 #include "../common/util.h"
@@ -58,6 +62,8 @@ _Static_assert(RG_CACHELINE == 64, "the layout assumes 64-byte lines");
 
 /* rg_event_t.flags bit (internal): an epoch barrier; offset = its epoch. */
 #define RG__EVENT_F_BARRIER 0x80u
+/* ... (internal, worker only): the processor marked it in this call */
+#define RG__EVENT_F_MARKED 0x40u
 
 enum { ST_NEW = 0, ST_RUNNING, ST_STOPPING, ST_STOPPED };
 
@@ -77,6 +83,14 @@ struct bkey {
     int64_t value;
 };
 
+/* Failure rows for a sink's failures table (delta.c): each row's
+ * reasons, msg_key and payload live in one allocation starting at
+ * reasons, freed with the row. */
+struct rg__fails {
+    rg_failure_t *rows;
+    uint32_t n, cap;
+};
+
 /* One worker's changes in one epoch (flush.h). Owned by the worker while
  * open, by the flusher once sealed, handed back when the epoch commits. */
 struct rg_delta_s {
@@ -89,8 +103,80 @@ struct rg_delta_s {
     uint32_t nstaged, staged_cap, max_rows;
     uint32_t *index;         /* open addressing: staged index + 1, 0 free */
     uint32_t index_mask;
+    struct rg__fails fails;  /* failure rows, in order (retry.c) */
     uint64_t epoch;
     bool has_bytes, has_staged; /* what the sink stores */
+};
+
+/* One event waiting for a retry, or behind one (retry.c). */
+struct rg__wait {
+    rg_event_t ev;           /* as unpacked; an external payload is kept */
+    int64_t first_ms, last_ms; /* wall clock of its first, last attempt */
+    int64_t due_ns;          /* next attempt not before (rg__now_ns()) */
+    char *reasons;           /* NULL or RG_FAILURE_REASONS_MAX bytes */
+    uint32_t attempts;       /* made so far */
+    uint32_t next;           /* the key's next wait: index + 1, 0 none */
+    uint8_t stored;          /* its delayed row is in a sealed delta */
+    uint8_t dirty;           /* attempts changed since that row */
+    uint8_t delayed;         /* joined the delayed queue */
+    uint8_t truncated;       /* payload was cut when it was stored */
+};
+
+/* A parked key: its queue of waits, oldest first (retry.c). */
+struct rg__wkey {
+    uint64_t key;            /* the order unit (see retry.c) */
+    uint32_t head, tail;     /* wait index + 1; 0: none */
+    uint32_t since;          /* this call: index of its first mark */
+    uint32_t count;
+};
+
+/* A mark a callback made in the current call (retry.c). */
+struct rg__mark {
+    uint32_t idx;
+    uint8_t kind;            /* MARK_RETRY, MARK_FAIL */
+    char reason[RG_RETRY_REASON_MAX];
+};
+
+/* A delayed event handed back by rg_engine_requeue() (any thread) to
+ * its worker's mailbox. */
+struct rg__requeued {
+    struct rg__requeued *next;
+    struct rg__wait w;
+};
+
+/* A worker's failure state (retry.c); the worker's only, except the
+ * mailbox (lock) and the stats (relaxed, single writer). */
+struct rg__retry {
+    struct rg__wait *pool;   /* [max_parked] */
+    uint32_t *free_waits;    /* stack of free indexes */
+    uint32_t nfree;
+    struct rg__wkey *keys;   /* dense [nkeys] */
+    uint32_t nkeys;
+    uint32_t *map;           /* open addressing: keys index + 1, 0 free */
+    uint32_t map_mask;
+    int64_t next_due_ns;     /* earliest head due (INT64_MAX: none) */
+    uint64_t rng;
+    /* the current callback's call */
+    rg_event_t *call_evs;
+    uint32_t call_n;
+    bool rerun;              /* it retries one waiting event */
+    uint32_t rerun_attempt;
+    struct rg__mark *marks;  /* [batch.max.events] */
+    uint32_t nmarks;
+    uint32_t *touched;       /* keys marked in this call: [batch max] */
+    uint32_t ntouched;
+    bool volatile_warned;    /* logged: waits kept in memory only */
+    bool full;               /* at max_parked: not reading the rings */
+    /* mailbox from rg_engine_requeue() */
+    pthread_mutex_t lock;
+    bool lock_ok;
+    struct rg__requeued *mail_head, *mail_tail;
+    _Atomic uint32_t mail_n; /* nonzero: mail to take */
+    /* stats (single writer) */
+    uint64_t l_retried, l_failed, l_delayed, l_dead, l_recovered,
+        l_requeued, l_full;
+    _Atomic uint64_t retried, failed, delayed, dead, recovered, requeued,
+        parked_now, keys_now, full_waits;
 };
 
 /* A worker. It is also the context its processor callbacks get
@@ -119,6 +205,7 @@ struct rg_ctx_s {
     unsigned nblocked;
     rg_event_t **held;       /* [dispatchers]: popped after a barrier */
     uint32_t *held_n;
+    struct rg__retry rt;     /* failures (retry.c) */
     /* stats, read by other threads; single writer (this worker) */
     alignas(RG_CACHELINE) _Atomic uint64_t processed;
     _Atomic uint64_t parks;
@@ -159,6 +246,10 @@ struct rg_dispatcher_s {
     rg_offset_t **snap;         /* [nslots][max_partitions]: offsets at the
                                    barrier of epoch E in snap[E % n] */
     uint32_t *snap_n;           /* [nslots] */
+    struct rg__fails *dead;     /* [nslots]: undecodable messages of
+                                   epoch E in dead[E % n], published and
+                                   cleared with its snapshot */
+    struct rg__fails dead_open; /* ... of the open epoch */
     _Atomic uint64_t snapped;   /* newest epoch whose barrier is out */
 };
 
@@ -212,6 +303,18 @@ struct rg_engine_s {
     _Atomic int64_t *moved_ns;  /* [max_partitions]: when the watermark
                                    last moved (committer writes) */
     rg_commit_t *batch;         /* [max_partitions]: callback argument */
+
+    /* failures (retry.c): policy, set before start */
+    struct rg__retry_conf {
+        uint64_t backoff_ns, backoff_max_ns, delay_ns, delay_max_ns;
+        uint32_t inplace, max_attempts, max_parked, payload_max;
+        int64_t max_age_ms;      /* 0: none */
+        bool by_key;             /* retry.order=key */
+        bool keep;               /* the sink keeps failures */
+    } rc;
+    rg_dead_letter_cb *dl_cb;
+    void *dl_opaque;
+    _Atomic uint64_t st_dead_msgs; /* undecodable messages dead-lettered */
 
     /* epoch mode */
     rg_sink_t sink;
@@ -314,6 +417,40 @@ static inline void rg__dispatch_exit(rg_dispatcher_t *d)
 void *rg__worker_main(void *arg);
 /* Runs the processor over evs[0..n) and completes them (worker thread). */
 void rg__worker_process(rg__worker_t *w, rg_event_t *evs, size_t n);
+
+/* ---- retry.c (worker thread unless said) ------------------------------ */
+int rg__retry_init(rg__worker_t *w);         /* rg_engine_new() */
+void rg__retry_free(rg__worker_t *w);        /* rg_engine_destroy() */
+void rg__retry_conf(rg_engine_t *e);         /* reads the policy */
+/* Before a call on evs[0..n) from the rings: moves events of parked keys
+ * behind their key; returns how many are left (compacted, in order). */
+uint32_t rg__retry_divert(rg__worker_t *w, rg_event_t *evs, uint32_t n);
+/* After the call: parks marked events and the ones blocked behind them,
+ * dead-letters failed ones; leaves the events that are done in
+ * evs[0..return) (failed ones included: their offsets are done). */
+uint32_t rg__retry_settle(rg__worker_t *w, rg_event_t *evs, uint32_t n);
+/* True when event i of the current call must be left alone. */
+bool rg__retry_blocked_at(const rg__worker_t *w, uint32_t i);
+/* Runs the waiting events that are due; true when it ran any. */
+bool rg__retry_tick(rg__worker_t *w, int64_t now_ns);
+/* Takes what rg_engine_requeue() left in the mailbox. */
+void rg__retry_take_mail(rg__worker_t *w);
+/* At a seal (epoch mode): every wait not stored yet gets its delayed row
+ * in the sealing delta. */
+void rg__retry_seal(rg__worker_t *w);
+/* Events this worker may still take without passing max_parked. */
+static inline uint32_t rg__retry_room(const rg__worker_t *w)
+{
+    return w->rt.nfree;
+}
+/* Dead-letters an undecodable message (ingest thread of d): the
+ * callback, and in epoch mode a row in d's open epoch. */
+void rg__retry_dead_msg(rg_dispatcher_t *d, const rg_msg_t *msg, int rc);
+
+/* delta.c: failure rows */
+int rg__fails_add(struct rg__fails *f, const rg_failure_t *row);
+void rg__fails_clear(struct rg__fails *f);
+void rg__fails_free(struct rg__fails *f);
 
 /* dispatch.c */
 /* Publishes what d wrote into worker w's ring and wakes w if idle. */

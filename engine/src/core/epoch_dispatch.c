@@ -9,6 +9,9 @@
  *     published by a release store of d->snapped = E (S2) after the
  *     barrier is in every ring, and reused for E + nslots only after the
  *     flusher's release of committed_epoch >= E (C1).
+ *   - d->dead_open collects the open epoch's dead letters; at barrier E
+ *     they move into d->dead[E % nslots] with the snapshot (same
+ *     publication, same reuse rule).
  *   - A barrier is written into every ring of d right after its snapshot,
  *     so every event below the snapshot is ahead of the barrier in its
  *     ring and every later event behind it.
@@ -74,6 +77,11 @@ bool rg__epoch_send_barriers(rg_dispatcher_t *d, uint64_t upto)
                                         memory_order_relaxed)};
         }
         d->snap_n[k] = n;
+        /* the epoch's dead letters (undecodable messages) go with its
+         * snapshot: swap the open list into the free slot */
+        struct rg__fails t = d->dead[k];
+        d->dead[k] = d->dead_open;
+        d->dead_open = t;
         rg_event_t b;
         memset(&b, 0, sizeof(b));
         b.flags = RG__EVENT_F_BARRIER;

@@ -263,6 +263,17 @@ static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
                 return RG_ENOMEM;
             *staged += d->nstaged;
         }
+        if (d->fails.n > 0 && s->write_failures != NULL &&
+            (rc = s->write_failures(s->self, d->fails.rows, d->fails.n, err,
+                                    errsz)) != 0)
+            return rc;
+    }
+    for (unsigned d = 0; d < e->ndispatchers && s->write_failures != NULL;
+         d++) {
+        const struct rg__fails *f = &e->dispatchers[d].dead[k];
+        if (f->n > 0 &&
+            (rc = s->write_failures(s->self, f->rows, f->n, err, errsz)) != 0)
+            return rc;
     }
     if (e->hook != NULL)
         e->hook(e->hook_opaque, epoch, RG_EPOCH_BEFORE_COMMIT);
@@ -383,7 +394,10 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
     uint32_t k = epoch % e->nslots;
     for (unsigned w = 0; w < e->nworkers && empty; w++)
         empty = rg_delta_keys(&e->workers[w].slots[k]) == 0 &&
-                rg_delta_staged(&e->workers[w].slots[k]) == 0;
+                rg_delta_staged(&e->workers[w].slots[k]) == 0 &&
+                e->workers[w].slots[k].fails.n == 0;
+    for (unsigned d = 0; d < e->ndispatchers && empty; d++)
+        empty = e->dispatchers[d].dead[k].n == 0;
     if (!empty) {
         uint64_t wait = e->backoff_ns;
         unsigned attempt = 0;
@@ -479,6 +493,8 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
     }
     for (unsigned w = 0; w < e->nworkers; w++)
         rg__delta_clear(&e->workers[w].slots[k]);
+    for (unsigned d = 0; d < e->ndispatchers; d++)
+        rg__fails_clear(&e->dispatchers[d].dead[k]);
     rg__stat_add(&e->st_epochs, 1);
     /* release (C1): the cleared slots and snapshots go back to their
      * owners */
@@ -590,6 +606,12 @@ static void epoch_free(rg_engine_t *e)
             free(dp->snap);
             free(dp->snap_n);
             free(dp->owned);
+            if (dp->dead != NULL)
+                for (uint32_t i = 0; i < e->nslots; i++)
+                    rg__fails_free(&dp->dead[i]);
+            free(dp->dead);
+            dp->dead = NULL;
+            rg__fails_free(&dp->dead_open);
             dp->snap = NULL;
             dp->snap_n = NULL;
             dp->owned = NULL;
@@ -668,7 +690,8 @@ static int epoch_alloc(rg_engine_t *e)
         dp->owned = malloc(sizeof(int32_t) * np);
         dp->snap = calloc(ns, sizeof(rg_offset_t *));
         dp->snap_n = calloc(ns, sizeof(uint32_t));
-        if (!dp->owned || !dp->snap || !dp->snap_n)
+        dp->dead = calloc(ns, sizeof(struct rg__fails));
+        if (!dp->owned || !dp->snap || !dp->snap_n || !dp->dead)
             return RG_ENOMEM;
         for (uint32_t i = 0; i < ns; i++)
             if ((dp->snap[i] = malloc(sizeof(rg_offset_t) * np)) == NULL)
@@ -694,6 +717,9 @@ int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink, char *errstr,
          rc_ = sink->reader_close != NULL;
     if (missing == NULL && (ro != lk || ro != rc_))
         missing = "reader_open, lookup and reader_close (all or none)";
+    if (missing == NULL &&
+        (sink->write_failures != NULL) != (sink->scan_failures != NULL))
+        missing = "write_failures or scan_failures (both or neither)";
     if (missing != NULL) {
         rg__seterr(errstr, errstr_size, "sink: %s is missing (railgun/sink.h "
                    "says which functions are required)", missing);
@@ -725,6 +751,7 @@ int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink, char *errstr,
     if (rc == 0) {
         e->sink = *sink;
         e->epoch_mode = true;
+        e->rc.keep = sink->write_failures != NULL;
         e->align = e->ndispatchers > 1;
         if ((rc = epoch_alloc(e)) != 0) {
             rg__seterr(errstr, errstr_size, "sink: out of memory for %u "

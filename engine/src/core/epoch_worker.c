@@ -32,6 +32,9 @@ static void seal(rg__worker_t *w, uint64_t epoch)
 {
     rg_engine_t *e = w->e;
     w->cur->epoch = epoch;
+    /* every event before the barrier is applied, dead, or waiting: the
+     * waiting ones get their delayed rows in this epoch (retry.c) */
+    rg__retry_seal(w);
     /* release (S1): the delta's contents happen before the flusher's
      * acquire load of sealed */
     atomic_store_explicit(&w->sealed, epoch, memory_order_release);

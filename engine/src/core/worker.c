@@ -17,6 +17,9 @@
  *   - The worker exits only when drain is set and every ring is empty,
  *     nothing held and no barrier half-aligned: every accepted event is
  *     processed before rg_engine_stop() joins it.
+ *   - Failures (retry.c): events of a parked key wait behind it; a worker
+ *     takes at most rg__retry_room() events at a time, and with events
+ *     waiting it naps until the next is due instead of parking.
  *   - Idle: spin `worker.idle.spins` polls (each a pause, or a
  *     sched_yield() under the yield idle policy), yield
  *     `worker.idle.yields` times, then park on w->wake; dispatchers wake
@@ -25,6 +28,7 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 #include "railgun/ack.h"
 #include "railgun/error.h"
 #include "engine_int.h"
@@ -48,18 +52,34 @@ static void release_payloads(rg_event_t *evs, size_t n)
                                     evs[i].data.ext.opaque);
 }
 
-/* Runs the processor over evs[0..n) and completes them. */
+/* Runs the processor over evs[0..n) and completes them. Events of a
+ * parked key go behind it first, and what the processor marked is parked
+ * or dead-lettered after (retry.c); both cost one load and a branch per
+ * call while nothing fails. */
 static void process(rg__worker_t *w, rg_event_t *evs, size_t n)
 {
     rg_engine_t *e = w->e;
     const rg_processor_t *p = &e->proc;
-    if (p->batch_do != NULL) {
-        if (p->pre_do != NULL)
-            p->pre_do(p->opaque, w, evs, n);
-        p->batch_do(p->opaque, w, evs, n);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            p->do_event(p->opaque, w, &evs[i]);
+    struct rg__retry *r = &w->rt;
+    if (r->nkeys > 0)
+        n = rg__retry_divert(w, evs, (uint32_t)n);
+    if (n > 0) {
+        r->call_evs = evs;
+        r->call_n = (uint32_t)n;
+        if (p->batch_do != NULL) {
+            if (p->pre_do != NULL)
+                p->pre_do(p->opaque, w, evs, n);
+            p->batch_do(p->opaque, w, evs, n);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                if (r->nmarks > 0 && rg__retry_blocked_at(w, (uint32_t)i))
+                    continue; /* behind a retried event of its key */
+                p->do_event(p->opaque, w, &evs[i]);
+            }
+        }
+        r->call_evs = NULL;
+        if (r->nmarks > 0)
+            n = rg__retry_settle(w, evs, (uint32_t)n);
     }
     release_payloads(evs, n);
     w->processed_local += n;
@@ -97,11 +117,24 @@ static size_t poll_once(rg__worker_t *w)
 {
     rg_engine_t *e = w->e;
     size_t got = 0;
+    /* at most what can be parked: room 0 stops reading (backpressure) */
+    uint32_t room = rg__retry_room(w);
+    uint32_t max = room < e->batch_max ? room : e->batch_max;
+    if (max == 0) {
+        if (!w->rt.full) {
+            w->rt.full = true;
+            w->rt.l_full++;
+        }
+        return 0;
+    }
+    w->rt.full = false;
     for (unsigned d = 0; d < e->ndispatchers; d++) {
         if (e->align) {
             if (w->blocked[d])
                 continue; /* behind a barrier: the others first */
             uint32_t h = w->held_n[d];
+            if (h > 0 && h > room)
+                continue; /* wait until they can all be parked */
             if (h > 0) {
                 memcpy(w->buf, w->held[d], sizeof(rg_event_t) * h);
                 w->held_n[d] = 0;
@@ -110,10 +143,15 @@ static size_t poll_once(rg__worker_t *w)
                 continue;
             }
         }
-        uint32_t n = rg_ring_pop_burst_spsc_ev(w->in[d], w->buf,
-                                               e->batch_max);
+        uint32_t n = rg_ring_pop_burst_spsc_ev(w->in[d], w->buf, max);
         if (n == 0)
             continue;
+        /* relaxed: rg_engine_requeue() published its mail before the
+         * source pushed what we just popped (its claim comes first), and
+         * the pop's acquire pairs with that push's release: mail for
+         * these keys is visible now and must go first */
+        if (atomic_load_explicit(&w->rt.mail_n, memory_order_relaxed))
+            rg__retry_take_mail(w);
         /* the slots are free now: let a dispatcher waiting for space go
          * on while we process */
         rg__park_wake_if_sleeping(&rg__space_of(e, d, w->idx)->park);
@@ -144,10 +182,26 @@ static bool inputs_empty(rg__worker_t *w)
     return true;
 }
 
-/* Draining: done when nothing is left, held or half-aligned. */
-static bool drained(rg__worker_t *w)
+/* Draining: done when nothing is left, held or half-aligned, and no
+ * event waits for a retry in memory only (those get until the shutdown
+ * deadline; stored ones wait in the sink). */
+static bool drained(rg__worker_t *w, int64_t *since)
 {
     rg_engine_t *e = w->e;
+    if (w->rt.nkeys > 0 && !e->rc.keep) {
+        int64_t now = rg__now_ns();
+        if (*since == 0)
+            *since = now;
+        if (now - *since < e->shutdown_timeout_ns)
+            return false;
+        rg__log(e, RG_LOG_WARN, "retry: worker %u stopped with %u events "
+                "still waiting for a retry, in memory only: not applied%s",
+                w->idx, e->rc.max_parked - w->rt.nfree,
+                e->epoch_mode ? " (their offsets are stored: lost)"
+                              : " (their offsets are not done: a restart "
+                                "delivers them again)");
+        *since = INT64_MAX / 2;
+    }
     if (e->align) {
         if (w->nblocked > 0)
             return false;
@@ -158,21 +212,45 @@ static bool drained(rg__worker_t *w)
     return inputs_empty(w);
 }
 
+/* Sleeps until the next retry is due, at most 1 ms (a publish does not
+ * wake this sleep, so it stays short). */
+static void nap_until_due(rg__worker_t *w)
+{
+    int64_t left = w->rt.next_due_ns - rg__now_ns();
+    if (left <= 0)
+        return;
+    if (left > 1000000)
+        left = 1000000;
+    struct timespec ts = {0, (long)left};
+    nanosleep(&ts, NULL);
+}
+
 void *rg__worker_main(void *arg)
 {
     rg__worker_t *w = arg;
     rg_engine_t *e = w->e;
     uint32_t idle = 0;
+    int64_t drain_since = 0;
     for (;;) {
-        if (poll_once(w) > 0) {
+        size_t got = poll_once(w);
+        if (w->rt.nkeys > 0 && rg__retry_tick(w, rg__now_ns()))
+            got++;
+        if (got > 0) {
             idle = 0;
+            continue;
+        }
+        /* relaxed: see poll_once(); an idle worker also takes its mail */
+        if (atomic_load_explicit(&w->rt.mail_n, memory_order_relaxed)) {
+            rg__retry_take_mail(w);
             continue;
         }
         /* acquire: pairs with the release store in rg_engine_stop(); every
          * push that was accepted before is visible in the rings now */
         if (atomic_load_explicit(&e->drain, memory_order_acquire)) {
-            if (drained(w))
+            if (drained(w, &drain_since))
                 break;
+            if (w->rt.nkeys > 0)
+                nap_until_due(w);
             continue;
         }
         idle++;
@@ -180,6 +258,9 @@ void *rg__worker_main(void *arg)
             rg__idle_step(e);
         } else if (idle <= e->worker_spins + e->worker_yields) {
             sched_yield();
+        } else if (w->rt.nkeys > 0) {
+            nap_until_due(w); /* the retry timer: never park past it */
+            idle = 0;
         } else {
             uint32_t seq = rg__park_prepare(&w->wake.park);
             if (!inputs_empty(w) ||

@@ -1,0 +1,933 @@
+/*
+ * retry.c - failures (railgun/retry.h): the marks a processor makes on
+ * the events of a call, the parked keys with their queues of waiting
+ * events, in-place backoff and the delayed queue on the worker's own
+ * timer, dead letters. A worker thread, except rg_engine_requeue() (any
+ * thread: the mailbox) and rg__retry_dead_msg() (an ingest thread).
+ *
+ * Invariants
+ *   - A key is parked (in keys[] and map[]) exactly while it has waiting
+ *     events; its queue holds them in the order the worker received them,
+ *     so a key's events are applied in order: events of a parked key
+ *     coming from the rings are appended (rg__retry_divert) before any
+ *     call sees them, and in a call the events after a retried one of its
+ *     key are left alone (rg_ctx_blocked) and appended by settle.
+ *   - Only a queue's head is ever run again; the events behind it run,
+ *     in order, right after it succeeded or became a dead letter.
+ *   - The order unit is the routing key with retry.order=key; with none
+ *     it is the event itself (partition, offset), so nothing waits behind
+ *     a failed event.
+ *   - Waits come from a pool of retry.max.parked.events: the worker pops
+ *     at most rg__retry_room() events from its rings, so every event of a
+ *     call can be parked without an allocation, and at the bound it stops
+ *     reading (backpressure), never drops.
+ *   - Epoch mode, a sink that keeps failures: at every seal each wait
+ *     not yet stored gets a DELAYED row in the sealing delta (it is then
+ *     "stored"); a stored wait that is applied at last adds a CLEARED row
+ *     to the delta that holds its effect, one that dies adds a DEAD row.
+ *     So the rows of an epoch, its offsets and its failure rows always
+ *     agree, and a crash neither loses nor repeats a retry.
+ *   - Without a sink a waiting event's offset is done only when it was
+ *     applied or dead-lettered (rg_ack_done then), holding the watermark.
+ *   - Stats: plain counters (this worker only), published with relaxed
+ *     stores; readers only need values that were true once.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "railgun/ack.h"
+#include "railgun/error.h"
+#include "railgun/hash.h"
+#include "conf_props.h"
+#include "engine_int.h"
+
+enum { MARK_RETRY = 1, MARK_FAIL = 2 };
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t order_key(const rg_engine_t *e, const rg_event_t *ev)
+{
+    if (e->rc.by_key)
+        return ev->key;
+    return rg_hash64((uint64_t)(uint32_t)ev->partition << 40 ^
+                       (uint64_t)ev->offset);
+}
+
+void rg__retry_conf(rg_engine_t *e)
+{
+    const rg_conf_t *c = e->conf;
+    e->rc.backoff_ns = (uint64_t)rg__conf_int(c, RG_P_RETRY_BACKOFF_MS) *
+                       1000000u;
+    e->rc.backoff_max_ns =
+        (uint64_t)rg__conf_int(c, RG_P_RETRY_BACKOFF_MAX_MS) * 1000000u;
+    e->rc.delay_ns = (uint64_t)rg__conf_int(c, RG_P_RETRY_DELAY_MS) * 1000000u;
+    e->rc.delay_max_ns =
+        (uint64_t)rg__conf_int(c, RG_P_RETRY_DELAY_MAX_MS) * 1000000u;
+    e->rc.inplace = (uint32_t)rg__conf_int(c, RG_P_RETRY_INPLACE_ATTEMPTS);
+    e->rc.max_attempts = (uint32_t)rg__conf_int(c, RG_P_RETRY_MAX_ATTEMPTS);
+    e->rc.max_parked = (uint32_t)rg__conf_int(c, RG_P_RETRY_MAX_PARKED_EVENTS);
+    e->rc.payload_max = (uint32_t)rg__conf_int(c, RG_P_RETRY_PAYLOAD_MAX_BYTES);
+    e->rc.max_age_ms = rg__conf_int(c, RG_P_RETRY_MAX_AGE_MS);
+    e->rc.by_key = strcmp(rg__conf_str(c, RG_P_RETRY_ORDER), "key") == 0;
+}
+
+int rg__retry_init(rg__worker_t *w)
+{
+    rg_engine_t *e = w->e;
+    struct rg__retry *r = &w->rt;
+    uint32_t n = e->rc.max_parked;
+    r->pool = calloc(n, sizeof(*r->pool));
+    r->free_waits = malloc(sizeof(uint32_t) * n);
+    r->keys = malloc(sizeof(*r->keys) * n);
+    r->map_mask = 15;
+    while (r->map_mask + 1 < 2u * n)
+        r->map_mask = r->map_mask * 2 + 1;
+    r->map = calloc((size_t)r->map_mask + 1, sizeof(uint32_t));
+    r->marks = malloc(sizeof(*r->marks) * e->batch_max);
+    r->touched = malloc(sizeof(uint32_t) * e->batch_max);
+    if (!r->pool || !r->free_waits || !r->keys || !r->map || !r->marks ||
+        !r->touched)
+        return RG_ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        r->free_waits[i] = n - 1 - i;
+    r->nfree = n;
+    r->next_due_ns = INT64_MAX;
+    r->rng = 0x9e3779b97f4a7c15ull * (w->idx + 1) | 1;
+    pthread_mutex_init(&r->lock, NULL);
+    r->lock_ok = true;
+    return 0;
+}
+
+static void free_payload(void *ptr, void *opaque)
+{
+    (void)opaque;
+    free(ptr);
+}
+
+static void release_ev(rg_event_t *ev)
+{
+    if ((ev->flags & RG_EVENT_F_EXTERNAL) && ev->data.ext.release != NULL)
+        ev->data.ext.release(ev->data.ext.ptr, ev->data.ext.opaque);
+}
+
+void rg__retry_free(rg__worker_t *w)
+{
+    struct rg__retry *r = &w->rt;
+    if (r->pool == NULL && r->map == NULL)
+        return;
+    for (uint32_t k = 0; k < r->nkeys; k++)
+        for (uint32_t i = r->keys[k].head; i != 0; i = r->pool[i - 1].next) {
+            release_ev(&r->pool[i - 1].ev);
+            free(r->pool[i - 1].reasons);
+        }
+    for (struct rg__requeued *m = r->mail_head, *nx; m != NULL; m = nx) {
+        nx = m->next;
+        release_ev(&m->w.ev);
+        free(m->w.reasons);
+        free(m);
+    }
+    free(r->pool);
+    free(r->free_waits);
+    free(r->keys);
+    free(r->map);
+    free(r->marks);
+    free(r->touched);
+    if (r->lock_ok)
+        pthread_mutex_destroy(&r->lock);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- the key map ------------------------------------------------------ */
+
+static uint32_t slot_of(const struct rg__retry *r, uint64_t key)
+{
+    return (uint32_t)rg_hash64(key) & r->map_mask;
+}
+
+/* keys index of `key`, or UINT32_MAX. */
+static uint32_t find_key(const struct rg__retry *r, uint64_t key)
+{
+    for (uint32_t h = slot_of(r, key);; h = (h + 1) & r->map_mask) {
+        uint32_t v = r->map[h];
+        if (v == 0)
+            return UINT32_MAX;
+        if (r->keys[v - 1].key == key)
+            return v - 1;
+    }
+}
+
+static uint32_t add_key(struct rg__retry *r, uint64_t key)
+{
+    uint32_t k = r->nkeys++;
+    r->keys[k] = (struct rg__wkey){key, 0, 0, UINT32_MAX, 0};
+    uint32_t h = slot_of(r, key);
+    while (r->map[h] != 0)
+        h = (h + 1) & r->map_mask;
+    r->map[h] = k + 1;
+    return k;
+}
+
+/* The map slot that holds keys index k. */
+static uint32_t slot_holding(const struct rg__retry *r, uint32_t k)
+{
+    uint32_t h = slot_of(r, r->keys[k].key);
+    while (r->map[h] != k + 1)
+        h = (h + 1) & r->map_mask;
+    return h;
+}
+
+/* Removes keys[k] (its queue is empty): backward-shift deletion in the
+ * map, and the last key moves into k. */
+static void drop_key(struct rg__retry *r, uint32_t k)
+{
+    uint32_t h = slot_holding(r, k);
+    for (uint32_t j = (h + 1) & r->map_mask; r->map[j] != 0;
+         j = (j + 1) & r->map_mask) {
+        uint32_t home = slot_of(r, r->keys[r->map[j] - 1].key);
+        /* can the entry at j move into the hole at h? */
+        if (((j - home) & r->map_mask) >= ((j - h) & r->map_mask)) {
+            r->map[h] = r->map[j];
+            h = j;
+        }
+    }
+    r->map[h] = 0;
+    uint32_t last = r->nkeys - 1;
+    if (k != last) {
+        r->map[slot_holding(r, last)] = k + 1;
+        r->keys[k] = r->keys[last];
+    }
+    r->nkeys--;
+}
+
+/* ---- stats -------------------------------------------------------------- */
+
+static void publish(struct rg__retry *r, uint32_t max_parked)
+{
+    /* relaxed: statistics, single writer */
+    atomic_store_explicit(&r->retried, r->l_retried, memory_order_relaxed);
+    atomic_store_explicit(&r->failed, r->l_failed, memory_order_relaxed);
+    atomic_store_explicit(&r->delayed, r->l_delayed, memory_order_relaxed);
+    atomic_store_explicit(&r->dead, r->l_dead, memory_order_relaxed);
+    atomic_store_explicit(&r->recovered, r->l_recovered, memory_order_relaxed);
+    atomic_store_explicit(&r->requeued, r->l_requeued, memory_order_relaxed);
+    atomic_store_explicit(&r->full_waits, r->l_full, memory_order_relaxed);
+    atomic_store_explicit(&r->parked_now, max_parked - r->nfree,
+                          memory_order_relaxed);
+    atomic_store_explicit(&r->keys_now, r->nkeys, memory_order_relaxed);
+}
+
+/* ---- the calls a processor makes --------------------------------------- */
+
+static int mark(rg_ctx_t *ctx, const rg_event_t *ev, int kind,
+                const char *reason)
+{
+    struct rg__retry *r = &ctx->rt;
+    if (ctx == NULL || ev == NULL || r->call_evs == NULL ||
+        ev < r->call_evs || ev >= r->call_evs + r->call_n)
+        return RG_EINVAL;
+    uint32_t i = (uint32_t)(ev - r->call_evs);
+    rg_event_t *me = &r->call_evs[i];
+    if (me->flags & RG__EVENT_F_MARKED)
+        return RG_EINVAL;
+    me->flags |= RG__EVENT_F_MARKED;
+    struct rg__mark *m = &r->marks[r->nmarks++];
+    m->idx = i;
+    m->kind = (uint8_t)kind;
+    snprintf(m->reason, sizeof(m->reason), "%s",
+             reason && reason[0] ? reason
+                                 : kind == MARK_RETRY ? "retry" : "failed");
+    if (kind == MARK_RETRY && !r->rerun) {
+        /* later events of its key in this call are blocked from now on */
+        uint64_t key = order_key(ctx->e, me);
+        uint32_t k = find_key(r, key);
+        if (k == UINT32_MAX) {
+            k = add_key(r, key);
+            r->touched[r->ntouched++] = k;
+        }
+        if (r->keys[k].since == UINT32_MAX || i < r->keys[k].since)
+            r->keys[k].since = i;
+    }
+    return 0;
+}
+
+int rg_ctx_retry(rg_ctx_t *ctx, const rg_event_t *ev, const char *reason)
+{
+    if (ctx == NULL)
+        return RG_EINVAL;
+    return mark(ctx, ev, MARK_RETRY, reason);
+}
+
+int rg_ctx_fail(rg_ctx_t *ctx, const rg_event_t *ev, const char *reason)
+{
+    if (ctx == NULL)
+        return RG_EINVAL;
+    return mark(ctx, ev, MARK_FAIL, reason);
+}
+
+bool rg__retry_blocked_at(const rg__worker_t *w, uint32_t i)
+{
+    const struct rg__retry *r = &w->rt;
+    if (r->rerun)
+        return false;
+    const rg_event_t *ev = &r->call_evs[i];
+    if (ev->flags & RG__EVENT_F_MARKED)
+        return true;
+    uint32_t k = find_key(r, order_key(w->e, ev));
+    return k != UINT32_MAX && r->keys[k].since < i;
+}
+
+bool rg_ctx_blocked(const rg_ctx_t *ctx, const rg_event_t *ev)
+{
+    if (ctx == NULL || ev == NULL || ctx->rt.call_evs == NULL ||
+        ev < ctx->rt.call_evs || ev >= ctx->rt.call_evs + ctx->rt.call_n)
+        return false;
+    if (ctx->rt.nmarks == 0 && !(ev->flags & RG__EVENT_F_MARKED))
+        return false;
+    return rg__retry_blocked_at(ctx, (uint32_t)(ev - ctx->rt.call_evs));
+}
+
+unsigned rg_ctx_attempt(const rg_ctx_t *ctx, const rg_event_t *ev)
+{
+    (void)ev;
+    if (ctx == NULL)
+        return 1;
+    return ctx->rt.rerun ? ctx->rt.rerun_attempt : 1;
+}
+
+/* ---- waits ---------------------------------------------------------------- */
+
+static void add_reason(struct rg__wait *wt, const char *reason)
+{
+    if (wt->reasons == NULL) {
+        wt->reasons = malloc(RG_FAILURE_REASONS_MAX);
+        if (wt->reasons == NULL)
+            return; /* the reasons are lost, the event is not */
+        wt->reasons[0] = '\0';
+    }
+    size_t len = strlen(wt->reasons);
+    if (len + 3 >= RG_FAILURE_REASONS_MAX)
+        return;
+    snprintf(wt->reasons + len, RG_FAILURE_REASONS_MAX - len, "%s%s",
+             len ? "; " : "", reason);
+}
+
+/* Appends ev to its key's queue (the key must be parked). */
+static struct rg__wait *append(rg__worker_t *w, uint32_t k,
+                               const rg_event_t *ev)
+{
+    struct rg__retry *r = &w->rt;
+    RG_DASSERT(r->nfree > 0);
+    uint32_t i = r->free_waits[--r->nfree];
+    struct rg__wait *wt = &r->pool[i];
+    memset(wt, 0, sizeof(*wt));
+    wt->ev = *ev;
+    wt->ev.flags &= (uint8_t)~RG__EVENT_F_MARKED;
+    struct rg__wkey *key = &r->keys[k];
+    if (key->tail != 0)
+        r->pool[key->tail - 1].next = i + 1;
+    else
+        key->head = i + 1;
+    key->tail = i + 1;
+    key->count++;
+    return wt;
+}
+
+static uint64_t jitter(struct rg__retry *r, uint64_t ns)
+{
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 7;
+    r->rng ^= r->rng << 17;
+    uint64_t half = ns / 2;
+    return half + (half ? r->rng % (half + 1) : 0);
+}
+
+/* When the next attempt of wt (attempts made) is due. */
+static int64_t due_after(rg__worker_t *w, struct rg__wait *wt, int64_t now)
+{
+    const struct rg__retry_conf *c = &w->e->rc;
+    uint64_t base = c->backoff_ns, cap = c->backoff_max_ns;
+    uint32_t n = wt->attempts;
+    if (wt->attempts >= c->inplace) {
+        if (!wt->delayed) {
+            wt->delayed = 1;
+            w->rt.l_delayed++;
+        }
+        base = c->delay_ns;
+        cap = c->delay_max_ns;
+        n = wt->attempts - c->inplace + 1;
+    }
+    uint64_t d = base;
+    for (uint32_t i = 1; i < n && d < cap; i++)
+        d *= 2;
+    if (d > cap)
+        d = cap;
+    return now + (int64_t)jitter(&w->rt, d);
+}
+
+static void fill_row(const rg__worker_t *w, const struct rg__wait *wt,
+                     int state, rg_failure_t *row)
+{
+    const rg_event_t *ev = &wt->ev;
+    memset(row, 0, sizeof(*row));
+    row->state = state;
+    row->partition = ev->partition;
+    row->offset = ev->offset;
+    row->key = ev->key;
+    row->attempts = wt->attempts;
+    row->first_ms = wt->first_ms;
+    row->last_ms = wt->last_ms;
+    row->reasons = wt->reasons ? wt->reasons : "";
+    row->event_len = ev->len;
+    const void *p = (ev->flags & RG_EVENT_F_EXTERNAL) ? ev->data.ext.ptr
+                                                      : ev->data.bytes;
+    size_t len = ev->len;
+    if (len > w->e->rc.payload_max) {
+        len = w->e->rc.payload_max;
+        row->flags |= RG_FAILURE_F_TRUNCATED;
+    }
+    if (wt->truncated)
+        row->flags |= RG_FAILURE_F_TRUNCATED;
+    row->payload = p;
+    row->payload_len = p != NULL ? len : 0;
+}
+
+/* A row into the open delta; a sink that keeps failures only. */
+static void add_row(rg__worker_t *w, const rg_failure_t *row)
+{
+    if (!w->e->rc.keep)
+        return;
+    if (rg__fails_add(&w->cur->fails, row) != 0)
+        rg__engine_fail(w->e, "retry: out of memory for a failure row "
+                        "(partition %d offset %lld)", (int)row->partition,
+                        (long long)row->offset);
+}
+
+/* The offset of ev is done (no sink: ACK; epoch mode: its epoch). */
+static void offset_done(rg__worker_t *w, const rg_event_t *ev)
+{
+    rg_engine_t *e = w->e;
+    if (e->epoch_mode)
+        return;
+    /* relaxed: the tracker was published before the event was pushed */
+    rg_ack_t *a = atomic_load_explicit(&e->acks[ev->partition],
+                                       memory_order_relaxed);
+    rg_ack_done(a, ev->ack_gen, ev->offset);
+    rg__park_wake(&e->commit_wake.park);
+}
+
+static void dead_letter(rg__worker_t *w, struct rg__wait *wt)
+{
+    rg_failure_t row;
+    fill_row(w, wt, RG_FAILURE_DEAD, &row);
+    if (w->e->epoch_mode)
+        add_row(w, &row);
+    if (w->e->dl_cb != NULL)
+        w->e->dl_cb(w->e->dl_opaque, &row);
+    w->rt.l_dead++;
+}
+
+/* The head of keys[k] is finished (applied: dead false): done, freed,
+ * the next one is due at once. */
+static void finish_head(rg__worker_t *w, uint32_t k, bool dead)
+{
+    struct rg__retry *r = &w->rt;
+    struct rg__wkey *key = &r->keys[k];
+    uint32_t i = key->head - 1;
+    struct rg__wait *wt = &r->pool[i];
+    if (dead) {
+        dead_letter(w, wt);
+    } else {
+        r->l_recovered++;
+        if (wt->stored) {
+            rg_failure_t row;
+            fill_row(w, wt, RG_FAILURE_CLEARED, &row);
+            row.payload = NULL;
+            row.payload_len = 0;
+            add_row(w, &row);
+        }
+    }
+    offset_done(w, &wt->ev);
+    w->processed_local++;
+    /* relaxed: a statistic, single writer */
+    atomic_store_explicit(&w->processed, w->processed_local,
+                          memory_order_relaxed);
+    release_ev(&wt->ev);
+    free(wt->reasons);
+    key->head = wt->next;
+    if (key->head == 0)
+        key->tail = 0;
+    else
+        r->pool[key->head - 1].due_ns = 0;
+    key->count--;
+    r->free_waits[r->nfree++] = i;
+}
+
+static bool too_old(const rg_engine_t *e, const struct rg__wait *wt,
+                    int64_t now_ms)
+{
+    return e->rc.max_age_ms > 0 && now_ms - wt->first_ms > e->rc.max_age_ms;
+}
+
+/* ---- before and after a call ------------------------------------------ */
+
+uint32_t rg__retry_divert(rg__worker_t *w, rg_event_t *evs, uint32_t n)
+{
+    struct rg__retry *r = &w->rt;
+    uint32_t out = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = find_key(r, order_key(w->e, &evs[i]));
+        if (k == UINT32_MAX) {
+            if (out != i)
+                evs[out] = evs[i];
+            out++;
+            continue;
+        }
+        append(w, k, &evs[i])->due_ns = 0;
+    }
+    return out;
+}
+
+/* Sorts the call's marks by index (few, usually in order already). */
+static void sort_marks(struct rg__retry *r)
+{
+    for (uint32_t i = 1; i < r->nmarks; i++) {
+        struct rg__mark m = r->marks[i];
+        uint32_t j = i;
+        for (; j > 0 && r->marks[j - 1].idx > m.idx; j--)
+            r->marks[j] = r->marks[j - 1];
+        r->marks[j] = m;
+    }
+}
+
+uint32_t rg__retry_settle(rg__worker_t *w, rg_event_t *evs, uint32_t n)
+{
+    rg_engine_t *e = w->e;
+    struct rg__retry *r = &w->rt;
+    sort_marks(r);
+    int64_t now = rg__now_ns(), now_ms = wall_ms();
+    uint32_t out = 0, m = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        rg_event_t *ev = &evs[i];
+        struct rg__mark *mk = m < r->nmarks && r->marks[m].idx == i
+                                  ? &r->marks[m++] : NULL;
+        ev->flags &= (uint8_t)~RG__EVENT_F_MARKED;
+        uint32_t k = r->ntouched ? find_key(r, order_key(e, ev)) : UINT32_MAX;
+        bool behind = k != UINT32_MAX && r->keys[k].since < i;
+        if (mk != NULL && mk->kind == MARK_RETRY) {
+            struct rg__wait *wt = append(w, k, ev);
+            wt->attempts = 1;
+            wt->first_ms = wt->last_ms = now_ms;
+            add_reason(wt, mk->reason);
+            r->l_retried++;
+            if (r->keys[k].head - 1 == (uint32_t)(wt - r->pool)) {
+                if (e->rc.max_attempts <= 1) {
+                    wt->due_ns = 0; /* dies at the tick */
+                } else {
+                    wt->due_ns = due_after(w, wt, now);
+                }
+            }
+            if (wt->due_ns < r->next_due_ns)
+                r->next_due_ns = wt->due_ns;
+        } else if (behind) {
+            /* left alone behind a retried event of its key (a fail mark
+             * here is the processor's own; the event runs again in turn) */
+            append(w, k, ev)->due_ns = 0;
+        } else if (mk != NULL) {
+            struct rg__wait tmp;
+            memset(&tmp, 0, sizeof(tmp));
+            tmp.ev = *ev;
+            tmp.attempts = 1;
+            tmp.first_ms = tmp.last_ms = now_ms;
+            char buf[RG_FAILURE_REASONS_MAX];
+            snprintf(buf, sizeof(buf), "%s", mk->reason);
+            tmp.reasons = buf;
+            r->l_failed++;
+            dead_letter(w, &tmp);
+            evs[out++] = *ev; /* its offset is done, its payload freed */
+        } else {
+            if (out != i)
+                evs[out] = *ev;
+            out++;
+        }
+    }
+    for (uint32_t t = 0; t < r->ntouched; t++)
+        if (r->touched[t] < r->nkeys)
+            r->keys[r->touched[t]].since = UINT32_MAX;
+    r->ntouched = 0;
+    r->nmarks = 0;
+    publish(r, e->rc.max_parked);
+    return out;
+}
+
+/* ---- the timer ------------------------------------------------------------ */
+
+/* Runs the processor on one waiting event; returns its mark (0: done). */
+static int rerun(rg__worker_t *w, struct rg__wait *wt, char *reason,
+                 size_t size)
+{
+    rg_engine_t *e = w->e;
+    struct rg__retry *r = &w->rt;
+    const rg_processor_t *p = &e->proc;
+    rg_event_t ev = wt->ev; /* each attempt starts from the payload as
+                               unpacked */
+    r->call_evs = &ev;
+    r->call_n = 1;
+    r->rerun = true;
+    r->rerun_attempt = wt->attempts + 1;
+    r->nmarks = 0;
+    if (p->batch_do != NULL) {
+        if (p->pre_do != NULL)
+            p->pre_do(p->opaque, w, &ev, 1);
+        if (r->nmarks == 0)
+            p->batch_do(p->opaque, w, &ev, 1);
+    } else {
+        p->do_event(p->opaque, w, &ev);
+    }
+    r->rerun = false;
+    r->call_evs = NULL;
+    int kind = 0;
+    if (r->nmarks > 0) {
+        kind = r->marks[0].kind;
+        snprintf(reason, size, "%s", r->marks[0].reason);
+    }
+    r->nmarks = 0;
+    return kind;
+}
+
+/* Runs keys[k]'s due heads, and what follows them, until one waits. */
+static void run_key(rg__worker_t *w, uint32_t k, int64_t now, int64_t now_ms)
+{
+    rg_engine_t *e = w->e;
+    struct rg__retry *r = &w->rt;
+    while (r->keys[k].head != 0) {
+        struct rg__wait *wt = &r->pool[r->keys[k].head - 1];
+        if (wt->due_ns > now)
+            return;
+        /* relaxed: a failed engine writes nothing more; waits stay */
+        if (atomic_load_explicit(&e->failed, memory_order_relaxed))
+            return;
+        if (wt->attempts >= e->rc.max_attempts) {
+            finish_head(w, k, true); /* e.g. max.attempts 1, or lowered */
+            continue;
+        }
+        if (wt->truncated) {
+            add_reason(wt, "payload cut when stored: cannot run again");
+            finish_head(w, k, true);
+            continue;
+        }
+        char reason[RG_RETRY_REASON_MAX];
+        int kind = rerun(w, wt, reason, sizeof(reason));
+        if (wt->attempts == 0)
+            wt->first_ms = now_ms;
+        wt->attempts++;
+        wt->last_ms = now_ms;
+        if (kind == 0) {
+            finish_head(w, k, false);
+            continue;
+        }
+        add_reason(wt, reason);
+        if (wt->stored)
+            wt->dirty = 1;
+        if (kind == MARK_FAIL) {
+            r->l_failed++;
+            finish_head(w, k, true);
+            continue;
+        }
+        r->l_retried++;
+        if (wt->attempts >= e->rc.max_attempts || too_old(e, wt, now_ms)) {
+            finish_head(w, k, true);
+            continue;
+        }
+        wt->due_ns = due_after(w, wt, now);
+        return;
+    }
+}
+
+bool rg__retry_tick(rg__worker_t *w, int64_t now)
+{
+    struct rg__retry *r = &w->rt;
+    if (r->nkeys == 0 || now < r->next_due_ns)
+        return false;
+    int64_t now_ms = wall_ms();
+    for (uint32_t k = 0; k < r->nkeys;) {
+        run_key(w, k, now, now_ms);
+        if (r->keys[k].head == 0)
+            drop_key(r, k); /* the last key moved into k: look at it */
+        else
+            k++;
+    }
+    int64_t next = INT64_MAX;
+    for (uint32_t k = 0; k < r->nkeys; k++) {
+        int64_t d = r->pool[r->keys[k].head - 1].due_ns;
+        if (d < next)
+            next = d;
+    }
+    r->next_due_ns = next;
+    publish(r, w->e->rc.max_parked);
+    if (w->e->epoch_mode)
+        rg__epoch_after_batch(w);
+    return true;
+}
+
+void rg__retry_seal(rg__worker_t *w)
+{
+    rg_engine_t *e = w->e;
+    struct rg__retry *r = &w->rt;
+    if (r->nkeys == 0)
+        return;
+    if (!e->rc.keep) {
+        if (!r->volatile_warned) {
+            r->volatile_warned = true;
+            rg__log(e, RG_LOG_WARN, "retry: worker %u: %u events wait for "
+                    "a retry past an epoch's barrier, and the sink keeps no "
+                    "failures: they are in memory only (a crash loses them)",
+                    w->idx, e->rc.max_parked - r->nfree);
+        }
+        return;
+    }
+    for (uint32_t k = 0; k < r->nkeys; k++)
+        for (uint32_t i = r->keys[k].head; i != 0; i = r->pool[i - 1].next) {
+            struct rg__wait *wt = &r->pool[i - 1];
+            if (wt->stored && !wt->dirty)
+                continue;
+            if (!wt->delayed) {
+                wt->delayed = 1;
+                r->l_delayed++;
+            }
+            rg_failure_t row;
+            fill_row(w, wt, RG_FAILURE_DELAYED, &row);
+            row.due_ms = wt->due_ns == 0 ? wall_ms()
+                         : wall_ms() + (wt->due_ns - rg__now_ns()) / 1000000;
+            add_row(w, &row);
+            wt->stored = 1;
+            wt->dirty = 0;
+            if (row.flags & RG_FAILURE_F_TRUNCATED)
+                wt->truncated = 1;
+        }
+    publish(r, e->rc.max_parked);
+}
+
+/* ---- the mailbox ------------------------------------------------------------ */
+
+void rg__retry_take_mail(rg__worker_t *w)
+{
+    struct rg__retry *r = &w->rt;
+    pthread_mutex_lock(&r->lock);
+    struct rg__requeued *m = r->mail_head;
+    /* relaxed: under the lock, which orders the list */
+    while (m != NULL && r->nfree > 0) {
+        struct rg__requeued *nx = m->next;
+        uint64_t key = order_key(w->e, &m->w.ev);
+        uint32_t k = find_key(r, key);
+        if (k == UINT32_MAX)
+            k = add_key(r, key);
+        struct rg__wait *wt = append(w, k, &m->w.ev);
+        char *reasons = wt->reasons;
+        (void)reasons;
+        uint32_t next = wt->next;
+        *wt = m->w;
+        wt->next = next;
+        wt->stored = 1;
+        wt->delayed = 1;
+        if (wt->due_ns < r->next_due_ns)
+            r->next_due_ns = wt->due_ns;
+        r->l_requeued++;
+        free(m);
+        m = nx;
+        atomic_fetch_sub_explicit(&r->mail_n, 1, memory_order_relaxed);
+    }
+    r->mail_head = m;
+    if (m == NULL)
+        r->mail_tail = NULL;
+    pthread_mutex_unlock(&r->lock);
+    publish(r, w->e->rc.max_parked);
+}
+
+/* ---- undecodable messages (ingest thread) --------------------------------- */
+
+void rg__retry_dead_msg(rg_dispatcher_t *d, const rg_msg_t *msg, int rc)
+{
+    rg_engine_t *e = d->e;
+    if (e->dl_cb == NULL && !(e->epoch_mode && e->rc.keep))
+        return;
+    /* relaxed: a statistic */
+    atomic_fetch_add_explicit(&e->st_dead_msgs, 1, memory_order_relaxed);
+    char reason[96];
+    snprintf(reason, sizeof(reason), "undecodable: %s (%s)", rg_strerror(rc),
+             rg_err_name(rc));
+    rg_failure_t row;
+    memset(&row, 0, sizeof(row));
+    row.state = RG_FAILURE_DEAD;
+    row.partition = msg->partition;
+    row.offset = msg->offset;
+    row.key = msg->key_len > 0 && msg->key != NULL
+                  ? rg_hash_bytes(msg->key, msg->key_len) : 0;
+    row.flags = RG_FAILURE_F_MESSAGE;
+    row.first_ms = row.last_ms = wall_ms();
+    row.reasons = reason;
+    row.msg_key = msg->key;
+    row.msg_key_len = msg->key != NULL ? msg->key_len : 0;
+    if (row.msg_key_len > e->rc.payload_max) {
+        row.msg_key_len = e->rc.payload_max;
+        row.flags |= RG_FAILURE_F_TRUNCATED;
+    }
+    row.payload = msg->value;
+    row.payload_len = msg->value != NULL ? msg->value_len : 0;
+    if (row.payload_len > e->rc.payload_max) {
+        row.payload_len = e->rc.payload_max;
+        row.flags |= RG_FAILURE_F_TRUNCATED;
+    }
+    if (e->epoch_mode && e->rc.keep &&
+        rg__fails_add(&d->dead_open, &row) != 0)
+        rg__engine_fail(e, "retry: out of memory for a dead letter "
+                        "(partition %d offset %lld)", (int)msg->partition,
+                        (long long)msg->offset);
+    if (e->dl_cb != NULL)
+        e->dl_cb(e->dl_opaque, &row);
+}
+
+/* ---- public: callback, requeue, stats ------------------------------------- */
+
+int rg_engine_set_dead_letter_cb(rg_engine_t *e, rg_dead_letter_cb *cb,
+                                 void *opaque)
+{
+    if (e == NULL)
+        return RG_EINVAL;
+    /* relaxed: the caller's thread is the only one before start */
+    if (atomic_load_explicit(&e->state, memory_order_relaxed) != ST_NEW)
+        return RG_ESTATE;
+    e->dl_cb = cb;
+    e->dl_opaque = opaque;
+    return 0;
+}
+
+struct requeue_ctx {
+    rg_engine_t *e;
+    int64_t count;
+    int rc;
+};
+
+static void requeue_row(void *arg, const rg_failure_t *row)
+{
+    struct requeue_ctx *c = arg;
+    rg_engine_t *e = c->e;
+    if (c->rc != 0 || row->state != RG_FAILURE_DELAYED)
+        return;
+    struct rg__requeued *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        c->rc = RG_ENOMEM;
+        return;
+    }
+    struct rg__wait *wt = &m->w;
+    wt->ev.key = row->key;
+    wt->ev.offset = row->offset;
+    wt->ev.partition = row->partition;
+    wt->ev.len = row->event_len;
+    if (row->flags & RG_FAILURE_F_TRUNCATED) {
+        wt->truncated = 1;
+        wt->ev.len = 0;
+    } else if (row->event_len > RG_EVENT_INLINE_MAX) {
+        void *p = malloc(row->event_len);
+        if (p == NULL) {
+            free(m);
+            c->rc = RG_ENOMEM;
+            return;
+        }
+        memcpy(p, row->payload, row->payload_len < row->event_len
+                                    ? row->payload_len : row->event_len);
+        wt->ev.flags = RG_EVENT_F_EXTERNAL;
+        wt->ev.data.ext.ptr = p;
+        wt->ev.data.ext.release = free_payload;
+    } else {
+        memcpy(wt->ev.data.bytes, row->payload,
+               row->payload_len < RG_EVENT_INLINE_MAX ? row->payload_len
+                                                      : RG_EVENT_INLINE_MAX);
+    }
+    wt->attempts = row->attempts;
+    wt->first_ms = row->first_ms;
+    wt->last_ms = row->last_ms;
+    int64_t left = row->due_ms - wall_ms();
+    wt->due_ns = left <= 0 ? 0 : rg__now_ns() + left * 1000000;
+    if (row->reasons != NULL && row->reasons[0]) {
+        wt->reasons = malloc(RG_FAILURE_REASONS_MAX);
+        if (wt->reasons != NULL)
+            snprintf(wt->reasons, RG_FAILURE_REASONS_MAX, "%s", row->reasons);
+    }
+    rg__worker_t *w = &e->workers[rg__route(e, row->key)];
+    pthread_mutex_lock(&w->rt.lock);
+    if (w->rt.mail_tail != NULL)
+        w->rt.mail_tail->next = m;
+    else
+        w->rt.mail_head = m;
+    w->rt.mail_tail = m;
+    /* relaxed: the flag only makes the worker look; the list itself is
+     * read under the lock. A ring event pushed after this call carries
+     * it to the worker (its acquire pop), see worker.c */
+    atomic_fetch_add_explicit(&w->rt.mail_n, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&w->rt.lock);
+    c->count++;
+}
+
+int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
+                          char *errstr, size_t errstr_size)
+{
+    if (e == NULL || (n > 0 && partitions == NULL))
+        return RG_EINVAL;
+    if (!e->epoch_mode) {
+        rg__seterr(errstr, errstr_size, "requeue: the engine has no sink");
+        return RG_ESTATE;
+    }
+    if (!e->rc.keep || n == 0)
+        return 0;
+    struct requeue_ctx c = {e, 0, 0};
+    int rc = e->sink.scan_failures(e->sink.self, RG_FAILURE_DELAYED,
+                                   partitions, n, requeue_row, &c, errstr,
+                                   errstr_size);
+    if (rc == 0)
+        rc = c.rc;
+    if (rc != 0)
+        return rc;
+    if (c.count > 0) {
+        for (unsigned i = 0; i < e->nworkers; i++)
+            rg__park_wake(&e->workers[i].wake.park);
+        rg__log(e, RG_LOG_INFO, "retry: %lld delayed events handed back to "
+                "their workers", (long long)c.count);
+    }
+    return c.count;
+}
+
+void rg_engine_retry_stats(rg_engine_t *e, rg_retry_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (e == NULL || e->workers == NULL)
+        return;
+    for (unsigned i = 0; i < e->nworkers; i++) {
+        struct rg__retry *r = &e->workers[i].rt;
+        /* relaxed: statistics */
+        out->retried += atomic_load_explicit(&r->retried, memory_order_relaxed);
+        out->failed += atomic_load_explicit(&r->failed, memory_order_relaxed);
+        out->delayed += atomic_load_explicit(&r->delayed, memory_order_relaxed);
+        out->dead_lettered +=
+            atomic_load_explicit(&r->dead, memory_order_relaxed);
+        out->recovered +=
+            atomic_load_explicit(&r->recovered, memory_order_relaxed);
+        out->requeued +=
+            atomic_load_explicit(&r->requeued, memory_order_relaxed);
+        out->parked_now +=
+            atomic_load_explicit(&r->parked_now, memory_order_relaxed);
+        out->keys_now += atomic_load_explicit(&r->keys_now,
+                                              memory_order_relaxed);
+        out->full_waits +=
+            atomic_load_explicit(&r->full_waits, memory_order_relaxed);
+    }
+    /* relaxed: a statistic */
+    out->dead_lettered += atomic_load_explicit(&e->st_dead_msgs,
+                                               memory_order_relaxed);
+}
