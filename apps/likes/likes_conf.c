@@ -52,6 +52,24 @@ static const rg_conf_prop_t app_props[] = {
     {"likes.fault.stall.ms", RG_CONF_INT, "0", 0, 3600000,
      "A TEST AID: how long likes.fault.stall.video's events hold their "
      "worker (0: off). A stop request ends every stall at once.", NULL},
+    {"likes.fault.fail.ratio", RG_CONF_STR, "0", 0, 0,
+     "A TEST AID (`railgun demo --fail-ratio`): this share (0 .. 1) of "
+     "events fails transiently, chosen by a hash of the event's timestamp "
+     "(so the same events in every run); each recovers after 1 .. "
+     "likes.fault.fail.attempts attempts. 0: off.", NULL},
+    {"likes.fault.fail.attempts", RG_CONF_INT, "5", 1, 1000,
+     "A TEST AID: most attempts a likes.fault.fail.ratio event fails "
+     "before it succeeds.", NULL},
+    {"likes.fault.poison.step", RG_CONF_INT, "0", 0, INT64_MAX,
+     "A TEST AID (`railgun demo --poison`): with the stream's events "
+     "numbered by timestamp from likes.fault.poison.base, event i fails "
+     "for good when i % step == step / 2 and i / step < "
+     "likes.fault.poison.count. 0: off.", NULL},
+    {"likes.fault.poison.count", RG_CONF_INT, "0", 0, INT64_MAX,
+     "A TEST AID: how many events likes.fault.poison.step poisons.", NULL},
+    {"likes.fault.poison.base", RG_CONF_INT, "1700000000000", 0, INT64_MAX,
+     "A TEST AID: the timestamp of event 0 for likes.fault.poison.step.",
+     NULL},
 };
 
 /* The metrics listener of `railgun run` (run_metrics.c); in every

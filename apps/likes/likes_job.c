@@ -15,7 +15,6 @@
 struct like_ev {
     int64_t video, user, ts;
     uint8_t state;
-    uint8_t skip;     /* pre_do could not load its state: not applied */
 };
 _Static_assert(sizeof(struct like_ev) <= RG_EVENT_INLINE_MAX,
                "a like fits inline");
@@ -66,6 +65,10 @@ struct rg_likes_job_s {
     int64_t stall_video;      /* < 0: off */
     unsigned stall_ms;
     _Atomic int stall_released; /* rg_likes_job_fault_release() */
+    /* likes.fault.fail.* and likes.fault.poison.*: likewise set before */
+    uint64_t fail_below;      /* hash < this fails transiently; 0 off */
+    unsigned fail_attempts;
+    int64_t poison_step, poison_count, poison_base;
 };
 
 static inline size_t pair_slot(int64_t v, int64_t u, size_t mask)
@@ -249,11 +252,12 @@ static int likes_unpack(void *opaque, const rg_msg_t *msg, rg_event_t *ev)
                         "stats count them by reason)", msg->partition,
                         msg->offset, rg_like_err_name(e), rg_like_err_msg(e),
                         n + 1);
+        rg_unpack_reason(rg_like_err_name(e));
         return RG_EDECODE;
     }
     atomic_fetch_add_explicit(&job->decoded, 1, memory_order_relaxed);
     struct like_ev le = {(int64_t)like.video_id, (int64_t)like.user_id,
-                         like.ts, like.state, 0};
+                         like.ts, like.state};
     ev->key = like.video_id;
     ev->len = sizeof(le);
     memcpy(ev->data.bytes, &le, sizeof(le));
@@ -266,56 +270,49 @@ static void nap_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* Loads the misses from the sink, retrying what may pass later. Returns
- * false when the engine gave up (the batch is then skipped: nothing of it
- * can be committed any more). */
+/* Loads the misses from the sink. false when they could not be loaded:
+ * a retriable error leaves the batch to the engine's retries (reason in
+ * `why`); any other stops the engine (nothing of the batch can be
+ * committed any more, and a restart reprocesses it). */
 static bool load(rg_likes_job_t *job, rg_ctx_t *ctx, struct wstate *w,
-                 size_t n)
+                 size_t n, char *why, size_t why_size)
 {
     unsigned worker = rg_ctx_worker(ctx);
     char err[512];
-    unsigned wait = 10;
-    for (;;) {
-        if (w->reader == NULL) {
-            w->reader = job->sink.reader_open(job->sink.self, err,
-                                              sizeof(err));
-            if (w->reader == NULL)
-                goto failed;
-        }
-        int rc = job->sink.lookup(w->reader, w->miss, n, err, sizeof(err));
-        if (rc == 0) {
-            bump(&w->lookups, n);
-            return true;
-        }
-        job->sink.reader_close(w->reader);
-        w->reader = NULL;
-        if (!rg_err_is_retriable(rc)) {
-            /* the batch cannot be applied, and skipping it would let its
-             * epoch commit without it: stop the engine (nothing more is
-             * written; a restart reprocesses the batch) */
-            rg_engine_fail(rg_ctx_engine(ctx), "likes: worker %u: state "
-                           "lookup: %s", worker, err);
-            return false;
-        }
-    failed:
-        if (rg_engine_error(rg_ctx_engine(ctx)) != NULL)
-            return false;
-        int64_t now = (int64_t)time(NULL);
-        if (w->retries_logged == 0 || now - w->last_retry_log >= 5) {
-            rg_conf_log(job->log, RG_LOG_WARN, "likes", "worker %u: state "
-                        "lookup failed, retrying: %s (%" PRIu64 " retries "
-                        "since the last line)", worker, err,
-                        atomic_load_explicit(&w->retries,
-                                             memory_order_relaxed) -
-                            w->retries_logged + 1);
-            w->last_retry_log = now;
-            w->retries_logged =
-                atomic_load_explicit(&w->retries, memory_order_relaxed) + 1;
-        }
-        bump(&w->retries, 1);
-        nap_ms(wait);
-        wait = wait * 2 > 1000 ? 1000 : wait * 2;
+    if (w->reader == NULL) {
+        w->reader = job->sink.reader_open(job->sink.self, err, sizeof(err));
+        if (w->reader == NULL)
+            goto failed;
     }
+    int rc = job->sink.lookup(w->reader, w->miss, n, err, sizeof(err));
+    if (rc == 0) {
+        bump(&w->lookups, n);
+        return true;
+    }
+    job->sink.reader_close(w->reader);
+    w->reader = NULL;
+    if (!rg_err_is_retriable(rc)) {
+        rg_engine_fail(rg_ctx_engine(ctx), "likes: worker %u: state "
+                       "lookup: %s", worker, err);
+        snprintf(why, why_size, "state lookup: fatal");
+        return false;
+    }
+failed:;
+    int64_t now = (int64_t)time(NULL);
+    if (w->retries_logged == 0 || now - w->last_retry_log >= 5) {
+        rg_conf_log(job->log, RG_LOG_WARN, "likes", "worker %u: state "
+                    "lookup failed, the batch is retried with backoff: %s "
+                    "(%" PRIu64 " failed lookups since the last line)",
+                    worker, err,
+                    atomic_load_explicit(&w->retries, memory_order_relaxed) -
+                        w->retries_logged + 1);
+        w->last_retry_log = now;
+        w->retries_logged =
+            atomic_load_explicit(&w->retries, memory_order_relaxed) + 1;
+    }
+    bump(&w->retries, 1);
+    snprintf(why, why_size, "state lookup: %.40s", err);
+    return false;
 }
 
 static void likes_pre_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
@@ -368,18 +365,44 @@ static void likes_pre_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
     }
     if (m == 0)
         return;
-    bool ok = !job->has_reader || load(job, ctx, w, m);
+    char why[RG_RETRY_REASON_MAX];
+    if (job->has_reader && !load(job, ctx, w, m, why, sizeof(why))) {
+        /* nothing of the batch is applied: every event is retried (or,
+         * after a fatal error, nothing more is written anyway) */
+        for (size_t i = 0; i < n; i++)
+            rg_ctx_retry(ctx, &evs[i], why);
+        return;
+    }
     for (size_t k = 0; k < m; k++) {
-        if (!ok)
-            break;
         uint8_t state = w->miss[k].value == 1 ? 1 : 0;
         if (cache_insert(job, w, w->miss[k].key, w->miss[k].key2, state) ==
             NULL)
             abort();
     }
-    if (!ok)
-        for (size_t i = 0; i < n; i++)
-            ((struct like_ev *)evs[i].data.bytes)->skip = 1;
+}
+
+/* likes.fault.*: true when the event must not be applied now (marked). */
+static bool faulty(const rg_likes_job_t *job, rg_ctx_t *ctx, rg_event_t *ev,
+                   const struct like_ev *le)
+{
+    if (job->poison_step > 0) {
+        int64_t i = le->ts - job->poison_base;
+        if (i >= 0 && i % job->poison_step == job->poison_step / 2 &&
+            i / job->poison_step < job->poison_count) {
+            rg_ctx_fail(ctx, ev, "poison (likes.fault.poison)");
+            return true;
+        }
+    }
+    if (job->fail_below > 0) {
+        uint64_t h = rg_hash64((uint64_t)le->ts ^ 0x5bd1e9955bd1e995ull);
+        if (h < job->fail_below &&
+            rg_ctx_attempt(ctx, ev) <= 1 + (unsigned)(rg_hash64(h) %
+                                                      job->fail_attempts)) {
+            rg_ctx_retry(ctx, ev, "transient (likes.fault.fail.ratio)");
+            return true;
+        }
+    }
+    return false;
 }
 
 /* likes.fault.stall: stall_ms in 10 ms naps, until released. Relaxed:
@@ -403,7 +426,10 @@ static void likes_batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
     uint64_t applied = 0, unchanged = 0;
     for (size_t i = 0; i < n; i++) {
         const struct like_ev *le = (const struct like_ev *)evs[i].data.bytes;
-        if (le->skip)
+        if (rg_ctx_blocked(ctx, &evs[i]))
+            continue; /* retried, or behind a retried like of its video */
+        if ((job->fail_below > 0 || job->poison_step > 0) &&
+            faulty(job, ctx, &evs[i], le))
             continue;
         if (job->stall_ms > 0 && le->video == job->stall_video)
             stall(job); /* the test aid: holds the watermark */
@@ -461,12 +487,23 @@ rg_likes_job_t *rg_likes_job_new(unsigned workers, const rg_sink_t *sink,
     return job;
 }
 
+/* The likes job needs order per (video, user) only: a failed like holds
+ * up its pair, not its video (railgun/retry.h). */
+static uint64_t likes_order_key(void *opaque, const rg_event_t *ev)
+{
+    (void)opaque;
+    const struct like_ev *le = (const struct like_ev *)ev->data.bytes;
+    return rg_hash64((uint64_t)le->video * 0x9E3779B97F4A7C15ull ^
+                     (uint64_t)le->user);
+}
+
 void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out)
 {
     *out = (rg_processor_t){.unpack = likes_unpack,
                             .pre_do = likes_pre_do,
                             .batch_do = likes_batch_do,
-                            .opaque = job};
+                            .opaque = job,
+                            .order_key = likes_order_key};
 }
 
 void rg_likes_job_set_fault_stall(rg_likes_job_t *job, int64_t video,
@@ -482,11 +519,47 @@ void rg_likes_job_fault_release(rg_likes_job_t *job)
     atomic_store_explicit(&job->stall_released, 1, memory_order_relaxed);
 }
 
-void rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf)
+int rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf,
+                            char *errstr, size_t size)
 {
     rg_likes_job_set_fault_stall(
         job, rg_conf_get_int(conf, "likes.fault.stall.video"),
         (unsigned)rg_conf_get_int(conf, "likes.fault.stall.ms"));
+    const char *r = rg_conf_get_str(conf, "likes.fault.fail.ratio");
+    char *end = NULL;
+    double ratio = r ? strtod(r, &end) : 0;
+    if (r == NULL || end == r || *end != '\0' || !(ratio >= 0) ||
+        ratio > 1) {
+        snprintf(errstr, size, "likes.fault.fail.ratio: \"%s\" is not a "
+                 "number from 0 to 1", r ? r : "");
+        return RG_EINVAL;
+    }
+    job->fail_below = ratio >= 1 ? UINT64_MAX
+                                 : (uint64_t)(ratio * 18446744073709551616.0);
+    job->fail_attempts =
+        (unsigned)rg_conf_get_int(conf, "likes.fault.fail.attempts");
+    job->poison_step = rg_conf_get_int(conf, "likes.fault.poison.step");
+    job->poison_count = rg_conf_get_int(conf, "likes.fault.poison.count");
+    job->poison_base = rg_conf_get_int(conf, "likes.fault.poison.base");
+    return 0;
+}
+
+int rg_likes_failure_ts(const rg_failure_t *row, int64_t *ts)
+{
+    if (row->flags & RG_FAILURE_F_MESSAGE) {
+        rg_like_t like;
+        if (rg_like_decode(row->msg_key, row->msg_key_len, row->payload,
+                           row->payload_len, 65536, &like) != RG_LIKE_E_NONE)
+            return RG_EDECODE;
+        *ts = like.ts;
+        return 0;
+    }
+    struct like_ev le;
+    if (row->payload == NULL || row->payload_len < sizeof(le))
+        return RG_EDECODE;
+    memcpy(&le, row->payload, sizeof(le));
+    *ts = le.ts;
+    return 0;
 }
 
 void rg_likes_job_set_log(rg_likes_job_t *job, const rg_conf_t *conf)

@@ -71,8 +71,16 @@ void rg_likes_job_set_fault_stall(rg_likes_job_t *job, int64_t video,
  * Any thread; async-signal-safe. */
 void rg_likes_job_fault_release(rg_likes_job_t *job);
 
-/* The fault rows' values in conf into job (likes.fault.*). */
-void rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf);
+/* The timestamp of the like a failure row holds (its payload: the
+ * unpacked event, or the raw message for an undecodable one): 0, or
+ * RG_EDECODE when the row holds no readable like. */
+int rg_likes_failure_ts(const rg_failure_t *row, int64_t *ts);
+
+/* The fault rows' values in conf into job (likes.fault.*: the stall,
+ * transient failures and poison for the engine's retries, retry.h).
+ * Before the engine starts. 0, or RG_EINVAL with errstr. */
+int rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf,
+                            char *errstr, size_t size);
 
 /* The metrics listener's rows (metrics.*), in every command's conf. */
 const rg_conf_table_t *rg_likes_metrics_conf_table(void);

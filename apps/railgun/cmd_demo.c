@@ -48,6 +48,7 @@ struct demo {
     rg_epoch_stage_t crash_stage;
     bool kafka;          /* --source kafka (the default) */
     bool verify_only;    /* --verify-only: check the database, run nothing */
+    const char *fail_ratio; /* --fail-ratio R, NULL when not given */
 };
 
 /* What the run leaves for the report. */
@@ -59,6 +60,10 @@ struct result {
     rg_flush_stats_t fs;
     char why[320];       /* why it is not exact, "" when it is */
     uint64_t count_rows, action_rows;
+    rg_retry_stats_t rs;
+    _Atomic uint64_t dead_cb;    /* dead letters the callback saw */
+    uint64_t dead_rows, delayed_rows; /* in the sink's failures table */
+    bool dlq_table;              /* ... which the sink keeps */
 };
 
 struct ingest {
@@ -80,6 +85,7 @@ static void usage(void)
         "                    [--db FILE] [--crash-at N[:before|:after]]\n"
         "                    [--format json|binary] [--verify-only] "
         "[--json]\n"
+        "                    [--fail-ratio R] [--poison N]\n"
         "                    [--config FILE] [-X name=value]\n\n"
         "Generates N like/unlike events (Zipf(S) over V videos, U users),\n"
         "produces them into an in-process mock Kafka cluster (3 brokers,\n"
@@ -100,7 +106,13 @@ static void usage(void)
         "--crash-at N kills the process (SIGKILL) in the N-th epoch's flush,\n"
         "before its commit (default) or after it, before the offset\n"
         "hand-off. Rerun with the same --db and --seed to resume from the\n"
-        "stored offsets.\n");
+        "stored offsets.\n\n"
+        "--fail-ratio R makes the likes job fail a share R (0 .. 1) of the\n"
+        "events transiently (each recovers after 1 to\n"
+        "likes.fault.fail.attempts attempts, so some use the delayed retry\n"
+        "queue); --poison N makes N events fail for good. The check then\n"
+        "also wants exactly the N poisoned events in the dead-letter queue\n"
+        "and the delayed queue empty (docs/OPERATIONS.md, Failures).\n");
 }
 
 static int parse_crash(rg_cli_t *cli, const char *v, struct demo *dm)
@@ -140,6 +152,16 @@ static int parse_own(rg_cli_t *cli, struct demo *dm, int argc, char **argv,
             return 2;
     } else if (!strcmp(a, "--verify-only")) {
         dm->verify_only = true;
+    } else if (rg_cli_is(a, "--fail-ratio")) {
+        double r;
+        if (!(v = rg_cli_value(cli, argc, argv, i, "--fail-ratio")) ||
+            rg_cli_double(cli, "--fail-ratio", v, 0, 1, &r))
+            return 2;
+        dm->fail_ratio = v;
+    } else if (rg_cli_is(a, "--poison")) {
+        if (!(v = rg_cli_value(cli, argc, argv, i, "--poison")) ||
+            rg_cli_u64(cli, "--poison", v, 0, UINT64_MAX, &dm->spec.poison))
+            return 2;
     } else if (rg_cli_is(a, "--crash-at")) {
         v = rg_cli_value(cli, argc, argv, i, "--crash-at");
         if (!v || parse_crash(cli, v, dm))
@@ -188,6 +210,10 @@ static int check_args(rg_cli_t *cli, const struct demo *dm)
     if (strcmp(rg_conf_get_str(c, "sink"), "null") == 0)
         return rg_cli_fail(cli, "sink=null stores nothing, so there is "
                            "nothing to verify: use sqlite or mysql");
+    if (dm->spec.poison > dm->spec.events)
+        return rg_cli_fail(cli, "--poison: %" PRIu64 " is more than the %"
+                           PRIu64 " events", dm->spec.poison,
+                           dm->spec.events);
     if (dm->verify_only && dm->crash_epoch != 0)
         return rg_cli_fail(cli, "--verify-only runs nothing, so there is "
                            "no flush for --crash-at to kill: use one or the "
@@ -450,6 +476,105 @@ stop:
     return rc;
 }
 
+/* ---- failures ------------------------------------------------------------ */
+
+/* --fail-ratio and --poison into the likes job's fault rows (before the
+ * pipeline opens). 0 or the exit status. */
+static int fault_rows(rg_cli_t *cli, const struct demo *dm)
+{
+    char v[32], err[256];
+    int rc = 0;
+    if (dm->fail_ratio != NULL)
+        rc = rg_conf_set(cli->conf, "likes.fault.fail.ratio", dm->fail_ratio,
+                         err, sizeof(err));
+    uint64_t step = rg_stream_poison_step(&dm->spec);
+    if (rc == 0 && step > 0) {
+        snprintf(v, sizeof(v), "%" PRIu64, step);
+        rc = rg_conf_set(cli->conf, "likes.fault.poison.step", v, err,
+                         sizeof(err));
+        snprintf(v, sizeof(v), "%" PRIu64, dm->spec.poison);
+        if (rc == 0)
+            rc = rg_conf_set(cli->conf, "likes.fault.poison.count", v, err,
+                             sizeof(err));
+        snprintf(v, sizeof(v), "%lld", (long long)RG_STREAM_BASE_TS);
+        if (rc == 0)
+            rc = rg_conf_set(cli->conf, "likes.fault.poison.base", v, err,
+                             sizeof(err));
+    }
+    return rc == 0 ? 0 : rg_cli_report(cli, rc, "%s", err);
+}
+
+static void on_dead(void *opaque, const rg_failure_t *row)
+{
+    (void)row;
+    struct result *r = opaque;
+    /* relaxed: a counter, read after the engine stopped */
+    atomic_fetch_add_explicit(&r->dead_cb, 1, memory_order_relaxed);
+}
+
+struct dlq_check {
+    const struct demo *dm;
+    uint64_t dead, delayed, wrong;
+    int64_t wrong_ts;
+};
+
+static void dlq_row(void *arg, const rg_failure_t *row)
+{
+    struct dlq_check *c = arg;
+    if (row->state == RG_FAILURE_DELAYED) {
+        c->delayed++;
+        return;
+    }
+    c->dead++;
+    int64_t ts;
+    if (rg_likes_failure_ts(row, &ts) != 0 || ts < RG_STREAM_BASE_TS ||
+        !rg_stream_poisoned(&c->dm->spec,
+                            (uint64_t)(ts - RG_STREAM_BASE_TS))) {
+        if (c->wrong++ == 0)
+            c->wrong_ts = ts;
+    }
+}
+
+/* Exactly the poisoned events are dead letters, the delayed queue is
+ * empty: from the sink's failures table when it keeps one, else from the
+ * dead-letter callback's count. Sets res->why when not. */
+static void check_dlq(const struct demo *dm, const rg_pipeline_t *pl,
+                      struct result *res)
+{
+    char err[512];
+    if (pl->sink.scan_failures == NULL) {
+        /* relaxed: the engine is stopped */
+        uint64_t seen = atomic_load_explicit(&res->dead_cb,
+                                             memory_order_relaxed);
+        res->dead_rows = seen;
+        if (dm->skipped == 0 && seen != dm->spec.poison)
+            snprintf(res->why, sizeof(res->why), "%" PRIu64 " dead letters, "
+                     "%" PRIu64 " poisoned events", seen, dm->spec.poison);
+        return;
+    }
+    res->dlq_table = true;
+    struct dlq_check c = {.dm = dm};
+    if (pl->sink.scan_failures(pl->sink.self, 0, NULL, 0, dlq_row, &c, err,
+                               sizeof(err)) != 0) {
+        snprintf(res->why, sizeof(res->why), "cannot read the failures "
+                 "table: %.200s", err);
+        return;
+    }
+    res->dead_rows = c.dead;
+    res->delayed_rows = c.delayed;
+    if (c.wrong > 0)
+        snprintf(res->why, sizeof(res->why), "%" PRIu64 " dead letters are "
+                 "not poisoned events (the first: ts %lld)", c.wrong,
+                 (long long)c.wrong_ts);
+    else if (c.dead != dm->spec.poison)
+        snprintf(res->why, sizeof(res->why), "%" PRIu64 " dead letters in "
+                 "the failures table, %" PRIu64 " poisoned events", c.dead,
+                 dm->spec.poison);
+    else if (c.delayed != 0)
+        snprintf(res->why, sizeof(res->why), "%" PRIu64 " events still in "
+                 "the delayed retry queue at the end", c.delayed);
+}
+
 /* ---- the report ---------------------------------------------------------- */
 
 static void report(rg_cli_t *cli, const struct demo *dm,
@@ -484,6 +609,9 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                PRIu64 ",\"action_rows_written\":%" PRIu64
                ",\"transaction_reduction\":%.1f,\"row_reduction\":%.2f,"
                "\"sink_retries\":%" PRIu64 ",\"undecodable\":%" PRIu64
+               ",\"retried\":%" PRIu64 ",\"delayed\":%" PRIu64
+               ",\"recovered\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
+               ",\"dead_letter_rows\":%" PRIu64 ",\"delayed_rows\":%" PRIu64
                ",\"verify\":\"%s\"",
                dm->kafka ? "kafka" : "memory", kind, dm->s.n, dm->skipped,
                dm->spec.videos, dm->spec.users, dm->spec.zipf, dm->spec.seed,
@@ -491,8 +619,9 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                fl.rate, fl.wait_ms, fl.adaptive_cuts, fl.adaptive_raises,
                fl.sink_latency_ms, fs->epochs,
                fs->transactions, fs->merged_rows, fs->staged_rows, txn_cut,
-               row_cut, fs->retries, r->st.undecodable,
-               bad ? "MISMATCH" : "exact");
+               row_cut, fs->retries, r->st.undecodable, r->rs.retried,
+               r->rs.delayed, r->rs.recovered, r->rs.dead_lettered,
+               r->dead_rows, r->delayed_rows, bad ? "MISMATCH" : "exact");
         if (bad) {
             printf(",\"mismatch\":\"");
             for (const char *p = r->why; *p; p++)
@@ -543,6 +672,14 @@ static void report(rg_cli_t *cli, const struct demo *dm,
     printf("\n");
     if (fs->retries)
         printf("  sink retries  %" PRIu64 "\n", fs->retries);
+    if (r->rs.retried || r->rs.dead_lettered || dm->spec.poison)
+        printf("  failures      %" PRIu64 " attempts retried, %" PRIu64
+               " events delayed, %" PRIu64 " recovered, %" PRIu64
+               " dead letters (%s %" PRIu64 ", %" PRIu64 " poisoned)\n",
+               r->rs.retried, r->rs.delayed, r->rs.recovered,
+               r->rs.dead_lettered,
+               r->dlq_table ? "in the failures table" : "reported",
+               r->dead_rows, dm->spec.poison);
     printf("  database      %" PRIu64 " count rows, %" PRIu64 " action "
            "rows\n", r->count_rows, r->action_rows);
     if (bad)
@@ -592,6 +729,8 @@ int rg_cmd_demo(int argc, char **argv)
 
     /* the mock cluster, the pipeline (resuming after what the sink
      * stores) and the producer */
+    if ((rc = fault_rows(&cli, &dm)) != 0)
+        goto out;
     if (dm.kafka && (rc = mock_start(&cli, &mock, &dm)) != 0)
         goto out;
     rg_pipeline_opts_t po = {
@@ -603,6 +742,9 @@ int rg_cmd_demo(int argc, char **argv)
         .on_claim_opaque = &res,
     };
     if ((rc = rg_pipeline_open(&pl, cli.conf, &po, err, sizeof(err))) != 0 ||
+        (rc = rg_likes_job_set_faults(pl.job, cli.conf, err,
+                                      sizeof(err))) != 0 ||
+        (rc = rg_engine_set_dead_letter_cb(pl.engine, on_dead, &res)) != 0 ||
         (rc = rg_pipeline_claim(&pl, dm.spec.partitions, dm.resume, err,
                                 sizeof(err))) != 0 ||
         (dm.kafka && (rc = rg_stream_producer_open(&prod, &dm.s, cli.conf,
@@ -626,9 +768,12 @@ int rg_cmd_demo(int argc, char **argv)
     /* the run, the check, the report */
     if ((rc = run(&cli, &dm, &pl, &prod, &res)) != 0)
         goto out;
+    rg_engine_retry_stats(pl.engine, &res.rs);
     if (res.why[0] == '\0')
         rg_stream_verify(&dm.s, &pl.sink, res.why, sizeof(res.why),
                          &res.count_rows, &res.action_rows);
+    if (res.why[0] == '\0')
+        check_dlq(&dm, &pl, &res);
     report(&cli, &dm, &pl, &res);
     rc = res.why[0] != '\0' ? 1 : 0;
 

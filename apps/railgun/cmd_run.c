@@ -148,6 +148,20 @@ static void print_stats(struct runner *r, const char *when)
                    PRIu64, c.redis.applies, c.dropped, c.redis.skipped,
                  c.redis.resyncs, c.redis.errors);
     }
+    /* failures (railgun/retry.h): always in JSON, in text once any */
+    char fails[300] = "";
+    rg_retry_stats_t rt;
+    rg_engine_retry_stats(r->pl.engine, &rt);
+    if (r->json || rt.retried || rt.dead_lettered || rt.requeued)
+        snprintf(fails, sizeof(fails), r->json
+                 ? ",\"retried\":%" PRIu64 ",\"waiting\":%" PRIu64
+                   ",\"delayed\":%" PRIu64 ",\"recovered\":%" PRIu64
+                   ",\"dead_lettered\":%" PRIu64 ",\"requeued\":%" PRIu64
+                 : ", failures: retried %" PRIu64 ", waiting %" PRIu64
+                   ", delayed %" PRIu64 ", recovered %" PRIu64
+                   ", dead letters %" PRIu64 ", requeued %" PRIu64,
+                 rt.retried, rt.parked_now, rt.delayed, rt.recovered,
+                 rt.dead_lettered, rt.requeued);
     if (r->json) {
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64
                 ",\"processed\":%" PRIu64 ",\"in_flight\":%" PRIu64
@@ -157,12 +171,12 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
-                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s}\n", when,
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
                 ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, fc,
-                lease, cs);
+                lease, cs, fails);
         return;
     }
     char sink[700] = "", kafka[400] = "";
@@ -177,12 +191,12 @@ static void print_stats(struct runner *r, const char *when)
             "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
-            ", paused %s (%" PRIu64 " times)%s%s%s\n", when, ks.consumed,
+            ", paused %s (%" PRIu64 " times)%s%s%s%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
             kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, lease,
-            cs);
+            cs, fails);
 }
 
 /* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one
@@ -528,7 +542,10 @@ int rg_cmd_run(int argc, char **argv)
         goto out;
     }
     /* the test aid likes.fault.* (off by default) */
-    rg_likes_job_set_faults(r.pl.job, cli.conf);
+    if (rg_likes_job_set_faults(r.pl.job, cli.conf, err, sizeof(err)) != 0) {
+        rc = rg_cli_report(&cli, RG_EINVAL, "%s", err);
+        goto out;
+    }
     /* the lease client (not started: its options are checked here, bad
      * ones refuse the run with exit 2 before anything was consumed) */
     if (rg_run_flow_wanted(cli.conf) &&

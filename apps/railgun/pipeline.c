@@ -170,6 +170,13 @@ int rg_pipeline_claim(rg_pipeline_t *pl, unsigned n, int64_t *next,
     for (unsigned p = 0; p < n; p++)
         parts[p] = (int32_t)p;
     int rc = pl->sink.claim(pl->sink.self, parts, n, next, errstr, size);
+    /* the delayed retries of these partitions go back to their workers
+     * (the Kafka source does that itself, at its own assign) */
+    if (rc == 0 && pl->source == NULL) {
+        int64_t rq = rg_engine_requeue(pl->engine, parts, n, errstr, size);
+        if (rq < 0)
+            rc = (int)rq;
+    }
     free(parts);
     for (unsigned p = 0; rc == 0 && p < n; p++)
         if (next[p] < 0)

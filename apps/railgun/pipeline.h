@@ -89,8 +89,10 @@ int rg_pipeline_open(rg_pipeline_t *pl, const rg_conf_t *conf,
 /*
  * Claims partitions 0 .. n - 1 in the sink (fencing any earlier owner)
  * and fills next[p] with the stored next offset of partition p, 0 where
- * none is stored (also for a sink that stores no positions). Before
- * start(). 0, RG_ESTATE (started), RG_ENOMEM or the sink's error code.
+ * none is stored (also for a sink that stores no positions). Without a
+ * Kafka source it also hands the partitions' stored delayed retries back
+ * to the workers (rg_engine_requeue(); the Kafka source does that at its
+ * own assign). Before start(). 0, RG_ESTATE (started), RG_ENOMEM or the sink's error code.
  */
 int rg_pipeline_claim(rg_pipeline_t *pl, unsigned n, int64_t *next,
                       char *errstr, size_t errstr_size);

@@ -39,7 +39,9 @@ enum {
     F_CONN_ERRORS, F_KAFKA_COMMITS, F_KAFKA_COMMIT_ERRORS, F_SOURCE_PAUSES,
     F_CACHE_SKIPPED, F_CACHE_DROPPED, F_CACHE_RESYNCS, F_CACHE_ERRORS,
     F_FLOW_LIMIT, F_FLOW_TOKENS, F_FLOW_THROTTLED, F_FLOW_LEASE,
-    F_FLOW_DEGRADED, F_HTTP, F__COUNT
+    F_FLOW_DEGRADED, F_HTTP,
+    F_RETRIED, F_DELAYED, F_DEAD, F_WAITING, F_RECOVERED,
+    F__COUNT
 };
 
 static const char *const l_tp[] = {"topic", "partition"};
@@ -147,6 +149,21 @@ static const struct fam {
     [F_HTTP] = {RG_METRIC_COUNTER, "http_requests", NULL,
         "Requests this listener answered, by status class.", l_class, 1, 3,
         0},
+    /* failures (railgun/retry.h) */
+    [F_RETRIED] = {RG_METRIC_COUNTER, "events_retried", NULL,
+        "Attempts a processor marked for a retry (rg_ctx_retry()).", NULL,
+        0, 1, 0},
+    [F_DELAYED] = {RG_METRIC_COUNTER, "events_delayed", NULL,
+        "Events that moved to the delayed retry queue (in-place attempts "
+        "used up, or waiting at an epoch's barrier).", NULL, 0, 1, 0},
+    [F_DEAD] = {RG_METRIC_COUNTER, "events_dead_lettered", NULL,
+        "Events and messages dead-lettered, by reason (failed, attempts, "
+        "age, undecodable, unrunnable).", l_reason, 1, RG_DEAD__COUNT, 0},
+    [F_WAITING] = {RG_METRIC_GAUGE, "events_waiting", NULL,
+        "Events waiting now for a retry, or behind one of their key.", NULL,
+        0, 1, 0},
+    [F_RECOVERED] = {RG_METRIC_COUNTER, "events_recovered", NULL,
+        "Waiting events applied at last.", NULL, 0, 1, 0},
 };
 
 struct rg_run_metrics_s {
@@ -269,6 +286,17 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
         rg_metrics_collect_u64(s, f[F_CONNECTED], (const char *[]){"redis"},
                                !fr.degraded);
     }
+
+    rg_retry_stats_t rt;
+    rg_engine_retry_stats(e, &rt);
+    rg_metrics_collect_u64(s, f[F_RETRIED], NULL, rt.retried);
+    rg_metrics_collect_u64(s, f[F_DELAYED], NULL, rt.delayed);
+    for (int i = 0; i < RG_DEAD__COUNT; i++)
+        rg_metrics_collect_u64(s, f[F_DEAD],
+                               (const char *[]){rg_dead_reason_name(i)},
+                               rt.dead_by[i]);
+    rg_metrics_collect_u64(s, f[F_WAITING], NULL, rt.parked_now);
+    rg_metrics_collect_u64(s, f[F_RECOVERED], NULL, rt.recovered);
 
     if (rm->cache != NULL) {
         rg_cache_job_stats_t c;

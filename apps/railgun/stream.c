@@ -67,6 +67,20 @@ static rg_stream_pair_t *pair_slot(const rg_stream_t *s, int64_t v,
     return &s->pairs[i];
 }
 
+uint64_t rg_stream_poison_step(const rg_stream_spec_t *spec)
+{
+    if (spec->poison == 0 || spec->events == 0)
+        return 0;
+    uint64_t step = spec->events / spec->poison;
+    return step ? step : 1;
+}
+
+bool rg_stream_poisoned(const rg_stream_spec_t *spec, uint64_t i)
+{
+    uint64_t step = rg_stream_poison_step(spec);
+    return step != 0 && i % step == step / 2 && i / step < spec->poison;
+}
+
 int rg_stream_generate(rg_stream_t *s, const rg_stream_spec_t *spec)
 {
     uint64_t n = spec->events;
@@ -104,7 +118,10 @@ int rg_stream_generate(rg_stream_t *s, const rg_stream_spec_t *spec)
         s->state[i] = st;
         s->part[i] = p;
         s->off[i] = next[p]++;
-        /* the truth: the job's transition rule, in stream order */
+        /* the truth: the job's transition rule, in stream order; a
+         * poisoned event is never applied */
+        if (rg_stream_poisoned(spec, i))
+            continue;
         rg_stream_pair_t *tp = pair_slot(s, v, u);
         if (tp->video == 0)
             *tp = (rg_stream_pair_t){v, u, 0};

@@ -36,7 +36,16 @@ typedef struct rg_stream_spec_s {
     double zipf;
     unsigned partitions;
     bool binary;  /* values in the compact binary form (like_codec.h) */
+    uint64_t poison; /* `railgun demo --poison N`: N events the likes job
+                        fails for good (rg_stream_poisoned()); the truth
+                        leaves them out */
 } rg_stream_spec_t;
+
+/* The poison step of spec (0: no poison): event i is poisoned when
+ * i % step == step / 2 and i / step < spec->poison, the rule of the
+ * likes job's likes.fault.poison.* rows. */
+uint64_t rg_stream_poison_step(const rg_stream_spec_t *spec);
+bool rg_stream_poisoned(const rg_stream_spec_t *spec, uint64_t i);
 
 /* The defaults, with `n` events. */
 #define RG_STREAM_SPEC_DEFAULT(n)                                          \

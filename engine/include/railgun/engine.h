@@ -158,6 +158,14 @@ RG_EXPORT unsigned rg_ctx_worker(const rg_ctx_t *ctx);
  * do_event, pre_do and batch_do may change an event's payload (e.g. pre_do
  * attaching loaded state) but not its key, partition, offset, source or
  * ack_gen: the engine marks the offset done from those after the call.
+ * They may mark events for a retry or as failed (railgun/retry.h).
+ * order_key (worker thread, optional): the event's order unit for
+ *   retries (railgun/retry.h): while an event waits for a retry, later
+ *   events with the same order key wait behind it. NULL: the routing key
+ *   (every event of a key waits). A job that needs order only per
+ *   finer unit (the likes job: per (video, user)) returns a hash of it,
+ *   so one failed like does not hold up its whole video. Called only
+ *   while something waits for a retry; it must not change the event.
  */
 typedef struct rg_processor_s {
     int  (*unpack)(void *opaque, const rg_msg_t *msg, rg_event_t *ev);
@@ -166,6 +174,7 @@ typedef struct rg_processor_s {
     void (*batch_do)(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
                      size_t n);
     void *opaque;
+    uint64_t (*order_key)(void *opaque, const rg_event_t *ev);
 } rg_processor_t;
 
 /* One partition's committable position, as handed to the commit callback. */

@@ -12,12 +12,14 @@
  *       nothing of the event; the engine runs it again later.
  *   rg_ctx_fail(ctx, ev, reason)   permanent: the processor applied
  *       nothing of it and never will; it becomes a dead letter.
- * A retried event's later events of the same routing key (its order unit,
- * `retry.order=key`) must not be applied before it: in single mode the
+ * A retried event's later events of the same order unit (with
+ * `retry.order=key`: the processor's order_key, by default the routing
+ * key, railgun/engine.h) must not be applied before it: in single mode the
  * engine holds them back itself; in batch mode pre_do and batch_do must
  * leave alone every event for which rg_ctx_blocked() is true (the event
  * they marked, and the later events of its key in the same call), and the
  * engine queues those behind it in order. Events of other keys flow on.
+ * (Below, "key" means the order unit.)
  *
  * The path of a retried event (a worker's own timer, no thread):
  *   1. in place: it waits `retry.backoff.ms` x 2^(attempt - 1) (at most
@@ -108,6 +110,13 @@ RG_EXPORT bool rg_ctx_blocked(const rg_ctx_t *ctx, const rg_event_t *ev);
  * failures). */
 RG_EXPORT unsigned rg_ctx_attempt(const rg_ctx_t *ctx, const rg_event_t *ev);
 
+/*
+ * From a processor's unpack, before it returns an error: `reason` (a
+ * string that outlives the call, e.g. a literal) becomes the reason of
+ * the message's dead letter instead of the error's name. Ingest thread.
+ */
+RG_EXPORT void rg_unpack_reason(const char *reason);
+
 /* Dead-letter callback (see Threads above). row's pointers are valid for
  * the call. */
 typedef void (rg_dead_letter_cb)(void *opaque, const rg_failure_t *row);
@@ -130,6 +139,30 @@ RG_EXPORT int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions,
                                     size_t n, char *errstr,
                                     size_t errstr_size);
 
+/*
+ * Before a source gives partitions[0..n) up (a rebalance's revoke), and
+ * before its rg_dispatcher_flush(): their waiting events are stored with
+ * the flush's epoch (delayed rows) and then forgotten here, never run
+ * again by this engine; the partitions' next owner requeues them. Without
+ * a sink that keeps failures it does nothing. Any thread. Returns 0,
+ * RG_EINVAL, RG_ENOMEM.
+ */
+RG_EXPORT int rg_engine_release(rg_engine_t *e, const int32_t *partitions,
+                                size_t n);
+
+/* Why an event became a dead letter (a fixed set, for metrics). */
+typedef enum rg_dead_reason_e {
+    RG_DEAD_FAILED = 0,     /* the processor said so (rg_ctx_fail()) */
+    RG_DEAD_ATTEMPTS,       /* retry.max.attempts used up */
+    RG_DEAD_AGE,            /* older than retry.max.age.ms */
+    RG_DEAD_UNDECODABLE,    /* unpack rejected the message */
+    RG_DEAD_UNRUNNABLE,     /* a stored payload was cut: cannot run again */
+    RG_DEAD__COUNT
+} rg_dead_reason_t;
+
+/* "failed", "attempts", "age", "undecodable", "unrunnable". */
+RG_EXPORT const char *rg_dead_reason_name(rg_dead_reason_t r);
+
 /* Failure counters, monotonic except the gauges. */
 typedef struct rg_retry_stats_s {
     uint64_t retried;       /* retry marks (attempts that failed) */
@@ -143,6 +176,7 @@ typedef struct rg_retry_stats_s {
     uint64_t keys_now;      /* gauge: keys parked now */
     uint64_t full_waits;    /* times a worker stopped reading its rings at
                                retry.max.parked.events */
+    uint64_t dead_by[RG_DEAD__COUNT]; /* dead_lettered, by reason */
 } rg_retry_stats_t;
 
 /* Sums every worker's counters. Any thread. */

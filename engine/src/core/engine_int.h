@@ -120,6 +120,8 @@ struct rg__wait {
     uint8_t dirty;           /* attempts changed since that row */
     uint8_t delayed;         /* joined the delayed queue */
     uint8_t truncated;       /* payload was cut when it was stored */
+    uint8_t frozen;          /* its partition was released: stored at the
+                                next seal, then forgotten, never run */
 };
 
 /* A parked key: its queue of waits, oldest first (retry.c). */
@@ -141,6 +143,8 @@ struct rg__mark {
  * its worker's mailbox. */
 struct rg__requeued {
     struct rg__requeued *next;
+    int32_t release;         /* >= 0: rg_engine_release() of this
+                                partition, w unused */
     struct rg__wait w;
 };
 
@@ -167,6 +171,7 @@ struct rg__retry {
     uint32_t ntouched;
     bool volatile_warned;    /* logged: waits kept in memory only */
     bool full;               /* at max_parked: not reading the rings */
+    uint32_t nfrozen;        /* waits frozen by a release */
     /* mailbox from rg_engine_requeue() */
     pthread_mutex_t lock;
     bool lock_ok;
@@ -174,9 +179,9 @@ struct rg__retry {
     _Atomic uint32_t mail_n; /* nonzero: mail to take */
     /* stats (single writer) */
     uint64_t l_retried, l_failed, l_delayed, l_dead, l_recovered,
-        l_requeued, l_full;
+        l_requeued, l_full, l_dead_by[RG_DEAD__COUNT];
     _Atomic uint64_t retried, failed, delayed, dead, recovered, requeued,
-        parked_now, keys_now, full_waits;
+        parked_now, keys_now, full_waits, dead_by[RG_DEAD__COUNT];
 };
 
 /* A worker. It is also the context its processor callbacks get

@@ -14,9 +14,9 @@
  *     key are left alone (rg_ctx_blocked) and appended by settle.
  *   - Only a queue's head is ever run again; the events behind it run,
  *     in order, right after it succeeded or became a dead letter.
- *   - The order unit is the routing key with retry.order=key; with none
- *     it is the event itself (partition, offset), so nothing waits behind
- *     a failed event.
+ *   - The order unit is the processor's order_key (default: the routing
+ *     key) with retry.order=key; with none it is the event itself
+ *     (partition, offset), so nothing waits behind a failed event.
  *   - Waits come from a pool of retry.max.parked.events: the worker pops
  *     at most rg__retry_room() events from its rings, so every event of a
  *     call can be parked without an allocation, and at the bound it stops
@@ -55,7 +55,9 @@ static int64_t wall_ms(void)
 static uint64_t order_key(const rg_engine_t *e, const rg_event_t *ev)
 {
     if (e->rc.by_key)
-        return ev->key;
+        return e->proc.order_key != NULL
+                   ? e->proc.order_key(e->proc.opaque, ev)
+                   : ev->key;
     return rg_hash64((uint64_t)(uint32_t)ev->partition << 40 ^
                        (uint64_t)ev->offset);
 }
@@ -221,6 +223,9 @@ static void publish(struct rg__retry *r, uint32_t max_parked)
     atomic_store_explicit(&r->parked_now, max_parked - r->nfree,
                           memory_order_relaxed);
     atomic_store_explicit(&r->keys_now, r->nkeys, memory_order_relaxed);
+    for (int i = 0; i < RG_DEAD__COUNT; i++)
+        atomic_store_explicit(&r->dead_by[i], r->l_dead_by[i],
+                              memory_order_relaxed);
 }
 
 /* ---- the calls a processor makes --------------------------------------- */
@@ -422,8 +427,10 @@ static void offset_done(rg__worker_t *w, const rg_event_t *ev)
     rg__park_wake(&e->commit_wake.park);
 }
 
-static void dead_letter(rg__worker_t *w, struct rg__wait *wt)
+static void dead_letter(rg__worker_t *w, struct rg__wait *wt,
+                        rg_dead_reason_t why)
 {
+    w->rt.l_dead_by[why]++;
     rg_failure_t row;
     fill_row(w, wt, RG_FAILURE_DEAD, &row);
     if (w->e->epoch_mode)
@@ -433,16 +440,19 @@ static void dead_letter(rg__worker_t *w, struct rg__wait *wt)
     w->rt.l_dead++;
 }
 
-/* The head of keys[k] is finished (applied: dead false): done, freed,
- * the next one is due at once. */
-static void finish_head(rg__worker_t *w, uint32_t k, bool dead)
+enum { APPLIED = -1 };
+
+/* The head of keys[k] is finished (applied: why APPLIED, else dead for
+ * that reason): done, freed, the next one is due at once. */
+static void finish_head(rg__worker_t *w, uint32_t k, int why)
 {
+    bool dead = why != APPLIED;
     struct rg__retry *r = &w->rt;
     struct rg__wkey *key = &r->keys[k];
     uint32_t i = key->head - 1;
     struct rg__wait *wt = &r->pool[i];
     if (dead) {
-        dead_letter(w, wt);
+        dead_letter(w, wt, (rg_dead_reason_t)why);
     } else {
         r->l_recovered++;
         if (wt->stored) {
@@ -549,7 +559,7 @@ uint32_t rg__retry_settle(rg__worker_t *w, rg_event_t *evs, uint32_t n)
             snprintf(buf, sizeof(buf), "%s", mk->reason);
             tmp.reasons = buf;
             r->l_failed++;
-            dead_letter(w, &tmp);
+            dead_letter(w, &tmp, RG_DEAD_FAILED);
             evs[out++] = *ev; /* its offset is done, its payload freed */
         } else {
             if (out != i)
@@ -608,18 +618,19 @@ static void run_key(rg__worker_t *w, uint32_t k, int64_t now, int64_t now_ms)
     struct rg__retry *r = &w->rt;
     while (r->keys[k].head != 0) {
         struct rg__wait *wt = &r->pool[r->keys[k].head - 1];
-        if (wt->due_ns > now)
+        if (wt->due_ns > now || wt->frozen)
             return;
         /* relaxed: a failed engine writes nothing more; waits stay */
         if (atomic_load_explicit(&e->failed, memory_order_relaxed))
             return;
         if (wt->attempts >= e->rc.max_attempts) {
-            finish_head(w, k, true); /* e.g. max.attempts 1, or lowered */
+            /* e.g. max.attempts 1, or lowered since it was stored */
+            finish_head(w, k, RG_DEAD_ATTEMPTS);
             continue;
         }
         if (wt->truncated) {
             add_reason(wt, "payload cut when stored: cannot run again");
-            finish_head(w, k, true);
+            finish_head(w, k, RG_DEAD_UNRUNNABLE);
             continue;
         }
         char reason[RG_RETRY_REASON_MAX];
@@ -629,7 +640,7 @@ static void run_key(rg__worker_t *w, uint32_t k, int64_t now, int64_t now_ms)
         wt->attempts++;
         wt->last_ms = now_ms;
         if (kind == 0) {
-            finish_head(w, k, false);
+            finish_head(w, k, APPLIED);
             continue;
         }
         add_reason(wt, reason);
@@ -637,12 +648,16 @@ static void run_key(rg__worker_t *w, uint32_t k, int64_t now, int64_t now_ms)
             wt->dirty = 1;
         if (kind == MARK_FAIL) {
             r->l_failed++;
-            finish_head(w, k, true);
+            finish_head(w, k, RG_DEAD_FAILED);
             continue;
         }
         r->l_retried++;
-        if (wt->attempts >= e->rc.max_attempts || too_old(e, wt, now_ms)) {
-            finish_head(w, k, true);
+        if (wt->attempts >= e->rc.max_attempts) {
+            finish_head(w, k, RG_DEAD_ATTEMPTS);
+            continue;
+        }
+        if (too_old(e, wt, now_ms)) {
+            finish_head(w, k, RG_DEAD_AGE);
             continue;
         }
         wt->due_ns = due_after(w, wt, now);
@@ -665,15 +680,52 @@ bool rg__retry_tick(rg__worker_t *w, int64_t now)
     }
     int64_t next = INT64_MAX;
     for (uint32_t k = 0; k < r->nkeys; k++) {
-        int64_t d = r->pool[r->keys[k].head - 1].due_ns;
-        if (d < next)
-            next = d;
+        const struct rg__wait *h = &r->pool[r->keys[k].head - 1];
+        if (!h->frozen && h->due_ns < next)
+            next = h->due_ns;
     }
     r->next_due_ns = next;
     publish(r, w->e->rc.max_parked);
     if (w->e->epoch_mode)
         rg__epoch_after_batch(w);
     return true;
+}
+
+/* Frees every frozen wait (their rows are in the sealing delta). */
+static void forget_frozen(rg__worker_t *w)
+{
+    struct rg__retry *r = &w->rt;
+    for (uint32_t k = 0; k < r->nkeys;) {
+        struct rg__wkey *key = &r->keys[k];
+        uint32_t prev = 0;
+        for (uint32_t i = key->head; i != 0;) {
+            struct rg__wait *wt = &r->pool[i - 1];
+            uint32_t next = wt->next;
+            if (wt->frozen) {
+                if (prev == 0)
+                    key->head = next;
+                else
+                    r->pool[prev - 1].next = next;
+                if (key->tail == i)
+                    key->tail = prev;
+                key->count--;
+                release_ev(&wt->ev);
+                free(wt->reasons);
+                r->free_waits[r->nfree++] = i - 1;
+                r->nfrozen--;
+            } else {
+                prev = i;
+            }
+            i = next;
+        }
+        if (key->head == 0) {
+            drop_key(r, k);
+        } else {
+            r->pool[key->head - 1].due_ns = 0; /* a new head runs now */
+            k++;
+        }
+    }
+    r->next_due_ns = 0; /* the tick recomputes it */
 }
 
 void rg__retry_seal(rg__worker_t *w)
@@ -711,6 +763,8 @@ void rg__retry_seal(rg__worker_t *w)
             if (row.flags & RG_FAILURE_F_TRUNCATED)
                 wt->truncated = 1;
         }
+    if (r->nfrozen > 0)
+        forget_frozen(w);
     publish(r, e->rc.max_parked);
 }
 
@@ -722,8 +776,23 @@ void rg__retry_take_mail(rg__worker_t *w)
     pthread_mutex_lock(&r->lock);
     struct rg__requeued *m = r->mail_head;
     /* relaxed: under the lock, which orders the list */
-    while (m != NULL && r->nfree > 0) {
+    while (m != NULL && (m->release >= 0 || r->nfree > 0)) {
         struct rg__requeued *nx = m->next;
+        if (m->release >= 0) {
+            for (uint32_t k = 0; k < r->nkeys; k++)
+                for (uint32_t i = r->keys[k].head; i != 0;
+                     i = r->pool[i - 1].next)
+                    if (r->pool[i - 1].ev.partition == m->release &&
+                        !r->pool[i - 1].frozen) {
+                        r->pool[i - 1].frozen = 1;
+                        r->nfrozen++;
+                    }
+            free(m);
+            m = nx;
+            /* relaxed: under the lock, as below */
+            atomic_fetch_sub_explicit(&r->mail_n, 1, memory_order_relaxed);
+            continue;
+        }
         uint64_t key = order_key(w->e, &m->w.ev);
         uint32_t k = find_key(r, key);
         if (k == UINT32_MAX)
@@ -752,16 +821,32 @@ void rg__retry_take_mail(rg__worker_t *w)
 
 /* ---- undecodable messages (ingest thread) --------------------------------- */
 
+/* unpack's reason for its error: set and read on the same ingest thread
+ * within one push, so thread-local, no atomics */
+static _Thread_local const char *unpack_reason;
+
+void rg_unpack_reason(const char *reason)
+{
+    unpack_reason = reason;
+}
+
 void rg__retry_dead_msg(rg_dispatcher_t *d, const rg_msg_t *msg, int rc)
 {
     rg_engine_t *e = d->e;
-    if (e->dl_cb == NULL && !(e->epoch_mode && e->rc.keep))
+    if (e->dl_cb == NULL && !(e->epoch_mode && e->rc.keep)) {
+        unpack_reason = NULL;
         return;
+    }
     /* relaxed: a statistic */
     atomic_fetch_add_explicit(&e->st_dead_msgs, 1, memory_order_relaxed);
-    char reason[96];
-    snprintf(reason, sizeof(reason), "undecodable: %s (%s)", rg_strerror(rc),
-             rg_err_name(rc));
+    char reason[RG_RETRY_REASON_MAX + 32];
+    if (unpack_reason != NULL)
+        snprintf(reason, sizeof(reason), "undecodable: %.*s",
+                 RG_RETRY_REASON_MAX - 1, unpack_reason);
+    else
+        snprintf(reason, sizeof(reason), "undecodable: %s (%s)",
+                 rg_strerror(rc), rg_err_name(rc));
+    unpack_reason = NULL;
     rg_failure_t row;
     memset(&row, 0, sizeof(row));
     row.state = RG_FAILURE_DEAD;
@@ -808,6 +893,24 @@ int rg_engine_set_dead_letter_cb(rg_engine_t *e, rg_dead_letter_cb *cb,
     return 0;
 }
 
+/* Appends m to worker w's mailbox (any thread). */
+static void post(rg__worker_t *w, struct rg__requeued *m)
+{
+    pthread_mutex_lock(&w->rt.lock);
+    if (w->rt.mail_tail != NULL)
+        w->rt.mail_tail->next = m;
+    else
+        w->rt.mail_head = m;
+    w->rt.mail_tail = m;
+    /* relaxed: the flag only makes the worker look; the list itself is
+     * read under the lock. A ring event pushed after this call (the
+     * source's first push after requeue, the barrier of the flush after
+     * release) carries it to the worker through the ring's release and
+     * the pop's acquire, see worker.c */
+    atomic_fetch_add_explicit(&w->rt.mail_n, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&w->rt.lock);
+}
+
 struct requeue_ctx {
     rg_engine_t *e;
     int64_t count;
@@ -825,6 +928,7 @@ static void requeue_row(void *arg, const rg_failure_t *row)
         c->rc = RG_ENOMEM;
         return;
     }
+    m->release = -1;
     struct rg__wait *wt = &m->w;
     wt->ev.key = row->key;
     wt->ev.offset = row->offset;
@@ -860,19 +964,27 @@ static void requeue_row(void *arg, const rg_failure_t *row)
         if (wt->reasons != NULL)
             snprintf(wt->reasons, RG_FAILURE_REASONS_MAX, "%s", row->reasons);
     }
-    rg__worker_t *w = &e->workers[rg__route(e, row->key)];
-    pthread_mutex_lock(&w->rt.lock);
-    if (w->rt.mail_tail != NULL)
-        w->rt.mail_tail->next = m;
-    else
-        w->rt.mail_head = m;
-    w->rt.mail_tail = m;
-    /* relaxed: the flag only makes the worker look; the list itself is
-     * read under the lock. A ring event pushed after this call carries
-     * it to the worker (its acquire pop), see worker.c */
-    atomic_fetch_add_explicit(&w->rt.mail_n, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&w->rt.lock);
+    post(&e->workers[rg__route(e, row->key)], m);
     c->count++;
+}
+
+int rg_engine_release(rg_engine_t *e, const int32_t *partitions, size_t n)
+{
+    if (e == NULL || (n > 0 && partitions == NULL))
+        return RG_EINVAL;
+    if (!e->epoch_mode || !e->rc.keep)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        for (unsigned w = 0; w < e->nworkers; w++) {
+            struct rg__requeued *m = calloc(1, sizeof(*m));
+            if (m == NULL)
+                return RG_ENOMEM;
+            m->release = partitions[i];
+            post(&e->workers[w], m);
+        }
+    for (unsigned w = 0; w < e->nworkers; w++)
+        rg__park_wake(&e->workers[w].wake.park);
+    return 0;
 }
 
 int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
@@ -927,7 +1039,21 @@ void rg_engine_retry_stats(rg_engine_t *e, rg_retry_stats_t *out)
         out->full_waits +=
             atomic_load_explicit(&r->full_waits, memory_order_relaxed);
     }
+    for (unsigned i = 0; i < e->nworkers; i++)
+        for (int k = 0; k < RG_DEAD__COUNT; k++)
+            /* relaxed: statistics */
+            out->dead_by[k] += atomic_load_explicit(
+                &e->workers[i].rt.dead_by[k], memory_order_relaxed);
     /* relaxed: a statistic */
-    out->dead_lettered += atomic_load_explicit(&e->st_dead_msgs,
-                                               memory_order_relaxed);
+    uint64_t msgs = atomic_load_explicit(&e->st_dead_msgs,
+                                         memory_order_relaxed);
+    out->dead_lettered += msgs;
+    out->dead_by[RG_DEAD_UNDECODABLE] += msgs;
+}
+
+const char *rg_dead_reason_name(rg_dead_reason_t r)
+{
+    static const char *const names[RG_DEAD__COUNT] = {
+        "failed", "attempts", "age", "undecodable", "unrunnable"};
+    return (unsigned)r < RG_DEAD__COUNT ? names[r] : "unknown";
 }

@@ -259,8 +259,9 @@ void *rg__worker_main(void *arg)
         } else if (idle <= e->worker_spins + e->worker_yields) {
             sched_yield();
         } else if (w->rt.nkeys > 0) {
-            nap_until_due(w); /* the retry timer: never park past it */
-            idle = 0;
+            /* the retry timer: never park past it; stay in this branch
+             * (no spinning between naps) until an event comes */
+            nap_until_due(w);
         } else {
             uint32_t seq = rg__park_prepare(&w->wake.park);
             if (!inputs_empty(w) ||

@@ -25,6 +25,7 @@
 #include "railgun/error.h"
 #include "railgun/flush.h"
 #include "railgun/kafka.h"
+#include "railgun/retry.h"
 #include "kafka_int.h"
 #include "../../common/util.h"
 
@@ -593,6 +594,15 @@ static void on_assign(rg_kafka_source_t *s, rd_kafka_t *rk,
         }
     }
     rd_kafka_topic_partition_list_destroy(committed);
+    if (s->has_sink) {
+        /* the delayed retries stored for these partitions go back to
+         * their workers before anything new of them is pushed */
+        int64_t rq = rg_engine_requeue(s->e, ps, (size_t)n, err, sizeof(err));
+        if (rq < 0) {
+            fail(s, "kafka: assign: loading the delayed retries: %s", err);
+            goto out;
+        }
+    }
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fail(s, "kafka: assign: %s", rd_kafka_err2str(e));
@@ -616,6 +626,17 @@ static void on_revoke(rg_kafka_source_t *s, rd_kafka_t *rk,
      * them go; then the stored offsets go to the group, synchronously.
      * Bounded by shutdown.timeout.ms: what is not stored then is
      * reprocessed by the next owner */
+    /* their waiting retries are stored with the flush's epoch and then
+     * left to the next owner */
+    int32_t *rel = malloc(sizeof(int32_t) * (size_t)(parts->cnt ? parts->cnt : 1));
+    if (rel != NULL) {
+        for (int i = 0; i < parts->cnt; i++)
+            rel[i] = parts->elems[i].partition;
+        if (rg_engine_release(s->e, rel, (size_t)parts->cnt) != 0)
+            rg_conf_log(s->conf, RG_LOG_WARN, "kafka", "revoke: out of "
+                        "memory releasing the waiting retries");
+        free(rel);
+    }
     int rc = rg_dispatcher_flush(s->d, s->shutdown_ms > 0 ? (int)s->shutdown_ms
                                                           : 3600000);
     if (rc != 0 && rc != RG_ESTOPPED)
