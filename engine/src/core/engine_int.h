@@ -164,6 +164,7 @@ struct rg__retry {
     rg_event_t *call_evs;
     uint32_t call_n;
     bool rerun;              /* it retries one waiting event */
+    bool cut_on_mark;        /* single mode: a mark ends the fast loop */
     uint32_t rerun_attempt;
     struct rg__mark *marks;  /* [batch.max.events] */
     uint32_t nmarks;

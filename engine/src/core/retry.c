@@ -242,6 +242,10 @@ static int mark(rg_ctx_t *ctx, const rg_event_t *ev, int kind,
     if (me->flags & RG__EVENT_F_MARKED)
         return RG_EINVAL;
     me->flags |= RG__EVENT_F_MARKED;
+    if (r->cut_on_mark) {
+        r->cut_on_mark = false;
+        r->call_n = i + 1; /* worker.c: the fast loop ends after i */
+    }
     struct rg__mark *m = &r->marks[r->nmarks++];
     m->idx = i;
     m->kind = (uint8_t)kind;

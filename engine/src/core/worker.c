@@ -71,8 +71,17 @@ static void process(rg__worker_t *w, rg_event_t *evs, size_t n)
                 p->pre_do(p->opaque, w, evs, n);
             p->batch_do(p->opaque, w, evs, n);
         } else {
-            for (size_t i = 0; i < n; i++) {
-                if (r->nmarks > 0 && rg__retry_blocked_at(w, (uint32_t)i))
+            /* the loop bound is r->call_n: a mark cuts it to the marked
+             * event (retry.c), so the common case costs no test of its
+             * own; after a mark the rest goes through the blocked check */
+            r->cut_on_mark = true;
+            size_t i = 0;
+            for (; i < r->call_n; i++)
+                p->do_event(p->opaque, w, &evs[i]);
+            r->cut_on_mark = false;
+            r->call_n = (uint32_t)n;
+            for (; i < n; i++) {
+                if (rg__retry_blocked_at(w, (uint32_t)i))
                     continue; /* behind a retried event of its key */
                 p->do_event(p->opaque, w, &evs[i]);
             }
