@@ -31,9 +31,9 @@ coords() { awk 'NR > 1 && /^[0-9]+:[0-9]+ / { print $1 }' <<<"$1" | tr '\n' ' ';
 
 # list: the dead letters only, in order, with the summary line
 out=$("$rg" dlq list "${db[@]}" 2>"$tmp/err"); rc=$?
-if [ $rc -eq 0 ] && [ "$(coords "$out")" = "0:5 1:3 2:7 " ] &&
+if [ $rc -eq 0 ] && [ "$(coords "$out")" = "0:5 1:3 2:7 3:11 " ] &&
    grep -q '^PARTITION:OFFSET' <<<"$out" &&
-   [ "$(tail -n1 <<<"$out")" = "3 of 3 dead letters" ]; then ok
+   [ "$(tail -n1 <<<"$out")" = "4 of 4 dead letters" ]; then ok
 else bad "list (rc=$rc): $out $(cat "$tmp/err")"; fi
 # each line: state, attempts, both times, size, reasons, the preview
 line=$(grep '^1:3 ' <<<"$out")
@@ -51,22 +51,22 @@ then ok; else bad "list --partition 1: $out"; fi
 out=$("$rg" dlq list "${db[@]}" --partition 2,0 --partition 0)
 if [ "$(coords "$out")" = "0:5 2:7 " ]; then ok
 else bad "list --partition 2,0 --partition 0: $out"; fi
-out=$("$rg" dlq list "${db[@]}" --reason bad_json)
+out=$("$rg" dlq list "${db[@]}" --reason "bad_json: exp")
 if [ "$(coords "$out")" = "0:5 " ] &&
-   [ "$(tail -n1 <<<"$out")" = "1 of 3 dead letters" ]; then ok
-else bad "list --reason bad_json: $out"; fi
+   [ "$(tail -n1 <<<"$out")" = "1 of 4 dead letters" ]; then ok
+else bad "list --reason: $out"; fi
 out=$("$rg" dlq list "${db[@]}" --since 1764600100000)
-if [ "$(coords "$out")" = "1:3 2:7 " ]; then ok
+if [ "$(coords "$out")" = "1:3 2:7 3:11 " ]; then ok
 else bad "list --since: $out"; fi
 out=$("$rg" dlq list "${db[@]}" --reason "timed out" --since 1764600100001)
 if [ "$(coords "$out")" = "" ] &&
-   [ "$(tail -n1 <<<"$out")" = "0 of 3 dead letters" ]; then ok
+   [ "$(tail -n1 <<<"$out")" = "0 of 4 dead letters" ]; then ok
 else bad "list: filters combine: $out"; fi
 out=$("$rg" dlq list "${db[@]}" --state delayed)
 if [ "$(coords "$out")" = "0:9 " ] && grep -q '^0:9 *delayed' <<<"$out"
 then ok; else bad "list --state delayed: $out"; fi
 out=$("$rg" dlq list "${db[@]}" --state all)
-if [ "$(coords "$out")" = "0:5 0:9 1:3 2:7 " ]; then ok
+if [ "$(coords "$out")" = "0:5 0:9 1:3 2:7 3:11 " ]; then ok
 else bad "list --state all: $out"; fi
 
 # --json: one object; the rows' fields
@@ -160,6 +160,92 @@ else
   if [ $rc -ne 0 ] && grep -q 'dlq_none' "$tmp/err"; then ok
   else bad "list of a missing database (rc=$rc): $(cat "$tmp/err")"; fi
 fi
+
+# ---- replay: the raw messages back to the topic, then marked ----------
+# (mock-kafka: librdkafka's mock cluster in its own process; kcat reads)
+"$rg" mock-kafka --brokers 1 --topic likes:4 >"$tmp/mk" 2>"$tmp/mkerr" &
+mk=$!
+trap 'kill $mk 2>/dev/null; wait $mk 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 1 100); do [ -s "$tmp/mk" ] && break; sleep 0.1; done
+bs=$(cat "$tmp/mk")
+# every message of the topic as "KEYHEX VALUEHEX" lines, sorted
+topic_hex() {
+  timeout 20 kcat -b "$bs" -C -t likes -o beginning -e -q -f '%k\t%s\n' |
+    python3 -c '
+import sys
+for line in sorted(sys.stdin.buffer.read().split(b"\n")[:-1]):
+    k, v = line.split(b"\t", 1)
+    print(k.hex(), v.hex())'
+}
+
+# --dry-run: what would go, why the others do not; nothing produced
+out=$("$rg" dlq replay "${db[@]}" --topic likes --dry-run); rc=$?
+if [ $rc -eq 0 ] && grep -q '^would  *0:5: key 2 bytes, value 15 bytes$' <<<"$out" &&
+   grep -q '^would  *3:11: key 3 bytes, value 4 bytes$' <<<"$out" &&
+   grep -q "^skipped  *1:3: an unpacked event's payload" <<<"$out" &&
+   grep -q '^skipped  *2:7: the value was cut' <<<"$out" &&
+   [ "$(tail -n1 <<<"$out")" = "would replay 2 of 4 dead letters to likes, skipped 2, failed 0" ] &&
+   [ -z "$(topic_hex)" ]; then ok
+else bad "replay --dry-run (rc=$rc): $out"; fi
+
+# a broker that does not answer: exit 1, nothing marked
+"$rg" dlq replay "${db[@]}" --topic likes --bootstrap 127.0.0.1:1 \
+  -X kafka.message.timeout.ms=1000 >"$tmp/out" 2>"$tmp/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q '^failed  *0:5' "$tmp/out" &&
+   grep -q 'not delivered' "$tmp/err" &&
+   ! "$rg" dlq list "${db[@]}" | grep -q replayed; then ok
+else bad "replay to no broker (rc=$rc): $(cat "$tmp/out" "$tmp/err")"; fi
+
+# the replay: exactly the two raw messages, byte for byte, then marked
+out=$("$rg" dlq replay "${db[@]}" --topic likes --bootstrap "$bs" 2>"$tmp/err"); rc=$?
+want=$'006b31 7b007dff\n3432 6e6f74206a736f6e20617420616c6c'
+if [ $rc -eq 0 ] &&
+   grep -Eq '^replayed  *0:5 -> partition [0-3] offset 0$' <<<"$out" &&
+   grep -Eq '^replayed  *3:11 -> partition [0-3] offset [0-9]+$' <<<"$out" &&
+   [ "$(tail -n1 <<<"$out")" = "replayed 2 of 4 dead letters to likes, skipped 2, failed 0" ] &&
+   [ "$(topic_hex)" = "$want" ]; then ok
+else bad "replay (rc=$rc): $out $(cat "$tmp/err") topic: $(topic_hex)"; fi
+out=$("$rg" dlq list "${db[@]}")
+if [ "$(grep -c '(replayed 20[0-9-]* [0-9:.]*)$' <<<"$out")" -eq 2 ] &&
+   grep -q '^0:5 .*(replayed ' <<<"$out" && grep -q '^3:11 .*(replayed ' <<<"$out"
+then ok; else bad "list after replay: $out"; fi
+out=$("$rg" dlq show 3:11 "${db[@]}" --json)
+if python3 -c '
+import json, sys, time
+o = json.loads(sys.argv[1])
+assert abs(o["replayed_ms"] - time.time() * 1000) < 600000, o
+' "$out"; then ok; else bad "show --json after replay: $out"; fi
+if "$rg" dlq show 1:3 "${db[@]}" | grep -q 'replayed *never'; then ok
+else bad "show 1:3: not replayed"; fi
+
+# again: skipped as replayed before; --again produces them once more
+out=$("$rg" dlq replay "${db[@]}" --topic likes --bootstrap "$bs" --json); rc=$?
+if [ $rc -eq 0 ] && python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["replayed"] == 0 and o["skipped"] == 4 and o["failed"] == 0, o
+why = {(r["partition"], r["offset"]): r["why"] for r in o["rows"]}
+assert why[(0, 5)].startswith("replayed before"), why
+assert why[(3, 11)].startswith("replayed before"), why
+' "$out" && [ "$(topic_hex | wc -l)" -eq 2 ]; then ok
+else bad "replay twice (rc=$rc): $out"; fi
+out=$("$rg" dlq replay "${db[@]}" --topic likes --bootstrap "$bs" --again \
+      --reason NUL); rc=$?
+if [ $rc -eq 0 ] && grep -q '^replayed  *3:11 ' <<<"$out" &&
+   ! grep -q '0:5' <<<"$out" && [ "$(topic_hex | wc -l)" -eq 3 ]; then ok
+else bad "replay --again --reason NUL (rc=$rc): $out"; fi
+
+# replay's bad input
+for args in "replay" "replay --topic likes --state all" \
+            "list --topic likes" "show 0:5 --again"; do
+  # shellcheck disable=SC2086
+  "$rg" dlq $args "${db[@]}" >/dev/null 2>"$tmp/err"; rc=$?
+  if [ $rc -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ]; then ok
+  else bad "dlq $args: rc=$rc $(cat "$tmp/err")"; fi
+done
+"$rg" dlq replay "${db[@]}" --topic likes >/dev/null 2>"$tmp/err"; rc=$?
+if [ $rc -eq 2 ] && grep -q -- '--bootstrap' "$tmp/err"; then ok
+else bad "replay without a cluster: rc=$rc $(cat "$tmp/err")"; fi
 
 echo "dlq ($kind): $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,14 +1,27 @@
 /*
- * cmd_dlq.c - `railgun dlq list` and `railgun dlq show P:OFFSET`: the dead
+ * cmd_dlq.c - `railgun dlq list`, `show P:OFFSET` and `replay`: the dead
  * letters (and, asked for, the delayed retries) that the engine stored in
  * the sink's failures table (sink.table.failures, railgun/sinks.h),
  * through the sink's own scan_failures(). The sink is opened as `railgun
  * run` opens it (--config, -X, sink=sqlite|mysql and their properties;
  * --db FILE as `railgun demo` takes it), but read-only: no schema is
- * made, nothing is claimed, nothing written.
+ * made, nothing is claimed, nothing written through it. The one column
+ * the sink API does not carry, replayed_ms, goes through dlq_store.h.
  *
- * Exit status: 0 done (also when nothing matched), 1 the database failed
- * or `show` found no such row, 2 bad input.
+ * replay produces the chosen dead letters' raw messages (rows with
+ * RG_FAILURE_F_MESSAGE: the key and value unpack rejected) to --topic
+ * with the producer SDK, waits for every delivery, then sets replayed_ms
+ * of the delivered ones in one transaction: at least once (a crash
+ * between the delivery and the mark replays the row again next time,
+ * unless it was marked), and a row replayed once is skipped unless
+ * --again. Rows that cannot be produced as they came are skipped, saying
+ * why: an unpacked event's payload (not the raw message), a value cut at
+ * retry.payload.max.bytes, a message without a key (the producer refuses
+ * one: the key keeps a video's events in order).
+ *
+ * Exit status: 0 done (also when nothing matched), 1 the database or
+ * Kafka failed (a delivery, the mark) or `show` found no such row, 2 bad
+ * input.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -20,6 +33,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "likes_job.h"
+#include "dlq_store.h"
+#include "railgun/producer.h"
 #include "railgun/sinks.h"
 #include "run_flow.h"
 #include "serve.h"
@@ -41,6 +56,12 @@ struct dlq {
     int64_t at_off;
     const char *at;            /* "P:OFFSET" as given */
     const char *db;            /* --db FILE: sqlite.path */
+    /* replay's */
+    const char *topic;         /* --topic */
+    const char *bootstrap;     /* --bootstrap, else kafka.bootstrap.servers */
+    bool again;                /* --again: rows replayed before too */
+    bool dry_run;              /* --dry-run: say what, produce nothing */
+    const rg_dlq_store_t *store; /* replayed_ms of the rows */
 };
 
 static void usage(void)
@@ -49,7 +70,11 @@ static void usage(void)
            "[--since MS]\n"
            "                        [--state dead|delayed|all] [--json]\n"
            "       railgun dlq show PARTITION:OFFSET [--json]\n"
-           "       (both: [--config FILE] [-X name=value] [--db FILE])\n\n"
+           "       railgun dlq replay [--reason S] [--partition P[,P...]] "
+           "[--since MS]\n"
+           "                          --topic T [--bootstrap B] [--again] "
+           "[--dry-run] [--json]\n"
+           "       (all: [--config FILE] [-X name=value] [--db FILE])\n\n"
            "The failed events the likes job stored in the sink's failures "
            "table\n(sink.table.failures): dead letters, which gave up "
            "after retry.max.attempts\nor were undecodable, and delayed "
@@ -71,9 +96,21 @@ static void usage(void)
            "    --state X     dead (the default), delayed, or all\n"
            "  show P:OFFSET   every field of one row, and its payload: as "
            "text when it\n"
-           "                  is printable, else in hex\n\n"
-           "Exit 1 when the database fails or show finds no such row, 2 on "
-           "bad input.\n");
+           "                  is printable, else in hex\n"
+           "  replay          produce the dead letters list's filters choose "
+           "to topic T\n"
+           "                  at B (kafka.bootstrap.servers), as they came "
+           "(key and\n"
+           "                  value), then mark them replayed; only raw "
+           "messages\n"
+           "                  (undecodable ones), whole and with a key, are "
+           "replayed\n"
+           "    --again       also rows that were replayed before\n"
+           "    --dry-run     say what would be replayed, produce nothing\n\n"
+           "Fix the producer (or the job) first: a replayed message that "
+           "still fails\nlands in the dead letters again, at its new "
+           "offset. Exit 1 when the\ndatabase or Kafka fails or show finds "
+           "no such row, 2 on bad input.\n");
 }
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -148,6 +185,17 @@ static int parse_args(rg_cli_t *cli, struct dlq *d, int argc, char **argv)
                 return 2;
             d->since = (int64_t)ms;
             d->has_since = list_opt = true;
+        } else if (rg_cli_is(argv[i], "--topic")) {
+            if (!(d->topic = rg_cli_value(cli, argc, argv, &i, "--topic")))
+                return 2;
+        } else if (rg_cli_is(argv[i], "--bootstrap")) {
+            if (!(d->bootstrap = rg_cli_value(cli, argc, argv, &i,
+                                              "--bootstrap")))
+                return 2;
+        } else if (strcmp(argv[i], "--again") == 0) {
+            d->again = true;
+        } else if (strcmp(argv[i], "--dry-run") == 0) {
+            d->dry_run = true;
         } else if (rg_cli_is(argv[i], "--state")) {
             if (!(v = rg_cli_value(cli, argc, argv, &i, "--state")))
                 return 2;
@@ -175,9 +223,20 @@ static int parse_args(rg_cli_t *cli, struct dlq *d, int argc, char **argv)
         return 0;
     if (d->verb == NULL)
         return rg_cli_fail(cli, "list or show? (railgun dlq --help)");
-    if (strcmp(d->verb, "list") != 0 && strcmp(d->verb, "show") != 0)
-        return rg_cli_fail(cli, "unknown subcommand \"%s\" (list, show)",
-                           d->verb);
+    bool replay = strcmp(d->verb, "replay") == 0;
+    if (strcmp(d->verb, "list") != 0 && strcmp(d->verb, "show") != 0 &&
+        !replay)
+        return rg_cli_fail(cli, "unknown subcommand \"%s\" (list, show, "
+                           "replay)", d->verb);
+    if (!replay && (d->topic || d->bootstrap || d->again || d->dry_run))
+        return rg_cli_fail(cli, "%s: --topic, --bootstrap, --again and "
+                           "--dry-run are replay's", d->verb);
+    if (replay && d->state != RG_FAILURE_DEAD)
+        return rg_cli_fail(cli, "replay: only dead letters are replayed "
+                           "(delayed events are the engine's own)");
+    if (replay && d->topic == NULL)
+        return rg_cli_fail(cli, "replay: --topic T missing (where do the "
+                           "messages go? the topic the job consumes)");
     if (strcmp(d->verb, "show") == 0) {
         if (d->at == NULL)
             return rg_cli_fail(cli, "show: which row? (PARTITION:OFFSET, "
@@ -188,12 +247,14 @@ static int parse_args(rg_cli_t *cli, struct dlq *d, int argc, char **argv)
     }
     if (rg_cli_finish(cli) != 0)
         return 2;
-    if (d->db != NULL) {
-        char err[512];
-        if (rg_conf_set(cli->conf, "sqlite.path", d->db, err,
-                        sizeof(err)) != 0)
-            return rg_cli_fail(cli, "--db: %s", err);
-    }
+    char err[512];
+    if (d->db != NULL &&
+        rg_conf_set(cli->conf, "sqlite.path", d->db, err, sizeof(err)) != 0)
+        return rg_cli_fail(cli, "--db: %s", err);
+    if (replay && !d->dry_run && d->bootstrap == NULL &&
+        rg_conf_get_str(cli->conf, "kafka.bootstrap.servers") == NULL)
+        return rg_cli_fail(cli, "replay: --bootstrap B missing (where is "
+                           "the cluster? or -X kafka.bootstrap.servers)");
     return 0;
 }
 
@@ -284,6 +345,13 @@ static const char *fmt_ms(int64_t ms, char *buf, size_t size)
     return buf;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* The first bytes of data, printable ASCII as it is and the rest as '.',
  * "..." when cut. */
 static const char *preview(const void *data, size_t n, char *buf,
@@ -354,7 +422,12 @@ static void list_row(void *arg, const rg_failure_t *f)
                f->payload_len);
         json_bytes(stdout, pv, strlen(preview(f->payload, f->payload_len,
                                               pv, sizeof(pv))));
-        printf("}");
+        int64_t rep = rg_dlq_store_replayed(l->d->store, f->partition,
+                                            f->offset);
+        if (rep != 0)
+            printf(",\"replayed_ms\":%" PRId64 "}", rep);
+        else
+            printf(",\"replayed_ms\":null}");
     } else {
         if (l->shown == 0)
             printf("%-22s %-7s %8s  %-23s  %-23s  %8s  %s\n", "PARTITION:OFFSET",
@@ -364,13 +437,19 @@ static void list_row(void *arg, const rg_failure_t *f)
                  f->offset);
         char rs[64];
         preview(f->reasons, strlen(f->reasons), rs, sizeof(rs));
-        printf("%-22s %-7s %8" PRIu32 "  %-23s  %-23s  %8zu  %s | %s\"%s\"\n",
+        char t3[40], rep[64] = "";
+        int64_t rms = rg_dlq_store_replayed(l->d->store, f->partition,
+                                            f->offset);
+        if (rms != 0)
+            snprintf(rep, sizeof(rep), " (replayed %s)",
+                     fmt_ms(rms, t3, sizeof(t3)));
+        printf("%-22s %-7s %8" PRIu32 "  %-23s  %-23s  %8zu  %s | %s\"%s\"%s\n",
                at, state_name(f->state), f->attempts,
                fmt_ms(f->first_ms, t1, sizeof(t1)),
                fmt_ms(f->last_ms, t2, sizeof(t2)), f->payload_len,
                rs[0] ? rs : "-",
                f->flags & RG_FAILURE_F_TRUNCATED ? "(cut) " : "",
-               preview(f->payload, f->payload_len, pv, sizeof(pv)));
+               preview(f->payload, f->payload_len, pv, sizeof(pv)), rep);
     }
     l->shown++;
 }
@@ -447,6 +526,8 @@ static void show_row(void *arg, const rg_failure_t *f)
         return;
     sh->found = true;
     char t[40], fl[64];
+    int64_t rep = rg_dlq_store_replayed(sh->d->store, f->partition,
+                                        f->offset);
     if (sh->json) {
         printf("{\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"state\":"
                "\"%s\",\"route_key\":%" PRIu64 ",\"attempts\":%" PRIu32
@@ -462,7 +543,10 @@ static void show_row(void *arg, const rg_failure_t *f)
         json_blob("msg_key", f->msg_key, f->msg_key_len, f->msg_key != NULL);
         printf(",\"payload_len\":%zu", f->payload_len);
         json_blob("payload", f->payload, f->payload_len, true);
-        printf("}\n");
+        if (rep != 0)
+            printf(",\"replayed_ms\":%" PRId64 "}\n", rep);
+        else
+            printf(",\"replayed_ms\":null}\n");
         return;
     }
     printf("%s %" PRId32 ":%" PRId64 "\n", f->state == RG_FAILURE_DEAD
@@ -478,6 +562,11 @@ static void show_row(void *arg, const rg_failure_t *f)
     if (f->state == RG_FAILURE_DELAYED)
         printf("  due          %s UTC (%" PRId64 ")\n",
                fmt_ms(f->due_ms, t, sizeof(t)), f->due_ms);
+    if (rep != 0)
+        printf("  replayed     %s UTC (%" PRId64 ")\n",
+               fmt_ms(rep, t, sizeof(t)), rep);
+    else if (f->state == RG_FAILURE_DEAD)
+        printf("  replayed     never\n");
     printf("  reasons      %s\n", f->reasons[0] ? f->reasons : "-");
     if (f->msg_key == NULL) {
         printf("  message key  none\n");
@@ -526,6 +615,268 @@ static int do_show(rg_cli_t *cli, const struct dlq *d, rg_sink_t *s)
     return 0;
 }
 
+/* ---- replay -------------------------------------------------------------- */
+
+/* A dead letter chosen for replay, its message copied out of the scan. */
+struct pick {
+    int32_t partition;
+    int64_t offset;
+    void *key, *value;
+    size_t key_len, value_len;
+    bool pending;          /* sent, no delivery report yet */
+    int err;               /* 0 delivered, else why not (why[]) */
+    int32_t to_partition;  /* where it landed */
+    int64_t to_offset;
+    char why[200];
+};
+
+struct picker {
+    const struct dlq *d;
+    bool json;
+    struct pick *picks;
+    size_t n, cap;
+    uint64_t seen, skipped;
+    int err;               /* RG_ENOMEM while copying */
+};
+
+/* One row's outcome line (or JSON element); first: no comma before. */
+static void replay_line(bool json, bool first, int32_t p, int64_t off,
+                        const char *result, const char *why, int32_t to_p,
+                        int64_t to_off)
+{
+    if (json) {
+        printf("%s{\"partition\":%" PRId32 ",\"offset\":%" PRId64
+               ",\"result\":\"%s\"", first ? "" : ",", p, off, result);
+        if (why != NULL) {
+            printf(",\"why\":");
+            json_bytes(stdout, why, strlen(why));
+        }
+        if (to_off >= 0)
+            printf(",\"to_partition\":%" PRId32 ",\"to_offset\":%" PRId64,
+                   to_p, to_off);
+        printf("}");
+    } else if (to_off >= 0) {
+        printf("%-9s %" PRId32 ":%" PRId64 " -> partition %" PRId32
+               " offset %" PRId64 "\n", result, p, off, to_p, to_off);
+    } else {
+        printf("%-9s %" PRId32 ":%" PRId64 "%s%s\n", result, p, off,
+               why ? ": " : "", why ? why : "");
+    }
+}
+
+/* Why row f cannot be replayed as it came, or NULL. */
+static const char *unreplayable(const struct dlq *d, const rg_failure_t *f)
+{
+    if (!(f->flags & RG_FAILURE_F_MESSAGE))
+        return "an unpacked event's payload, not the raw message";
+    if (f->flags & RG_FAILURE_F_TRUNCATED)
+        return "the value was cut at retry.payload.max.bytes";
+    if (f->msg_key == NULL || f->msg_key_len == 0)
+        return "the message has no key (the producer needs one)";
+    if (!d->again && rg_dlq_store_replayed(d->store, f->partition,
+                                           f->offset) != 0)
+        return "replayed before (--again replays it again)";
+    return NULL;
+}
+
+static void *dup_bytes(const void *p, size_t n)
+{
+    void *q = malloc(n ? n : 1);
+    if (q != NULL && n)
+        memcpy(q, p, n);
+    return q;
+}
+
+static void pick_row(void *arg, const rg_failure_t *f)
+{
+    struct picker *k = arg;
+    k->seen++;
+    if (k->err != 0 || !matches(k->d, f))
+        return;
+    const char *why = unreplayable(k->d, f);
+    if (why != NULL) {
+        replay_line(k->json, k->n + k->skipped == 0, f->partition, f->offset,
+                    "skipped", why, 0, -1);
+        k->skipped++;
+        return;
+    }
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? 2 * k->cap : 64;
+        struct pick *p = realloc(k->picks, cap * sizeof(*p));
+        if (p == NULL) {
+            k->err = RG_ENOMEM;
+            return;
+        }
+        k->picks = p;
+        k->cap = cap;
+    }
+    struct pick *p = &k->picks[k->n];
+    *p = (struct pick){.partition = f->partition, .offset = f->offset,
+                       .key = dup_bytes(f->msg_key, f->msg_key_len),
+                       .key_len = f->msg_key_len,
+                       .value = dup_bytes(f->payload, f->payload_len),
+                       .value_len = f->payload_len, .to_offset = -1};
+    if (p->key == NULL || p->value == NULL) {
+        free(p->key);
+        free(p->value);
+        k->err = RG_ENOMEM;
+        return;
+    }
+    k->n++;
+}
+
+/* Delivery report (on this thread, from poll or flush). */
+static void on_delivery(void *opaque, const rg_delivery_t *dr)
+{
+    (void)opaque;
+    struct pick *p = dr->msg_opaque;
+    p->pending = false;
+    p->err = dr->err;
+    if (dr->err != 0) {
+        snprintf(p->why, sizeof(p->why), "%s",
+                 dr->errstr ? dr->errstr : "not delivered");
+    } else if (dr->offset < 0) {
+        /* spooled, not in Kafka: the spool is off (see replay_send) */
+        p->err = RG_EIO;
+        snprintf(p->why, sizeof(p->why), "not delivered (spooled)");
+    } else {
+        p->to_partition = dr->partition;
+        p->to_offset = dr->offset;
+    }
+}
+
+/* Produces every pick and waits for its delivery. 0, or the exit status
+ * after the error (the producer could not be made). */
+static int replay_send(rg_cli_t *cli, const struct dlq *d,
+                       struct picker *k)
+{
+    char err[512];
+    rg_conf_t *pc = rg_conf_dup(cli->conf);
+    if (pc == NULL)
+        return rg_cli_error(cli, "out of memory");
+    /* the spool (degraded mode) would outlive this process: a replay
+     * is delivered to Kafka or reported as not */
+    int rc = rg_conf_set(pc, "topic", d->topic, err, sizeof(err));
+    if (rc == 0 && d->bootstrap != NULL)
+        rc = rg_conf_set(pc, "kafka.bootstrap.servers", d->bootstrap, err,
+                         sizeof(err));
+    if (rc == 0)
+        rc = rg_conf_set(pc, "fallback.spool.dir", "", err, sizeof(err));
+    rg_producer_t *prod = rc == 0 ? rg_producer_new(pc, on_delivery, NULL,
+                                                    err, sizeof(err))
+                                  : NULL;
+    rg_conf_destroy(pc);
+    if (prod == NULL)
+        return rg_cli_report(cli, rc != 0 ? rc : RG_EINVAL, "replay: %s",
+                             err);
+    for (size_t i = 0; i < k->n; i++) {
+        struct pick *p = &k->picks[i];
+        p->pending = true;
+        while ((rc = rg_producer_send_bytes(prod, p->key, p->key_len,
+                                            p->value, p->value_len, p)) ==
+               RG_EFULL)
+            rg_producer_poll(prod, 100);
+        if (rc != 0) {
+            p->pending = false;
+            p->err = rc;
+            snprintf(p->why, sizeof(p->why), "refused: %s",
+                     rg_producer_last_error());
+        }
+    }
+    if (rg_producer_flush(prod, 30000) != 0)
+        for (size_t i = 0; i < k->n; i++)
+            if (k->picks[i].pending) {
+                k->picks[i].err = RG_ETIMEDOUT;
+                snprintf(k->picks[i].why, sizeof(k->picks[i].why),
+                         "no delivery report within 30 s (it may still "
+                         "arrive: not marked, so a later replay may "
+                         "produce it twice)");
+            }
+    /* the pending ones stay unmarked; destroy purges them */
+    rg_producer_destroy(prod);
+    return 0;
+}
+
+static int do_replay(rg_cli_t *cli, const struct dlq *d, rg_sink_t *s,
+                     rg_dlq_store_t *store)
+{
+    char err[512];
+    struct picker k = {.d = d, .json = cli->json};
+    if (cli->json)
+        printf("{\"rows\":[");
+    int rc = s->scan_failures(s->self, RG_FAILURE_DEAD, d->parts, d->nparts,
+                              pick_row, &k, err, sizeof(err));
+    if (rc == 0 && k.err != 0) {
+        rc = k.err;
+        snprintf(err, sizeof(err), "out of memory copying the dead letters");
+    }
+    int status = 0;
+    size_t delivered = 0, marked = 0, failed = 0;
+    if (rc != 0) {
+        status = -1;
+    } else if (d->dry_run) {
+        for (size_t i = 0; i < k.n; i++) {
+            char why[64];
+            snprintf(why, sizeof(why), "key %zu bytes, value %zu bytes",
+                     k.picks[i].key_len, k.picks[i].value_len);
+            replay_line(cli->json, i + k.skipped == 0, k.picks[i].partition,
+                        k.picks[i].offset, "would", why, 0, -1);
+        }
+    } else if (k.n > 0 && (status = replay_send(cli, d, &k)) == 0) {
+        rg_dlq_at_t *at = malloc(k.n * sizeof(*at));
+        if (at == NULL) {
+            rc = RG_ENOMEM;
+            snprintf(err, sizeof(err), "out of memory");
+            status = -1;
+        }
+        for (size_t i = 0; at != NULL && i < k.n; i++)
+            if (k.picks[i].err == 0)
+                at[delivered++] = (rg_dlq_at_t){k.picks[i].partition,
+                                                k.picks[i].offset};
+        if (at != NULL && delivered > 0 &&
+            (rc = rg_dlq_store_mark(store, at, delivered, now_ms(), &marked,
+                                    err, sizeof(err))) != 0)
+            status = -1;
+        free(at);
+        for (size_t i = 0; i < k.n; i++) {
+            const struct pick *p = &k.picks[i];
+            failed += p->err != 0;
+            replay_line(cli->json, i + k.skipped == 0, p->partition,
+                        p->offset, p->err == 0 ? "replayed" : "failed",
+                        p->err == 0 ? NULL : p->why, p->to_partition,
+                        p->err == 0 ? p->to_offset : -1);
+        }
+    }
+    if (cli->json)
+        printf("],\"replayed\":%zu,\"marked\":%zu,\"skipped\":%" PRIu64
+               ",\"failed\":%zu,\"dry_run\":%s}\n", delivered, marked,
+               k.skipped, failed, d->dry_run ? "true" : "false");
+    else if (status == 0)
+        printf("%s %zu of %" PRIu64 " dead letter%s to %s, skipped %" PRIu64
+               ", failed %zu\n", d->dry_run ? "would replay" : "replayed",
+               d->dry_run ? k.n : delivered, k.seen, k.seen == 1 ? "" : "s",
+               d->topic, k.skipped, failed);
+    fflush(stdout);
+    for (size_t i = 0; i < k.n; i++) {
+        free(k.picks[i].key);
+        free(k.picks[i].value);
+    }
+    free(k.picks);
+    if (status > 0)
+        return status;
+    if (status < 0)
+        return rg_cli_report(cli, rc, "replay: %s", err);
+    if (failed > 0)
+        return rg_cli_error(cli, "replay: %zu of %zu not delivered (not "
+                            "marked: a later replay retries them)", failed,
+                            k.n);
+    if (marked != delivered)
+        return rg_cli_error(cli, "replay: %zu delivered but only %zu "
+                            "marked replayed (rows that stopped being "
+                            "dead letters meanwhile)", delivered, marked);
+    return 0;
+}
+
 /* ---- the command --------------------------------------------------------- */
 
 /* Opens the sink read-only; 0 or the exit status after the error. */
@@ -563,6 +914,7 @@ int rg_cmd_dlq(int argc, char **argv)
     rg_cli_t cli = {.cmd = "dlq", .conf = rg_likes_conf_new()};
     struct dlq d = {.state = RG_FAILURE_DEAD};
     rg_sink_t sink = {0};
+    rg_dlq_store_t *store = NULL;
     bool opened = false;
     int rc;
     char err[512];
@@ -584,11 +936,21 @@ int rg_cmd_dlq(int argc, char **argv)
     if ((rc = open_sink(&cli, &sink)) != 0)
         goto out;
     opened = true;
+    bool replay = strcmp(d.verb, "replay") == 0;
+    if ((rc = rg_dlq_store_open(cli.conf, replay && !d.dry_run, &store, err,
+                                sizeof(err))) != 0) {
+        rc = rg_cli_report(&cli, rc, "%s", err);
+        goto out;
+    }
+    d.store = store;
     if (strcmp(d.verb, "list") == 0)
         rc = do_list(&cli, &d, &sink);
+    else if (replay)
+        rc = do_replay(&cli, &d, &sink, store);
     else
         rc = do_show(&cli, &d, &sink);
 out:
+    rg_dlq_store_close(store);
     if (opened && sink.close)
         sink.close(sink.self);
     rg_conf_destroy(cli.conf);

@@ -13,6 +13,8 @@
  *                 5 attempts, last 1764600100000
  *   2:7  dead     message cut at the bound (truncated), 100 x 'x', no key,
  *                 last 1764600200000, reasons "oversized"
+ *   3:11 dead     message with a binary key 00 6b 31 and value
+ *                 7b 00 7d ff, last 1764600300000, reasons "bad_json: NUL"
  * Exit 0, or 1 with the error on stderr.
  */
 #include <stdint.h>
@@ -39,6 +41,8 @@ int main(int argc, char **argv)
         return 1;
     }
     static const unsigned char bin[] = {0, 1, 2, 0xff, 0, 'a', 'b', 0};
+    static const unsigned char bkey[] = {0, 'k', '1'};
+    static const unsigned char bval[] = {'{', 0, '}', 0xff};
     char xs[100];
     for (size_t i = 0; i < sizeof(xs); i++)
         xs[i] = 'x';
@@ -63,6 +67,11 @@ int main(int argc, char **argv)
          .flags = RG_FAILURE_F_MESSAGE | RG_FAILURE_F_TRUNCATED,
          .first_ms = t0 + 200000, .last_ms = t0 + 200000,
          .reasons = "oversized", .payload = xs, .payload_len = sizeof(xs)},
+        {.state = RG_FAILURE_DEAD, .partition = 3, .offset = 11, .key = 3,
+         .flags = RG_FAILURE_F_MESSAGE, .first_ms = t0 + 300000,
+         .last_ms = t0 + 300000, .reasons = "bad_json: NUL",
+         .msg_key = bkey, .msg_key_len = sizeof(bkey), .payload = bval,
+         .payload_len = sizeof(bval)},
     };
     int rc = s.begin(s.self, 1, err, sizeof(err));
     if (rc == 0)
