@@ -321,6 +321,23 @@ static void json_bytes(FILE *f, const void *data, size_t n)
     fputc('"', f);
 }
 
+/* data for a terminal: printable UTF-8 as it is, any other byte as \xNN
+ * (a reason may quote a payload: no control sequence reaches the
+ * terminal). */
+static void put_safe(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n;) {
+        size_t l = p[i] >= 0x20 && p[i] != 0x7f ? utf8_len(p + i, n - i) : 0;
+        if (l == 0) {
+            printf("\\x%02x", p[i++]);
+        } else {
+            fwrite(p + i, 1, l, stdout);
+            i += l;
+        }
+    }
+}
+
 static void json_hex(FILE *f, const void *data, size_t n)
 {
     const unsigned char *p = data;
@@ -567,7 +584,10 @@ static void show_row(void *arg, const rg_failure_t *f)
                fmt_ms(rep, t, sizeof(t)), rep);
     else if (f->state == RG_FAILURE_DEAD)
         printf("  replayed     never\n");
-    printf("  reasons      %s\n", f->reasons[0] ? f->reasons : "-");
+    const char *rs = f->reasons[0] ? f->reasons : "-";
+    printf("  reasons      ");
+    put_safe(rs, strlen(rs));
+    putchar('\n');
     if (f->msg_key == NULL) {
         printf("  message key  none\n");
     } else if (printable(f->msg_key, f->msg_key_len)) {

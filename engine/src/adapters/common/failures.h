@@ -37,6 +37,14 @@
     "flags, first_ms, last_ms, due_ms, reasons, payload, event_len, "       \
     "replayed_ms, mtime"
 
+/* Their places in a row of "SELECT " RG_FAILURE_COLS. */
+enum {
+    RG_FC_PARTITION, RG_FC_OFFSET, RG_FC_STATE, RG_FC_ROUTE_KEY,
+    RG_FC_MSG_KEY, RG_FC_ATTEMPTS, RG_FC_FLAGS, RG_FC_FIRST_MS,
+    RG_FC_LAST_MS, RG_FC_DUE_MS, RG_FC_REASONS, RG_FC_PAYLOAD,
+    RG_FC_EVENT_LEN, RG_FC_REPLAYED_MS, RG_FC_MTIME, RG_FC__COUNT
+};
+
 /* The same as a list, the key columns first (the schema checks). */
 #define RG_FAILURE_COL_NAMES                                                \
     "partition_id", "offset_id", "state", "route_key", "msg_key",           \

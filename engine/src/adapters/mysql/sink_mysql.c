@@ -75,6 +75,14 @@ struct multi {
     unsigned rows, cols;
 };
 
+/* The failures upsert's parameters, in its column order; the delete's are
+ * the first two. */
+enum {
+    FP_PART, FP_OFF, FP_STATE, FP_KEY, FP_MSG_KEY, FP_ATTEMPTS, FP_FLAGS,
+    FP_FIRST, FP_LAST, FP_DUE, FP_REASONS, FP_PAYLOAD, FP_EVENT_LEN,
+    FP_MTIME, FP__COUNT
+};
+
 struct conn_opts {
     char *host, *socket, *user, *password, *database;
     unsigned port;
@@ -99,12 +107,12 @@ typedef struct mysql_sink {
     MYSQL_BIND off_bind[6];
     long long off_next, off_part, off_epoch;
     /* sink.table.failures set only: the upsert (delayed, dead) and the
-     * delete (cleared), with their parameters */
+     * delete (cleared), with their parameters (FP_*) */
     MYSQL_STMT *up_failure, *del_failure;
-    MYSQL_BIND fail_bind[14];
-    long long fail_val[14];      /* the integer parameters */
-    unsigned long fail_len[14];  /* the blob and text parameters' */
-    my_bool fail_null[14];
+    MYSQL_BIND fail_bind[FP__COUNT];
+    long long fail_val[FP__COUNT];      /* the integer parameters */
+    unsigned long fail_len[FP__COUNT];  /* the blob parameters' */
+    my_bool fail_null[FP__COUNT];
     struct rg_claims claims;
     bool versioned;          /* sink.version */
     int64_t version;         /* what the open epoch transaction set */
@@ -323,9 +331,9 @@ static int prepare_failures(mysql_sink *s, char *errstr, size_t size)
              "VALUES(reasons), payload = VALUES(payload), event_len = "
              "VALUES(event_len), mtime = VALUES(mtime)", s->table[T_FAILURES]);
     memset(s->fail_bind, 0, sizeof(s->fail_bind));
-    for (int i = 0; i < 14; i++) {
+    for (int i = 0; i < FP__COUNT; i++) {
         MYSQL_BIND *b = &s->fail_bind[i];
-        if (i == 4 || i == 10 || i == 11) { /* msg_key, reasons, payload */
+        if (i == FP_MSG_KEY || i == FP_REASONS || i == FP_PAYLOAD) {
             b->buffer_type = MYSQL_TYPE_BLOB;
             b->length = &s->fail_len[i];
             b->is_null = &s->fail_null[i];
@@ -341,7 +349,7 @@ static int prepare_failures(mysql_sink *s, char *errstr, size_t size)
     }
     if (mysql_stmt_prepare(s->up_failure, sql, strlen(sql)))
         return stmt_fail(s->up_failure, "prepare", errstr, size);
-    /* (partition_id, offset_id): the first two of fail_bind */
+    /* (partition_id, offset_id): FP_PART and FP_OFF */
     snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE partition_id = ? AND "
              "offset_id = ? AND state = 1", s->table[T_FAILURES]);
     if (mysql_stmt_prepare(s->del_failure, sql, strlen(sql)) ||
@@ -977,8 +985,8 @@ static int my_write_failures(void *self, const rg_failure_t *rows, size_t n,
     long long *v = s->fail_val;
     for (size_t i = 0; i < n; i++) {
         const rg_failure_t *f = &rows[i];
-        v[0] = f->partition;
-        v[1] = f->offset;
+        v[FP_PART] = f->partition;
+        v[FP_OFF] = f->offset;
         if (f->state == RG_FAILURE_CLEARED) {
             if (mysql_stmt_execute(s->del_failure))
                 return sink_fail(s, mysql_stmt_errno(s->del_failure),
@@ -987,24 +995,25 @@ static int my_write_failures(void *self, const rg_failure_t *rows, size_t n,
                                  size);
             continue;
         }
-        v[2] = f->state;
-        v[3] = (long long)(int64_t)f->key; /* two's complement: exact */
-        v[5] = f->attempts;
-        v[6] = f->flags;
-        v[7] = f->first_ms;
-        v[8] = f->last_ms;
-        v[9] = f->due_ms;
-        v[12] = f->event_len;
-        v[13] = now;
+        v[FP_STATE] = f->state;
+        v[FP_KEY] = (long long)(int64_t)f->key; /* two's complement: exact */
+        v[FP_ATTEMPTS] = f->attempts;
+        v[FP_FLAGS] = f->flags;
+        v[FP_FIRST] = f->first_ms;
+        v[FP_LAST] = f->last_ms;
+        v[FP_DUE] = f->due_ms;
+        v[FP_EVENT_LEN] = f->event_len;
+        v[FP_MTIME] = now;
         MYSQL_BIND *b = s->fail_bind;
-        s->fail_null[4] = f->msg_key == NULL;
-        b[4].buffer = (void *)(f->msg_key ? f->msg_key : "");
-        b[4].buffer_length = s->fail_len[4] = f->msg_key_len;
-        b[10].buffer = (void *)(f->reasons ? f->reasons : "");
-        b[10].buffer_length = s->fail_len[10] =
+        unsigned long *len = s->fail_len;
+        s->fail_null[FP_MSG_KEY] = f->msg_key == NULL;
+        b[FP_MSG_KEY].buffer = (void *)(f->msg_key ? f->msg_key : "");
+        b[FP_MSG_KEY].buffer_length = len[FP_MSG_KEY] = f->msg_key_len;
+        b[FP_REASONS].buffer = (void *)(f->reasons ? f->reasons : "");
+        b[FP_REASONS].buffer_length = len[FP_REASONS] =
             rg__failure_reasons_len(f->reasons);
-        b[11].buffer = (void *)(f->payload ? f->payload : "");
-        b[11].buffer_length = s->fail_len[11] = f->payload_len;
+        b[FP_PAYLOAD].buffer = (void *)(f->payload ? f->payload : "");
+        b[FP_PAYLOAD].buffer_length = len[FP_PAYLOAD] = f->payload_len;
         if (mysql_stmt_bind_param(s->up_failure, b) ||
             mysql_stmt_execute(s->up_failure))
             return sink_fail(s, mysql_stmt_errno(s->up_failure),
@@ -1016,9 +1025,11 @@ static int my_write_failures(void *self, const rg_failure_t *rows, size_t n,
     return 0;
 }
 
-/* The blob columns of a failures scan (msg_key, reasons, payload) and
- * their grow-only buffers. */
-static const int scan_blob_cols[3] = {4, 10, 11};
+/* The blob columns of a failures scan (msg_key, reasons, payload): the
+ * scan's grow-only buffers buf[k] and cap[k] are column
+ * scan_blob_cols[k]'s. */
+static const int scan_blob_cols[3] = {RG_FC_MSG_KEY, RG_FC_REASONS,
+                                       RG_FC_PAYLOAD};
 
 /* Runs the prepared scan to its end (its parameters bound), calling cb
  * per row. A blob longer than its buffer comes back truncated: the
@@ -1061,24 +1072,24 @@ static int scan_failures_run(MYSQL_STMT *st, MYSQL_BIND *r,
             break;
         }
         rg_failure_t row = {
-            .partition = (int32_t)out[0],
-            .offset = out[1],
-            .state = (int32_t)out[2],
-            .key = (uint64_t)(int64_t)out[3],
-            .msg_key = null[4] ? NULL : (buf[0] ? buf[0] : ""),
-            .msg_key_len = null[4] ? 0 : len[4],
-            .attempts = (uint32_t)out[5],
-            .flags = (uint32_t)out[6],
-            .first_ms = out[7],
-            .last_ms = out[8],
-            .due_ms = out[9],
+            .partition = (int32_t)out[RG_FC_PARTITION],
+            .offset = out[RG_FC_OFFSET],
+            .state = (int32_t)out[RG_FC_STATE],
+            .key = (uint64_t)(int64_t)out[RG_FC_ROUTE_KEY],
+            .msg_key = null[RG_FC_MSG_KEY] ? NULL : (buf[0] ? buf[0] : ""),
+            .msg_key_len = null[RG_FC_MSG_KEY] ? 0 : len[RG_FC_MSG_KEY],
+            .attempts = (uint32_t)out[RG_FC_ATTEMPTS],
+            .flags = (uint32_t)out[RG_FC_FLAGS],
+            .first_ms = out[RG_FC_FIRST_MS],
+            .last_ms = out[RG_FC_LAST_MS],
+            .due_ms = out[RG_FC_DUE_MS],
             .payload = buf[2] ? buf[2] : "",
-            .payload_len = null[11] ? 0 : len[11],
-            .event_len = (uint32_t)out[12],
+            .payload_len = null[RG_FC_PAYLOAD] ? 0 : len[RG_FC_PAYLOAD],
+            .event_len = (uint32_t)out[RG_FC_EVENT_LEN],
         };
         /* reasons as a C string: its buffer has room for the NUL */
         char reasons[RG_FAILURE_REASONS_MAX];
-        size_t rl = null[10] ? 0 : len[10];
+        size_t rl = null[RG_FC_REASONS] ? 0 : len[RG_FC_REASONS];
         if (rl > RG_FAILURE_REASONS_MAX - 1)
             rl = RG_FAILURE_REASONS_MAX - 1;
         if (rl > 0)
@@ -1113,19 +1124,19 @@ static int my_scan_failures(void *self, int state, const int32_t *parts,
     snprintf(sql, sizeof(sql), "SELECT " RG_FAILURE_COLS " FROM `%s` WHERE "
              "(? = 0 OR state = ?)%s ORDER BY partition_id, offset_id",
              s->table[T_FAILURES], np ? " AND partition_id = ?" : "");
-    long long st_arg = state, part = 0, out[15] = {0};
-    unsigned long len[15] = {0};
-    my_bool null[15] = {0};
+    long long st_arg = state, part = 0, out[RG_FC__COUNT] = {0};
+    unsigned long len[RG_FC__COUNT] = {0};
+    my_bool null[RG_FC__COUNT] = {0};
     void *buf[3] = {NULL, NULL, NULL};
     size_t cap[3] = {0, 0, 0};
-    MYSQL_BIND b[3], r[15];
+    MYSQL_BIND b[3], r[RG_FC__COUNT];
     memset(b, 0, sizeof(b));
     memset(r, 0, sizeof(r));
     b[0].buffer_type = b[1].buffer_type = b[2].buffer_type =
         MYSQL_TYPE_LONGLONG;
     b[0].buffer = b[1].buffer = &st_arg;
     b[2].buffer = &part;
-    for (int c = 0; c < 15; c++) {
+    for (int c = 0; c < RG_FC__COUNT; c++) {
         r[c].buffer_type = MYSQL_TYPE_LONGLONG;
         r[c].buffer = &out[c];
         r[c].length = &len[c];

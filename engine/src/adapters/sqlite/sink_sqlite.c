@@ -777,29 +777,29 @@ static int scan_failures_run(sqlite_sink *s, sqlite3_stmt *st,
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         rg_failure_t f = {
-            .partition = sqlite3_column_int(st, 0),
-            .offset = sqlite3_column_int64(st, 1),
-            .state = sqlite3_column_int(st, 2),
-            .key = (uint64_t)sqlite3_column_int64(st, 3),
-            .attempts = (uint32_t)sqlite3_column_int64(st, 5),
-            .flags = (uint32_t)sqlite3_column_int64(st, 6),
-            .first_ms = sqlite3_column_int64(st, 7),
-            .last_ms = sqlite3_column_int64(st, 8),
-            .due_ms = sqlite3_column_int64(st, 9),
-            .event_len = (uint32_t)sqlite3_column_int64(st, 12),
+            .partition = sqlite3_column_int(st, RG_FC_PARTITION),
+            .offset = sqlite3_column_int64(st, RG_FC_OFFSET),
+            .state = sqlite3_column_int(st, RG_FC_STATE),
+            .key = (uint64_t)sqlite3_column_int64(st, RG_FC_ROUTE_KEY),
+            .attempts = (uint32_t)sqlite3_column_int64(st, RG_FC_ATTEMPTS),
+            .flags = (uint32_t)sqlite3_column_int64(st, RG_FC_FLAGS),
+            .first_ms = sqlite3_column_int64(st, RG_FC_FIRST_MS),
+            .last_ms = sqlite3_column_int64(st, RG_FC_LAST_MS),
+            .due_ms = sqlite3_column_int64(st, RG_FC_DUE_MS),
+            .event_len = (uint32_t)sqlite3_column_int64(st, RG_FC_EVENT_LEN),
         };
-        if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+        if (sqlite3_column_type(st, RG_FC_MSG_KEY) != SQLITE_NULL) {
             /* a zero-length blob reads back as NULL: keep "present" */
-            f.msg_key = sqlite3_column_blob(st, 4);
-            f.msg_key_len = (size_t)sqlite3_column_bytes(st, 4);
+            f.msg_key = sqlite3_column_blob(st, RG_FC_MSG_KEY);
+            f.msg_key_len = (size_t)sqlite3_column_bytes(st, RG_FC_MSG_KEY);
             if (f.msg_key == NULL)
                 f.msg_key = "";
         }
-        f.reasons = (const char *)sqlite3_column_text(st, 10);
+        f.reasons = (const char *)sqlite3_column_text(st, RG_FC_REASONS);
         if (f.reasons == NULL)
             f.reasons = "";
-        f.payload = sqlite3_column_blob(st, 11);
-        f.payload_len = (size_t)sqlite3_column_bytes(st, 11);
+        f.payload = sqlite3_column_blob(st, RG_FC_PAYLOAD);
+        f.payload_len = (size_t)sqlite3_column_bytes(st, RG_FC_PAYLOAD);
         cb(arg, &f);
     }
     sqlite3_reset(st);
