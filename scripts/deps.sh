@@ -20,6 +20,7 @@ packages=(
   chromium python3 python3-websocket  # the serve page and the dashboard in headless Chromium
   wrk sqlite3                       # railgun bench serve's peer load; tests
   gnuplot-nox                       # bench e2e's plot
+  kcat                              # tests reading topics (dlq replay, doctor)
 )
 
 missing=()

@@ -17,5 +17,6 @@ int rg_cmd_serve(int argc, char **argv);
 int rg_bench_serve(int argc, char **argv);
 int rg_cmd_doctor(int argc, char **argv); /* cmd_doctor.c */
 int rg_cmd_flow(int argc, char **argv);   /* cmd_flow.c */
+int rg_cmd_dlq(int argc, char **argv);    /* cmd_dlq.c */
 
 #endif /* RG_COMMANDS_H */

@@ -26,6 +26,8 @@ static const struct {
     {"doctor", rg_cmd_doctor, "watch the nodes' metrics and name what is wrong"},
     {"flow", rg_cmd_flow, "show or set a consumer group's global rate "
                           "(through Redis)"},
+    {"dlq", rg_cmd_dlq, "list and show the dead letters in the sink's "
+                        "failures table"},
     {"config", rg_cmd_config, "list the configuration properties (or "
                               "--markdown for docs/CONFIGURATION.md)"},
 };

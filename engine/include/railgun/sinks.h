@@ -25,6 +25,19 @@
  *                     owner_epoch, PK (consumer_group, topic, partition)
  *   meta:             k PK, v, n, mtime: the sink's own facts; the
  *                     owner of the tables (owner.group, owner.topic)
+ *   failures:         partition_id, offset_id, state (1 delayed, 2 dead),
+ *                     route_key (rg_failure_t.key as a signed 64-bit
+ *                     integer, exact both ways), msg_key (NULL: none),
+ *                     attempts, flags, first_ms, last_ms, due_ms,
+ *                     reasons (bytes, up to RG_FAILURE_REASONS_MAX - 1),
+ *                     payload, event_len, replayed_ms (NULL until
+ *                     `railgun dlq replay`; the sink's writes leave it
+ *                     alone), mtime, PK (partition_id, offset_id): the
+ *                     delayed retry queue and the dead letters
+ *                     (write_failures, scan_failures); none, and neither
+ *                     call, when sink.table.failures is empty. Like the
+ *                     merged tables it belongs to the owning job: no
+ *                     group or topic column, a handover takes it along
  *
  * Ownership: the tables belong to one job, (group.id, topic), recorded at
  * its first claim(). A claim by another job is refused (RG_ESTATE, the

@@ -86,6 +86,15 @@ __attribute__((unused)) static int rg__sql_ident_required(const char *name,
      "which job (consumer group and topic) owns the merged tables, so a "   \
      "second job on the same database is refused instead of counting "      \
      "every event twice.", rg__sql_ident_required},                          \
+    {"sink.table.failures", RG_CONF_STR, "railgun_failures", 0, 0,          \
+     "SQL sinks: table of failed events, per (partition_id, offset_id): "   \
+     "the delayed retry queue (state 1) and the dead-letter queue (state "  \
+     "2), columns (partition_id, offset_id, state, route_key, msg_key, "    \
+     "attempts, flags, first_ms, last_ms, due_ms, reasons, payload, "       \
+     "event_len, replayed_ms, mtime), written in each epoch's "             \
+     "transaction; `railgun dlq` reads it. Empty: the sink keeps no "       \
+     "failures (delayed events stay in memory, dead letters go to the "     \
+     "engine's dead-letter callback only).", rg__sql_ident_check},           \
     {"sink.version", RG_CONF_BOOL, "false", 0, 1,                           \
      "SQL sinks: bump the row k='version' of sink.table.meta (n, and v as " \
      "text) first thing in every epoch's transaction, so readers (railgun " \

@@ -26,6 +26,7 @@
 #include "railgun/flush.h"
 #include "railgun/sinks.h"
 #include "../common/claims.h"
+#include "../common/failures.h"
 #include "../common/props.h"
 
 static const rg_conf_prop_t mysql_props[] = {
@@ -58,7 +59,7 @@ const rg_conf_table_t *rg_mysql_conf_table(void)
 }
 
 /* The tables this sink writes (names from sink.table.*; "" = none). */
-enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T__COUNT };
+enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T_FAILURES, T__COUNT };
 
 #define LOOKUP_CHUNK 64
 #define MAX_COLS 5
@@ -72,6 +73,14 @@ struct multi {
     MYSQL_BIND *bind;
     long long *val;      /* [rows * cols] */
     unsigned rows, cols;
+};
+
+/* The failures upsert's parameters, in its column order; the delete's are
+ * the first two. */
+enum {
+    FP_PART, FP_OFF, FP_STATE, FP_KEY, FP_MSG_KEY, FP_ATTEMPTS, FP_FLAGS,
+    FP_FIRST, FP_LAST, FP_DUE, FP_REASONS, FP_PAYLOAD, FP_EVENT_LEN,
+    FP_MTIME, FP__COUNT
 };
 
 struct conn_opts {
@@ -97,6 +106,13 @@ typedef struct mysql_sink {
     MYSQL_STMT *up_offset;
     MYSQL_BIND off_bind[6];
     long long off_next, off_part, off_epoch;
+    /* sink.table.failures set only: the upsert (delayed, dead) and the
+     * delete (cleared), with their parameters (FP_*) */
+    MYSQL_STMT *up_failure, *del_failure;
+    MYSQL_BIND fail_bind[FP__COUNT];
+    long long fail_val[FP__COUNT];      /* the integer parameters */
+    unsigned long fail_len[FP__COUNT];  /* the blob parameters' */
+    my_bool fail_null[FP__COUNT];
     struct rg_claims claims;
     bool versioned;          /* sink.version */
     int64_t version;         /* what the open epoch transaction set */
@@ -259,6 +275,12 @@ static void disconnect(mysql_sink *s)
     if (s->up_bytes)
         mysql_stmt_close(s->up_bytes);
     s->up_bytes = NULL;
+    if (s->up_failure)
+        mysql_stmt_close(s->up_failure);
+    s->up_failure = NULL;
+    if (s->del_failure)
+        mysql_stmt_close(s->del_failure);
+    s->del_failure = NULL;
     if (s->db)
         mysql_close(s->db);
     s->db = NULL;
@@ -292,6 +314,50 @@ static int prepare_bytes(mysql_sink *s, char *errstr, size_t size)
     return 0;
 }
 
+/* The failures table's statements. Their parameters are the arrays in
+ * the sink: integers in fail_val, blobs pointing at the caller's rows
+ * (write_failures re-binds per row: client-side, no round trip). */
+static int prepare_failures(mysql_sink *s, char *errstr, size_t size)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "INSERT INTO `%s` (partition_id, offset_id, "
+             "state, route_key, msg_key, attempts, flags, first_ms, last_ms, "
+             "due_ms, reasons, payload, event_len, mtime) VALUES (?, ?, ?, "
+             "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE "
+             "state = VALUES(state), route_key = VALUES(route_key), msg_key "
+             "= VALUES(msg_key), attempts = VALUES(attempts), flags = "
+             "VALUES(flags), first_ms = VALUES(first_ms), last_ms = "
+             "VALUES(last_ms), due_ms = VALUES(due_ms), reasons = "
+             "VALUES(reasons), payload = VALUES(payload), event_len = "
+             "VALUES(event_len), mtime = VALUES(mtime)", s->table[T_FAILURES]);
+    memset(s->fail_bind, 0, sizeof(s->fail_bind));
+    for (int i = 0; i < FP__COUNT; i++) {
+        MYSQL_BIND *b = &s->fail_bind[i];
+        if (i == FP_MSG_KEY || i == FP_REASONS || i == FP_PAYLOAD) {
+            b->buffer_type = MYSQL_TYPE_BLOB;
+            b->length = &s->fail_len[i];
+            b->is_null = &s->fail_null[i];
+        } else {
+            b->buffer_type = MYSQL_TYPE_LONGLONG;
+            b->buffer = &s->fail_val[i];
+        }
+    }
+    if ((s->up_failure = mysql_stmt_init(s->db)) == NULL ||
+        (s->del_failure = mysql_stmt_init(s->db)) == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    if (mysql_stmt_prepare(s->up_failure, sql, strlen(sql)))
+        return stmt_fail(s->up_failure, "prepare", errstr, size);
+    /* (partition_id, offset_id): FP_PART and FP_OFF */
+    snprintf(sql, sizeof(sql), "DELETE FROM `%s` WHERE partition_id = ? AND "
+             "offset_id = ? AND state = 1", s->table[T_FAILURES]);
+    if (mysql_stmt_prepare(s->del_failure, sql, strlen(sql)) ||
+        mysql_stmt_bind_param(s->del_failure, s->fail_bind))
+        return stmt_fail(s->del_failure, "prepare", errstr, size);
+    return 0;
+}
+
 static int prepare_all(mysql_sink *s, char *errstr, size_t size)
 {
     int rc;
@@ -315,6 +381,9 @@ static int prepare_all(mysql_sink *s, char *errstr, size_t size)
             return rc;
     }
     if (s->table[T_BYTES][0] && (rc = prepare_bytes(s, errstr, size)) != 0)
+        return rc;
+    if (s->table[T_FAILURES][0] &&
+        (rc = prepare_failures(s, errstr, size)) != 0)
         return rc;
     snprintf(sql, sizeof(sql), "UPDATE `%s` SET next_offset = ? WHERE "
              "consumer_group = ? AND topic = ? AND `partition` = ? "
@@ -901,6 +970,213 @@ static int my_scan(void *self, int table,
     return rc;
 }
 
+/* In order, one statement per row (failures are rare; order matters: the
+ * same event may come delayed, then cleared): delayed and dead rows
+ * upsert every column but replayed_ms (the CLI's), cleared rows delete
+ * the delayed row of their event. Inside the epoch's transaction. */
+static int my_write_failures(void *self, const rg_failure_t *rows, size_t n,
+                             char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    int rc = rg__failures_check("mysql", rows, n, errstr, size);
+    if (rc != 0)
+        return rc;
+    long long now = now_ms();
+    long long *v = s->fail_val;
+    for (size_t i = 0; i < n; i++) {
+        const rg_failure_t *f = &rows[i];
+        v[FP_PART] = f->partition;
+        v[FP_OFF] = f->offset;
+        if (f->state == RG_FAILURE_CLEARED) {
+            if (mysql_stmt_execute(s->del_failure))
+                return sink_fail(s, mysql_stmt_errno(s->del_failure),
+                                 "clear a delayed event",
+                                 mysql_stmt_error(s->del_failure), errstr,
+                                 size);
+            continue;
+        }
+        v[FP_STATE] = f->state;
+        v[FP_KEY] = (long long)(int64_t)f->key; /* two's complement: exact */
+        v[FP_ATTEMPTS] = f->attempts;
+        v[FP_FLAGS] = f->flags;
+        v[FP_FIRST] = f->first_ms;
+        v[FP_LAST] = f->last_ms;
+        v[FP_DUE] = f->due_ms;
+        v[FP_EVENT_LEN] = f->event_len;
+        v[FP_MTIME] = now;
+        MYSQL_BIND *b = s->fail_bind;
+        unsigned long *len = s->fail_len;
+        s->fail_null[FP_MSG_KEY] = f->msg_key == NULL;
+        b[FP_MSG_KEY].buffer = (void *)(f->msg_key ? f->msg_key : "");
+        b[FP_MSG_KEY].buffer_length = len[FP_MSG_KEY] = f->msg_key_len;
+        b[FP_REASONS].buffer = (void *)(f->reasons ? f->reasons : "");
+        b[FP_REASONS].buffer_length = len[FP_REASONS] =
+            rg__failure_reasons_len(f->reasons);
+        b[FP_PAYLOAD].buffer = (void *)(f->payload ? f->payload : "");
+        b[FP_PAYLOAD].buffer_length = len[FP_PAYLOAD] = f->payload_len;
+        if (mysql_stmt_bind_param(s->up_failure, b) ||
+            mysql_stmt_execute(s->up_failure))
+            return sink_fail(s, mysql_stmt_errno(s->up_failure),
+                             f->state == RG_FAILURE_DEAD
+                                 ? "write a dead letter"
+                                 : "write a delayed event",
+                             mysql_stmt_error(s->up_failure), errstr, size);
+    }
+    return 0;
+}
+
+/* The blob columns of a failures scan (msg_key, reasons, payload): the
+ * scan's grow-only buffers buf[k] and cap[k] are column
+ * scan_blob_cols[k]'s. */
+static const int scan_blob_cols[3] = {RG_FC_MSG_KEY, RG_FC_REASONS,
+                                       RG_FC_PAYLOAD};
+
+/* Runs the prepared scan to its end (its parameters bound), calling cb
+ * per row. A blob longer than its buffer comes back truncated: the
+ * buffer grows and the column is fetched again. */
+static int scan_failures_run(MYSQL_STMT *st, MYSQL_BIND *r,
+                             long long *out, unsigned long *len,
+                             my_bool *null, void **buf, size_t *cap,
+                             void (*cb)(void *arg, const rg_failure_t *row),
+                             void *arg, char *errstr, size_t size)
+{
+    if (mysql_stmt_execute(st) || mysql_stmt_bind_result(st, r))
+        return stmt_fail(st, "scan failures", errstr, size);
+    int f, rc = 0;
+    while ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED) {
+        for (int k = 0; k < 3 && f == MYSQL_DATA_TRUNCATED; k++) {
+            int c = scan_blob_cols[k];
+            if (null[c] || len[c] <= cap[k])
+                continue;
+            void *p = realloc(buf[k], len[c]);
+            if (p == NULL) {
+                seterr(errstr, size, "mysql: out of memory reading a "
+                       "failure row of %lu bytes", len[c]);
+                rc = RG_ENOMEM;
+                break;
+            }
+            buf[k] = p;
+            cap[k] = len[c];
+            r[c].buffer = p;
+            r[c].buffer_length = len[c];
+            if (mysql_stmt_fetch_column(st, &r[c], (unsigned)c, 0)) {
+                rc = stmt_fail(st, "scan failures", errstr, size);
+                break;
+            }
+        }
+        if (rc != 0)
+            break;
+        /* the grown buffers for the next rows */
+        if (f == MYSQL_DATA_TRUNCATED && mysql_stmt_bind_result(st, r)) {
+            rc = stmt_fail(st, "scan failures", errstr, size);
+            break;
+        }
+        rg_failure_t row = {
+            .partition = (int32_t)out[RG_FC_PARTITION],
+            .offset = out[RG_FC_OFFSET],
+            .state = (int32_t)out[RG_FC_STATE],
+            .key = (uint64_t)(int64_t)out[RG_FC_ROUTE_KEY],
+            .msg_key = null[RG_FC_MSG_KEY] ? NULL : (buf[0] ? buf[0] : ""),
+            .msg_key_len = null[RG_FC_MSG_KEY] ? 0 : len[RG_FC_MSG_KEY],
+            .attempts = (uint32_t)out[RG_FC_ATTEMPTS],
+            .flags = (uint32_t)out[RG_FC_FLAGS],
+            .first_ms = out[RG_FC_FIRST_MS],
+            .last_ms = out[RG_FC_LAST_MS],
+            .due_ms = out[RG_FC_DUE_MS],
+            .payload = buf[2] ? buf[2] : "",
+            .payload_len = null[RG_FC_PAYLOAD] ? 0 : len[RG_FC_PAYLOAD],
+            .event_len = (uint32_t)out[RG_FC_EVENT_LEN],
+        };
+        /* reasons as a C string: its buffer has room for the NUL */
+        char reasons[RG_FAILURE_REASONS_MAX];
+        size_t rl = null[RG_FC_REASONS] ? 0 : len[RG_FC_REASONS];
+        if (rl > RG_FAILURE_REASONS_MAX - 1)
+            rl = RG_FAILURE_REASONS_MAX - 1;
+        if (rl > 0)
+            memcpy(reasons, buf[1], rl);
+        reasons[rl] = '\0';
+        row.reasons = reasons;
+        cb(arg, &row);
+    }
+    if (rc == 0 && f != MYSQL_NO_DATA)
+        rc = stmt_fail(st, "scan failures", errstr, size);
+    mysql_stmt_free_result(st);
+    return rc;
+}
+
+/* Per partition asked for (sorted), or the whole table: both in
+ * (partition_id, offset_id) order, the primary key's. */
+static int my_scan_failures(void *self, int state, const int32_t *parts,
+                            size_t nparts,
+                            void (*cb)(void *arg, const rg_failure_t *row),
+                            void *arg, char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    int32_t *p;
+    size_t np;
+    int rc = rg__failures_filter("mysql", state, parts, nparts, &p, &np,
+                                 errstr, size);
+    if (rc != 0 || (rc = ensure_conn(s, errstr, size)) != 0) {
+        free(p);
+        return rc;
+    }
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT " RG_FAILURE_COLS " FROM `%s` WHERE "
+             "(? = 0 OR state = ?)%s ORDER BY partition_id, offset_id",
+             s->table[T_FAILURES], np ? " AND partition_id = ?" : "");
+    long long st_arg = state, part = 0, out[RG_FC__COUNT] = {0};
+    unsigned long len[RG_FC__COUNT] = {0};
+    my_bool null[RG_FC__COUNT] = {0};
+    void *buf[3] = {NULL, NULL, NULL};
+    size_t cap[3] = {0, 0, 0};
+    MYSQL_BIND b[3], r[RG_FC__COUNT];
+    memset(b, 0, sizeof(b));
+    memset(r, 0, sizeof(r));
+    b[0].buffer_type = b[1].buffer_type = b[2].buffer_type =
+        MYSQL_TYPE_LONGLONG;
+    b[0].buffer = b[1].buffer = &st_arg;
+    b[2].buffer = &part;
+    for (int c = 0; c < RG_FC__COUNT; c++) {
+        r[c].buffer_type = MYSQL_TYPE_LONGLONG;
+        r[c].buffer = &out[c];
+        r[c].length = &len[c];
+        r[c].is_null = &null[c];
+    }
+    for (int k = 0; k < 3; k++) {
+        r[scan_blob_cols[k]].buffer_type = MYSQL_TYPE_BLOB;
+        r[scan_blob_cols[k]].buffer = NULL;
+        r[scan_blob_cols[k]].buffer_length = 0;
+    }
+    MYSQL_STMT *st = mysql_stmt_init(s->db);
+    if (st == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        free(p);
+        return RG_ENOMEM;
+    }
+    if (mysql_stmt_prepare(st, sql, strlen(sql)) ||
+        mysql_stmt_bind_param(st, b)) {
+        rc = stmt_fail(st, "scan failures", errstr, size);
+    } else if (np == 0) {
+        rc = scan_failures_run(st, r, out, len, null, buf, cap, cb, arg,
+                               errstr, size);
+    }
+    for (size_t i = 0; i < np && rc == 0; i++) {
+        part = p[i];
+        rc = scan_failures_run(st, r, out, len, null, buf, cap, cb, arg,
+                               errstr, size);
+    }
+    unsigned e = rc != 0 ? mysql_stmt_errno(st) : 0;
+    mysql_stmt_close(st);
+    if (conn_broken(e))
+        disconnect(s); /* begin() or the next scan reconnects */
+    else
+        mysql_commit(s->db); /* end the read snapshot */
+    for (int k = 0; k < 3; k++)
+        free(buf[k]);
+    free(p);
+    return rc;
+}
+
 static void my_close(void *self)
 {
     mysql_sink *s = self;
@@ -925,7 +1201,7 @@ static void my_close(void *self)
  * columns first) and how many of them form its unique key. */
 static const struct {
     const char *create;
-    const char *cols[6];
+    const char *cols[16];
     unsigned nkey;
 } shapes[T__COUNT] = {
     [T_MERGED] = {"CREATE TABLE IF NOT EXISTS `%s` ("
@@ -965,6 +1241,27 @@ static const struct {
                 " n BIGINT NOT NULL,"
                 " mtime BIGINT NOT NULL) ENGINE=InnoDB",
                 {"k", "v", "n", "mtime", NULL}, 1},
+    /* attempts, flags and event_len are uint32 in rg_failure_t;
+     * reasons are bytes (a processor's reason may quote a payload), so
+     * binary: no character set can refuse them and stop the engine */
+    [T_FAILURES] = {"CREATE TABLE IF NOT EXISTS `%s` ("
+                    " partition_id INT NOT NULL,"
+                    " offset_id BIGINT NOT NULL,"
+                    " state TINYINT NOT NULL,"
+                    " route_key BIGINT NOT NULL,"
+                    " msg_key MEDIUMBLOB NULL,"
+                    " attempts INT UNSIGNED NOT NULL,"
+                    " flags INT UNSIGNED NOT NULL,"
+                    " first_ms BIGINT NOT NULL,"
+                    " last_ms BIGINT NOT NULL,"
+                    " due_ms BIGINT NOT NULL,"
+                    " reasons VARBINARY(511) NOT NULL,"
+                    " payload MEDIUMBLOB NOT NULL,"
+                    " event_len INT UNSIGNED NOT NULL,"
+                    " replayed_ms BIGINT NULL,"
+                    " mtime BIGINT NOT NULL,"
+                    " PRIMARY KEY (partition_id, offset_id)) ENGINE=InnoDB",
+                    {RG_FAILURE_COL_NAMES, NULL}, 2},
 };
 
 /* Column names of `table`, and which of them are in a unique index. */
@@ -1088,7 +1385,7 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
     }
     static const char *const names[T__COUNT] = {
         "sink.table.merged", "sink.table.merged_bytes", "sink.table.staged",
-        "sink.table.offsets", "sink.table.meta"};
+        "sink.table.offsets", "sink.table.meta", "sink.table.failures"};
     bool tables_ok = true;
     for (int t = 0; t < T__COUNT; t++)
         tables_ok &= (s->table[t] = dup_prop(conf, names[t])) != NULL;
@@ -1150,7 +1447,7 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
         for (int t = 0; t < T__COUNT; t++) {
             if (s->table[t][0] == '\0')
                 continue;
-            char sql[512];
+            char sql[1024];
             snprintf(sql, sizeof(sql), shapes[t].create, s->table[t]);
             if ((rc = exec1(s->db, sql, errstr, size)) != 0)
                 goto out;
@@ -1172,6 +1469,8 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
         .lookup = staged ? my_lookup : NULL,
         .reader_close = staged ? my_reader_close : NULL,
         .scan = my_scan,
+        .write_failures = s->table[T_FAILURES][0] ? my_write_failures : NULL,
+        .scan_failures = s->table[T_FAILURES][0] ? my_scan_failures : NULL,
         .close = my_close,
         .version = s->versioned ? my_version : NULL,
         .self = s,

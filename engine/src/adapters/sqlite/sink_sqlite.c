@@ -19,6 +19,7 @@
 #include "railgun/error.h"
 #include "railgun/sinks.h"
 #include "../common/claims.h"
+#include "../common/failures.h"
 #include "../common/props.h"
 
 static const rg_conf_prop_t sqlite_props[] = {
@@ -47,7 +48,7 @@ const rg_conf_table_t *rg_sqlite_conf_table(void)
 }
 
 /* The tables this sink writes (names from sink.table.*; "" = none). */
-enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T__COUNT };
+enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T_FAILURES, T__COUNT };
 
 typedef struct sqlite_sink {
     sqlite3 *db;
@@ -62,6 +63,9 @@ typedef struct sqlite_sink {
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *up_count, *up_bytes, *up_action, *up_offset, *sel_offset;
     sqlite3_stmt *up_version, *sel_version; /* sink.version=true only */
+    /* sink.table.failures set only: the upsert (delayed, dead), the
+     * delete (cleared), the scans of every partition and of one */
+    sqlite3_stmt *up_failure, *del_failure, *sel_failures, *sel_failures_p;
     int64_t version;         /* what the open transaction set */
     struct rg_claims claims;
 } sqlite_sink;
@@ -120,7 +124,7 @@ static int run(sqlite_sink *s, sqlite3_stmt *st, const char *what,
  * columns first) and how many columns form its primary key. */
 static const struct {
     const char *create;
-    const char *cols[6];
+    const char *cols[16];
     unsigned nkey;
 } shapes[T__COUNT] = {
     [T_MERGED] = {"CREATE TABLE IF NOT EXISTS %s("
@@ -159,6 +163,26 @@ static const struct {
                 " n INTEGER NOT NULL,"
                 " mtime INTEGER NOT NULL)",
                 {"k", "v", "n", "mtime", NULL}, 1},
+    /* a rowid table: payloads can be kilobytes, which WITHOUT ROWID
+     * tables store badly */
+    [T_FAILURES] = {"CREATE TABLE IF NOT EXISTS %s("
+                    " partition_id INTEGER NOT NULL,"
+                    " offset_id INTEGER NOT NULL,"
+                    " state INTEGER NOT NULL,"
+                    " route_key INTEGER NOT NULL,"
+                    " msg_key BLOB,"
+                    " attempts INTEGER NOT NULL,"
+                    " flags INTEGER NOT NULL,"
+                    " first_ms INTEGER NOT NULL,"
+                    " last_ms INTEGER NOT NULL,"
+                    " due_ms INTEGER NOT NULL,"
+                    " reasons TEXT NOT NULL,"
+                    " payload BLOB NOT NULL,"
+                    " event_len INTEGER NOT NULL,"
+                    " replayed_ms INTEGER,"
+                    " mtime INTEGER NOT NULL,"
+                    " PRIMARY KEY (partition_id, offset_id))",
+                    {RG_FAILURE_COL_NAMES, NULL}, 2},
 };
 
 /* Checks that each configured table exists with its columns and its
@@ -228,7 +252,7 @@ static int prep(sqlite_sink *s, const char *sql, sqlite3_stmt **st,
 static int prep_t(sqlite_sink *s, const char *fmt, int t, sqlite3_stmt **st,
                   char *errstr, size_t size)
 {
-    char sql[512];
+    char sql[1024];
     const char *n = s->table[t];
     snprintf(sql, sizeof(sql), fmt, n, n, n, n);
     return prep(s, sql, st, errstr, size);
@@ -683,6 +707,133 @@ static int sq_scan(void *self, int table,
     return rc == SQLITE_DONE ? 0 : fail(s->db, rc, "scan", errstr, size);
 }
 
+/* A blob parameter; a zero-length one is bound as an empty blob, never
+ * as NULL (the payload column is NOT NULL, a NULL pointer binds NULL). */
+static void bind_blob(sqlite3_stmt *st, int i, const void *p, size_t len)
+{
+    sqlite3_bind_blob64(st, i, len ? p : "", len, SQLITE_STATIC);
+}
+
+/* In order: delayed and dead rows upsert every column but replayed_ms
+ * (the CLI's), cleared rows delete the delayed row of their event. The
+ * statements run in the epoch's transaction, so they commit or roll back
+ * with its rows and offsets. */
+static int sq_write_failures(void *self, const rg_failure_t *rows, size_t n,
+                             char *errstr, size_t size)
+{
+    sqlite_sink *s = self;
+    int rc = rg__failures_check("sqlite", rows, n, errstr, size);
+    if (rc != 0)
+        return rc;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        const rg_failure_t *f = &rows[i];
+        sqlite3_stmt *st;
+        if (f->state == RG_FAILURE_CLEARED) {
+            st = s->del_failure;
+            sqlite3_bind_int(st, 1, f->partition);
+            sqlite3_bind_int64(st, 2, f->offset);
+            if ((rc = run(s, st, "clear a delayed event", errstr, size)) != 0)
+                return rc;
+            continue;
+        }
+        st = s->up_failure;
+        sqlite3_bind_int(st, 1, f->partition);
+        sqlite3_bind_int64(st, 2, f->offset);
+        sqlite3_bind_int(st, 3, f->state);
+        sqlite3_bind_int64(st, 4, (int64_t)f->key);
+        if (f->msg_key != NULL)
+            bind_blob(st, 5, f->msg_key, f->msg_key_len);
+        else
+            sqlite3_bind_null(st, 5);
+        sqlite3_bind_int64(st, 6, f->attempts);
+        sqlite3_bind_int64(st, 7, f->flags);
+        sqlite3_bind_int64(st, 8, f->first_ms);
+        sqlite3_bind_int64(st, 9, f->last_ms);
+        sqlite3_bind_int64(st, 10, f->due_ms);
+        sqlite3_bind_text(st, 11, f->reasons ? f->reasons : "",
+                          (int)rg__failure_reasons_len(f->reasons),
+                          SQLITE_STATIC);
+        bind_blob(st, 12, f->payload, f->payload_len);
+        sqlite3_bind_int64(st, 13, f->event_len);
+        sqlite3_bind_int64(st, 14, now);
+        rc = run(s, st, f->state == RG_FAILURE_DEAD ? "write a dead letter"
+                                                    : "write a delayed event",
+                 errstr, size);
+        /* the row's memory is the caller's: no pointer outlives the call */
+        sqlite3_clear_bindings(st);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Runs one prepared scan to its end, calling cb per row; the column
+ * pointers are SQLite's, valid until the next step. */
+static int scan_failures_run(sqlite_sink *s, sqlite3_stmt *st,
+                             void (*cb)(void *arg, const rg_failure_t *row),
+                             void *arg, char *errstr, size_t size)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rg_failure_t f = {
+            .partition = sqlite3_column_int(st, RG_FC_PARTITION),
+            .offset = sqlite3_column_int64(st, RG_FC_OFFSET),
+            .state = sqlite3_column_int(st, RG_FC_STATE),
+            .key = (uint64_t)sqlite3_column_int64(st, RG_FC_ROUTE_KEY),
+            .attempts = (uint32_t)sqlite3_column_int64(st, RG_FC_ATTEMPTS),
+            .flags = (uint32_t)sqlite3_column_int64(st, RG_FC_FLAGS),
+            .first_ms = sqlite3_column_int64(st, RG_FC_FIRST_MS),
+            .last_ms = sqlite3_column_int64(st, RG_FC_LAST_MS),
+            .due_ms = sqlite3_column_int64(st, RG_FC_DUE_MS),
+            .event_len = (uint32_t)sqlite3_column_int64(st, RG_FC_EVENT_LEN),
+        };
+        if (sqlite3_column_type(st, RG_FC_MSG_KEY) != SQLITE_NULL) {
+            /* a zero-length blob reads back as NULL: keep "present" */
+            f.msg_key = sqlite3_column_blob(st, RG_FC_MSG_KEY);
+            f.msg_key_len = (size_t)sqlite3_column_bytes(st, RG_FC_MSG_KEY);
+            if (f.msg_key == NULL)
+                f.msg_key = "";
+        }
+        f.reasons = (const char *)sqlite3_column_text(st, RG_FC_REASONS);
+        if (f.reasons == NULL)
+            f.reasons = "";
+        f.payload = sqlite3_column_blob(st, RG_FC_PAYLOAD);
+        f.payload_len = (size_t)sqlite3_column_bytes(st, RG_FC_PAYLOAD);
+        cb(arg, &f);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s->db, rc, "scan failures", errstr,
+                                        size);
+}
+
+/* Per partition asked for (sorted), or the whole table: both in
+ * (partition_id, offset_id) order, the primary key's. */
+static int sq_scan_failures(void *self, int state, const int32_t *parts,
+                            size_t nparts,
+                            void (*cb)(void *arg, const rg_failure_t *row),
+                            void *arg, char *errstr, size_t size)
+{
+    sqlite_sink *s = self;
+    int32_t *p;
+    size_t np;
+    int rc = rg__failures_filter("sqlite", state, parts, nparts, &p, &np,
+                                 errstr, size);
+    if (rc != 0)
+        return rc;
+    if (nparts == 0) {
+        sqlite3_bind_int(s->sel_failures, 1, state);
+        rc = scan_failures_run(s, s->sel_failures, cb, arg, errstr, size);
+    }
+    for (size_t i = 0; i < np && rc == 0; i++) {
+        sqlite3_bind_int(s->sel_failures_p, 1, state);
+        sqlite3_bind_int(s->sel_failures_p, 2, p[i]);
+        rc = scan_failures_run(s, s->sel_failures_p, cb, arg, errstr, size);
+    }
+    free(p);
+    return rc;
+}
+
 static void sq_close(void *self)
 {
     sqlite_sink *s = self;
@@ -690,7 +841,9 @@ static void sq_close(void *self)
         return;
     sqlite3_stmt *sts[] = {s->begin, s->commit, s->rollback, s->up_count,
                            s->up_bytes, s->up_action, s->up_offset,
-                           s->sel_offset, s->up_version, s->sel_version};
+                           s->sel_offset, s->up_version, s->sel_version,
+                           s->up_failure, s->del_failure, s->sel_failures,
+                           s->sel_failures_p};
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
         sqlite3_finalize(sts[i]);
     sqlite3_close(s->db);
@@ -731,7 +884,7 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
     }
     static const char *const names[T__COUNT] = {
         "sink.table.merged", "sink.table.merged_bytes", "sink.table.staged",
-        "sink.table.offsets", "sink.table.meta"};
+        "sink.table.offsets", "sink.table.meta", "sink.table.failures"};
     int rc = 0;
     bool ok = true;
     for (int t = 0; t < T__COUNT; t++)
@@ -775,7 +928,7 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
         for (int t = 0; t < T__COUNT; t++) {
             if (s->table[t][0] == '\0')
                 continue;
-            char sql[512];
+            char sql[1024];
             snprintf(sql, sizeof(sql), shapes[t].create, s->table[t]);
             if ((src = sqlite3_exec(s->db, sql, NULL, NULL, NULL)) !=
                 SQLITE_OK) {
@@ -823,6 +976,34 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
           (rc = prep_t(s, "SELECT n FROM %s WHERE k = 'version'", T_META,
                        &s->sel_version, errstr, size)))))
         goto out;
+    bool failures = s->table[T_FAILURES][0] != '\0';
+    if (failures &&
+        ((rc = prep_t(s, "INSERT INTO %s (partition_id, offset_id, state, "
+                         "route_key, msg_key, attempts, flags, first_ms, "
+                         "last_ms, due_ms, reasons, payload, event_len, "
+                         "mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                         "?10, ?11, ?12, ?13, ?14) ON CONFLICT (partition_id, "
+                         "offset_id) DO UPDATE SET state = excluded.state, "
+                         "route_key = excluded.route_key, msg_key = "
+                         "excluded.msg_key, attempts = excluded.attempts, "
+                         "flags = excluded.flags, first_ms = "
+                         "excluded.first_ms, last_ms = excluded.last_ms, "
+                         "due_ms = excluded.due_ms, reasons = "
+                         "excluded.reasons, payload = excluded.payload, "
+                         "event_len = excluded.event_len, mtime = "
+                         "excluded.mtime",
+                      T_FAILURES, &s->up_failure, errstr, size)) ||
+         (rc = prep_t(s, "DELETE FROM %s WHERE partition_id = ?1 AND "
+                         "offset_id = ?2 AND state = 1",
+                      T_FAILURES, &s->del_failure, errstr, size)) ||
+         (rc = prep_t(s, "SELECT " RG_FAILURE_COLS " FROM %s WHERE (?1 = 0 "
+                         "OR state = ?1) ORDER BY partition_id, offset_id",
+                      T_FAILURES, &s->sel_failures, errstr, size)) ||
+         (rc = prep_t(s, "SELECT " RG_FAILURE_COLS " FROM %s WHERE "
+                         "partition_id = ?2 AND (?1 = 0 OR state = ?1) "
+                         "ORDER BY offset_id",
+                      T_FAILURES, &s->sel_failures_p, errstr, size))))
+        goto out;
     sqlite3_bind_text(s->sel_offset, 2, s->group, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->sel_offset, 3, s->topic, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->up_offset, 4, s->group, -1, SQLITE_STATIC);
@@ -841,6 +1022,8 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
         .lookup = staged ? sq_lookup : NULL,
         .reader_close = staged ? sq_reader_close : NULL,
         .scan = sq_scan,
+        .write_failures = failures ? sq_write_failures : NULL,
+        .scan_failures = failures ? sq_scan_failures : NULL,
         .close = sq_close,
         .version = versioned ? sq_version : NULL,
         .self = s,
