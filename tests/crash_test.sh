@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# crash_test.sh RAILGUN sqlite|mysql [kafka|memory]
+# crash_test.sh RAILGUN sqlite|mysql [kafka|memory] [faults]
 # Exactness across kill -9: 20 rounds of `railgun demo --crash-at`, each
 # killing the process inside an epoch's flush (alternately before the
 # commit and after it, before the offset hand-off) and resuming from the
 # offsets stored in the database; the last run must end `verify: exact`.
+# faults: 1M likes with 1% transient failures (some outlast the in-place
+# attempts, so the delayed queue is stored and handed back across the
+# kills) and 100 poison events; the last run must also find exactly the
+# 100 in the dead-letter table and the delayed queue empty (the demo's
+# check), and no event applied twice (the counts).
 # mysql: run through tests/support/with_mariadb.sh (RG_MYSQL_SOCKET).
 set -u
-rg=$1 sink=$2 source=${3:-kafka}
+rg=$1 sink=$2 source=${3:-kafka} faults=${4:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ "$sink" = mysql ]; then
@@ -17,6 +22,11 @@ else
 fi
 common=(--source "$source" --events 300000 --seed 42 -X flush.max.keys=1000
         "${args[@]}")
+if [ "$faults" = faults ]; then
+    common=(--source "$source" --events 1000000 --seed 42
+            -X flush.max.keys=1000 --fail-ratio 0.01 --poison 100
+            -X retry.backoff.ms=20 -X retry.delay.ms=200 "${args[@]}")
+fi
 crashes=0
 for round in $(seq 1 20); do
     if [ $((round % 2)) -eq 0 ]; then stage=after; else stage=before; fi
@@ -39,7 +49,19 @@ if [ $crashes -lt 15 ]; then
     exit 1
 fi
 if grep -q '"verify":"exact"' "$tmp/out"; then
-    echo "crash ($source -> $sink): $crashes kills, resumed each time, exact"
+    echo "crash ($source -> $sink${faults:+, $faults}): $crashes kills, resumed each time, exact"
+    if [ "$faults" = faults ]; then
+        python3 - "$tmp/out" <<'PY' || exit 1
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("crash faults: last run: dead letters in the table %d, delayed rows %d, "
+      "handed back %d, retried %d" % (d["dead_letter_rows"], d["delayed_rows"],
+                                      d["requeued"], d["retried"]))
+if d["dead_letter_rows"] != 100 or d["delayed_rows"] != 0:
+    print("FAIL: want 100 dead letters and an empty delayed queue")
+    sys.exit(1)
+PY
+    fi
     exit 0
 fi
 echo "FAIL: after $crashes kills: $(cat "$tmp/out" "$tmp/err")"

@@ -275,6 +275,10 @@ static void drop_tmp_db(rg_cli_t *cli, const struct demo *dm)
         rg_cli_error(cli, "cannot remove %s: %s", dm->tmp_db, err);
 }
 
+struct result;
+static void check_dlq(const struct demo *dm, const rg_sink_t *sink,
+                      struct result *res);
+
 /* --verify-only: the stream's truth against a database something else
  * filled (railgun produce + railgun run). The exit status. */
 static int verify_only(rg_cli_t *cli, const struct demo *dm)
@@ -287,6 +291,21 @@ static int verify_only(rg_cli_t *cli, const struct demo *dm)
         return rg_cli_report(cli, rc, "%s", err);
     int bad = rg_stream_verify(&dm->s, &sink, why, sizeof(why), &crows,
                                &arows);
+    /* with --poison (or --fail-ratio): exactly the poisoned events are
+     * dead letters, and nothing waits in the delayed queue */
+    if (!bad && (dm->spec.poison > 0 || dm->fail_ratio != NULL)) {
+        struct result *res = calloc(1, sizeof(*res));
+        if (res == NULL) {
+            sink.close(sink.self);
+            return rg_cli_error(cli, "out of memory");
+        }
+        check_dlq(dm, &sink, res);
+        if (res->why[0]) {
+            bad = 1;
+            snprintf(why, sizeof(why), "%s", res->why);
+        }
+        free(res);
+    }
     sink.close(sink.self);
     if (cli->json)
         printf("{\"count_rows\":%" PRIu64 ",\"action_rows\":%" PRIu64
@@ -381,9 +400,14 @@ static void wait_done(rg_cli_t *cli, const struct demo *dm,
     rg_progress_init(&prog, "demo", dm->todo, cli->json);
     for (;;) {
         rg_engine_stats_t st;
+        rg_retry_stats_t rs;
         rg_engine_stats(pl->engine, &st);
+        rg_engine_retry_stats(pl->engine, &rs);
         rg_progress_update(&prog, st.processed);
-        if (st.processed + st.undecodable >= dm->todo ||
+        /* done: every event processed (retries, and the delayed ones a
+         * restart handed back, included), none still waiting */
+        if ((st.processed + st.undecodable >= dm->todo + pl->requeued &&
+             rs.parked_now == 0) ||
             rg_engine_error(pl->engine) != NULL ||
             rg_pipeline_source_done(pl) ||
             (dm->kafka && rg_stream_producer_done(prod) && prod->err[0]))
@@ -538,11 +562,11 @@ static void dlq_row(void *arg, const rg_failure_t *row)
 /* Exactly the poisoned events are dead letters, the delayed queue is
  * empty: from the sink's failures table when it keeps one, else from the
  * dead-letter callback's count. Sets res->why when not. */
-static void check_dlq(const struct demo *dm, const rg_pipeline_t *pl,
+static void check_dlq(const struct demo *dm, const rg_sink_t *sink,
                       struct result *res)
 {
     char err[512];
-    if (pl->sink.scan_failures == NULL) {
+    if (sink->scan_failures == NULL) {
         /* relaxed: the engine is stopped */
         uint64_t seen = atomic_load_explicit(&res->dead_cb,
                                              memory_order_relaxed);
@@ -554,8 +578,8 @@ static void check_dlq(const struct demo *dm, const rg_pipeline_t *pl,
     }
     res->dlq_table = true;
     struct dlq_check c = {.dm = dm};
-    if (pl->sink.scan_failures(pl->sink.self, 0, NULL, 0, dlq_row, &c, err,
-                               sizeof(err)) != 0) {
+    if (sink->scan_failures(sink->self, 0, NULL, 0, dlq_row, &c, err,
+                            sizeof(err)) != 0) {
         snprintf(res->why, sizeof(res->why), "cannot read the failures "
                  "table: %.200s", err);
         return;
@@ -610,6 +634,7 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                ",\"transaction_reduction\":%.1f,\"row_reduction\":%.2f,"
                "\"sink_retries\":%" PRIu64 ",\"undecodable\":%" PRIu64
                ",\"retried\":%" PRIu64 ",\"delayed\":%" PRIu64
+               ",\"requeued\":%" PRIu64
                ",\"recovered\":%" PRIu64 ",\"dead_lettered\":%" PRIu64
                ",\"dead_letter_rows\":%" PRIu64 ",\"delayed_rows\":%" PRIu64
                ",\"verify\":\"%s\"",
@@ -620,7 +645,7 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                fl.sink_latency_ms, fs->epochs,
                fs->transactions, fs->merged_rows, fs->staged_rows, txn_cut,
                row_cut, fs->retries, r->st.undecodable, r->rs.retried,
-               r->rs.delayed, r->rs.recovered, r->rs.dead_lettered,
+               r->rs.delayed, r->rs.requeued, r->rs.recovered, r->rs.dead_lettered,
                r->dead_rows, r->delayed_rows, bad ? "MISMATCH" : "exact");
         if (bad) {
             printf(",\"mismatch\":\"");
@@ -672,11 +697,13 @@ static void report(rg_cli_t *cli, const struct demo *dm,
     printf("\n");
     if (fs->retries)
         printf("  sink retries  %" PRIu64 "\n", fs->retries);
-    if (r->rs.retried || r->rs.dead_lettered || dm->spec.poison)
+    if (r->rs.retried || r->rs.dead_lettered || r->rs.requeued ||
+        dm->spec.poison)
         printf("  failures      %" PRIu64 " attempts retried, %" PRIu64
-               " events delayed, %" PRIu64 " recovered, %" PRIu64
-               " dead letters (%s %" PRIu64 ", %" PRIu64 " poisoned)\n",
-               r->rs.retried, r->rs.delayed, r->rs.recovered,
+               " events delayed, %" PRIu64 " handed back after a restart, %"
+               PRIu64 " recovered, %" PRIu64 " dead letters (%s %" PRIu64
+               ", %" PRIu64 " poisoned)\n",
+               r->rs.retried, r->rs.delayed, r->rs.requeued, r->rs.recovered,
                r->rs.dead_lettered,
                r->dlq_table ? "in the failures table" : "reported",
                r->dead_rows, dm->spec.poison);
@@ -773,7 +800,7 @@ int rg_cmd_demo(int argc, char **argv)
         rg_stream_verify(&dm.s, &pl.sink, res.why, sizeof(res.why),
                          &res.count_rows, &res.action_rows);
     if (res.why[0] == '\0')
-        check_dlq(&dm, &pl, &res);
+        check_dlq(&dm, &pl.sink, &res);
     report(&cli, &dm, &pl, &res);
     rc = res.why[0] != '\0' ? 1 : 0;
 

@@ -176,6 +176,8 @@ int rg_pipeline_claim(rg_pipeline_t *pl, unsigned n, int64_t *next,
         int64_t rq = rg_engine_requeue(pl->engine, parts, n, errstr, size);
         if (rq < 0)
             rc = (int)rq;
+        else
+            pl->requeued += (uint64_t)rq;
     }
     free(parts);
     for (unsigned p = 0; rc == 0 && p < n; p++)

@@ -72,6 +72,7 @@ typedef struct rg_pipeline_s {
     unsigned workers;
     /* private */
     bool started, stopped, source_spawned;
+    uint64_t requeued;         /* delayed retries claim() handed back */
     pthread_t source_thread;
     _Atomic int source_done;
     struct rg_claim_tap *tap; /* with opts.on_claim */

@@ -151,9 +151,10 @@ struct rg__requeued {
 /* A worker's failure state (retry.c); the worker's only, except the
  * mailbox (lock) and the stats (relaxed, single writer). */
 struct rg__retry {
-    struct rg__wait *pool;   /* [max_parked] */
+    struct rg__wait *pool;   /* [cap]: max_parked, more only while a
+                                restart's requeue hands back more */
     uint32_t *free_waits;    /* stack of free indexes */
-    uint32_t nfree;
+    uint32_t nfree, cap;
     struct rg__wkey *keys;   /* dense [nkeys] */
     uint32_t nkeys;
     uint32_t *map;           /* open addressing: keys index + 1, 0 free */
@@ -444,10 +445,17 @@ void rg__retry_take_mail(rg__worker_t *w);
 /* At a seal (epoch mode): every wait not stored yet gets its delayed row
  * in the sealing delta. */
 void rg__retry_seal(rg__worker_t *w);
+/* Events waiting in this worker now. */
+static inline uint32_t rg__retry_used(const rg__worker_t *w)
+{
+    return w->rt.cap - w->rt.nfree;
+}
+
 /* Events this worker may still take without passing max_parked. */
 static inline uint32_t rg__retry_room(const rg__worker_t *w)
 {
-    return w->rt.nfree;
+    uint32_t used = rg__retry_used(w), max = w->e->rc.max_parked;
+    return used < max ? max - used : 0;
 }
 /* Dead-letters an undecodable message (ingest thread of d): the
  * callback, and in epoch mode a row in d's open epoch. */

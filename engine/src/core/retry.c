@@ -99,7 +99,7 @@ int rg__retry_init(rg__worker_t *w)
         return RG_ENOMEM;
     for (uint32_t i = 0; i < n; i++)
         r->free_waits[i] = n - 1 - i;
-    r->nfree = n;
+    r->nfree = r->cap = n;
     r->next_due_ns = INT64_MAX;
     r->rng = 0x9e3779b97f4a7c15ull * (w->idx + 1) | 1;
     pthread_mutex_init(&r->lock, NULL);
@@ -165,8 +165,13 @@ static uint32_t find_key(const struct rg__retry *r, uint64_t key)
     }
 }
 
-static uint32_t add_key(struct rg__retry *r, uint64_t key)
+static void grow(rg__worker_t *w);
+
+static uint32_t add_key(rg__worker_t *w, uint64_t key)
 {
+    struct rg__retry *r = &w->rt;
+    if (r->nkeys >= r->cap || r->nfree == 0)
+        grow(w); /* a key gets a wait next: room for both */
     uint32_t k = r->nkeys++;
     r->keys[k] = (struct rg__wkey){key, 0, 0, UINT32_MAX, 0};
     uint32_t h = slot_of(r, key);
@@ -220,7 +225,8 @@ static void publish(struct rg__retry *r, uint32_t max_parked)
     atomic_store_explicit(&r->recovered, r->l_recovered, memory_order_relaxed);
     atomic_store_explicit(&r->requeued, r->l_requeued, memory_order_relaxed);
     atomic_store_explicit(&r->full_waits, r->l_full, memory_order_relaxed);
-    atomic_store_explicit(&r->parked_now, max_parked - r->nfree,
+    (void)max_parked;
+    atomic_store_explicit(&r->parked_now, r->cap - r->nfree,
                           memory_order_relaxed);
     atomic_store_explicit(&r->keys_now, r->nkeys, memory_order_relaxed);
     for (int i = 0; i < RG_DEAD__COUNT; i++)
@@ -257,7 +263,7 @@ static int mark(rg_ctx_t *ctx, const rg_event_t *ev, int kind,
         uint64_t key = order_key(ctx->e, me);
         uint32_t k = find_key(r, key);
         if (k == UINT32_MAX) {
-            k = add_key(r, key);
+            k = add_key(ctx, key);
             r->touched[r->ntouched++] = k;
         }
         if (r->keys[k].since == UINT32_MAX || i < r->keys[k].since)
@@ -327,12 +333,52 @@ static void add_reason(struct rg__wait *wt, const char *reason)
              len ? "; " : "", reason);
 }
 
+/* Doubles the pool, the keys and the map: only a restart's requeue can
+ * pass max_parked (the rings are read within it). Indexes stay valid;
+ * pointers into the pool do not (none is held across an append). */
+static void grow(rg__worker_t *w)
+{
+    struct rg__retry *r = &w->rt;
+    uint32_t cap = r->cap * 2;
+    struct rg__wait *pool = realloc(r->pool, sizeof(*pool) * cap);
+    uint32_t *fw = pool ? realloc(r->free_waits, sizeof(uint32_t) * cap)
+                        : NULL;
+    if (pool != NULL)
+        r->pool = pool;
+    if (fw != NULL)
+        r->free_waits = fw;
+    struct rg__wkey *keys = fw ? realloc(r->keys, sizeof(*keys) * cap) : NULL;
+    if (keys != NULL)
+        r->keys = keys;
+    uint32_t mask = r->map_mask * 2 + 1;
+    uint32_t *map = keys ? calloc((size_t)mask + 1, sizeof(uint32_t)) : NULL;
+    if (map == NULL) {
+        /* a worker cannot go on without a place for the event */
+        rg__log(w->e, RG_LOG_ERR, "retry: worker %u: out of memory for "
+                "%u waiting events", w->idx, cap);
+        abort();
+    }
+    free(r->map);
+    r->map = map;
+    r->map_mask = mask;
+    for (uint32_t k = 0; k < r->nkeys; k++) {
+        uint32_t h = slot_of(r, r->keys[k].key);
+        while (r->map[h] != 0)
+            h = (h + 1) & r->map_mask;
+        r->map[h] = k + 1;
+    }
+    for (uint32_t i = cap; i-- > r->cap;)
+        r->free_waits[r->nfree++] = i;
+    r->cap = cap;
+}
+
 /* Appends ev to its key's queue (the key must be parked). */
 static struct rg__wait *append(rg__worker_t *w, uint32_t k,
                                const rg_event_t *ev)
 {
     struct rg__retry *r = &w->rt;
-    RG_DASSERT(r->nfree > 0);
+    if (r->nfree == 0)
+        grow(w);
     uint32_t i = r->free_waits[--r->nfree];
     struct rg__wait *wt = &r->pool[i];
     memset(wt, 0, sizeof(*wt));
@@ -615,18 +661,23 @@ static int rerun(rg__worker_t *w, struct rg__wait *wt, char *reason,
     return kind;
 }
 
-/* Runs keys[k]'s due heads, and what follows them, until one waits. */
-static void run_key(rg__worker_t *w, uint32_t k, int64_t now, int64_t now_ms)
+/* Runs keys[k]'s due heads, and what follows them, until one waits.
+ * Returns how many waits it finished or ran. */
+static unsigned run_key(rg__worker_t *w, uint32_t k, int64_t now,
+                        int64_t now_ms)
 {
     rg_engine_t *e = w->e;
     struct rg__retry *r = &w->rt;
-    while (r->keys[k].head != 0) {
+    unsigned ran = 0;
+    for (;; ran++) {
+        if (r->keys[k].head == 0)
+            return ran;
         struct rg__wait *wt = &r->pool[r->keys[k].head - 1];
         if (wt->due_ns > now || wt->frozen)
-            return;
+            return ran;
         /* relaxed: a failed engine writes nothing more; waits stay */
         if (atomic_load_explicit(&e->failed, memory_order_relaxed))
-            return;
+            return ran;
         if (wt->attempts >= e->rc.max_attempts) {
             /* e.g. max.attempts 1, or lowered since it was stored */
             finish_head(w, k, RG_DEAD_ATTEMPTS);
@@ -665,7 +716,7 @@ static void run_key(rg__worker_t *w, uint32_t k, int64_t now, int64_t now_ms)
             continue;
         }
         wt->due_ns = due_after(w, wt, now);
-        return;
+        return ran + 1;
     }
 }
 
@@ -674,9 +725,16 @@ bool rg__retry_tick(rg__worker_t *w, int64_t now)
     struct rg__retry *r = &w->rt;
     if (r->nkeys == 0 || now < r->next_due_ns)
         return false;
+    /* relaxed: a failed engine writes nothing more: its waits stay where
+     * they are (stored, or lost with the process), looked at rarely */
+    if (atomic_load_explicit(&w->e->failed, memory_order_relaxed)) {
+        r->next_due_ns = now + 10 * 1000000;
+        return false;
+    }
     int64_t now_ms = wall_ms();
+    unsigned ran = 0;
     for (uint32_t k = 0; k < r->nkeys;) {
-        run_key(w, k, now, now_ms);
+        ran += run_key(w, k, now, now_ms);
         if (r->keys[k].head == 0)
             drop_key(r, k); /* the last key moved into k: look at it */
         else
@@ -689,6 +747,8 @@ bool rg__retry_tick(rg__worker_t *w, int64_t now)
             next = h->due_ns;
     }
     r->next_due_ns = next;
+    if (ran == 0)
+        return false; /* e.g. the engine failed: let the worker drain */
     publish(r, w->e->rc.max_parked);
     if (w->e->epoch_mode)
         rg__epoch_after_batch(w);
@@ -744,7 +804,7 @@ void rg__retry_seal(rg__worker_t *w)
             rg__log(e, RG_LOG_WARN, "retry: worker %u: %u events wait for "
                     "a retry past an epoch's barrier, and the sink keeps no "
                     "failures: they are in memory only (a crash loses them)",
-                    w->idx, e->rc.max_parked - r->nfree);
+                    w->idx, rg__retry_used(w));
         }
         return;
     }
@@ -780,7 +840,7 @@ void rg__retry_take_mail(rg__worker_t *w)
     pthread_mutex_lock(&r->lock);
     struct rg__requeued *m = r->mail_head;
     /* relaxed: under the lock, which orders the list */
-    while (m != NULL && (m->release >= 0 || r->nfree > 0)) {
+    while (m != NULL) {
         struct rg__requeued *nx = m->next;
         if (m->release >= 0) {
             for (uint32_t k = 0; k < r->nkeys; k++)
@@ -800,7 +860,7 @@ void rg__retry_take_mail(rg__worker_t *w)
         uint64_t key = order_key(w->e, &m->w.ev);
         uint32_t k = find_key(r, key);
         if (k == UINT32_MAX)
-            k = add_key(r, key);
+            k = add_key(w, key);
         struct rg__wait *wt = append(w, k, &m->w.ev);
         char *reasons = wt->reasons;
         (void)reasons;

@@ -205,7 +205,7 @@ static bool drained(rg__worker_t *w, int64_t *since)
             return false;
         rg__log(e, RG_LOG_WARN, "retry: worker %u stopped with %u events "
                 "still waiting for a retry, in memory only: not applied%s",
-                w->idx, e->rc.max_parked - w->rt.nfree,
+                w->idx, rg__retry_used(w),
                 e->epoch_mode ? " (their offsets are stored: lost)"
                               : " (their offsets are not done: a restart "
                                 "delivers them again)");
