@@ -114,6 +114,34 @@ static void print_stats(struct runner *r, const char *when)
     else if (fl.wait_ms != 0)
         snprintf(fc, sizeof(fc), ", flow unlimited now (waited %.1f s for "
                  "tokens)", (double)fl.wait_ms / 1e3);
+    /* the adaptive limit, when flow.sink.latency.target.ms is set: the
+     * limit it holds now (0: not limiting), the last epoch's transaction
+     * time against the target, its cuts and raises */
+    char ad[300] = "";
+    int64_t target_ms = rg_conf_get_int(rg_engine_conf(r->pl.engine),
+                                        "flow.sink.latency.target.ms");
+    /* the latency is the last transaction's: none before the first */
+    char lat[32] = "";
+    if (fs.transactions > 0)
+        snprintf(lat, sizeof(lat), "%" PRIu64, fl.sink_latency_ms);
+    if (target_ms > 0 && r->json)
+        snprintf(ad, sizeof(ad), ",\"flow_target_ms\":%" PRId64
+                 ",\"flow_adaptive_limit\":%" PRIu64
+                 ",\"flow_sink_latency_ms\":%s"
+                 ",\"flow_adaptive_cuts\":%" PRIu64
+                 ",\"flow_adaptive_raises\":%" PRIu64, target_ms,
+                 fl.limit[RG_FLOW_ADAPTIVE], lat[0] ? lat : "null",
+                 fl.adaptive_cuts, fl.adaptive_raises);
+    else if (target_ms > 0) {
+        char lim[64] = "not limiting";
+        if (fl.limit[RG_FLOW_ADAPTIVE] != 0)
+            snprintf(lim, sizeof(lim), "limit %" PRIu64 "/s",
+                     fl.limit[RG_FLOW_ADAPTIVE]);
+        snprintf(ad, sizeof(ad), ", adaptive %s (last commit %s%s, target %"
+                 PRId64 " ms; %" PRIu64 " cuts, %" PRIu64 " raises)", lim,
+                 lat[0] ? lat : "none yet", lat[0] ? " ms" : "", target_ms,
+                 fl.adaptive_cuts, fl.adaptive_raises);
+    }
     /* the group's lease, when the lease client runs */
     char lease[300] = "";
     if (r->flow != NULL) {
@@ -157,12 +185,12 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
-                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s}\n", when,
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
                 ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, fc,
-                lease, cs);
+                ad, lease, cs);
         return;
     }
     char sink[700] = "", kafka[400] = "";
@@ -177,12 +205,12 @@ static void print_stats(struct runner *r, const char *when)
             "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
-            ", paused %s (%" PRIu64 " times)%s%s%s\n", when, ks.consumed,
+            ", paused %s (%" PRIu64 " times)%s%s%s%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
-            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, lease,
-            cs);
+            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, ad,
+            lease, cs);
 }
 
 /* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one
