@@ -143,24 +143,35 @@ static void print_stats(struct runner *r, const char *when)
                  fl.adaptive_cuts, fl.adaptive_raises);
     }
     /* the group's lease, when the lease client runs */
-    char lease[300] = "";
+    char lease[700] = "";
     if (r->flow != NULL) {
         rg_flow_redis_stats_t fr;
         rg_flow_redis_stats(rg_run_flow_client(r->flow), &fr);
+        /* the server in use (the primary Sentinel named), JSON-safe: an
+         * address or a socket path, anything else dropped */
+        char srv[sizeof(fr.server)];
+        size_t k = 0;
+        for (const char *c = fr.server; *c != '\0'; c++)
+            if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
+                srv[k++] = *c;
+        srv[k] = '\0';
         if (r->json)
             snprintf(lease, sizeof(lease), ",\"flow_mode\":\"%s\","
                      "\"flow_degraded\":%s,\"flow_lease\":%" PRIu64
                      ",\"flow_global\":%" PRIu64 ",\"flow_share\":%.4f,"
-                     "\"flow_nodes\":%u,\"flow_lease_errors\":%" PRIu64,
-                     rg_flow_mode_name(fr.mode),
+                     "\"flow_nodes\":%u,\"flow_lease_errors\":%" PRIu64
+                     ",\"flow_server\":\"%s\",\"flow_master_changes\":%"
+                     PRIu64, rg_flow_mode_name(fr.mode),
                      fr.degraded ? "true" : "false", fr.lease,
-                     fr.global_rate, fr.share, fr.nodes, fr.lease_errors);
+                     fr.global_rate, fr.share, fr.nodes, fr.lease_errors,
+                     srv, fr.master_changes);
         else
             snprintf(lease, sizeof(lease), ", lease %s %" PRIu64 "/s of %"
                      PRIu64 "/s (share %.1f%%, %u nodes, %" PRIu64
-                     " lease errors)", rg_flow_mode_name(fr.mode), fr.lease,
-                     fr.global_rate, 100.0 * fr.share, fr.nodes,
-                     fr.lease_errors);
+                     " lease errors, redis %s, %" PRIu64 " primary changes)",
+                     rg_flow_mode_name(fr.mode), fr.lease, fr.global_rate,
+                     100.0 * fr.share, fr.nodes, fr.lease_errors,
+                     srv[0] ? srv : "none", fr.master_changes);
     }
     /* the read cache's updater, when there is one */
     char cs[300] = "";
