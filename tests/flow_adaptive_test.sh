@@ -33,7 +33,8 @@
 #       a quiet VM it is back at LOCAL), every count is exact at the end
 #       (`railgun demo --verify-only`), and SIGTERM exits 0 with the
 #       adaptive state in its final --json stats line.
-# Prints the figures (rates, commit times, cuts) per phase.
+# Prints the figures (rates, commit times, cuts) per phase;
+# RG_ADAPT_VERBOSE=1 every sample.
 # Run through tests/support/with_mariadb.sh.
 set -u
 rg=$1
@@ -178,6 +179,10 @@ report() { # PHASE PART(all|half|last): one line "key=value ..."
         }' "$tmp/samples"
 }
 get() { sed -n "s/.*\b$1=\([0-9-]*\).*/\1/p" <<<"$2"; }
+# RG_ADAPT_VERBOSE=1: every sample, "ms since the start, events since
+# the last sample, limit, last commit ms, cuts, raises, phase"
+[ "${RG_ADAPT_VERBOSE:-0}" = 1 ] &&
+    awk 'NR == 1 { t0 = $1 } { print $1 - t0, $2 - a, $3, $4, $5, $6, $7; a = $2 }' "$tmp/samples"
 for ph in fast0 slow1 fast1 slow2; do
     all=$(report $ph all)
     echo "$ph (whole): $all"
