@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# flow_group_test.sh RAILGUN [group|outage]
+# flow_group_test.sh RAILGUN [group|outage|sentinel]
 # Issue 14's group test: the global rate through Redis across three
 # `railgun run` processes of one consumer group, the broker a `railgun
 # mock-kafka` process of its own, one MariaDB for the three. 2M likes are
@@ -27,8 +27,20 @@
 # windows within 10%), every node leases again after, windows back at the
 # rate; then unlimited, A, B and C drain the rest themselves, exact, and
 # stop with SIGTERM (exit 0).
+# sentinel (through with_redis.sh --sentinel): the three nodes find the
+# primary through three sentinels (flow.redis.sentinels), 800k likes at
+# 20000/s; after step 1 the primary is SIGKILLed: every node keeps
+# running and reports degraded (railgun_flow_degraded 1, or lease errors
+# in its stats when the failover was followed between two samples), the
+# group stays within its rate (the nodes' fallback, the last fair share:
+# windows never above the rate + 10%), every node leases again from the
+# promoted replica (its --json stats: "flow_server" on the replica's port,
+# "flow_master_changes" >= 1) within 20 s and without a restart, and the
+# windows are back at the rate; then unlimited, A, B and C drain the rest
+# themselves, exact, and stop with SIGTERM (exit 0). About 70 s.
 # RG_FLOW_GROUP_VERBOSE=1 prints every window.
-# Run through tests/support/with_mariadb.sh tests/support/with_redis.sh.
+# Run through tests/support/with_mariadb.sh tests/support/with_redis.sh
+# (--sentinel for the sentinel mode).
 set -u
 rg=$1
 mode=${2:-group}
@@ -51,6 +63,13 @@ fail() {
         echo "--- $f"
         grep -v '"stats":"interval"' "$f" | tail -8
     done
+    if [ "$mode" = sentinel ]; then # the flow state every 500 ms
+        for f in "$tmp"/[ABC].err; do
+            echo "--- $f: flow, every 500 ms"
+            grep '"stats":"interval"' "$f" | tail -40 |
+                grep -o '"consumed":[0-9]*\|"flow_rate.*' | paste -d' ' - -
+        done
+    fi
     echo "FAIL: $(printf '%s\n' "$*" | head -1)"
     exit 1
 }
@@ -59,6 +78,11 @@ say() { [ "${RG_FLOW_GROUP_VERBOSE:-0}" = 1 ] && echo "$*"; return 0; }
 parts=64 events=2000000 rate=30000
 # the outages take ~60 s of windows: at 20000/s 2M last through them
 [ "$mode" = outage ] && rate=20000
+# the failover ~25 s: 800k last through them at 20000/s
+[ "$mode" = sentinel ] && rate=20000 events=800000
+if [ "$mode" = sentinel ]; then
+    : "${RG_SENTINELS:?run through with_redis.sh --sentinel}"
+fi
 "$rg" mock-kafka --topic likes:$parts >"$tmp/servers" 2>"$tmp/mk.err" &
 mk=$!
 for _ in $(seq 1 100); do [ -s "$tmp/servers" ] && break; sleep 0.1; done
@@ -78,6 +102,9 @@ grep -q "\"produced\":$events" "$tmp/produce" ||
 # a session timeout longer than the windows after the kill: C's
 # partitions stay unassigned (no rebalance pauses A and B) until it ends
 redis=(flow.redis.port=$RG_REDIS_PORT flow.redis.password=$RG_REDIS_PASSWORD)
+[ "$mode" = sentinel ] &&
+    redis=("flow.redis.sentinels=$RG_SENTINELS" flow.redis.password=$RG_REDIS_PASSWORD
+           "flow.redis.master=$RG_REDIS_MASTER")
 cat >"$tmp/run.conf" <<CONF
 kafka.bootstrap.servers=$servers
 kafka.auto.offset.reset=earliest
@@ -97,6 +124,10 @@ CONF
 # 10 ms, so that a node the loaded VM leaves without a CPU for a few time
 # slices catches up within its window (at most 3000 events, 7.5% of one)
 [ "$mode" = outage ] && echo "flow.burst.events=1000" >>"$tmp/run.conf"
+# sentinel: the master name, and a stats line every 500 ms (the server
+# each node leases from)
+[ "$mode" = sentinel ] &&
+    printf '%s\n' "${redis[2]}" stats.interval.ms=500 >>"$tmp/run.conf"
 flow() { "$rg" flow "$@" --config "$tmp/run.conf"; }
 
 declare -A port
@@ -129,44 +160,51 @@ held() { # NAME: partitions NAME holds now
         grep -c '^railgun_partition_paused{'
 }
 
-# one sample: "TIME_NS ACCEPTED RETRIES WAITED_MS...": the events the
-# named nodes' buckets let in and the sink transactions they retried
-# (summed), and the time each one's ingest waited for tokens
+# one sample: "RETRIES TIME_NS ACCEPTED WAITED_MS ..." (a triple per
+# node): the sink transactions the named nodes retried (summed), and per
+# node when its /metrics answered (the middle of its request: on the
+# loaded VM one request can take a few hundred ms, and one time for all
+# the nodes, read before their requests, made windows off by that), the
+# events its bucket let in and the time its ingest waited for tokens
 sample() {
-    local t s=0 r=0 v n w="" va vr vw
-    t=$(date +%s%N)
+    local r=0 v n out="" va vr vw ta tb
     for n in "$@"; do
+        ta=$(date +%s%N)
         v=$(curl -sf --max-time 1 "http://127.0.0.1:${port[$n]}/metrics" |
             awk '$1 == "railgun_events_accepted_total" { a = $2 }
                  $1 == "railgun_epoch_retries_total" { r = $2 }
                  $1 == "railgun_flow_throttled_seconds_total" { w = $2 }
                  END { if (a != "") printf "%d %d %d\n", a, r, w * 1000 }')
+        tb=$(date +%s%N)
         [ -n "$v" ] || fail "$n: no railgun_events_accepted_total"
         read -r va vr vw <<<"$v"
-        s=$((s + va)) r=$((r + vr)) w+=" $vw"
+        r=$((r + vr)) out+=" $(( (ta + tb) / 2 )) $va $vw"
     done
-    echo "$t $s $r$w"
+    echo "$r$out"
 }
 
-# diag NODES...: each node's events over 1 s, lease, limit, pauses (for
-# a failing window's message)
+# diag NODES...: each node's events per s (over about 1 s, by the times
+# its /metrics answered), lease, limit, pauses (for a failing window's
+# message)
 diag() {
-    local n a0 out=""
-    declare -A a
-    for n in "$@"; do a[$n]=$(metric "$n" railgun_events_accepted_total); done
+    local n out="" s0 s1 k=0
+    s0=($(sample "$@"))
     sleep 1
+    s1=($(sample "$@"))
     for n in "$@"; do
-        a0=$(metric "$n" railgun_events_accepted_total)
-        out+="$n: $((a0 - ${a[$n]:-0}))/s, lease $(metric "$n" railgun_flow_lease_events_per_second)"
+        out+="$n: $(( (s1[k * 3 + 2] - s0[k * 3 + 2]) * 1000000000 / (s1[k * 3 + 1] - s0[k * 3 + 1]) ))/s"
+        out+=", lease $(metric "$n" railgun_flow_lease_events_per_second)"
         out+=", limit $(metric "$n" railgun_flow_limit_events_per_second)"
         out+=", pauses $(metric "$n" railgun_source_pauses_total)"
         out+=", sink retries $(metric "$n" railgun_epoch_retries_total); "
+        k=$((k + 1))
     done
     echo "$out"
 }
 
 # windows LABEL COUNT PER2S NODES...: COUNT windows of 2 s, each within
-# 10% of PER2S events (normalized to 2 s by the measured interval). Never
+# 10% of PER2S events (each node's events over its own interval between
+# two samples, normalized to 2 s, summed). Never
 # above: that is flow control's bound. Below is judged in the windows
 # where the limit was what held the nodes back: every node waited for
 # tokens for at least a quarter of the window, and no node's sink retried
@@ -175,34 +213,33 @@ diag() {
 # consume less, which no rate limit can make up.) Another window is
 # taken for each one not judged, at most COUNT more.
 windows() {
-    local label=$1 count=$2 want=$3 t0 s0 r0 w0 t1 s1 r1 w1 got judged=0
-    local i=0 bound k
+    local label=$1 count=$2 want=$3 a b got judged=0 i=0 bound k dt waits
     shift 3
-    read -r t0 s0 r0 w0 < <(sample "$@")
-    w0=($w0)
+    a=($(sample "$@"))
     while [ $judged -lt "$count" ]; do
         i=$((i + 1))
         [ $i -le $((count * 2)) ] ||
             fail "$label: only $judged of $((i - 1)) windows were limited by the rate ($(diag "$@"))"
         sleep 2
-        read -r t1 s1 r1 w1 < <(sample "$@")
-        w1=($w1)
-        got=$(( (s1 - s0) * 2000000000 / (t1 - t0) ))
+        b=($(sample "$@"))
+        got=0 bound=yes waits=""
+        for ((k = 0; k < $#; k++)); do
+            dt=$((b[k * 3 + 1] - a[k * 3 + 1]))
+            got=$((got + (b[k * 3 + 2] - a[k * 3 + 2]) * 2000000000 / dt))
+            [ $(( (b[k * 3 + 3] - a[k * 3 + 3]) * 4000000 )) -ge $dt ] || bound=no
+            waits+="$((b[k * 3 + 3] - a[k * 3 + 3])) "
+        done
         [ $((got * 10)) -le $((want * 11)) ] ||
             fail "$label window $i: $got events per 2 s, above $want + 10% ($(diag "$@"))"
-        bound=yes
-        for k in "${!w1[@]}"; do
-            [ $(( (w1[k] - w0[k]) * 4000000 )) -ge $((t1 - t0)) ] || bound=no
-        done
-        if [ "$r1" -ne "$r0" ] || [ $bound = no ]; then
-            say "$label window $i: $got events per 2 s, not judged below (sink retries $((r1 - r0)), token waits ms: $(for k in "${!w1[@]}"; do printf '%d ' $((w1[k] - w0[k])); done))"
+        if [ "${b[0]}" -ne "${a[0]}" ] || [ $bound = no ]; then
+            say "$label window $i: $got events per 2 s, not judged below (sink retries $((b[0] - a[0])), token waits ms: $waits)"
         else
             say "$label window $i: $got events per 2 s (want $want ± 10%)"
             [ $((got * 10)) -ge $((want * 9)) ] ||
                 fail "$label window $i: $got events per 2 s, want $want ± 10% ($(diag "$@"))"
             judged=$((judged + 1))
         fi
-        t0=$t1 s0=$s1 r0=$r1 w0=("${w1[@]}")
+        a=("${b[@]}")
     done
 }
 
@@ -338,6 +375,87 @@ outage() {
     sleep 3 # the recovery cap: backoff.max + ttl
     windows "$3, back" 2 $((rate * 2)) A B C
 }
+
+# last NAME KEY: KEY's value in NAME's newest --json stats line
+last() {
+    grep '"stats":"interval"' "$tmp/$1.err" | tail -1 |
+        sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
+}
+
+if [ "$mode" = sentinel ]; then
+    p0=$RG_REDIS_PORT p1=$RG_REDIS_REPLICA_PORT
+    for n in A B C; do
+        [ "$(last $n flow_server)" = "127.0.0.1:$p0" ] ||
+            fail "$n leases from $(last $n flow_server), not the primary :$p0"
+    done
+    declare -A errs0 seen
+    for n in A B C; do errs0[$n]=$(last $n flow_lease_errors) seen[$n]=no; done
+    "$RG_REDIS_CTL" kill r0 "$RG_REDIS_DIR" >/dev/null || fail "redis.sh kill"
+    t_kill=$(date +%s%N)
+    # degraded, each node, at least once: seen on /metrics, or (a fast
+    # failover followed between two samples) its lease errors grew
+    for _ in $(seq 1 100); do
+        ok=0
+        for n in A B C; do
+            kill -0 "${!n}" 2>/dev/null || fail "$n exited after the primary died"
+            [ "$(metric $n railgun_flow_degraded)" = 1 ] && seen[$n]=yes
+            [ "$(last $n flow_lease_errors)" -gt "${errs0[$n]}" ] && seen[$n]=yes
+            [ ${seen[$n]} = yes ] && ok=$((ok + 1))
+        done
+        [ $ok -eq 3 ] && break
+        sleep 0.05
+    done
+    [ $ok -eq 3 ] || fail "not every node degraded after the primary died (A ${seen[A]}, B ${seen[B]}, C ${seen[C]})"
+    say "degraded: A ${seen[A]}, B ${seen[B]}, C ${seen[C]} after $(( ($(date +%s%N) - t_kill) / 1000000 )) ms"
+    # while degraded each node's bucket holds its last lease or decays to
+    # its fallback (the last fair share): at most rate/3 + 10% (all three
+    # were hungry: equal leases)
+    most=$((rate * 11 / 30)) nsamp=0
+    for _ in $(seq 1 15); do
+        for n in A B C; do
+            [ "$(metric $n railgun_flow_degraded)" = 1 ] || continue
+            lim=$(metric $n railgun_flow_limit_events_per_second)
+            [ "${lim:-0}" -gt 0 ] && [ "$lim" -le $most ] ||
+                fail "$n: degraded with its bucket at ${lim:-none}/s, want 1..$most"
+            nsamp=$((nsamp + 1))
+        done
+        sleep 0.1
+    done
+    say "degraded samples within $most/s: $nsamp"
+    # while Sentinel promotes the replica: never above the rate (the
+    # fallback is the last fair share), at it where the limit holds
+    windows "failover" 2 $((rate * 2)) A B C
+    # every node leases again, from the promoted replica, without a restart
+    followed=no
+    for _ in $(seq 1 200); do
+        ok=0
+        for n in A B C; do
+            kill -0 "${!n}" 2>/dev/null || fail "$n exited during the failover"
+            [ "$(last $n flow_mode)" = leased ] &&
+                [ "$(last $n flow_server)" = "127.0.0.1:$p1" ] &&
+                [ "$(last $n flow_master_changes)" -ge 1 ] && ok=$((ok + 1))
+        done
+        [ $ok -eq 3 ] && { followed=yes; break; }
+        [ $(( $(date +%s%N) - t_kill )) -lt 20000000000 ] || break
+        sleep 0.1
+    done
+    [ $followed = yes ] || fail "not every node follows the new primary :$p1 within 20 s ($(for n in A B C; do printf '%s: %s %s; ' $n "$(last $n flow_mode)" "$(last $n flow_server)"; done))"
+    say "followed :$p1 after $(( ($(date +%s%N) - t_kill) / 1000000 )) ms"
+    all A B C railgun_flow_degraded 0 || fail "not every node says it leases again"
+    sleep 3 # the recovery cap: backoff.max + ttl
+    windows "after the failover" 2 $((rate * 2)) A B C
+    flow show --json >"$tmp/show" 2>"$tmp/show.err" || fail "flow show: $(cat "$tmp/show.err")"
+    grep -q "\"global_rate\":$rate," "$tmp/show" || fail "flow show: $(cat "$tmp/show")"
+    [ "$(grep -o '"id":"[ABC]"' "$tmp/show" | wc -l)" -eq 3 ] ||
+        fail "flow show after the failover: not the three nodes: $(cat "$tmp/show")"
+    flow set --rate 0 >"$tmp/set" 2>&1 || fail "flow set: $(cat "$tmp/set")"
+    drain A B C
+    stop A B C
+    echo "flow group sentinel: $events likes, 3 nodes at $rate/s; the primary" \
+        "SIGKILLed: degraded, within the rate, followed the promoted replica" \
+        "without a restart, back at the rate; exact"
+    exit 0
+fi
 
 if [ "$mode" = outage ]; then
     outage kill restart "redis killed ${outage_s} s"

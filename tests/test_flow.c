@@ -489,6 +489,32 @@ Test(flow, adapt_cuts_to_0_7_of_the_input_after_two_slow_commits)
     cr_assert_eq(a.rate, 3000u);
 }
 
+Test(flow, adapt_cuts_deeper_and_again_when_commits_run_away)
+{
+    struct rg__adapt a;
+    adapt_start(&a); /* target 50 ms */
+    /* two commits of 1 s (20 x target): 0.7 x 8 x 50 / 1000 = 0.28,
+     * at least 0.3 x the input (100k/s) */
+    rg__adapt_update(&a, 2, 3, 2000 * MS, 1000 * MS, 100000, 0, false);
+    cr_assert(rg__adapt_update(&a, 3, 5, 3000 * MS, 1000 * MS, 200000, 0,
+                               false));
+    cr_assert_eq(a.rate, 30000u);
+    /* an epoch under way at the cut, not twice as slow: nothing */
+    cr_assert_not(rg__adapt_update(&a, 4, 6, 4000 * MS, 1900 * MS, 230000,
+                                   0, true));
+    /* one more than twice as slow as the cutting commit: the cut was not
+     * enough, cut again (from the limit: 30k/s) without waiting for an
+     * epoch filled after it; 2.5 s is 50 x target: 0.3 */
+    cr_assert(rg__adapt_update(&a, 5, 7, 6500 * MS, 2500 * MS, 305000, 0,
+                               true));
+    cr_assert_eq(a.rate, 9000u);
+    cr_assert_eq(a.cuts, 2u);
+    /* 500 ms (10 x target) from an epoch after the cut: 0.7 x 8/10 */
+    cr_assert(rg__adapt_update(&a, 8, 9, 7000 * MS, 500 * MS, 309500, 0,
+                               true));
+    cr_assert_eq(a.rate, 5040u);
+}
+
 Test(flow, adapt_raises_while_binding_and_lets_go_at_the_other_limits)
 {
     struct rg__adapt a;

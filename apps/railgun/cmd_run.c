@@ -114,25 +114,64 @@ static void print_stats(struct runner *r, const char *when)
     else if (fl.wait_ms != 0)
         snprintf(fc, sizeof(fc), ", flow unlimited now (waited %.1f s for "
                  "tokens)", (double)fl.wait_ms / 1e3);
+    /* the adaptive limit, when flow.sink.latency.target.ms is set: the
+     * limit it holds now (0: not limiting), the last epoch's transaction
+     * time against the target, its cuts and raises */
+    char ad[300] = "";
+    int64_t target_ms = rg_conf_get_int(rg_engine_conf(r->pl.engine),
+                                        "flow.sink.latency.target.ms");
+    /* the latency is the last transaction's: none before the first */
+    char lat[32] = "";
+    if (fs.transactions > 0)
+        snprintf(lat, sizeof(lat), "%" PRIu64, fl.sink_latency_ms);
+    if (target_ms > 0 && r->json)
+        snprintf(ad, sizeof(ad), ",\"flow_target_ms\":%" PRId64
+                 ",\"flow_adaptive_limit\":%" PRIu64
+                 ",\"flow_sink_latency_ms\":%s"
+                 ",\"flow_adaptive_cuts\":%" PRIu64
+                 ",\"flow_adaptive_raises\":%" PRIu64, target_ms,
+                 fl.limit[RG_FLOW_ADAPTIVE], lat[0] ? lat : "null",
+                 fl.adaptive_cuts, fl.adaptive_raises);
+    else if (target_ms > 0) {
+        char lim[64] = "not limiting";
+        if (fl.limit[RG_FLOW_ADAPTIVE] != 0)
+            snprintf(lim, sizeof(lim), "limit %" PRIu64 "/s",
+                     fl.limit[RG_FLOW_ADAPTIVE]);
+        snprintf(ad, sizeof(ad), ", adaptive %s (last commit %s%s, target %"
+                 PRId64 " ms; %" PRIu64 " cuts, %" PRIu64 " raises)", lim,
+                 lat[0] ? lat : "none yet", lat[0] ? " ms" : "", target_ms,
+                 fl.adaptive_cuts, fl.adaptive_raises);
+    }
     /* the group's lease, when the lease client runs */
-    char lease[300] = "";
+    char lease[700] = "";
     if (r->flow != NULL) {
         rg_flow_redis_stats_t fr;
         rg_flow_redis_stats(rg_run_flow_client(r->flow), &fr);
+        /* the server in use (the primary Sentinel named), JSON-safe: an
+         * address or a socket path, anything else dropped */
+        char srv[sizeof(fr.server)];
+        size_t k = 0;
+        for (const char *c = fr.server; *c != '\0'; c++)
+            if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
+                srv[k++] = *c;
+        srv[k] = '\0';
         if (r->json)
             snprintf(lease, sizeof(lease), ",\"flow_mode\":\"%s\","
                      "\"flow_degraded\":%s,\"flow_lease\":%" PRIu64
                      ",\"flow_global\":%" PRIu64 ",\"flow_share\":%.4f,"
-                     "\"flow_nodes\":%u,\"flow_lease_errors\":%" PRIu64,
-                     rg_flow_mode_name(fr.mode),
+                     "\"flow_nodes\":%u,\"flow_lease_errors\":%" PRIu64
+                     ",\"flow_server\":\"%s\",\"flow_master_changes\":%"
+                     PRIu64, rg_flow_mode_name(fr.mode),
                      fr.degraded ? "true" : "false", fr.lease,
-                     fr.global_rate, fr.share, fr.nodes, fr.lease_errors);
+                     fr.global_rate, fr.share, fr.nodes, fr.lease_errors,
+                     srv, fr.master_changes);
         else
             snprintf(lease, sizeof(lease), ", lease %s %" PRIu64 "/s of %"
                      PRIu64 "/s (share %.1f%%, %u nodes, %" PRIu64
-                     " lease errors)", rg_flow_mode_name(fr.mode), fr.lease,
-                     fr.global_rate, 100.0 * fr.share, fr.nodes,
-                     fr.lease_errors);
+                     " lease errors, redis %s, %" PRIu64 " primary changes)",
+                     rg_flow_mode_name(fr.mode), fr.lease, fr.global_rate,
+                     100.0 * fr.share, fr.nodes, fr.lease_errors,
+                     srv[0] ? srv : "none", fr.master_changes);
     }
     /* the read cache's updater, when there is one */
     char cs[300] = "";
@@ -176,7 +215,7 @@ static void print_stats(struct runner *r, const char *when)
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
                 ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, fc,
-                lease, cs, fails);
+                ad, lease, cs, fails);
         return;
     }
     char sink[700] = "", kafka[400] = "";
@@ -195,8 +234,8 @@ static void print_stats(struct runner *r, const char *when)
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
-            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, lease,
-            cs, fails);
+            kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, ad,
+            lease, cs, fails);
 }
 
 /* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one

@@ -39,7 +39,8 @@ enum {
     F_CONN_ERRORS, F_KAFKA_COMMITS, F_KAFKA_COMMIT_ERRORS, F_SOURCE_PAUSES,
     F_CACHE_SKIPPED, F_CACHE_DROPPED, F_CACHE_RESYNCS, F_CACHE_ERRORS,
     F_FLOW_LIMIT, F_FLOW_TOKENS, F_FLOW_THROTTLED, F_FLOW_LEASE,
-    F_FLOW_DEGRADED, F_HTTP,
+    F_FLOW_DEGRADED, F_FLOW_ADAPTIVE, F_FLOW_TARGET, F_FLOW_SINK_LATENCY,
+    F_FLOW_CUTS, F_FLOW_RAISES, F_HTTP,
     F_RETRIED, F_DELAYED, F_DEAD, F_WAITING, F_RECOVERED,
     F__COUNT
 };
@@ -59,6 +60,7 @@ static const struct fam {
     unsigned nlabels, max;
     bool cache; /* only with the read cache */
     bool flow;  /* only with the lease client */
+    bool adapt; /* only with flow.sink.latency.target.ms */
 } fams[F__COUNT] = {
     [F_CONSUMED] = {RG_METRIC_COUNTER, "events_consumed", NULL,
         "Messages the Kafka source handed to the engine.", NULL, 0, 1, 0},
@@ -146,6 +148,24 @@ static const struct fam {
     [F_FLOW_DEGRADED] = {RG_METRIC_GAUGE, "flow_degraded", NULL,
         "1 while the node has no fresh lease from Redis (holding its last "
         "one, or at its fallback rate).", NULL, 0, 1, 0, 1},
+    [F_FLOW_ADAPTIVE] = {RG_METRIC_GAUGE,
+        "flow_adaptive_limit_events_per_second", NULL,
+        "The adaptive limit (flow.sink.latency.target.ms): the rate the "
+        "sink's transaction times allow now; 0 while it does not limit.",
+        NULL, 0, 1, 0, 0, 1},
+    [F_FLOW_TARGET] = {RG_METRIC_GAUGE, "flow_sink_latency_target",
+        "seconds", "The transaction time the adaptive limit aims at "
+        "(flow.sink.latency.target.ms).", NULL, 0, 1, 0, 0, 1},
+    [F_FLOW_SINK_LATENCY] = {RG_METRIC_GAUGE, "flow_sink_latency",
+        "seconds", "The last epoch's transaction time (begin to commit "
+        "returned, millisecond resolution): what the adaptive limit "
+        "compares with its target (absent before the first).", NULL, 0, 1, 0, 0, 1},
+    [F_FLOW_CUTS] = {RG_METRIC_COUNTER, "flow_adaptive_cuts", NULL,
+        "Times the adaptive limit cut the rate (transactions slower than "
+        "the target).", NULL, 0, 1, 0, 0, 1},
+    [F_FLOW_RAISES] = {RG_METRIC_COUNTER, "flow_adaptive_raises", NULL,
+        "Times the adaptive limit raised the rate again, or let go (its "
+        "limit no longer binds).", NULL, 0, 1, 0, 0, 1},
     [F_HTTP] = {RG_METRIC_COUNTER, "http_requests", NULL,
         "Requests this listener answered, by status class.", l_class, 1, 3,
         0},
@@ -170,6 +190,7 @@ struct rg_run_metrics_s {
     rg_pipeline_t *pl;
     rg_cache_job_t *cache;
     rg_flow_redis_t *flow;       /* the lease client, or NULL */
+    int64_t target_ms;           /* flow.sink.latency.target.ms, 0: off */
     const rg_conf_t *conf;
     const char *topic;
     rg_metrics_t *m;
@@ -274,6 +295,18 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
     rg_metrics_collect_u64(s, f[F_FLOW_TOKENS], NULL, fl.tokens);
     rg_metrics_collect_f64(s, f[F_FLOW_THROTTLED], NULL,
                            (double)fl.wait_ms / 1e3);
+    if (rm->target_ms > 0) {
+        rg_metrics_collect_u64(s, f[F_FLOW_ADAPTIVE], NULL,
+                               fl.limit[RG_FLOW_ADAPTIVE]);
+        rg_metrics_collect_f64(s, f[F_FLOW_TARGET], NULL,
+                               (double)rm->target_ms / 1e3);
+        if (fs.transactions > 0) /* none before the first commit */
+            rg_metrics_collect_f64(s, f[F_FLOW_SINK_LATENCY], NULL,
+                                   (double)fl.sink_latency_ms / 1e3);
+        rg_metrics_collect_u64(s, f[F_FLOW_CUTS], NULL, fl.adaptive_cuts);
+        rg_metrics_collect_u64(s, f[F_FLOW_RAISES], NULL,
+                               fl.adaptive_raises);
+    }
 
     /* the lease client, once it tried a first lease (before that its
      * state says nothing) */
@@ -364,7 +397,8 @@ static int add_families(rg_run_metrics_t *rm, unsigned max_parts,
 {
     for (int i = 0; i < F__COUNT; i++) {
         const struct fam *d = &fams[i];
-        if ((d->cache && rm->cache == NULL) || (d->flow && rm->flow == NULL))
+        if ((d->cache && rm->cache == NULL) ||
+            (d->flow && rm->flow == NULL) || (d->adapt && rm->target_ms <= 0))
             continue;
         rg_metric_desc_t desc = {
             .kind = d->kind, .name = d->name, .unit = d->unit,
@@ -450,6 +484,8 @@ int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
     rm->cache = cache;
     rm->flow = flow;
     rm->conf = conf;
+    rm->target_ms = rg_conf_get_int(rg_engine_conf(pl->engine),
+                                    "flow.sink.latency.target.ms");
     rm->topic = rg_conf_get_str(conf, "topic");
     int rc = bind_listener(rm, listen, errstr, errstr_size);
     if (rc != 0 || rm->http == NULL)

@@ -57,7 +57,8 @@ enum {
     F_AGE, F_PAUSED, F_W_EVENTS, F_W_BUSY, F_W_FILL, F_W_PARKS, F_LANE,
     F_D_WAITS, F_D_PARKS, F_TX, F_ROWS, F_EPOCHS, F_EPOCH_RETRIES,
     F_EPOCHS_PENDING, F_HOT, F_FLOW_LIMIT, F_FLOW_TOKENS, F_FLOW_LEASE,
-    F_FLOW_THROTTLED, F_FLOW_DEGRADED, F_CONNECTED, F_CONN_ERRORS,
+    F_FLOW_THROTTLED, F_FLOW_DEGRADED, F_FLOW_ADAPTIVE, F_FLOW_TARGET,
+    F_FLOW_SINK_LATENCY, F_FLOW_CUTS, F_FLOW_RAISES, F_CONNECTED, F_CONN_ERRORS,
     F_FALLBACK, F_SPOOLED, F_CACHE_SKIPPED, F_HTTP, F__COUNT
 };
 
@@ -110,6 +111,11 @@ static const struct fam {
     [F_FLOW_LEASE] = {RG_METRIC_GAUGE, "flow_lease_events_per_second", NULL, "This node's lease of the global rate.", NULL, 0, 0},
     [F_FLOW_THROTTLED] = {RG_METRIC_COUNTER, "flow_throttled", "seconds", "Time spent waiting for tokens.", NULL, 0, 0},
     [F_FLOW_DEGRADED] = {RG_METRIC_GAUGE, "flow_degraded", NULL, "1 while Redis is unreachable.", NULL, 0, 0},
+    [F_FLOW_ADAPTIVE] = {RG_METRIC_GAUGE, "flow_adaptive_limit_events_per_second", NULL, "The adaptive limit (0: not limiting).", NULL, 0, 0},
+    [F_FLOW_TARGET] = {RG_METRIC_GAUGE, "flow_sink_latency_target", "seconds", "The adaptive limit's target transaction time.", NULL, 0, 0},
+    [F_FLOW_SINK_LATENCY] = {RG_METRIC_GAUGE, "flow_sink_latency", "seconds", "The last epoch's transaction time.", NULL, 0, 0},
+    [F_FLOW_CUTS] = {RG_METRIC_COUNTER, "flow_adaptive_cuts", NULL, "Times the adaptive limit cut the rate.", NULL, 0, 0},
+    [F_FLOW_RAISES] = {RG_METRIC_COUNTER, "flow_adaptive_raises", NULL, "Times the adaptive limit raised it or let go.", NULL, 0, 0},
     [F_CONNECTED] = {RG_METRIC_GAUGE, "connected", NULL, "1 while the component answers.", l_comp, 1, 8},
     [F_CONN_ERRORS] = {RG_METRIC_COUNTER, "connection_errors", NULL, "Connection failures.", l_comp, 1, 8},
     [F_FALLBACK] = {RG_METRIC_GAUGE, "producer_fallback_active", NULL, "1 while the producer delivers directly.", NULL, 0, 0},
@@ -208,6 +214,12 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
         redis_down = fs.degraded;
     }
     U(F_FLOW_DEGRADED, NULL, redis_down);
+    /* a slow sink: the adaptive limit holds the node below its lease */
+    U(F_FLOW_ADAPTIVE, NULL, broken ? 4000 : 0);
+    D(F_FLOW_TARGET, NULL, 0.05);
+    D(F_FLOW_SINK_LATENCY, NULL, broken ? 0.12 : 0.02);
+    U(F_FLOW_CUTS, NULL, broken ? 3 : 0);
+    U(F_FLOW_RAISES, NULL, broken ? 1 : 0);
     static const char *const comps[] = {"kafka", "sink", "redis"};
     for (int c = 0; c < 3; c++) {
         const char *v[] = {comps[c]};

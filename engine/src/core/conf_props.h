@@ -124,10 +124,11 @@
        0, 600000, NULL,                                                      \
        "Epoch mode: 0 is off. Else the node follows what the database can " \
        "take: when an epoch's transaction takes longer than this it cuts "  \
-       "its own rate to 0.7 x what came in, and while transactions take "   \
-       "less than 0.8 x this and the cut binds it raises the rate again "   \
-       "by 5% of the rate that was too much per epoch (AIMD), never above " \
-       "its other limits.")                                                  \
+       "its own rate to 0.7 x what came in (deeper, down to 0.3 x, when "  \
+       "one took more than 8 x this), and while transactions take less "    \
+       "than 0.8 x this and the cut binds it raises the rate again by 5% "  \
+       "of the rate that was too much per epoch (AIMD), never above its "   \
+       "other limits. Keep it below flush.interval.ms.")                     \
     XX(RETRY_BACKOFF_MS, "retry.backoff.ms", INT, "100", 1, 3600000, NULL,  \
        "First in-place wait of an event a processor retried "               \
        "(rg_ctx_retry()); doubles per attempt, with jitter. The event's "   \

@@ -34,15 +34,23 @@ bool rg__adapt_update(struct rg__adapt *a, uint64_t epoch,
         uint64_t base = a->rate != 0 && (in == 0 || a->rate < in) ? a->rate
                                                                   : in;
         if (a->slow >= RG__ADAPT_SLOW_COMMITS &&
-            (a->cuts == 0 || epoch > a->cut_epoch) && base != 0) {
+            (a->cuts == 0 || epoch > a->cut_epoch ||
+             lat_ns / 2 > a->cut_lat_ns) && base != 0) {
             uint64_t floor = a->peak / 100 > RG__ADAPT_FLOOR
                                  ? a->peak / 100 : RG__ADAPT_FLOOR;
             uint64_t cut = base / 10 * 7 + base % 10 * 7 / 10;
+            if (lat_ns / 8 > a->target_ns) {
+                /* 0.7 x 8 x target / latency, at least 0.3 x base */
+                double f = 5.6 * (double)a->target_ns / (double)lat_ns;
+                cut = f > 0.3 ? (uint64_t)((double)base * f)
+                              : base / 10 * 3 + base % 10 * 3 / 10;
+            }
             a->rate = cut > floor ? cut : floor;
             uint64_t step = base / 20 > a->peak / 50 ? base / 20
                                                      : a->peak / 50;
             a->step = step > 0 ? step : 1;
             a->cut_epoch = open_epoch;
+            a->cut_lat_ns = lat_ns;
             a->cuts++;
         }
         return a->rate != before;

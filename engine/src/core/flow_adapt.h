@@ -9,9 +9,17 @@
  *   RG__ADAPT_SLOW_COMMITS commits in a row slower than the target (one
  *   slow commit, a checkpoint or a lock, is not a trend), the last of an
  *   epoch opened after the last cut (the epochs already under way then
- *   were filled at the old rate: their slow commits say nothing new):
+ *   were filled at the old rate: their slow commits say nothing new),
+ *   or one more than twice as slow as the commit that made the last cut
+ *   (the cut was not enough: the sink falls further behind, and as the
+ *   flusher seals the next epoch only after a commit, every epoch grows
+ *   with the commit before it; waiting for an epoch filled after the
+ *   cut can then take several ever longer commits):
  *       base = min(rate, measured input rate)
- *       rate = max(floor, 0.7 x base)
+ *       f    = 0.7, or 0.7 x 8 x target / latency when the commit took
+ *              more than 8 x target, at least 0.3 (far too slow: a
+ *              deeper cut, the next epochs are as far over)
+ *       rate = max(floor, f x base)
  *       step = max(base / 20, peak / 50)  (5% of the rate that was too
  *                                          much, at least 2% of the peak)
  *   where peak is the highest input rate seen and floor the larger of
@@ -48,6 +56,7 @@ struct rg__adapt {
     uint64_t rate;           /* the ADAPTIVE limit now, 0: none */
     uint64_t step;           /* additive increase per fast commit */
     uint64_t cut_epoch;      /* the epoch open when it last cut */
+    uint64_t cut_lat_ns;     /* the commit time that made the last cut */
     int64_t prev_ns;         /* the previous update, for the input rate */
     uint64_t prev_accepted;
     uint64_t peak;           /* the highest input rate seen */
