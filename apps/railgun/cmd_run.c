@@ -210,7 +210,7 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
-                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s}\n", when,
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
@@ -230,7 +230,7 @@ static void print_stats(struct runner *r, const char *when)
             "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
-            ", paused %s (%" PRIu64 " times)%s%s%s%s\n", when, ks.consumed,
+            ", paused %s (%" PRIu64 " times)%s%s%s%s%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
