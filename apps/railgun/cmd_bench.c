@@ -43,8 +43,8 @@ struct ev {
 static void usage(void)
 {
     printf("usage: railgun bench likes [--events N] [--naive-events N]\n"
-           "                           [--seed N] [--json] [--config FILE]"
-           " [-X name=value]\n"
+           "                           [--fail-ratio R] [--seed N] [--json]\n"
+           "                           [--config FILE] [-X name=value]\n"
            "       railgun bench kafka|produce [--events N] [--rounds R] "
            "[--seed N]\n"
            "                                   [--format json|binary] "
@@ -59,7 +59,11 @@ static void usage(void)
            "-X sink=mysql (with\nthe mysql.* properties) or sink=sqlite, "
            "and prints both rates and\nthe ratio. --naive-events times the "
            "per-event path on the first M\nevents only (it is slow). Each "
-           "path gets a fresh database, dropped\nafterwards.\n\n"
+           "path gets a fresh database, dropped\nafterwards. --fail-ratio R "
+           "also runs railgun 5 times with and 5 times\nwithout a share R of "
+           "transient failures (likes.fault.fail.ratio),\nalternating, and "
+           "prints the medians and their ratio; a run ends when\nevery event "
+           "is applied, dead, or stored waiting for its retry.\n\n"
            "kafka: N like events (default 2000000; values as JSON or "
            "--format binary)\nproduced once into an in-process mock "
            "cluster (3 brokers, 64 partitions),\nthen consumed by a bare "
@@ -150,7 +154,8 @@ static double run_naive(const rg_conf_t *c, const struct ev *evs, uint64_t n,
 /* railgun: the pipeline (likes job, epoch flushes) on c's sink, fed from
  * this thread; events per second, or -1 with errstr. */
 static double run_railgun(const rg_conf_t *c, const struct ev *evs,
-                          uint64_t n, char *errstr, size_t size)
+                          uint64_t n, rg_retry_stats_t *rs, char *errstr,
+                          size_t size)
 {
     rg_pipeline_t pl = {0};
     rg_pipeline_opts_t po = {.sink_flags = RG_SINK_INIT_SCHEMA |
@@ -158,6 +163,7 @@ static double run_railgun(const rg_conf_t *c, const struct ev *evs,
     int64_t off[PARTS];
     double rate = -1;
     if (rg_pipeline_open(&pl, c, &po, errstr, size) != 0 ||
+        rg_likes_job_set_faults(pl.job, c, errstr, size) != 0 ||
         rg_pipeline_claim(&pl, PARTS, off, errstr, size) != 0 ||
         rg_pipeline_start(&pl, errstr, size) != 0)
         goto out;
@@ -183,9 +189,19 @@ static double run_railgun(const rg_conf_t *c, const struct ev *evs,
             rg_progress_update(&prog, i);
         }
     }
-    rg_pipeline_stop(&pl); /* the last epoch is committed before it returns */
+    /* the last epoch is committed before it returns: every event is
+     * applied, dead, or waiting for its retry in the failures table */
+    rg_pipeline_stop(&pl);
     double secs = rg_now() - t0;
     rg_progress_finish(&prog);
+    rg_engine_retry_stats(pl.engine, rs);
+    if (getenv("RG_BENCH_DEBUG")) {
+        rg_flush_stats_t fs;
+        rg_engine_flush_stats(pl.engine, &fs);
+        fprintf(stderr, "bench: %.3f s, %llu epochs, %llu transactions\n",
+                secs, (unsigned long long)fs.epochs,
+                (unsigned long long)fs.transactions);
+    }
     if (rg_engine_error(pl.engine) != NULL)
         snprintf(errstr, size, "%s", rg_engine_error(pl.engine));
     else
@@ -197,6 +213,7 @@ out:
 
 struct opts {
     const char *suite;
+    const char *fail_ratio;  /* likes: --fail-ratio R, NULL without */
     uint64_t events, naive_events, seed, rounds;
     bool events_given, binary, bare_batch;
     const char *kafka_only;  /* an option only kafka and produce take */
@@ -220,7 +237,13 @@ static int parse_args(rg_cli_t *cli, struct opts *o, int argc, char **argv)
         size_t k = 0;
         while (k < 4 && !rg_cli_is(a, names[k]))
             k++;
-        if (rg_cli_is(a, "--format")) {
+        if (rg_cli_is(a, "--fail-ratio")) {
+            double r;
+            const char *v = rg_cli_value(cli, argc, argv, &i, "--fail-ratio");
+            if (v == NULL || rg_cli_double(cli, "--fail-ratio", v, 0, 1, &r))
+                return 2;
+            o->fail_ratio = v;
+        } else if (rg_cli_is(a, "--format")) {
             const char *v = rg_cli_value(cli, argc, argv, &i, "--format");
             if (v == NULL)
                 return 2;
@@ -253,6 +276,19 @@ static int parse_args(rg_cli_t *cli, struct opts *o, int argc, char **argv)
     return cli->help ? 0 : rg_cli_finish(cli);
 }
 
+static double median5(const double *v)
+{
+    double t[5];
+    memcpy(t, v, sizeof(t));
+    for (int i = 1; i < 5; i++)
+        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    return t[2];
+}
+
 /* The likes suite: the same events through one transaction per event and
  * through railgun, each into a fresh database dropped afterwards. */
 static int bench_likes(rg_cli_t *cli, const struct opts *o)
@@ -278,20 +314,58 @@ static int bench_likes(rg_cli_t *cli, const struct opts *o)
         evs[i].user = 1 + (int64_t)rg_rng_below(&rng, 100000);
         evs[i].state = rg_rng_below(&rng, 3) != 0;
     }
+    /* with --fail-ratio: railgun with and without the failures, in
+     * alternating rounds, each into a fresh database */
+    double with[5] = {0}, without[5] = {0};
+    unsigned nr = o->fail_ratio != NULL ? 5 : 0;
+    rg_retry_stats_t rs = {0}, rsf = {0};
     if ((cn = conf_for(cli->conf, "naive", err, sizeof(err))) == NULL ||
         (cr = conf_for(cli->conf, "railgun", err, sizeof(err))) == NULL ||
         (naive = run_naive(cn, evs, naive_events, err, sizeof(err))) <= 0 ||
-        (fast = run_railgun(cr, evs, events, err, sizeof(err))) <= 0) {
+        (fast = run_railgun(cr, evs, events, &rs, err, sizeof(err))) <= 0) {
         rg_cli_error(cli, "%s", err);
         goto out;
     }
+    for (unsigned k = 0; k < nr; k++) {
+        for (int side = 0; side < 2; side++) {
+            bool faults = (side == 0) == (k % 2 == 0);
+            char tag[32];
+            snprintf(tag, sizeof(tag), "r%u%s", k, faults ? "f" : "");
+            rg_conf_t *c = conf_for(cli->conf, tag, err, sizeof(err));
+            if (c == NULL || (faults && rg_conf_set(c, "likes.fault.fail.ratio",
+                                                    o->fail_ratio, err,
+                                                    sizeof(err)) != 0)) {
+                rg_conf_destroy(c);
+                rg_cli_error(cli, "%s", err);
+                goto out;
+            }
+            double *slot = faults ? &with[k] : &without[k];
+            *slot = run_railgun(c, evs, events, faults ? &rsf : &rs, err,
+                                sizeof(err));
+            rg_likes_drop_db(c, derr, sizeof(derr));
+            rg_conf_destroy(c);
+            if (*slot <= 0) {
+                rg_cli_error(cli, "%s", err);
+                goto out;
+            }
+        }
+    }
+    double mw = nr ? median5(with) : 0, mo = nr ? median5(without) : 0;
     double ratio = fast / naive;
     const char *kind = rg_conf_get_str(cli->conf, "sink");
     if (cli->json) {
         printf("{\"suite\":\"likes\",\"sink\":\"%s\",\"events\":%" PRIu64
                ",\"naive_events\":%" PRIu64 ",\"naive_events_per_s\":%.0f,"
-               "\"railgun_events_per_s\":%.0f,\"ratio\":%.1f}\n", kind,
+               "\"railgun_events_per_s\":%.0f,\"ratio\":%.1f", kind,
                events, naive_events, naive, fast, ratio);
+        if (nr)
+            printf(",\"fail_ratio\":%s,\"rounds\":%u,"
+                   "\"without_failures_events_per_s\":%.0f,"
+                   "\"with_failures_events_per_s\":%.0f,"
+                   "\"failures_ratio\":%.3f,\"retried\":%" PRIu64
+                   ",\"waiting_at_stop\":%" PRIu64, o->fail_ratio, nr, mo, mw,
+                   mo > 0 ? mw / mo : 0, rsf.retried, rsf.parked_now);
+        printf("}\n");
     } else {
         char h1[16], h2[16];
         printf("railgun bench likes: %" PRIu64 " like events into %s\n",
@@ -301,6 +375,15 @@ static int bench_likes(rg_cli_t *cli, const struct opts *o)
         printf("  railgun                    %s events/s\n",
                rg_human(fast, h2, sizeof(h2)));
         printf("  ratio                      %.1fx\n", ratio);
+        if (nr) {
+            printf("  failures %s (%u rounds, medians): without %s, with "
+                   "%s events/s: %.3fx\n", o->fail_ratio, nr,
+                   rg_human(mo, h1, sizeof(h1)), rg_human(mw, h2, sizeof(h2)),
+                   mo > 0 ? mw / mo : 0);
+            printf("  in the last run with failures: %" PRIu64 " attempts "
+                   "retried, %" PRIu64 " waiting at the stop (stored as "
+                   "delayed)\n", rsf.retried, rsf.parked_now);
+        }
     }
     rc = 0;
 out:
@@ -347,6 +430,12 @@ int rg_cmd_bench(int argc, char **argv)
         strcmp(o.suite, "likes") == 0) {
         rc = rg_cli_fail(&cli, "%s: not an option of the likes suite "
                          "(only kafka and produce take it)", o.kafka_only);
+        goto out;
+    }
+    if (o.fail_ratio != NULL && o.suite != NULL &&
+        strcmp(o.suite, "likes") != 0) {
+        rc = rg_cli_fail(&cli, "--fail-ratio: an option of the likes suite "
+                         "only");
         goto out;
     }
     if (o.suite == NULL || strcmp(o.suite, "likes") != 0) {

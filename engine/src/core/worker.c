@@ -268,9 +268,23 @@ void *rg__worker_main(void *arg)
         } else if (idle <= e->worker_spins + e->worker_yields) {
             sched_yield();
         } else if (w->rt.nkeys > 0) {
-            /* the retry timer: never park past it; stay in this branch
-             * (no spinning between naps) until an event comes */
-            nap_until_due(w);
+            /* the retry timer: park, but not past the next due retry; a
+             * publish wakes it as usual */
+            int64_t left = w->rt.next_due_ns - rg__now_ns();
+            if (left > 0) {
+                uint32_t seq = rg__park_prepare(&w->wake.park);
+                if (!inputs_empty(w) ||
+                    atomic_load_explicit(&w->rt.mail_n,
+                                         memory_order_relaxed) ||
+                    atomic_load_explicit(&e->drain, memory_order_acquire))
+                    rg__park_cancel(&w->wake.park);
+                else {
+                    rg__futex_wait_ns(&w->wake.park.seq, seq,
+                                      left < 1000000000 ? left : 1000000000);
+                    rg__park_cancel(&w->wake.park);
+                }
+            }
+            idle = 0;
         } else {
             uint32_t seq = rg__park_prepare(&w->wake.park);
             if (!inputs_empty(w) ||
