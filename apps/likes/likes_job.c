@@ -562,6 +562,20 @@ int rg_likes_failure_ts(const rg_failure_t *row, int64_t *ts)
     return 0;
 }
 
+int rg_likes_failure_like(const rg_failure_t *row, rg_like_t *out)
+{
+    struct like_ev le;
+    if ((row->flags & RG_FAILURE_F_MESSAGE) || row->payload == NULL ||
+        row->event_len != sizeof(le) || row->payload_len < sizeof(le))
+        return RG_EDECODE;
+    memcpy(&le, row->payload, sizeof(le));
+    if (le.video <= 0 || le.user <= 0 || le.state > 1)
+        return RG_EDECODE;
+    *out = (rg_like_t){(uint64_t)le.video, (uint64_t)le.user, le.ts,
+                       le.state};
+    return 0;
+}
+
 void rg_likes_job_set_log(rg_likes_job_t *job, const rg_conf_t *conf)
 {
     job->log = conf;

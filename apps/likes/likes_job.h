@@ -76,6 +76,10 @@ void rg_likes_job_fault_release(rg_likes_job_t *job);
  * RG_EDECODE when the row holds no readable like. */
 int rg_likes_failure_ts(const rg_failure_t *row, int64_t *ts);
 
+/* The like a failure row of an unpacked event holds (not a raw message:
+ * RG_EDECODE then, as for a payload that is not one). */
+int rg_likes_failure_like(const rg_failure_t *row, rg_like_t *out);
+
 /* The fault rows' values in conf into job (likes.fault.*: the stall,
  * transient failures and poison for the engine's retries, retry.h).
  * Before the engine starts. 0, or RG_EINVAL with errstr. */

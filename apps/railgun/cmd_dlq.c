@@ -418,9 +418,26 @@ static bool matches(const struct dlq *d, const rg_failure_t *f)
     return true;
 }
 
+/* A likes event row's payload as the JSON like it was (else as is). */
+static void like_view(const rg_failure_t *f, const void **data, size_t *n,
+                      char *buf)
+{
+    rg_like_t like;
+    *data = f->payload;
+    *n = f->payload_len;
+    if (rg_likes_failure_like(f, &like) == 0) {
+        *n = rg_like_encode_json(&like, buf);
+        *data = buf;
+    }
+}
+
 static void list_row(void *arg, const rg_failure_t *f)
 {
     struct lister *l = arg;
+    char lj[RG_LIKE_JSON_MAX];
+    const void *pl;
+    size_t pn;
+    like_view(f, &pl, &pn, lj);
     l->seen++;
     if (!matches(l->d, f))
         return;
@@ -437,8 +454,7 @@ static void list_row(void *arg, const rg_failure_t *f)
                f->flags & RG_FAILURE_F_MESSAGE ? "true" : "false",
                f->flags & RG_FAILURE_F_TRUNCATED ? "true" : "false",
                f->payload_len);
-        json_bytes(stdout, pv, strlen(preview(f->payload, f->payload_len,
-                                              pv, sizeof(pv))));
+        json_bytes(stdout, pv, strlen(preview(pl, pn, pv, sizeof(pv))));
         int64_t rep = rg_dlq_store_replayed(l->d->store, f->partition,
                                             f->offset);
         if (rep != 0)
@@ -466,7 +482,7 @@ static void list_row(void *arg, const rg_failure_t *f)
                fmt_ms(f->last_ms, t2, sizeof(t2)), f->payload_len,
                rs[0] ? rs : "-",
                f->flags & RG_FAILURE_F_TRUNCATED ? "(cut) " : "",
-               preview(f->payload, f->payload_len, pv, sizeof(pv)), rep);
+               preview(pl, pn, pv, sizeof(pv)), rep);
     }
     l->shown++;
 }
@@ -687,8 +703,16 @@ static void replay_line(bool json, bool first, int32_t p, int64_t off,
 /* Why row f cannot be replayed as it came, or NULL. */
 static const char *unreplayable(const struct dlq *d, const rg_failure_t *f)
 {
-    if (!(f->flags & RG_FAILURE_F_MESSAGE))
-        return "an unpacked event's payload, not the raw message";
+    rg_like_t like;
+    if (!(f->flags & RG_FAILURE_F_MESSAGE) &&
+        rg_likes_failure_like(f, &like) != 0)
+        return "an unpacked event's payload that is not a like";
+    if (!(f->flags & RG_FAILURE_F_MESSAGE)) {
+        if (!d->again && rg_dlq_store_replayed(d->store, f->partition,
+                                               f->offset) != 0)
+            return "replayed before (--again replays it again)";
+        return NULL; /* produced again as the JSON like it was */
+    }
     if (f->flags & RG_FAILURE_F_TRUNCATED)
         return "the value was cut at retry.payload.max.bytes";
     if (f->msg_key == NULL || f->msg_key_len == 0)
@@ -731,11 +755,22 @@ static void pick_row(void *arg, const rg_failure_t *f)
         k->cap = cap;
     }
     struct pick *p = &k->picks[k->n];
+    char kb[32], vb[RG_LIKE_JSON_MAX];
+    const void *key = f->msg_key, *val = f->payload;
+    size_t kl = f->msg_key_len, vl = f->payload_len;
+    rg_like_t like;
+    if (!(f->flags & RG_FAILURE_F_MESSAGE) &&
+        rg_likes_failure_like(f, &like) == 0) {
+        /* an event the likes job gave up on: the like as a message */
+        kl = rg_like_encode_key(like.video_id, kb);
+        vl = rg_like_encode_json(&like, vb);
+        key = kb;
+        val = vb;
+    }
     *p = (struct pick){.partition = f->partition, .offset = f->offset,
-                       .key = dup_bytes(f->msg_key, f->msg_key_len),
-                       .key_len = f->msg_key_len,
-                       .value = dup_bytes(f->payload, f->payload_len),
-                       .value_len = f->payload_len, .to_offset = -1};
+                       .key = dup_bytes(key, kl), .key_len = kl,
+                       .value = dup_bytes(val, vl), .value_len = vl,
+                       .to_offset = -1};
     if (p->key == NULL || p->value == NULL) {
         free(p->key);
         free(p->value);
