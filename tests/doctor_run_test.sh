@@ -18,11 +18,8 @@
 #               for that one, nothing for the other
 #
 # `railgun run` serves /metrics on -X metrics.listen (apps/railgun/
-# run_metrics.c). fail_key (retries and the DLQ, issue 12, and
-# likes.fault.fail.video) and redis (flow control's Redis wiring in
-# `railgun run`, issue 14) wait for features not built: CMake registers
-# them DISABLED unless -DRG_CTL_WIRED=ON. NOTES-ctl.md lists, per
-# scenario, the metrics each depends on.
+# run_metrics.c). NOTES-ctl.md lists, per scenario, the metrics each
+# depends on.
 set -uo pipefail
 scenario=${1:?SCENARIO} rg=${2:?RAILGUN}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-doctor-run.XXXXXX")

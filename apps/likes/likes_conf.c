@@ -57,6 +57,11 @@ static const rg_conf_prop_t app_props[] = {
      "events fails transiently, chosen by a hash of the event's timestamp "
      "(so the same events in every run); each recovers after 1 .. "
      "likes.fault.fail.attempts attempts. 0: off.", NULL},
+    {"likes.fault.fail.video", RG_CONF_INT, "-1", -1, INT64_MAX,
+     "A TEST AID: every event of this video fails transiently at every "
+     "attempt, so each becomes a dead letter after retry.max.attempts "
+     "(tests/doctor_run_test.sh makes `railgun doctor` name the runaway "
+     "retries with it). -1: off.", NULL},
     {"likes.fault.fail.attempts", RG_CONF_INT, "5", 1, 1000,
      "A TEST AID: most attempts a likes.fault.fail.ratio event fails "
      "before it succeeds.", NULL},

@@ -67,6 +67,7 @@ struct rg_likes_job_s {
     _Atomic int stall_released; /* rg_likes_job_fault_release() */
     /* likes.fault.fail.* and likes.fault.poison.*: likewise set before */
     uint64_t fail_below;      /* hash < this fails transiently; 0 off */
+    int64_t fail_video;       /* < 0: off; else fails at every attempt */
     unsigned fail_attempts;
     int64_t poison_step, poison_count, poison_base;
 };
@@ -385,6 +386,10 @@ static void likes_pre_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
 static bool faulty(const rg_likes_job_t *job, rg_ctx_t *ctx, rg_event_t *ev,
                    const struct like_ev *le)
 {
+    if (le->video == job->fail_video) {
+        rg_ctx_retry(ctx, ev, "transient (likes.fault.fail.video)");
+        return true;
+    }
     if (job->poison_step > 0) {
         int64_t i = le->ts - job->poison_base;
         if (i >= 0 && i % job->poison_step == job->poison_step / 2 &&
@@ -428,7 +433,8 @@ static void likes_batch_do(void *opaque, rg_ctx_t *ctx, rg_event_t *evs,
         const struct like_ev *le = (const struct like_ev *)evs[i].data.bytes;
         if (rg_ctx_blocked(ctx, &evs[i]))
             continue; /* retried, or behind a retried like of its video */
-        if ((job->fail_below > 0 || job->poison_step > 0) &&
+        if ((job->fail_below > 0 || job->poison_step > 0 ||
+             job->fail_video >= 0) &&
             faulty(job, ctx, &evs[i], le))
             continue;
         if (job->stall_ms > 0 && le->video == job->stall_video)
@@ -466,6 +472,7 @@ rg_likes_job_t *rg_likes_job_new(unsigned workers, const rg_sink_t *sink,
     job->cache_max = cache_max ? cache_max : 1u << 20;
     job->max_value_len = max_value_len ? max_value_len : 65536;
     job->stall_video = -1;
+    job->fail_video = -1;
     job->ws = calloc(workers, sizeof(*job->ws));
     if (job->ws == NULL) {
         free(job);
@@ -538,6 +545,7 @@ int rg_likes_job_set_faults(rg_likes_job_t *job, const rg_conf_t *conf,
                                  : (uint64_t)(ratio * 18446744073709551616.0);
     job->fail_attempts =
         (unsigned)rg_conf_get_int(conf, "likes.fault.fail.attempts");
+    job->fail_video = rg_conf_get_int(conf, "likes.fault.fail.video");
     job->poison_step = rg_conf_get_int(conf, "likes.fault.poison.step");
     job->poison_count = rg_conf_get_int(conf, "likes.fault.poison.count");
     job->poison_base = rg_conf_get_int(conf, "likes.fault.poison.base");

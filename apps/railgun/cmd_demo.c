@@ -549,6 +549,8 @@ static void dlq_row(void *arg, const rg_failure_t *row)
         c->delayed++;
         return;
     }
+    if (row->flags & RG_FAILURE_F_MESSAGE)
+        return; /* an undecodable message: not one of the stream's likes */
     c->dead++;
     int64_t ts;
     if (rg_likes_failure_ts(row, &ts) != 0 || ts < RG_STREAM_BASE_TS ||
