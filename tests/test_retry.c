@@ -288,6 +288,81 @@ Test(retry, never_forever_and_bounded)
     rg_engine_destroy(e);
 }
 
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return kb;
+}
+
+static unsigned all_forever(int32_t p, int64_t o)
+{
+    (void)p, (void)o;
+    return 1000000;
+}
+
+/* The bound holds memory: with one key failing for ever and 200k of its
+ * events offered, the worker stops reading at retry.max.parked.events
+ * (64): intake stops at about the rings' capacity plus the pool, the
+ * resident set stays within a few MB, and a stop still returns (the
+ * waits, in memory only here, are given up after shutdown.timeout.ms). */
+Test(retry, a_key_failing_for_ever_stays_within_the_memory_bound)
+{
+    struct job j = {.fails_of = all_forever, .batch = true};
+    const char *props[] = {"retry.backoff.ms", "1000", "retry.max.attempts",
+                           "1000", "retry.max.parked.events", "64",
+                           "ring.capacity", "1024", "shutdown.timeout.ms",
+                           "300", NULL};
+    rg_engine_t *e = engine(&j, props);
+    char err[256];
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
+    rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
+    long before = rss_kb();
+    enum { N = 200000, B = 256 };
+    static int64_t keys[B];
+    rg_msg_t msgs[B];
+    uint64_t offered = 0, accepted = 0;
+    for (int64_t o = 0; o < N; o += B) {
+        for (int k = 0; k < B; k++) {
+            keys[k] = 5;
+            msgs[k] = (rg_msg_t){0, o + k, NULL, 0, &keys[k], sizeof(int64_t)};
+        }
+        size_t took = 0;
+        rg_dispatcher_push_burst_for(d, msgs, B, 50, &took);
+        offered += B;
+        accepted += took;
+        if (took < B)
+            break; /* backpressure: the worker stopped reading */
+    }
+    long peak = rss_kb();
+    rg_retry_stats_t rs;
+    rg_engine_retry_stats(e, &rs);
+    fprintf(stderr, "retry bound: %llu of %llu events taken before "
+            "backpressure, %llu waiting; RSS %ld kB at start, %ld kB after "
+            "(+%ld kB)\n", (unsigned long long)accepted,
+            (unsigned long long)offered, (unsigned long long)rs.parked_now,
+            before, peak, peak - before);
+    /* the ring (1024) and the pool (64), plus what a pop and a publish
+     * batch hold in between */
+    cr_assert_lt(accepted, 1024 + 64 + 2 * 64 + 256, "took %llu",
+                 (unsigned long long)accepted);
+    cr_assert_leq(rs.parked_now, 64);
+    cr_assert_gt(rs.full_waits, 0);
+    cr_assert_lt(peak - before, 8 * 1024, "resident set grew by %ld kB",
+                 peak - before);
+    int64_t t0 = now_ms();
+    rg_engine_stop(e);
+    cr_assert_lt(now_ms() - t0, 5000, "the stop waited for the waits");
+    rg_engine_destroy(e);
+}
+
 static bool every_100th(int32_t p, int64_t o)
 {
     (void)p;

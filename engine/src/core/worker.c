@@ -129,10 +129,19 @@ static size_t poll_once(rg__worker_t *w)
     /* at most what can be parked: room 0 stops reading (backpressure) */
     uint32_t room = rg__retry_room(w);
     uint32_t max = room < e->batch_max ? room : e->batch_max;
+    /* acquire: pairs with the release in rg_engine_stop(). Stopping, the
+     * rings are read past the bound (the pool grows, by at most what the
+     * bounded rings hold), so the final barrier is reached and the stop
+     * does not wait for every waiting event to die first */
+    if (max == 0 && atomic_load_explicit(&e->drain, memory_order_acquire))
+        max = room = e->batch_max;
     if (max == 0) {
         if (!w->rt.full) {
             w->rt.full = true;
             w->rt.l_full++;
+            /* relaxed: a statistic, single writer */
+            atomic_store_explicit(&w->rt.full_waits, w->rt.l_full,
+                                  memory_order_relaxed);
         }
         return 0;
     }
