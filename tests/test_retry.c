@@ -425,9 +425,12 @@ struct frow {
 };
 
 struct fsink {
+    struct fsink *home;          /* a second connection's store (NULL:
+                                    this one); its lock is held from begin
+                                    to commit or rollback */
     pthread_mutex_t lock;
     int64_t count[NKEYS], tx_count[NKEYS];
-    int64_t next[NPART], tx_next[NPART];
+    int64_t next[NPART], tx_next[NPART], base_next[NPART];
     struct frow *rows;           /* [NPART * MAXOFF]: by p * MAXOFF + o */
     struct frow *ops;            /* the open transaction's failure rows */
     size_t nops, ops_cap;
@@ -440,12 +443,19 @@ static size_t fidx(int32_t p, int64_t o)
     return (size_t)p * MAXOFF + (size_t)o;
 }
 
+static struct fsink *home(struct fsink *s)
+{
+    return s->home != NULL ? s->home : s;
+}
+
 static int fs_begin(void *self, uint64_t epoch, char *e, size_t n)
 {
     (void)epoch, (void)e, (void)n;
     struct fsink *s = self;
-    memcpy(s->tx_count, s->count, sizeof(s->count));
-    memcpy(s->tx_next, s->next, sizeof(s->next));
+    pthread_mutex_lock(&home(s)->lock);
+    memcpy(s->tx_count, home(s)->count, sizeof(s->count));
+    memcpy(s->tx_next, home(s)->next, sizeof(s->next));
+    memcpy(s->base_next, home(s)->next, sizeof(s->next));
     s->nops = 0;
     return 0;
 }
@@ -497,7 +507,8 @@ static int fs_scan(void *self, int state, const int32_t *parts, size_t np,
                    char *e, size_t sz)
 {
     (void)e, (void)sz;
-    struct fsink *s = self;
+    struct fsink *s = home(self);
+    pthread_mutex_lock(&s->lock);
     for (size_t k = 0; k < (np ? np : NPART); k++) {
         int32_t p = np ? parts[k] : (int32_t)k;
         for (int64_t o = 0; o < MAXOFF; o++) {
@@ -512,21 +523,25 @@ static int fs_scan(void *self, int state, const int32_t *parts, size_t np,
             cb(arg, &f);
         }
     }
+    pthread_mutex_unlock(&s->lock);
     return 0;
 }
 
 static int fs_commit(void *self, char *e, size_t sz)
 {
-    struct fsink *s = self;
-    if (s->refuse_from != 0 && s->commits + 1 >= s->refuse_from) {
+    struct fsink *s = self, *h = home(s);
+    if (h->refuse_from != 0 && h->commits + 1 >= h->refuse_from) {
         snprintf(e, sz, "crash");
         return RG_EINVAL; /* fatal: the engine stops, nothing more lands */
     }
-    memcpy(s->count, s->tx_count, sizeof(s->count));
-    memcpy(s->next, s->tx_next, sizeof(s->next));
+    memcpy(h->count, s->tx_count, sizeof(s->count));
+    /* offsets: only the partitions this connection wrote */
+    for (int p = 0; p < NPART; p++)
+        if (s->tx_next[p] != h->next[p] && s->tx_next[p] != s->base_next[p])
+            h->next[p] = s->tx_next[p];
     for (size_t i = 0; i < s->nops; i++) {
         struct frow *op = &s->ops[i];
-        struct frow *fr = &s->rows[fidx(op->f.partition, op->f.offset)];
+        struct frow *fr = &h->rows[fidx(op->f.partition, op->f.offset)];
         if (op->state == RG_FAILURE_CLEARED) {
             if (fr->state == 1)
                 fr->state = 0;
@@ -535,13 +550,15 @@ static int fs_commit(void *self, char *e, size_t sz)
         *fr = *op;
     }
     s->nops = 0;
-    s->commits++;
+    h->commits++;
+    pthread_mutex_unlock(&h->lock);
     return 0;
 }
 
 static void fs_rollback(void *self)
 {
-    (void)self;
+    struct fsink *s = self;
+    pthread_mutex_unlock(&home(s)->lock);
 }
 
 static rg_sink_t fsink_of(struct fsink *s)
@@ -682,5 +699,114 @@ Test(retry, epoch_mode_is_exact_across_a_crash_with_the_delayed_queue)
             (long long)dead_rows);
     free(s->rows);
     free(s->ops);
+    free(s);
+}
+
+static unsigned five_percent(int32_t p, int64_t o)
+{
+    uint64_t h = mix((uint64_t)p << 32 ^ (uint64_t)o);
+    return h % 20 == 3 ? 1 + (unsigned)(h >> 40) % 6 : 0;
+}
+
+static int64_t key_of(int32_t p, int64_t o)
+{
+    int64_t key = (o * NPART + p) % NKEYS;
+    return key - key % NPART + p; /* a key lives in one partition */
+}
+
+static void push_range(rg_engine_t *e, int32_t p, int64_t from, int64_t to)
+{
+    rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
+    for (int64_t o = from; o < to; o++) {
+        int64_t key = key_of(p, o);
+        rg_msg_t m = {p, o, NULL, 0, &key, sizeof(key)};
+        cr_assert_eq(rg_dispatcher_push(d, &m), 0);
+    }
+}
+
+static void wait_idle(rg_engine_t *e)
+{
+    for (int t = 0; t < 30000; t++) {
+        rg_retry_stats_t rs;
+        rg_engine_stats_t es;
+        rg_engine_retry_stats(e, &rs);
+        rg_engine_stats(e, &es);
+        if (rs.parked_now == 0 && es.processed >= es.accepted)
+            return;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_fail("never idle");
+}
+
+/* A partition moves from engine A to engine B (a rebalance) while A's
+ * ring still holds its events and some of them wait for a retry: A
+ * releases it before its flush, B requeues what A stored. Every event
+ * is applied exactly once across the two, and nothing is left delayed
+ * (A must never run a wait of the partition it gave up). */
+Test(retry, a_released_partition_is_applied_once_by_its_next_owner)
+{
+    struct fsink *s = calloc(1, sizeof(*s));
+    s->rows = calloc(NPART * MAXOFF, sizeof(struct frow));
+    struct fsink *b_conn = calloc(1, sizeof(*b_conn));
+    b_conn->home = s;
+    const char *props[] = {"retry.backoff.ms", "30", "retry.backoff.max.ms",
+                           "60", "retry.delay.ms", "60", "retry.delay.max.ms",
+                           "60", "retry.max.attempts", "20",
+                           "flush.interval.ms", "5", NULL};
+    struct job ja = {.fails_of = five_percent, .batch = true, .epoch = true};
+    struct job jb = {.fails_of = five_percent, .batch = true, .epoch = true};
+    rg_engine_t *a = engine(&ja, props), *b = engine(&jb, props);
+    rg_sink_t sa = fsink_of(s), sb = fsink_of(b_conn);
+    char err[256];
+    cr_assert_eq(rg_engine_set_sink(a, &sa, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_engine_set_sink(b, &sb, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_engine_start(a, err, sizeof(err)), 0, "%s", err);
+    const int64_t half = 6000, total = 12000;
+    push_range(a, 0, 0, half);
+    push_range(a, 1, 0, half);
+    /* the revoke of partition 0: release, then the flush */
+    int32_t p0 = 0;
+    cr_assert_eq(rg_engine_release(a, &p0, 1), 0);
+    cr_assert_eq(rg_dispatcher_flush(rg_engine_dispatcher(a, 0), 10000), 0);
+    /* its next owner */
+    cr_assert_eq(rg_engine_start(b, err, sizeof(err)), 0, "%s", err);
+    pthread_mutex_lock(&s->lock);
+    int64_t from = s->next[0];
+    pthread_mutex_unlock(&s->lock);
+    int64_t got = rg_engine_requeue(b, &p0, 1, err, sizeof(err));
+    cr_assert_geq(got, 0, "%s", err);
+    push_range(b, 0, from, total);
+    push_range(a, 1, half, total);
+    wait_idle(a);
+    wait_idle(b);
+    rg_engine_stop(a);
+    rg_engine_stop(b);
+    rg_retry_stats_t ra, rb;
+    rg_engine_retry_stats(a, &ra);
+    rg_engine_retry_stats(b, &rb);
+    rg_engine_destroy(a);
+    rg_engine_destroy(b);
+    int64_t want[NKEYS] = {0};
+    for (int32_t p = 0; p < 2; p++)
+        for (int64_t o = 0; o < total; o++)
+            want[key_of(p, o)]++;
+    for (int k = 0; k < NKEYS; k++)
+        cr_assert_eq(s->count[k], want[k], "key %d: %lld, want %lld", k,
+                     (long long)s->count[k], (long long)want[k]);
+    int64_t left = 0;
+    for (size_t i = 0; i < NPART * (size_t)MAXOFF; i++)
+        left += s->rows[i].state != 0;
+    cr_assert_eq(left, 0, "failure rows left");
+    cr_assert_eq(s->next[0], total);
+    cr_assert_eq(s->next[1], total);
+    fprintf(stderr, "retry release: partition 0 moved at offset %lld with "
+            "%lld delayed events handed to its next owner (A retried %llu, "
+            "B %llu)\n", (long long)from, (long long)got,
+            (unsigned long long)ra.retried, (unsigned long long)rb.retried);
+    free(s->rows);
+    free(s->ops);
+    free(b_conn->ops);
+    free(b_conn);
     free(s);
 }

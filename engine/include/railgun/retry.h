@@ -18,7 +18,10 @@
  * engine holds them back itself; in batch mode pre_do and batch_do must
  * leave alone every event for which rg_ctx_blocked() is true (the event
  * they marked, and the later events of its key in the same call), and the
- * engine queues those behind it in order. Events of other keys flow on.
+ * engine queues those behind it in order: a key's events count as
+ * decided in the order of the array (a batch_do that applies them out of
+ * that order must not retry an earlier one after applying a later one of
+ * its key). Events of other keys flow on.
  * (Below, "key" means the order unit.)
  *
  * The path of a retried event (a worker's own timer, no thread):
@@ -32,8 +35,9 @@
  *      it, are written in the epoch's transaction, and its removal commits
  *      with the epoch that finally applies it. So an epoch is complete:
  *      every event below its offsets is applied, delayed or dead-lettered
- *      in it. Its attempts then wait `retry.delay.ms` x 2^k (at most
- *      `retry.delay.max.ms`). The worker keeps its delayed events in
+ *      in it. Once its in-place attempts are used up its attempts wait
+ *      `retry.delay.ms` x 2^k (at most `retry.delay.max.ms`); one stored
+ *      at a barrier earlier keeps its in-place schedule until then. The worker keeps its delayed events in
  *      memory too and schedules them itself; after a restart
  *      rg_engine_requeue() hands the stored ones back to their workers.
  *   3. dead: after `retry.max.attempts` attempts in all, or when its first
@@ -46,9 +50,12 @@
  * whose offsets pass them.
  *
  * Bounds. A worker holds at most `retry.max.parked.events` events that
- * wait (parked in place, delayed, or queued behind one of them); at the
- * bound it reads no more from its rings, so its rings fill and intake
- * waits, as for a slow worker: nothing is dropped. Reasons are cut to
+ * wait (parked in place, delayed, or queued behind one of them), above
+ * what a restart handed back; at the bound it reads no more from its
+ * rings, so its rings fill and intake waits, as for a slow worker:
+ * nothing is dropped. Like a slow worker it then also holds up the
+ * node's epochs (its next barrier is behind what it does not read) until
+ * a waiting event ends. A stop reads on past the bound. Reasons are cut to
  * RG_FAILURE_REASONS_MAX bytes, payloads in rows to
  * `retry.payload.max.bytes` (flagged RG_FAILURE_F_TRUNCATED; such an event
  * cannot be retried after a restart and becomes a dead letter then).
@@ -132,8 +139,9 @@ RG_EXPORT int rg_engine_set_dead_letter_cb(rg_engine_t *e,
  * of anything pushed for those partitions afterwards. Call it after the
  * sink claimed the partitions and before pushing their messages (the
  * Kafka source does, at assign). Returns the number of events handed
- * back, or a negative RG_E* code: RG_ESTATE (no sink, or not started),
- * the sink's error (errstr). A sink without failures returns 0.
+ * back, or a negative RG_E* code: RG_ESTATE (no sink), RG_ENOMEM, the
+ * sink's error (errstr). Before or after rg_engine_start(). A sink
+ * without failures returns 0.
  */
 RG_EXPORT int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions,
                                     size_t n, char *errstr,
@@ -171,6 +179,9 @@ typedef struct rg_retry_stats_s {
     uint64_t dead_lettered; /* events and messages dead-lettered */
     uint64_t recovered;     /* waiting events applied at last */
     uint64_t requeued;      /* delayed events loaded back from the sink */
+    uint64_t released;      /* waiting events given up to a partition's
+                               next owner (rg_engine_release(); counted
+                               as processed here) */
     uint64_t parked_now;    /* gauge: events waiting now (in place,
                                delayed or queued behind) */
     uint64_t keys_now;      /* gauge: keys parked now */

@@ -207,7 +207,21 @@ typedef struct rg_sink_s {
     int (*scan)(void *self, int table,
                 void (*cb)(void *arg, const rg_row_t *row), void *arg,
                 char *errstr, size_t size);
+    /* Frees the sink (readers are closed first). Optional. */
+    void (*close)(void *self);
     /*
+     * The version the transaction just committed left in the sink: SQL
+     * sinks with sink.version=true bump a version row first thing in
+     * every epoch's transaction (its row lock orders the epochs of every
+     * process sharing the database), so a reader can tell which epochs a
+     * read includes. 0 when the sink keeps none. Called on the flusher
+     * after commit. Optional.
+     */
+    int64_t (*version)(void *self);
+    void *self;
+    /* (After self: a sink that lists its functions in order without
+     * these keeps none.)
+     *
      * The failures of the epoch, in order (see RG_FAILURE_*), inside its
      * transaction: a delayed event's row, the row that turns it into a
      * dead letter, and the removal when a retry finally applied it, each
@@ -228,18 +242,6 @@ typedef struct rg_sink_s {
                          size_t nparts,
                          void (*cb)(void *arg, const rg_failure_t *row),
                          void *arg, char *errstr, size_t size);
-    /* Frees the sink (readers are closed first). Optional. */
-    void (*close)(void *self);
-    /*
-     * The version the transaction just committed left in the sink: SQL
-     * sinks with sink.version=true bump a version row first thing in
-     * every epoch's transaction (its row lock orders the epochs of every
-     * process sharing the database), so a reader can tell which epochs a
-     * read includes. 0 when the sink keeps none. Called on the flusher
-     * after commit. Optional.
-     */
-    int64_t (*version)(void *self);
-    void *self;
 } rg_sink_t;
 
 #ifdef __cplusplus

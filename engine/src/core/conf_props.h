@@ -105,10 +105,12 @@
        "Longest wait between two sink retries.")                             \
     XX(SHUTDOWN_TIMEOUT_MS, "shutdown.timeout.ms", INT, "30000", 0,          \
        86400000, NULL,                                                       \
-       "Epoch mode: how long rg_engine_stop() keeps retrying a failing "    \
-       "sink to store what was accepted before it gives up (0: for ever). " \
-       "Giving up writes nothing more: the epochs not stored are "          \
-       "reprocessed after a restart, as after a crash, and "                \
+       "How long rg_engine_stop() keeps retrying a failing sink to store "  \
+       "what was accepted before it gives up (epoch mode), and how long it " \
+       "first gives events waiting for a retry to end (retried at "         \
+       "retry.backoff.ms by then; what still waits is stored as delayed). "  \
+       "0: for ever. Giving up writes nothing more: the epochs not stored "  \
+       "are reprocessed after a restart, as after a crash, and "            \
        "rg_engine_error() says how many. A sink call that hangs is bounded " \
        "by the sink's own timeouts on top of this.")                          \
     XX(FLOW_RATE, "flow.rate.events.per.s", INT, "0", 0, 64000000000, NULL,  \

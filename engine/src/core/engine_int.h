@@ -122,6 +122,7 @@ struct rg__wait {
     uint8_t truncated;       /* payload was cut when it was stored */
     uint8_t frozen;          /* its partition was released: stored at the
                                 next seal, then forgotten, never run */
+    uint8_t requeued;        /* handed back by rg_engine_requeue() */
 };
 
 /* A parked key: its queue of waits, oldest first (retry.c). */
@@ -144,6 +145,8 @@ struct rg__mark {
 struct rg__requeued {
     struct rg__requeued *next;
     int32_t release;         /* >= 0: rg_engine_release() of this
+                                partition, w unused */
+    int32_t unrelease;       /* >= 0: rg_engine_requeue() of this
                                 partition, w unused */
     struct rg__wait w;
 };
@@ -173,7 +176,13 @@ struct rg__retry {
     uint32_t ntouched;
     bool volatile_warned;    /* logged: waits kept in memory only */
     bool full;               /* at max_parked: not reading the rings */
+    bool stop_capped;        /* retry_stopping seen: due times capped */
     uint32_t nfrozen;        /* waits frozen by a release */
+    int32_t *rel_parts;      /* partitions released and not requeued */
+    uint32_t nrel, rel_cap;
+    uint32_t nrequeued;      /* live waits handed back by a requeue: the
+                                bound is max_parked above them */
+    bool gave_up;            /* the drain gave up on in-memory waits */
     /* mailbox from rg_engine_requeue() */
     pthread_mutex_t lock;
     bool lock_ok;
@@ -181,9 +190,9 @@ struct rg__retry {
     _Atomic uint32_t mail_n; /* nonzero: mail to take */
     /* stats (single writer) */
     uint64_t l_retried, l_failed, l_delayed, l_dead, l_recovered,
-        l_requeued, l_full, l_dead_by[RG_DEAD__COUNT];
+        l_requeued, l_full, l_released, l_dead_by[RG_DEAD__COUNT];
     _Atomic uint64_t retried, failed, delayed, dead, recovered, requeued,
-        parked_now, keys_now, full_waits, dead_by[RG_DEAD__COUNT];
+        released, parked_now, keys_now, full_waits, dead_by[RG_DEAD__COUNT];
 };
 
 /* A worker. It is also the context its processor callbacks get
@@ -322,6 +331,9 @@ struct rg_engine_s {
     rg_dead_letter_cb *dl_cb;
     void *dl_opaque;
     _Atomic uint64_t st_dead_msgs; /* undecodable messages dead-lettered */
+    _Atomic int retry_stopping; /* rg_engine_stop() began: waits retry
+                                   at retry.backoff.ms at the latest, and
+                                   the rings are read past the bound */
 
     /* epoch mode */
     rg_sink_t sink;
@@ -440,6 +452,8 @@ uint32_t rg__retry_settle(rg__worker_t *w, rg_event_t *evs, uint32_t n);
 bool rg__retry_blocked_at(const rg__worker_t *w, uint32_t i);
 /* Runs the waiting events that are due; true when it ran any. */
 bool rg__retry_tick(rg__worker_t *w, int64_t now_ns);
+/* True while some worker holds waiting events or mail (any thread). */
+bool rg__retry_any_waiting(rg_engine_t *e);
 /* Takes what rg_engine_requeue() left in the mailbox. */
 void rg__retry_take_mail(rg__worker_t *w);
 /* At a seal (epoch mode): every wait not stored yet gets its delayed row
@@ -451,10 +465,12 @@ static inline uint32_t rg__retry_used(const rg__worker_t *w)
     return w->rt.cap - w->rt.nfree;
 }
 
-/* Events this worker may still take without passing max_parked. */
+/* Events this worker may still take without passing max_parked (above
+ * what a restart handed back). */
 static inline uint32_t rg__retry_room(const rg__worker_t *w)
 {
-    uint32_t used = rg__retry_used(w), max = w->e->rc.max_parked;
+    uint32_t used = rg__retry_used(w),
+             max = w->e->rc.max_parked + w->rt.nrequeued;
     return used < max ? max - used : 0;
 }
 /* Dead-letters an undecodable message (ingest thread of d): the

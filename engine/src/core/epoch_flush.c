@@ -726,15 +726,18 @@ int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink, char *errstr,
         return RG_EINVAL;
     }
     /* what may arrive between a worker's flush.max.keys request and the
-     * barrier: every ring full, plus one publish batch each */
+     * barrier: every ring full, plus one publish batch each, plus every
+     * event waiting for a retry (retry.h: applied into whatever epoch is
+     * open when it finally runs) */
     uint64_t margin = (uint64_t)e->ndispatchers *
                       (rg__conf_int(e->conf, RG_P_RING_CAPACITY) +
-                       PUBLISH_EVERY + e->batch_max);
+                       PUBLISH_EVERY + e->batch_max) +
+                      e->rc.max_parked;
     if ((uint64_t)e->merge_max_keys < e->flush_max_keys + margin) {
         rg__seterr(errstr, errstr_size, "merge.max.keys: %u is too small: "
                    "need at least flush.max.keys + dispatchers x "
-                   "(ring.capacity + %u) = %llu", e->merge_max_keys,
-                   PUBLISH_EVERY + e->batch_max,
+                   "(ring.capacity + %u) + retry.max.parked.events = %llu",
+                   e->merge_max_keys, PUBLISH_EVERY + e->batch_max,
                    (unsigned long long)(e->flush_max_keys + margin));
         return RG_ERANGE;
     }

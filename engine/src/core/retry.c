@@ -141,6 +141,7 @@ void rg__retry_free(rg__worker_t *w)
     free(r->map);
     free(r->marks);
     free(r->touched);
+    free(r->rel_parts);
     if (r->lock_ok)
         pthread_mutex_destroy(&r->lock);
     memset(r, 0, sizeof(*r));
@@ -224,6 +225,7 @@ static void publish(struct rg__retry *r, uint32_t max_parked)
     atomic_store_explicit(&r->dead, r->l_dead, memory_order_relaxed);
     atomic_store_explicit(&r->recovered, r->l_recovered, memory_order_relaxed);
     atomic_store_explicit(&r->requeued, r->l_requeued, memory_order_relaxed);
+    atomic_store_explicit(&r->released, r->l_released, memory_order_relaxed);
     atomic_store_explicit(&r->full_waits, r->l_full, memory_order_relaxed);
     (void)max_parked;
     atomic_store_explicit(&r->parked_now, r->cap - r->nfree,
@@ -384,6 +386,14 @@ static struct rg__wait *append(rg__worker_t *w, uint32_t k,
     memset(wt, 0, sizeof(*wt));
     wt->ev = *ev;
     wt->ev.flags &= (uint8_t)~RG__EVENT_F_MARKED;
+    for (uint32_t p = 0; p < r->nrel; p++)
+        if (r->rel_parts[p] == ev->partition) {
+            /* its partition is being given up: stored at the next seal,
+             * never run here */
+            wt->frozen = 1;
+            r->nfrozen++;
+            break;
+        }
     struct rg__wkey *key = &r->keys[k];
     if (key->tail != 0)
         r->pool[key->tail - 1].next = i + 1;
@@ -423,6 +433,10 @@ static int64_t due_after(rg__worker_t *w, struct rg__wait *wt, int64_t now)
         d *= 2;
     if (d > cap)
         d = cap;
+    /* relaxed: see rg__retry_tick(); stopping, no wait is long */
+    if (atomic_load_explicit(&w->e->retry_stopping, memory_order_relaxed) &&
+        d > c->backoff_ns)
+        d = c->backoff_ns;
     return now + (int64_t)jitter(&w->rt, d);
 }
 
@@ -520,6 +534,8 @@ static void finish_head(rg__worker_t *w, uint32_t k, int why)
                           memory_order_relaxed);
     release_ev(&wt->ev);
     free(wt->reasons);
+    if (wt->requeued)
+        r->nrequeued--;
     key->head = wt->next;
     if (key->head == 0)
         key->tail = 0;
@@ -723,6 +739,20 @@ static unsigned run_key(rg__worker_t *w, uint32_t k, int64_t now,
 bool rg__retry_tick(rg__worker_t *w, int64_t now)
 {
     struct rg__retry *r = &w->rt;
+    /* relaxed: a flag; rg_engine_stop() waits (a while) for the waits to
+     * end, so none waits longer than retry.backoff.ms from now on */
+    if (r->nkeys > 0 && !r->stop_capped &&
+        atomic_load_explicit(&w->e->retry_stopping, memory_order_relaxed)) {
+        r->stop_capped = true;
+        int64_t cap = now + (int64_t)w->e->rc.backoff_ns;
+        for (uint32_t k = 0; k < r->nkeys; k++) {
+            struct rg__wait *h = &r->pool[r->keys[k].head - 1];
+            if (h->due_ns > cap)
+                h->due_ns = cap;
+        }
+        if (r->next_due_ns > cap)
+            r->next_due_ns = cap;
+    }
     if (r->nkeys == 0 || now < r->next_due_ns)
         return false;
     /* relaxed: a failed engine writes nothing more: its waits stay where
@@ -761,7 +791,7 @@ static void forget_frozen(rg__worker_t *w)
     struct rg__retry *r = &w->rt;
     for (uint32_t k = 0; k < r->nkeys;) {
         struct rg__wkey *key = &r->keys[k];
-        uint32_t prev = 0;
+        uint32_t prev = 0, old_head = key->head;
         for (uint32_t i = key->head; i != 0;) {
             struct rg__wait *wt = &r->pool[i - 1];
             uint32_t next = wt->next;
@@ -773,10 +803,15 @@ static void forget_frozen(rg__worker_t *w)
                 if (key->tail == i)
                     key->tail = prev;
                 key->count--;
+                if (wt->requeued)
+                    r->nrequeued--;
                 release_ev(&wt->ev);
                 free(wt->reasons);
                 r->free_waits[r->nfree++] = i - 1;
                 r->nfrozen--;
+                r->l_released++;
+                /* done here: its row is stored, its next owner runs it */
+                w->processed_local++;
             } else {
                 prev = i;
             }
@@ -785,11 +820,15 @@ static void forget_frozen(rg__worker_t *w)
         if (key->head == 0) {
             drop_key(r, k);
         } else {
-            r->pool[key->head - 1].due_ns = 0; /* a new head runs now */
+            if (key->head != old_head)
+                r->pool[key->head - 1].due_ns = 0; /* a new head runs now */
             k++;
         }
     }
     r->next_due_ns = 0; /* the tick recomputes it */
+    /* relaxed: a statistic, single writer */
+    atomic_store_explicit(&w->processed, w->processed_local,
+                          memory_order_relaxed);
 }
 
 void rg__retry_seal(rg__worker_t *w)
@@ -842,7 +881,38 @@ void rg__retry_take_mail(rg__worker_t *w)
     /* relaxed: under the lock, which orders the list */
     while (m != NULL) {
         struct rg__requeued *nx = m->next;
+        if (m->unrelease >= 0) {
+            for (uint32_t p = 0; p < r->nrel; p++)
+                if (r->rel_parts[p] == m->unrelease) {
+                    r->rel_parts[p] = r->rel_parts[--r->nrel];
+                    break;
+                }
+            free(m);
+            m = nx;
+            /* relaxed: under the lock, as below */
+            atomic_fetch_sub_explicit(&r->mail_n, 1, memory_order_relaxed);
+            continue;
+        }
         if (m->release >= 0) {
+            bool known = false;
+            for (uint32_t p = 0; p < r->nrel && !known; p++)
+                known = r->rel_parts[p] == m->release;
+            if (!known) {
+                if (r->nrel == r->rel_cap) {
+                    uint32_t cap = r->rel_cap ? r->rel_cap * 2 : 16;
+                    int32_t *a = realloc(r->rel_parts, sizeof(int32_t) * cap);
+                    if (a == NULL) {
+                        rg__log(w->e, RG_LOG_ERR, "retry: worker %u: out of "
+                                "memory releasing partition %d", w->idx,
+                                (int)m->release);
+                        abort(); /* running its waits here could apply
+                                    them twice */
+                    }
+                    r->rel_parts = a;
+                    r->rel_cap = cap;
+                }
+                r->rel_parts[r->nrel++] = m->release;
+            }
             for (uint32_t k = 0; k < r->nkeys; k++)
                 for (uint32_t i = r->keys[k].head; i != 0;
                      i = r->pool[i - 1].next)
@@ -869,6 +939,8 @@ void rg__retry_take_mail(rg__worker_t *w)
         wt->next = next;
         wt->stored = 1;
         wt->delayed = 1;
+        wt->requeued = 1;
+        r->nrequeued++;
         if (wt->due_ns < r->next_due_ns)
             r->next_due_ns = wt->due_ns;
         r->l_requeued++;
@@ -992,7 +1064,7 @@ static void requeue_row(void *arg, const rg_failure_t *row)
         c->rc = RG_ENOMEM;
         return;
     }
-    m->release = -1;
+    m->release = m->unrelease = -1;
     struct rg__wait *wt = &m->w;
     wt->ev.key = row->key;
     wt->ev.offset = row->offset;
@@ -1038,14 +1110,27 @@ int rg_engine_release(rg_engine_t *e, const int32_t *partitions, size_t n)
         return RG_EINVAL;
     if (!e->epoch_mode || !e->rc.keep)
         return 0;
+    /* every message first: a release half posted would leave some
+     * workers running waits the next owner also runs */
+    size_t total = n * e->nworkers;
+    struct rg__requeued **ms = calloc(total ? total : 1, sizeof(*ms));
+    for (size_t i = 0; ms != NULL && i < total; i++)
+        if ((ms[i] = calloc(1, sizeof(*ms[i]))) == NULL) {
+            while (i-- > 0)
+                free(ms[i]);
+            free(ms);
+            ms = NULL;
+        }
+    if (ms == NULL)
+        return RG_ENOMEM;
     for (size_t i = 0; i < n; i++)
         for (unsigned w = 0; w < e->nworkers; w++) {
-            struct rg__requeued *m = calloc(1, sizeof(*m));
-            if (m == NULL)
-                return RG_ENOMEM;
+            struct rg__requeued *m = ms[i * e->nworkers + w];
             m->release = partitions[i];
+            m->unrelease = -1;
             post(&e->workers[w], m);
         }
+    free(ms);
     for (unsigned w = 0; w < e->nworkers; w++)
         rg__park_wake(&e->workers[w].wake.park);
     return 0;
@@ -1062,6 +1147,17 @@ int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
     }
     if (!e->rc.keep || n == 0)
         return 0;
+    /* the partitions are ours again: their waits may run here (a
+     * release of theirs before is over); ahead of their requeued rows */
+    for (size_t i = 0; i < n; i++)
+        for (unsigned w = 0; w < e->nworkers; w++) {
+            struct rg__requeued *m = calloc(1, sizeof(*m));
+            if (m == NULL)
+                return RG_ENOMEM;
+            m->release = -1;
+            m->unrelease = partitions[i];
+            post(&e->workers[w], m);
+        }
     struct requeue_ctx c = {e, 0, 0};
     int rc = e->sink.scan_failures(e->sink.self, RG_FAILURE_DELAYED,
                                    partitions, n, requeue_row, &c, errstr,
@@ -1077,6 +1173,18 @@ int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
                 "their workers", (long long)c.count);
     }
     return c.count;
+}
+
+bool rg__retry_any_waiting(rg_engine_t *e)
+{
+    for (unsigned i = 0; i < e->nworkers; i++)
+        /* relaxed: a gauge; the stop only polls it for a while */
+        if (atomic_load_explicit(&e->workers[i].rt.parked_now,
+                                 memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&e->workers[i].rt.mail_n,
+                                 memory_order_relaxed) != 0)
+            return true;
+    return false;
 }
 
 void rg_engine_retry_stats(rg_engine_t *e, rg_retry_stats_t *out)
@@ -1096,6 +1204,8 @@ void rg_engine_retry_stats(rg_engine_t *e, rg_retry_stats_t *out)
             atomic_load_explicit(&r->recovered, memory_order_relaxed);
         out->requeued +=
             atomic_load_explicit(&r->requeued, memory_order_relaxed);
+        out->released +=
+            atomic_load_explicit(&r->released, memory_order_relaxed);
         out->parked_now +=
             atomic_load_explicit(&r->parked_now, memory_order_relaxed);
         out->keys_now += atomic_load_explicit(&r->keys_now,

@@ -129,11 +129,15 @@ static size_t poll_once(rg__worker_t *w)
     /* at most what can be parked: room 0 stops reading (backpressure) */
     uint32_t room = rg__retry_room(w);
     uint32_t max = room < e->batch_max ? room : e->batch_max;
-    /* acquire: pairs with the release in rg_engine_stop(). Stopping, the
-     * rings are read past the bound (the pool grows, by at most what the
-     * bounded rings hold), so the final barrier is reached and the stop
-     * does not wait for every waiting event to die first */
-    if (max == 0 && atomic_load_explicit(&e->drain, memory_order_acquire))
+    /* relaxed: a flag rg_engine_stop() sets; what the rings hold is
+     * ordered by the rings. Stopping, the rings are read past the bound
+     * (the pool grows, by at most what the bounded rings hold), so a push
+     * still inside finishes and the final barrier is reached without
+     * waiting for every waiting event to die first */
+    bool stopping = w->rt.nkeys > 0 &&
+                    atomic_load_explicit(&e->retry_stopping,
+                                         memory_order_relaxed);
+    if (stopping)
         max = room = e->batch_max;
     if (max == 0) {
         if (!w->rt.full) {
@@ -147,6 +151,13 @@ static size_t poll_once(rg__worker_t *w)
     }
     w->rt.full = false;
     for (unsigned d = 0; d < e->ndispatchers; d++) {
+        if (d > 0 && !stopping) {
+            /* what the rings before took of the room */
+            room = rg__retry_room(w);
+            max = room < e->batch_max ? room : e->batch_max;
+            if (max == 0)
+                break;
+        }
         if (e->align) {
             if (w->blocked[d])
                 continue; /* behind a barrier: the others first */
@@ -206,19 +217,27 @@ static bool inputs_empty(rg__worker_t *w)
 static bool drained(rg__worker_t *w, int64_t *since)
 {
     rg_engine_t *e = w->e;
-    if (w->rt.nkeys > 0 && !e->rc.keep) {
+    if (w->rt.nkeys > 0 && !e->rc.keep && e->epoch_mode && !w->rt.gave_up) {
+        /* past the final barrier what they apply is in no epoch the
+         * flusher writes: waiting longer cannot store them */
+        rg__log(e, RG_LOG_WARN, "retry: worker %u stopped with %u events "
+                "still waiting for a retry, in memory only: not applied "
+                "(their offsets are stored: lost; the sink keeps no "
+                "failures)", w->idx, rg__retry_used(w));
+        w->rt.gave_up = true;
+    }
+    if (w->rt.nkeys > 0 && !e->rc.keep && !w->rt.gave_up) {
         int64_t now = rg__now_ns();
         if (*since == 0)
             *since = now;
-        if (now - *since < e->shutdown_timeout_ns)
-            return false;
+        if (e->shutdown_timeout_ns == 0 ||
+            now - *since < e->shutdown_timeout_ns)
+            return false; /* 0: until they end (they do: retry.h) */
         rg__log(e, RG_LOG_WARN, "retry: worker %u stopped with %u events "
-                "still waiting for a retry, in memory only: not applied%s",
-                w->idx, rg__retry_used(w),
-                e->epoch_mode ? " (their offsets are stored: lost)"
-                              : " (their offsets are not done: a restart "
-                                "delivers them again)");
-        *since = INT64_MAX / 2;
+                "still waiting for a retry, in memory only: not applied "
+                "(their offsets are not done: a restart delivers them "
+                "again)", w->idx, rg__retry_used(w));
+        w->rt.gave_up = true;
     }
     if (e->align) {
         if (w->nblocked > 0)
