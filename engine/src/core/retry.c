@@ -1051,12 +1051,12 @@ struct requeue_ctx {
     rg_engine_t *e;
     int64_t count;
     int rc;
+    struct rg__requeued *head, *tail; /* collected, posted after the scan */
 };
 
 static void requeue_row(void *arg, const rg_failure_t *row)
 {
     struct requeue_ctx *c = arg;
-    rg_engine_t *e = c->e;
     if (c->rc != 0 || row->state != RG_FAILURE_DELAYED)
         return;
     struct rg__requeued *m = calloc(1, sizeof(*m));
@@ -1100,7 +1100,14 @@ static void requeue_row(void *arg, const rg_failure_t *row)
         if (wt->reasons != NULL)
             snprintf(wt->reasons, RG_FAILURE_REASONS_MAX, "%s", row->reasons);
     }
-    post(&e->workers[rg__route(e, row->key)], m);
+    /* posted only once the scan is over: a worker that ran them now
+     * could make the flusher write while the scan still reads on the
+     * sink's connection (sink.h: one thread at a time) */
+    if (c->tail != NULL)
+        c->tail->next = m;
+    else
+        c->head = m;
+    c->tail = m;
     c->count++;
 }
 
@@ -1158,14 +1165,26 @@ int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
             m->unrelease = partitions[i];
             post(&e->workers[w], m);
         }
-    struct requeue_ctx c = {e, 0, 0};
+    struct requeue_ctx c = {e, 0, 0, NULL, NULL};
     int rc = e->sink.scan_failures(e->sink.self, RG_FAILURE_DELAYED,
                                    partitions, n, requeue_row, &c, errstr,
                                    errstr_size);
     if (rc == 0)
         rc = c.rc;
-    if (rc != 0)
+    if (rc != 0) {
+        for (struct rg__requeued *m = c.head, *nx; m != NULL; m = nx) {
+            nx = m->next;
+            free(m->w.reasons);
+            release_ev(&m->w.ev);
+            free(m);
+        }
         return rc;
+    }
+    for (struct rg__requeued *m = c.head, *nx; m != NULL; m = nx) {
+        nx = m->next;
+        m->next = NULL;
+        post(&e->workers[rg__route(e, m->w.ev.key)], m);
+    }
     if (c.count > 0) {
         for (unsigned i = 0; i < e->nworkers; i++)
             rg__park_wake(&e->workers[i].wake.park);
