@@ -171,6 +171,17 @@ typedef enum rg_dead_reason_e {
 /* "failed", "attempts", "age", "undecodable", "unrunnable". */
 RG_EXPORT const char *rg_dead_reason_name(rg_dead_reason_t r);
 
+/*
+ * For an engine about to stop (a source that is closing, before it gives
+ * its partitions up): from now on waiting events retry at
+ * `retry.backoff.ms` at the latest, and this call waits up to timeout_ms
+ * (0: until they end; they do, after their attempts) for none to wait.
+ * Returns 0, RG_ETIMEDOUT (some still wait, or the engine failed),
+ * RG_EINVAL. rg_engine_stop() calls it with shutdown.timeout.ms. Any
+ * thread but a worker.
+ */
+RG_EXPORT int rg_engine_retry_finish(rg_engine_t *e, int timeout_ms);
+
 /* Failure counters, monotonic except the gauges. */
 typedef struct rg_retry_stats_s {
     uint64_t retried;       /* retry marks (attempts that failed) */

@@ -457,24 +457,13 @@ void rg_engine_shutdown_begin(rg_engine_t *e)
 
 /* Stop, before the handles are taken (the flusher still closes epochs
  * for idle dispatchers): events waiting for a retry get until
- * shutdown.timeout.ms (0: until they end) to be applied or die, retried at
- * retry.backoff.ms at the latest. What still waits then is stored as
- * delayed at the final barrier (a sink that keeps failures), or given up
- * by the drain (retry.h). */
+ * shutdown.timeout.ms to end (retry.h, rg_engine_retry_finish()). What
+ * still waits then is stored as delayed at the final barrier (a sink that
+ * keeps failures), or given up by the drain. */
 static void wait_for_retries(rg_engine_t *e)
 {
-    /* relaxed: a flag; the workers only shorten their waits on it */
-    atomic_store_explicit(&e->retry_stopping, 1, memory_order_relaxed);
-    for (unsigned w = 0; w < e->nworkers; w++)
-        rg__park_wake(&e->workers[w].wake.park);
-    int64_t until = e->shutdown_timeout_ns > 0
-                        ? rg__now_ns() + e->shutdown_timeout_ns : INT64_MAX;
-    while (rg__retry_any_waiting(e) && rg__now_ns() < until &&
-           /* acquire: pairs with the release in rg__engine_fail() */
-           !atomic_load_explicit(&e->failed, memory_order_acquire)) {
-        struct timespec ts = {0, 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    int64_t ms = e->shutdown_timeout_ns / 1000000;
+    rg_engine_retry_finish(e, ms > INT32_MAX ? INT32_MAX : (int)ms);
 }
 
 int rg_engine_stop(rg_engine_t *e)

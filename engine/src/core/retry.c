@@ -1194,6 +1194,28 @@ int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
     return c.count;
 }
 
+int rg_engine_retry_finish(rg_engine_t *e, int timeout_ms)
+{
+    if (e == NULL || timeout_ms < 0)
+        return RG_EINVAL;
+    /* relaxed: a flag; the workers only shorten their waits on it */
+    atomic_store_explicit(&e->retry_stopping, 1, memory_order_relaxed);
+    for (unsigned w = 0; w < e->nworkers; w++)
+        rg__park_wake(&e->workers[w].wake.park);
+    int64_t until = timeout_ms > 0
+                        ? rg__now_ns() + (int64_t)timeout_ms * 1000000
+                        : INT64_MAX;
+    while (rg__retry_any_waiting(e)) {
+        /* acquire: pairs with the release in rg__engine_fail() */
+        if (atomic_load_explicit(&e->failed, memory_order_acquire) ||
+            rg__now_ns() >= until)
+            return RG_ETIMEDOUT;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
 bool rg__retry_any_waiting(rg_engine_t *e)
 {
     for (unsigned i = 0; i < e->nworkers; i++)

@@ -626,6 +626,12 @@ static void on_revoke(rg_kafka_source_t *s, rd_kafka_t *rk,
      * them go; then the stored offsets go to the group, synchronously.
      * Bounded by shutdown.timeout.ms: what is not stored then is
      * reprocessed by the next owner */
+    /* closing (not a rebalance): the events waiting for a retry get
+     * their last attempts first, as rg_engine_stop() gives them */
+    /* relaxed: a flag */
+    if (atomic_load_explicit(&s->stop, memory_order_relaxed))
+        rg_engine_retry_finish(s->e, s->shutdown_ms > 0 ? (int)s->shutdown_ms
+                                                        : 0);
     /* their waiting retries are stored with the flush's epoch and then
      * left to the next owner */
     int32_t *rel = malloc(sizeof(int32_t) * (size_t)(parts->cnt ? parts->cnt : 1));
