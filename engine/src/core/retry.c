@@ -216,7 +216,7 @@ static void drop_key(struct rg__retry *r, uint32_t k)
 
 /* ---- stats -------------------------------------------------------------- */
 
-static void publish(struct rg__retry *r, uint32_t max_parked)
+static void publish(struct rg__retry *r)
 {
     /* relaxed: statistics, single writer */
     atomic_store_explicit(&r->retried, r->l_retried, memory_order_relaxed);
@@ -227,7 +227,6 @@ static void publish(struct rg__retry *r, uint32_t max_parked)
     atomic_store_explicit(&r->requeued, r->l_requeued, memory_order_relaxed);
     atomic_store_explicit(&r->released, r->l_released, memory_order_relaxed);
     atomic_store_explicit(&r->full_waits, r->l_full, memory_order_relaxed);
-    (void)max_parked;
     atomic_store_explicit(&r->parked_now, r->cap - r->nfree,
                           memory_order_relaxed);
     atomic_store_explicit(&r->keys_now, r->nkeys, memory_order_relaxed);
@@ -638,7 +637,7 @@ uint32_t rg__retry_settle(rg__worker_t *w, rg_event_t *evs, uint32_t n)
             r->keys[r->touched[t]].since = UINT32_MAX;
     r->ntouched = 0;
     r->nmarks = 0;
-    publish(r, e->rc.max_parked);
+    publish(r);
     return out;
 }
 
@@ -779,7 +778,7 @@ bool rg__retry_tick(rg__worker_t *w, int64_t now)
     r->next_due_ns = next;
     if (ran == 0)
         return false; /* e.g. the engine failed: let the worker drain */
-    publish(r, w->e->rc.max_parked);
+    publish(r);
     if (w->e->epoch_mode)
         rg__epoch_after_batch(w);
     return true;
@@ -868,7 +867,7 @@ void rg__retry_seal(rg__worker_t *w)
         }
     if (r->nfrozen > 0)
         forget_frozen(w);
-    publish(r, e->rc.max_parked);
+    publish(r);
 }
 
 /* ---- the mailbox ------------------------------------------------------------ */
@@ -932,8 +931,6 @@ void rg__retry_take_mail(rg__worker_t *w)
         if (k == UINT32_MAX)
             k = add_key(w, key);
         struct rg__wait *wt = append(w, k, &m->w.ev);
-        char *reasons = wt->reasons;
-        (void)reasons;
         uint32_t next = wt->next;
         *wt = m->w;
         wt->next = next;
@@ -952,7 +949,7 @@ void rg__retry_take_mail(rg__worker_t *w)
     if (m == NULL)
         r->mail_tail = NULL;
     pthread_mutex_unlock(&r->lock);
-    publish(r, w->e->rc.max_parked);
+    publish(r);
 }
 
 /* ---- undecodable messages (ingest thread) --------------------------------- */

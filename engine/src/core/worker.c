@@ -19,7 +19,7 @@
  *     processed before rg_engine_stop() joins it.
  *   - Failures (retry.c): events of a parked key wait behind it; a worker
  *     takes at most rg__retry_room() events at a time, and with events
- *     waiting it naps until the next is due instead of parking.
+ *     waiting it parks no longer than until the next one is due.
  *   - Idle: spin `worker.idle.spins` polls (each a pause, or a
  *     sched_yield() under the yield idle policy), yield
  *     `worker.idle.yields` times, then park on w->wake; dispatchers wake
