@@ -127,6 +127,9 @@ expect_usage_error "nothing to verify" demo -X sink=null
 expect_usage_error "missing.conf" demo --config "$tmp/missing.conf"
 expect_usage_error "frobnicate" frobnicate
 expect_usage_error "unknown suite" bench ring
+expect_usage_error "likes suite only" bench kafka --fail-ratio 0.1
+expect_usage_error "out of range" demo --fail-ratio 2
+expect_usage_error "more than the" demo --poison 5 --events 3
 expect_usage_error "NAME:PARTITIONS" mock-kafka --topic likes
 expect_usage_error "legal topic" mock-kafka --topic 'a b:3'
 expect_usage_error "--port" mock-kafka --port 9092

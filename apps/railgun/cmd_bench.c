@@ -417,6 +417,12 @@ int rg_cmd_bench(int argc, char **argv)
             usage();
         goto out;
     }
+    if (o.fail_ratio != NULL && o.suite != NULL &&
+        strcmp(o.suite, "likes") != 0) {
+        rc = rg_cli_fail(&cli, "--fail-ratio: an option of the likes suite "
+                         "only");
+        goto out;
+    }
     bool kafka = o.suite != NULL && !strcmp(o.suite, "kafka");
     if (kafka || (o.suite != NULL && !strcmp(o.suite, "produce"))) {
         rg_bench_kafka_opts_t ko = {
@@ -430,12 +436,6 @@ int rg_cmd_bench(int argc, char **argv)
         strcmp(o.suite, "likes") == 0) {
         rc = rg_cli_fail(&cli, "%s: not an option of the likes suite "
                          "(only kafka and produce take it)", o.kafka_only);
-        goto out;
-    }
-    if (o.fail_ratio != NULL && o.suite != NULL &&
-        strcmp(o.suite, "likes") != 0) {
-        rc = rg_cli_fail(&cli, "--fail-ratio: an option of the likes suite "
-                         "only");
         goto out;
     }
     if (o.suite == NULL || strcmp(o.suite, "likes") != 0) {
