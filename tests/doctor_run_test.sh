@@ -182,8 +182,13 @@ redis)
     expect "$tmp/d" 'any(.findings[]; .id == "redis_unreachable")' "Redis down not named"
     ;;
 paused)
-    start_run a
-    start_run b
+    # the mock cluster completes a rebalance only when the session
+    # timeout ends (45 s by default): b's join took 45-70 s under CI's
+    # load, past start_run's 60 s. 6 s is still longer than the doctor
+    # run below (2.5 s), so the stopped b stays a member while it runs.
+    grp=(-X kafka.session.timeout.ms=6000 -X kafka.heartbeat.interval.ms=500)
+    start_run a "${grp[@]}"
+    start_run b "${grp[@]}"
     caught_up "$url_a"
     kill -STOP "$pid_b"
     doctor "$tmp/d" --metrics "$url_a,$url_b" --watch-ms 2000 --timeout-ms 500
