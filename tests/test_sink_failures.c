@@ -7,7 +7,9 @@
  * replaces a delayed one, a cleared row removes a delayed row but never
  * a dead one; the rows of one call apply in order; a rolled-back epoch
  * leaves no failure behind; the scan filters by state and partition and
- * returns (partition, offset) order; a table of the wrong shape is
+ * returns (partition, offset) order, and the dead letters not forwarded
+ * yet (forwarded_ms NULL) apart, an upsert keeping the mark; a table of
+ * the wrong shape is
  * refused naming the column; an empty table name means no failure calls.
  *
  * The sink comes from the environment like test_likes.c: RG_TEST_SINK=
@@ -435,6 +437,78 @@ Test(sink_failures, scans_filter_by_state_and_partition_in_key_order)
     cr_assert_eq(s.scan_failures(s.self, RG_FAILURE_CLEARED, NULL, 0,
                                  collect, &g, err, sizeof(err)), RG_EINVAL);
     cr_assert_eq(g.n, 0);
+    got_free(&g);
+    s.close(s.self);
+    rg_conf_destroy(conf);
+}
+
+/* Runs one SQL statement on the test's database, outside the sink. */
+static void raw_sql(const rg_conf_t *conf, const char *sql)
+{
+    if (is_mysql()) {
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd), "mariadb --no-defaults -uroot -S '%s' "
+                 "'%s' -e '%s'", getenv("RG_MYSQL_SOCKET"),
+                 rg_conf_get_str(conf, "mysql.database"), sql);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+    } else {
+        sqlite3 *db;
+        cr_assert_eq(sqlite3_open(rg_conf_get_str(conf, "sqlite.path"), &db),
+                     SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK,
+                     "%s: %s", sql, sqlite3_errmsg(db));
+        sqlite3_close(db);
+    }
+}
+
+Test(sink_failures, unforwarded_scan_skips_forwarded_and_delayed_rows)
+{
+    rg_conf_t *conf = db_conf("fwd");
+    rg_sink_t s;
+    open_sink(conf, &s);
+    /* partitions 0..2: offsets 10..15 dead, 20 delayed */
+    rg_failure_t rows[21];
+    size_t n = 0;
+    for (int32_t p = 0; p < 3; p++) {
+        for (int64_t off = 10; off < 16; off++) {
+            rows[n] = delayed(p, off, 3);
+            rows[n++].state = RG_FAILURE_DEAD;
+        }
+        rows[n++] = delayed(p, 20, 1);
+    }
+    write_epoch(&s, rows, n);
+    struct got g = {0};
+    scan(&s, RG_FAILURE_UNFORWARDED, NULL, 0, &g);
+    cr_assert_eq(g.n, 18, "%zu unforwarded, want the 18 dead", g.n);
+    /* forwarded: the even offsets of partition 1, all of partition 2 */
+    raw_sql(conf, "UPDATE railgun_failures SET forwarded_ms = 1764600000000 "
+                  "WHERE (partition_id = 1 AND offset_id % 2 = 0) OR "
+                  "partition_id = 2");
+    scan(&s, RG_FAILURE_UNFORWARDED, NULL, 0, &g);
+    cr_assert_eq(g.n, 9);
+    for (size_t i = 0; i < g.n; i++) {
+        cr_assert_eq(g.row[i].state, RG_FAILURE_DEAD);
+        cr_assert(g.row[i].partition == 0 ||
+                      (g.row[i].partition == 1 && g.row[i].offset % 2 == 1),
+                  "%" PRId32 ":%" PRId64 " was forwarded", g.row[i].partition,
+                  g.row[i].offset);
+        if (i > 0)
+            cr_assert(g.row[i - 1].partition < g.row[i].partition ||
+                          (g.row[i - 1].partition == g.row[i].partition &&
+                           g.row[i - 1].offset < g.row[i].offset),
+                      "row %zu out of order", i);
+    }
+    /* by partition: 1 and 2 (2 has none left) */
+    scan(&s, RG_FAILURE_UNFORWARDED, (const int32_t[]){2, 1}, 2, &g);
+    cr_assert_eq(g.n, 3);
+    for (size_t i = 0; i < g.n; i++)
+        cr_assert(g.row[i].partition == 1 && g.row[i].offset % 2 == 1);
+    /* the same letter written again (a crash replays its epoch): the
+     * sink's upsert keeps the mark */
+    write_epoch(&s, rows + 7, 6); /* partition 1's dead rows */
+    scan(&s, RG_FAILURE_UNFORWARDED, (const int32_t[]){1}, 1, &g);
+    cr_assert_eq(g.n, 3, "an upsert cleared forwarded_ms");
     got_free(&g);
     s.close(s.self);
     rg_conf_destroy(conf);

@@ -118,6 +118,10 @@ enum {
     RG_FAILURE_CLEARED = 3, /* applied at last: delete the delayed row of
                                (partition, offset), if any; a dead row
                                stays (write only, never scanned) */
+    RG_FAILURE_UNFORWARDED = 4, /* scan_failures only: the dead rows not
+                               yet forwarded to a dead-letter topic (the
+                               SQL sinks: forwarded_ms IS NULL; railgun/
+                               sinks.h); rows come back as DEAD */
 };
 
 enum {
@@ -231,7 +235,9 @@ typedef struct rg_sink_s {
     int (*write_failures)(void *self, const rg_failure_t *rows, size_t n,
                           char *errstr, size_t size);
     /*
-     * Reads failure rows back: state RG_FAILURE_DELAYED or _DEAD (0: both),
+     * Reads failure rows back: state RG_FAILURE_DELAYED or _DEAD (0: both;
+     * _UNFORWARDED: the dead ones not forwarded yet, for sinks that keep
+     * that mark, RG_EINVAL from the others),
      * of partitions[0..nparts) (nparts 0: every partition), in (partition,
      * offset) order; cb once per row (its pointers valid for the call).
      * Restart and rebalance reload delayed events from here; operators

@@ -32,7 +32,10 @@
  *                     reasons (bytes, up to RG_FAILURE_REASONS_MAX - 1),
  *                     payload, event_len, replayed_ms (NULL until
  *                     `railgun dlq replay`; the sink's writes leave it
- *                     alone), mtime, PK (partition_id, offset_id): the
+ *                     alone), forwarded_ms (NULL until `railgun run`
+ *                     produced the dead letter to dlq.topic; left alone
+ *                     the same way; indexed with state), mtime, PK
+ *                     (partition_id, offset_id): the
  *                     delayed retry queue and the dead letters
  *                     (write_failures, scan_failures); none, and neither
  *                     call, when sink.table.failures is empty. Like the

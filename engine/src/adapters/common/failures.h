@@ -14,6 +14,10 @@
  *   event_len   rg_failure_t's fields
  *   replayed_ms when `railgun dlq replay` produced the row's message
  *               again (NULL: never); the sink's upserts leave it alone
+ *   forwarded_ms when `railgun run` produced the dead letter to dlq.topic
+ *               (NULL: not yet); the sink's upserts leave it alone, and
+ *               an index on (state, forwarded_ms) finds the rows still
+ *               to forward (scan_failures(RG_FAILURE_UNFORWARDED))
  *   mtime       when the row was last written
  * No consumer_group or topic column: like the merged and staged tables
  * the failures table belongs to the one job that owns the tables
@@ -35,21 +39,22 @@
 #define RG_FAILURE_COLS                                                     \
     "partition_id, offset_id, state, route_key, msg_key, attempts, "        \
     "flags, first_ms, last_ms, due_ms, reasons, payload, event_len, "       \
-    "replayed_ms, mtime"
+    "replayed_ms, forwarded_ms, mtime"
 
 /* Their places in a row of "SELECT " RG_FAILURE_COLS. */
 enum {
     RG_FC_PARTITION, RG_FC_OFFSET, RG_FC_STATE, RG_FC_ROUTE_KEY,
     RG_FC_MSG_KEY, RG_FC_ATTEMPTS, RG_FC_FLAGS, RG_FC_FIRST_MS,
     RG_FC_LAST_MS, RG_FC_DUE_MS, RG_FC_REASONS, RG_FC_PAYLOAD,
-    RG_FC_EVENT_LEN, RG_FC_REPLAYED_MS, RG_FC_MTIME, RG_FC__COUNT
+    RG_FC_EVENT_LEN, RG_FC_REPLAYED_MS, RG_FC_FORWARDED_MS, RG_FC_MTIME,
+    RG_FC__COUNT
 };
 
 /* The same as a list, the key columns first (the schema checks). */
 #define RG_FAILURE_COL_NAMES                                                \
     "partition_id", "offset_id", "state", "route_key", "msg_key",           \
     "attempts", "flags", "first_ms", "last_ms", "due_ms", "reasons",        \
-    "payload", "event_len", "replayed_ms", "mtime"
+    "payload", "event_len", "replayed_ms", "forwarded_ms", "mtime"
 
 /* The stored reasons' length: cut to RG_FAILURE_REASONS_MAX - 1 bytes
  * whatever the caller passed (NULL: none). */
@@ -87,7 +92,7 @@ static inline int rg__part_cmp(const void *pa, const void *pb)
 }
 
 /*
- * scan_failures' filters, checked: state 0, DELAYED or DEAD; the
+ * scan_failures' filters, checked: state 0, DELAYED, DEAD or UNFORWARDED; the
  * partitions sorted and without repeats into a new array *out (*nout of
  * them; NULL and 0 for nparts 0, every partition), so that a scan per
  * partition in this order yields (partition, offset) order. 0, RG_EINVAL
@@ -101,9 +106,9 @@ static inline int rg__failures_filter(const char *who, int state,
     *out = NULL;
     *nout = 0;
     if (state != 0 && state != RG_FAILURE_DELAYED &&
-        state != RG_FAILURE_DEAD) {
+        state != RG_FAILURE_DEAD && state != RG_FAILURE_UNFORWARDED) {
         rg__seterr(errstr, size, "%s: scan_failures: state %d is not 0, "
-                   "delayed (1) or dead (2)", who, state);
+                   "delayed (1), dead (2) or unforwarded (4)", who, state);
         return RG_EINVAL;
     }
     if (nparts == 0)

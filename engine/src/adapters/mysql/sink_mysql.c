@@ -1121,9 +1121,12 @@ static int my_scan_failures(void *self, int state, const int32_t *parts,
         return rc;
     }
     char sql[512];
+    bool unfwd = state == RG_FAILURE_UNFORWARDED;
     snprintf(sql, sizeof(sql), "SELECT " RG_FAILURE_COLS " FROM `%s` WHERE "
-             "(? = 0 OR state = ?)%s ORDER BY partition_id, offset_id",
-             s->table[T_FAILURES], np ? " AND partition_id = ?" : "");
+             "%s%s ORDER BY partition_id, offset_id", s->table[T_FAILURES],
+             unfwd ? "state = 2 AND forwarded_ms IS NULL"
+                   : "(? = 0 OR state = ?)",
+             np ? " AND partition_id = ?" : "");
     long long st_arg = state, part = 0, out[RG_FC__COUNT] = {0};
     unsigned long len[RG_FC__COUNT] = {0};
     my_bool null[RG_FC__COUNT] = {0};
@@ -1153,8 +1156,9 @@ static int my_scan_failures(void *self, int state, const int32_t *parts,
         free(p);
         return RG_ENOMEM;
     }
+    /* the unforwarded scan has no state parameters: only the partition */
     if (mysql_stmt_prepare(st, sql, strlen(sql)) ||
-        mysql_stmt_bind_param(st, b)) {
+        ((!unfwd || np) && mysql_stmt_bind_param(st, unfwd ? b + 2 : b))) {
         rc = stmt_fail(st, "scan failures", errstr, size);
     } else if (np == 0) {
         rc = scan_failures_run(st, r, out, len, null, buf, cap, cb, arg,
@@ -1201,7 +1205,7 @@ static void my_close(void *self)
  * columns first) and how many of them form its unique key. */
 static const struct {
     const char *create;
-    const char *cols[16];
+    const char *cols[20];
     unsigned nkey;
 } shapes[T__COUNT] = {
     [T_MERGED] = {"CREATE TABLE IF NOT EXISTS `%s` ("
@@ -1259,6 +1263,7 @@ static const struct {
                     " payload MEDIUMBLOB NOT NULL,"
                     " event_len INT UNSIGNED NOT NULL,"
                     " replayed_ms BIGINT NULL,"
+                    " forwarded_ms BIGINT NULL,"
                     " mtime BIGINT NOT NULL,"
                     " PRIMARY KEY (partition_id, offset_id)) ENGINE=InnoDB",
                     {RG_FAILURE_COL_NAMES, NULL}, 2},
@@ -1451,6 +1456,15 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
             snprintf(sql, sizeof(sql), shapes[t].create, s->table[t]);
             if ((rc = exec1(s->db, sql, errstr, size)) != 0)
                 goto out;
+            /* the dead letters still to forward (dlq.topic); InnoDB
+             * appends the primary key to the index */
+            if (t == T_FAILURES) {
+                snprintf(sql, sizeof(sql), "CREATE INDEX IF NOT EXISTS "
+                         "`%s_unforwarded` ON `%s` (state, forwarded_ms)",
+                         s->table[t], s->table[t]);
+                if ((rc = exec1(s->db, sql, errstr, size)) != 0)
+                    goto out;
+            }
         }
     if ((rc = check_schema(s, errstr, size)) != 0 ||
         (rc = prepare_all(s, errstr, size)) != 0)

@@ -64,8 +64,10 @@ typedef struct sqlite_sink {
     sqlite3_stmt *up_count, *up_bytes, *up_action, *up_offset, *sel_offset;
     sqlite3_stmt *up_version, *sel_version; /* sink.version=true only */
     /* sink.table.failures set only: the upsert (delayed, dead), the
-     * delete (cleared), the scans of every partition and of one */
+     * delete (cleared), the scans of every partition and of one, and
+     * the same for the dead rows not forwarded yet */
     sqlite3_stmt *up_failure, *del_failure, *sel_failures, *sel_failures_p;
+    sqlite3_stmt *sel_unfwd, *sel_unfwd_p;
     int64_t version;         /* what the open transaction set */
     struct rg_claims claims;
 } sqlite_sink;
@@ -124,7 +126,7 @@ static int run(sqlite_sink *s, sqlite3_stmt *st, const char *what,
  * columns first) and how many columns form its primary key. */
 static const struct {
     const char *create;
-    const char *cols[16];
+    const char *cols[20];
     unsigned nkey;
 } shapes[T__COUNT] = {
     [T_MERGED] = {"CREATE TABLE IF NOT EXISTS %s("
@@ -180,6 +182,7 @@ static const struct {
                     " payload BLOB NOT NULL,"
                     " event_len INTEGER NOT NULL,"
                     " replayed_ms INTEGER,"
+                    " forwarded_ms INTEGER,"
                     " mtime INTEGER NOT NULL,"
                     " PRIMARY KEY (partition_id, offset_id))",
                     {RG_FAILURE_COL_NAMES, NULL}, 2},
@@ -821,14 +824,19 @@ static int sq_scan_failures(void *self, int state, const int32_t *parts,
                                  errstr, size);
     if (rc != 0)
         return rc;
+    bool unfwd = state == RG_FAILURE_UNFORWARDED;
+    sqlite3_stmt *all = unfwd ? s->sel_unfwd : s->sel_failures;
+    sqlite3_stmt *one = unfwd ? s->sel_unfwd_p : s->sel_failures_p;
     if (nparts == 0) {
-        sqlite3_bind_int(s->sel_failures, 1, state);
-        rc = scan_failures_run(s, s->sel_failures, cb, arg, errstr, size);
+        if (!unfwd)
+            sqlite3_bind_int(all, 1, state);
+        rc = scan_failures_run(s, all, cb, arg, errstr, size);
     }
     for (size_t i = 0; i < np && rc == 0; i++) {
-        sqlite3_bind_int(s->sel_failures_p, 1, state);
-        sqlite3_bind_int(s->sel_failures_p, 2, p[i]);
-        rc = scan_failures_run(s, s->sel_failures_p, cb, arg, errstr, size);
+        if (!unfwd)
+            sqlite3_bind_int(one, 1, state);
+        sqlite3_bind_int(one, 2, p[i]);
+        rc = scan_failures_run(s, one, cb, arg, errstr, size);
     }
     free(p);
     return rc;
@@ -843,7 +851,7 @@ static void sq_close(void *self)
                            s->up_bytes, s->up_action, s->up_offset,
                            s->sel_offset, s->up_version, s->sel_version,
                            s->up_failure, s->del_failure, s->sel_failures,
-                           s->sel_failures_p};
+                           s->sel_failures_p, s->sel_unfwd, s->sel_unfwd_p};
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
         sqlite3_finalize(sts[i]);
     sqlite3_close(s->db);
@@ -935,6 +943,19 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
                 rc = fail(s->db, src, "create schema", errstr, size);
                 goto out;
             }
+            /* the dead letters still to forward (dlq.topic), found
+             * without reading the others */
+            if (t == T_FAILURES) {
+                snprintf(sql, sizeof(sql), "CREATE INDEX IF NOT EXISTS "
+                         "%s_unforwarded ON %s (state, forwarded_ms, "
+                         "partition_id, offset_id)", s->table[t],
+                         s->table[t]);
+                if ((src = sqlite3_exec(s->db, sql, NULL, NULL, NULL)) !=
+                    SQLITE_OK) {
+                    rc = fail(s->db, src, "create schema", errstr, size);
+                    goto out;
+                }
+            }
         }
     if ((rc = check_schema(s, errstr, size)) != 0)
         goto out;
@@ -1002,7 +1023,17 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
          (rc = prep_t(s, "SELECT " RG_FAILURE_COLS " FROM %s WHERE "
                          "partition_id = ?2 AND (?1 = 0 OR state = ?1) "
                          "ORDER BY offset_id",
-                      T_FAILURES, &s->sel_failures_p, errstr, size))))
+                      T_FAILURES, &s->sel_failures_p, errstr, size)) ||
+         /* the index (state, forwarded_ms, partition_id, offset_id)
+          * answers these without reading the forwarded rows */
+         (rc = prep_t(s, "SELECT " RG_FAILURE_COLS " FROM %s WHERE state = "
+                         "2 AND forwarded_ms IS NULL ORDER BY partition_id, "
+                         "offset_id",
+                      T_FAILURES, &s->sel_unfwd, errstr, size)) ||
+         (rc = prep_t(s, "SELECT " RG_FAILURE_COLS " FROM %s WHERE state = "
+                         "2 AND forwarded_ms IS NULL AND partition_id = ?2 "
+                         "ORDER BY offset_id",
+                      T_FAILURES, &s->sel_unfwd_p, errstr, size))))
         goto out;
     sqlite3_bind_text(s->sel_offset, 2, s->group, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->sel_offset, 3, s->topic, -1, SQLITE_STATIC);
