@@ -257,8 +257,14 @@ static int likes_unpack(void *opaque, const rg_msg_t *msg, rg_event_t *ev)
         return RG_EDECODE;
     }
     atomic_fetch_add_explicit(&job->decoded, 1, memory_order_relaxed);
-    struct like_ev le = {(int64_t)like.video_id, (int64_t)like.user_id,
-                         like.ts, like.state};
+    /* padding zeroed too: the bytes go into dead-letter rows and to
+     * dlq.topic as they are */
+    struct like_ev le;
+    memset(&le, 0, sizeof(le));
+    le.video = (int64_t)like.video_id;
+    le.user = (int64_t)like.user_id;
+    le.ts = like.ts;
+    le.state = like.state;
     ev->key = like.video_id;
     ev->len = sizeof(le);
     memcpy(ev->data.bytes, &le, sizeof(le));
