@@ -43,6 +43,24 @@ static const rg_conf_prop_t app_props[] = {
      "(librdkafka's message.timeout.ms; kafka.message.timeout.ms "
      "overrides) and fail with the cause, instead of waiting the default "
      "five minutes when no broker is reachable.", NULL},
+    {"dlq.topic", RG_CONF_STR, "", 0, 0,
+     "railgun run: also produce every dead letter to this Kafka topic (on "
+     "the job's cluster), after the epoch holding it committed, at least "
+     "once: keyed \"TOPIC/PARTITION/OFFSET\" (its coordinates), the value "
+     "one JSON object (the fields of `railgun dlq show --json` and the "
+     "source \"topic\"). Each node forwards the dead letters of the "
+     "partitions it holds and marks them (forwarded_ms) once Kafka "
+     "acknowledged them; one left unmarked (a crash, Kafka down) goes out "
+     "again later. Needs a sink with a failures table; not the job's own "
+     "topic. \"\": off.", NULL},
+    {"dlq.topic.poll.ms", RG_CONF_INT, "1000", 10, 3600000,
+     "railgun run: how often the dlq.topic forwarder looks for dead "
+     "letters not forwarded yet (an indexed query per held partition).",
+     NULL},
+    {"dlq.topic.timeout.ms", RG_CONF_INT, "30000", 1000, 3600000,
+     "railgun run: a dead letter Kafka did not acknowledge within this "
+     "long stays unmarked and goes out at a later look (librdkafka's "
+     "message.timeout.ms for the forwarder's producer).", NULL},
     {"likes.fault.stall.video", RG_CONF_INT, "-1", -1, INT64_MAX,
      "A TEST AID, never for production: the likes job's worker sleeps "
      "likes.fault.stall.ms before applying each event of this video, so "

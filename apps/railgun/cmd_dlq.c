@@ -33,6 +33,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "likes_job.h"
+#include "dlq_json.h"
 #include "dlq_store.h"
 #include "railgun/producer.h"
 #include "railgun/sinks.h"
@@ -260,67 +261,6 @@ static int parse_args(rg_cli_t *cli, struct dlq *d, int argc, char **argv)
 
 /* ---- formatting ---------------------------------------------------------- */
 
-/* The length of the valid UTF-8 sequence at p (up to n bytes), 0 if
- * none starts there. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2
-               : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (len == 0 || len > n || (len == 2 && p[0] < 0xc2))
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if (len == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) ||
-                     (p[0] == 0xed && p[1] >= 0xa0)))
-        return 0; /* overlong, or a surrogate */
-    if (len == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || p[0] > 0xf4 ||
-                     (p[0] == 0xf4 && p[1] >= 0x90)))
-        return 0;
-    return len;
-}
-
-/* Text a terminal shows as it is: valid UTF-8 without control
- * characters other than tab and newline. */
-static bool printable(const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n;) {
-        if (p[i] < 0x80 && ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' &&
-                             p[i] != '\r') || p[i] == 0x7f))
-            return false;
-        size_t l = utf8_len(p + i, n - i);
-        if (l == 0)
-            return false;
-        i += l;
-    }
-    return true;
-}
-
-/* data as a JSON string (invalid UTF-8 as U+FFFD). */
-static void json_bytes(FILE *f, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    fputc('"', f);
-    for (size_t i = 0; i < n;) {
-        if (p[i] == '"' || p[i] == '\\') {
-            fprintf(f, "\\%c", p[i++]);
-        } else if (p[i] < 0x20 || p[i] == 0x7f) {
-            fprintf(f, "\\u%04x", p[i++]);
-        } else {
-            size_t l = utf8_len(p + i, n - i);
-            if (l == 0) {
-                fputs("\\ufffd", f);
-                i++;
-            } else {
-                fwrite(p + i, 1, l, f);
-                i += l;
-            }
-        }
-    }
-    fputc('"', f);
-}
-
 /* data for a terminal: printable UTF-8 as it is, any other byte as \xNN
  * (a reason may quote a payload: no control sequence reaches the
  * terminal). */
@@ -328,7 +268,7 @@ static void put_safe(const void *data, size_t n)
 {
     const unsigned char *p = data;
     for (size_t i = 0; i < n;) {
-        size_t l = p[i] >= 0x20 && p[i] != 0x7f ? utf8_len(p + i, n - i) : 0;
+        size_t l = p[i] >= 0x20 && p[i] != 0x7f ? rg_dlq_utf8_len(p + i, n - i) : 0;
         if (l == 0) {
             printf("\\x%02x", p[i++]);
         } else {
@@ -336,15 +276,6 @@ static void put_safe(const void *data, size_t n)
             i += l;
         }
     }
-}
-
-static void json_hex(FILE *f, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%02x", p[i]);
-    fputc('"', f);
 }
 
 /* Epoch ms as "2026-12-01 19:04:05.123" (UTC), "-" for 0. */
@@ -448,19 +379,25 @@ static void list_row(void *arg, const rg_failure_t *f)
                PRId64 ",\"last_ms\":%" PRId64 ",\"reasons\":",
                l->shown ? "," : "", f->partition, f->offset,
                state_name(f->state), f->attempts, f->first_ms, f->last_ms);
-        json_bytes(stdout, f->reasons, strlen(f->reasons));
+        rg_dlq_json_bytes(stdout, f->reasons, strlen(f->reasons));
         printf(",\"message\":%s,\"truncated\":%s,\"payload_len\":%zu,"
                "\"preview\":",
                f->flags & RG_FAILURE_F_MESSAGE ? "true" : "false",
                f->flags & RG_FAILURE_F_TRUNCATED ? "true" : "false",
                f->payload_len);
-        json_bytes(stdout, pv, strlen(preview(pl, pn, pv, sizeof(pv))));
+        rg_dlq_json_bytes(stdout, pv, strlen(preview(pl, pn, pv, sizeof(pv))));
         int64_t rep = rg_dlq_store_replayed(l->d->store, f->partition,
                                             f->offset);
         if (rep != 0)
-            printf(",\"replayed_ms\":%" PRId64 "}", rep);
+            printf(",\"replayed_ms\":%" PRId64, rep);
         else
-            printf(",\"replayed_ms\":null}");
+            printf(",\"replayed_ms\":null");
+        int64_t fwd = rg_dlq_store_forwarded(l->d->store, f->partition,
+                                             f->offset);
+        if (fwd != 0)
+            printf(",\"forwarded_ms\":%" PRId64 "}", fwd);
+        else
+            printf(",\"forwarded_ms\":null}");
     } else {
         if (l->shown == 0)
             printf("%-22s %-7s %8s  %-23s  %-23s  %8s  %s\n", "PARTITION:OFFSET",
@@ -536,22 +473,6 @@ static void hexdump(const void *data, size_t n)
     }
 }
 
-/* A key or payload in JSON: "NAME_text" when printable, else
- * "NAME_hex"; null when absent. */
-static void json_blob(const char *name, const void *p, size_t n, bool present)
-{
-    if (!present) {
-        printf(",\"%s\":null", name);
-        return;
-    }
-    bool text = printable(p, n);
-    printf(",\"%s_%s\":", name, text ? "text" : "hex");
-    if (text)
-        json_bytes(stdout, p, n);
-    else
-        json_hex(stdout, p, n);
-}
-
 static void show_row(void *arg, const rg_failure_t *f)
 {
     struct shower *sh = arg;
@@ -561,25 +482,20 @@ static void show_row(void *arg, const rg_failure_t *f)
     char t[40], fl[64];
     int64_t rep = rg_dlq_store_replayed(sh->d->store, f->partition,
                                         f->offset);
+    int64_t fwd = rg_dlq_store_forwarded(sh->d->store, f->partition,
+                                         f->offset);
     if (sh->json) {
-        printf("{\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"state\":"
-               "\"%s\",\"route_key\":%" PRIu64 ",\"attempts\":%" PRIu32
-               ",\"flags\":%" PRIu32 ",\"message\":%s,\"truncated\":%s"
-               ",\"first_ms\":%" PRId64 ",\"last_ms\":%" PRId64
-               ",\"due_ms\":%" PRId64 ",\"event_len\":%" PRIu32
-               ",\"reasons\":", f->partition, f->offset,
-               state_name(f->state), f->key, f->attempts, f->flags,
-               f->flags & RG_FAILURE_F_MESSAGE ? "true" : "false",
-               f->flags & RG_FAILURE_F_TRUNCATED ? "true" : "false",
-               f->first_ms, f->last_ms, f->due_ms, f->event_len);
-        json_bytes(stdout, f->reasons, strlen(f->reasons));
-        json_blob("msg_key", f->msg_key, f->msg_key_len, f->msg_key != NULL);
-        printf(",\"payload_len\":%zu", f->payload_len);
-        json_blob("payload", f->payload, f->payload_len, true);
+        printf("{\"state\":\"%s\",\"due_ms\":%" PRId64 ",",
+               state_name(f->state), f->due_ms);
+        rg_dlq_json_fields(stdout, f);
         if (rep != 0)
-            printf(",\"replayed_ms\":%" PRId64 "}\n", rep);
+            printf(",\"replayed_ms\":%" PRId64, rep);
         else
-            printf(",\"replayed_ms\":null}\n");
+            printf(",\"replayed_ms\":null");
+        if (fwd != 0)
+            printf(",\"forwarded_ms\":%" PRId64 "}\n", fwd);
+        else
+            printf(",\"forwarded_ms\":null}\n");
         return;
     }
     printf("%s %" PRId32 ":%" PRId64 "\n", f->state == RG_FAILURE_DEAD
@@ -600,13 +516,16 @@ static void show_row(void *arg, const rg_failure_t *f)
                fmt_ms(rep, t, sizeof(t)), rep);
     else if (f->state == RG_FAILURE_DEAD)
         printf("  replayed     never\n");
+    if (fwd != 0)
+        printf("  forwarded    %s UTC (%" PRId64 ", to dlq.topic)\n",
+               fmt_ms(fwd, t, sizeof(t)), fwd);
     const char *rs = f->reasons[0] ? f->reasons : "-";
     printf("  reasons      ");
     put_safe(rs, strlen(rs));
     putchar('\n');
     if (f->msg_key == NULL) {
         printf("  message key  none\n");
-    } else if (printable(f->msg_key, f->msg_key_len)) {
+    } else if (rg_dlq_printable(f->msg_key, f->msg_key_len)) {
         printf("  message key  %.*s (%zu bytes)\n", (int)f->msg_key_len,
                (const char *)f->msg_key, f->msg_key_len);
     } else {
@@ -621,7 +540,7 @@ static void show_row(void *arg, const rg_failure_t *f)
                       ? ", cut at retry.payload.max.bytes" : "";
     if (f->payload_len == 0) {
         printf("  payload      empty (%s%s)\n", what, cut);
-    } else if (printable(f->payload, f->payload_len)) {
+    } else if (rg_dlq_printable(f->payload, f->payload_len)) {
         printf("  payload      %zu bytes (%s%s), text:\n", f->payload_len,
                what, cut);
         fwrite(f->payload, 1, f->payload_len, stdout);
@@ -685,7 +604,7 @@ static void replay_line(bool json, bool first, int32_t p, int64_t off,
                ",\"result\":\"%s\"", first ? "" : ",", p, off, result);
         if (why != NULL) {
             printf(",\"why\":");
-            json_bytes(stdout, why, strlen(why));
+            rg_dlq_json_bytes(stdout, why, strlen(why));
         }
         if (to_off >= 0)
             printf(",\"to_partition\":%" PRId32 ",\"to_offset\":%" PRId64,
@@ -889,7 +808,8 @@ static int do_replay(rg_cli_t *cli, const struct dlq *d, rg_sink_t *s,
                 at[delivered++] = (rg_dlq_at_t){k.picks[i].partition,
                                                 k.picks[i].offset};
         if (at != NULL && delivered > 0 &&
-            (rc = rg_dlq_store_mark(store, at, delivered, now_ms(), &marked,
+            (rc = rg_dlq_store_mark(store, RG_DLQ_REPLAYED, at, delivered,
+                                    now_ms(), &marked,
                                     err, sizeof(err))) != 0)
             status = -1;
         free(at);
@@ -992,7 +912,9 @@ int rg_cmd_dlq(int argc, char **argv)
         goto out;
     opened = true;
     bool replay = strcmp(d.verb, "replay") == 0;
-    if ((rc = rg_dlq_store_open(cli.conf, replay && !d.dry_run, &store, err,
+    if ((rc = rg_dlq_store_open(cli.conf, RG_DLQ_LOAD |
+                                        (replay && !d.dry_run ? RG_DLQ_WRITE : 0),
+                                    &store, err,
                                 sizeof(err))) != 0) {
         rc = rg_cli_report(&cli, rc, "%s", err);
         goto out;

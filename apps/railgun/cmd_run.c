@@ -25,6 +25,8 @@
 #include "railgun/kafka.h"
 #include "railgun/railgun.h"
 #include "railgun/sinks.h"
+#include "dlq_json.h"
+#include "run_dlq.h"
 #include "run_flow.h"
 #include "run_metrics.h"
 #include "serve.h"
@@ -39,6 +41,10 @@ struct runner {
     rg_run_flow_t *flow;    /* the Redis lease client, or NULL (no
                                global rate): made before the listener,
                                destroyed after the source stopped */
+    rg_run_dlq_t *dlq;      /* the dlq.topic forwarder, or NULL: made
+                               before the listener, stopped after the
+                               pipeline (its last look), destroyed after
+                               the listener */
     sigset_t sigs;
     bool json;
     /* teardown: `closing` (under lock) ends the signal and stats threads,
@@ -201,6 +207,31 @@ static void print_stats(struct runner *r, const char *when)
                    ", dead letters %" PRIu64 ", requeued %" PRIu64,
                  rt.retried, rt.parked_now, rt.delayed, rt.recovered,
                  rt.dead_lettered, rt.requeued);
+    /* the dlq.topic forwarder, only when there is one */
+    char dlq[2048] = "";
+    if (r->dlq != NULL) {
+        rg_run_dlq_stats_t ds;
+        rg_run_dlq_stats(r->dlq, &ds);
+        if (r->json) {
+            int k = snprintf(dlq, sizeof(dlq), ",\"dlq_forwarded\":%" PRIu64
+                             ",\"dlq_forward_failures\":%" PRIu64
+                             ",\"dlq_forward_pending\":%" PRIu64
+                             ",\"dlq_looks\":%" PRIu64
+                             ",\"dlq_forward_error\":", ds.forwarded,
+                             ds.failed, ds.pending, ds.looks);
+            FILE *m = fmemopen(dlq + k, sizeof(dlq) - (size_t)k - 1, "w");
+            if (m != NULL) { /* the reason as a JSON string */
+                rg_dlq_json_bytes(m, ds.last_error, strlen(ds.last_error));
+                fclose(m);
+            }
+        } else {
+            snprintf(dlq, sizeof(dlq), ", dlq.topic: forwarded %" PRIu64
+                     ", failed %" PRIu64 ", pending %" PRIu64 "%s%s%s",
+                     ds.forwarded, ds.failed, ds.pending,
+                     ds.last_error[0] ? " (last error: " : "", ds.last_error,
+                     ds.last_error[0] ? ")" : "");
+        }
+    }
     if (r->json) {
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64
                 ",\"processed\":%" PRIu64 ",\"in_flight\":%" PRIu64
@@ -210,12 +241,12 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
-                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s%s}\n", when,
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s%s%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
                 ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, fc,
-                ad, lease, cs, fails);
+                ad, lease, cs, fails, dlq);
         return;
     }
     char sink[700] = "", kafka[400] = "";
@@ -230,12 +261,12 @@ static void print_stats(struct runner *r, const char *when)
             "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
-            ", paused %s (%" PRIu64 " times)%s%s%s%s%s\n", when, ks.consumed,
+            ", paused %s (%" PRIu64 " times)%s%s%s%s%s%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
             kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, ad,
-            lease, cs, fails);
+            lease, cs, fails, dlq);
 }
 
 /* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one
@@ -593,15 +624,29 @@ int rg_cmd_run(int argc, char **argv)
         rc = rg_cli_report(&cli, rc, "%s", err);
         goto out;
     }
+    /* the dead-letter topic: bad options exit 2 before anything is
+     * consumed */
+    if (rg_run_dlq_wanted(cli.conf) &&
+        (rc = rg_run_dlq_new(cli.conf, r.pl.source, &r.dlq, err,
+                             sizeof(err))) != 0) {
+        rc = rg_cli_report(&cli, rc, "%s", err);
+        goto out;
+    }
     /* the metrics listener: an address set explicitly that cannot be
      * bound refuses the run (exit 2) before anything was consumed */
     if ((rc = rg_run_metrics_start(cli.conf, &r.pl, r.cache,
-                                   rg_run_flow_client(r.flow), &r.metrics,
+                                   rg_run_flow_client(r.flow), r.dlq,
+                                   &r.metrics,
                                    err, sizeof(err))) != 0) {
         rc = rg_cli_report(&cli, rc, "%s", err);
         goto out;
     }
     if ((rc = rg_pipeline_start(&r.pl, err, sizeof(err))) != 0) {
+        rc = rg_cli_report(&cli, rc, "%s", err);
+        goto out;
+    }
+    if (r.dlq != NULL && (rc = rg_run_dlq_start(r.dlq, err, sizeof(err))) !=
+                             0) {
         rc = rg_cli_report(&cli, rc, "%s", err);
         goto out;
     }
@@ -638,6 +683,7 @@ int rg_cmd_run(int argc, char **argv)
     if (why[0] == '\0' && rg_kafka_source_run(r.pl.source) != 0 &&
         rg_kafka_source_error(r.pl.source) != NULL)
         snprintf(why, sizeof(why), "%s", rg_kafka_source_error(r.pl.source));
+    rg_run_dlq_note_held(r.dlq); /* still held: the stop gives them up */
     rg_pipeline_stop(&r.pl); /* leaves the group: flush + commit */
     /* the source pushes no more: the node leaves the flow group too, so
      * the others get its share at once (its stats stay readable) */
@@ -645,6 +691,9 @@ int rg_cmd_run(int argc, char **argv)
         rg_flow_redis_stop(rg_run_flow_client(r.flow));
     if (r.cache != NULL) /* the last epochs into Redis (bounded) */
         rg_cache_job_flush(r.cache, 5000);
+    /* the last epochs' dead letters to dlq.topic (bounded; what is left
+     * goes out from the next run) */
+    rg_run_dlq_stop(r.dlq, 5000);
     if (rg_engine_error(r.pl.engine) != NULL)
         snprintf(why, sizeof(why), "%s", rg_engine_error(r.pl.engine));
     end_threads(&r);
@@ -659,6 +708,7 @@ out:
     if (cond_ok)
         pthread_cond_destroy(&r.wake);
     rg_run_metrics_stop(r.metrics);
+    rg_run_dlq_destroy(r.dlq);
     /* its hooks touch the engine: before the pipeline closes */
     rg_run_flow_destroy(r.flow);
     rg_pipeline_close(&r.pl);

@@ -42,6 +42,7 @@ enum {
     F_FLOW_DEGRADED, F_FLOW_ADAPTIVE, F_FLOW_TARGET, F_FLOW_SINK_LATENCY,
     F_FLOW_CUTS, F_FLOW_RAISES, F_HTTP,
     F_RETRIED, F_DELAYED, F_DEAD, F_WAITING, F_RECOVERED,
+    F_DLQ_FORWARDED, F_DLQ_FAILED, F_DLQ_PENDING,
     F__COUNT
 };
 
@@ -61,6 +62,7 @@ static const struct fam {
     bool cache; /* only with the read cache */
     bool flow;  /* only with the lease client */
     bool adapt; /* only with flow.sink.latency.target.ms */
+    bool dlq;   /* only with dlq.topic */
 } fams[F__COUNT] = {
     [F_CONSUMED] = {RG_METRIC_COUNTER, "events_consumed", NULL,
         "Messages the Kafka source handed to the engine.", NULL, 0, 1, 0},
@@ -184,12 +186,23 @@ static const struct fam {
         0, 1, 0},
     [F_RECOVERED] = {RG_METRIC_COUNTER, "events_recovered", NULL,
         "Waiting events applied at last.", NULL, 0, 1, 0},
+    /* the dlq.topic forwarder (run_dlq.h) */
+    [F_DLQ_FORWARDED] = {RG_METRIC_COUNTER, "dlq_forwarded", NULL,
+        "Dead letters produced to dlq.topic and marked forwarded.", NULL, 0,
+        1, 0, 0, 0, 1},
+    [F_DLQ_FAILED] = {RG_METRIC_COUNTER, "dlq_forward_failures", NULL,
+        "Deliveries to dlq.topic that failed (the letter goes out again at "
+        "a later look).", NULL, 0, 1, 0, 0, 0, 1},
+    [F_DLQ_PENDING] = {RG_METRIC_GAUGE, "dlq_forward_pending", NULL,
+        "Dead letters of the held partitions not forwarded after the last "
+        "look.", NULL, 0, 1, 0, 0, 0, 1},
 };
 
 struct rg_run_metrics_s {
     rg_pipeline_t *pl;
     rg_cache_job_t *cache;
     rg_flow_redis_t *flow;       /* the lease client, or NULL */
+    rg_run_dlq_t *dlq;           /* the dlq.topic forwarder, or NULL */
     int64_t target_ms;           /* flow.sink.latency.target.ms, 0: off */
     const rg_conf_t *conf;
     const char *topic;
@@ -330,6 +343,13 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
                                rt.dead_by[i]);
     rg_metrics_collect_u64(s, f[F_WAITING], NULL, rt.parked_now);
     rg_metrics_collect_u64(s, f[F_RECOVERED], NULL, rt.recovered);
+    if (rm->dlq != NULL) {
+        rg_run_dlq_stats_t ds;
+        rg_run_dlq_stats(rm->dlq, &ds);
+        rg_metrics_collect_u64(s, f[F_DLQ_FORWARDED], NULL, ds.forwarded);
+        rg_metrics_collect_u64(s, f[F_DLQ_FAILED], NULL, ds.failed);
+        rg_metrics_collect_u64(s, f[F_DLQ_PENDING], NULL, ds.pending);
+    }
 
     if (rm->cache != NULL) {
         rg_cache_job_stats_t c;
@@ -398,7 +418,8 @@ static int add_families(rg_run_metrics_t *rm, unsigned max_parts,
     for (int i = 0; i < F__COUNT; i++) {
         const struct fam *d = &fams[i];
         if ((d->cache && rm->cache == NULL) ||
-            (d->flow && rm->flow == NULL) || (d->adapt && rm->target_ms <= 0))
+            (d->flow && rm->flow == NULL) ||
+            (d->adapt && rm->target_ms <= 0) || (d->dlq && rm->dlq == NULL))
             continue;
         rg_metric_desc_t desc = {
             .kind = d->kind, .name = d->name, .unit = d->unit,
@@ -467,6 +488,7 @@ static int bind_listener(rg_run_metrics_t *rm, const char *listen,
 
 int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
                          rg_cache_job_t *cache, rg_flow_redis_t *flow,
+                         rg_run_dlq_t *dlq,
                          rg_run_metrics_t **out,
                          char *errstr, size_t errstr_size)
 {
@@ -483,6 +505,7 @@ int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
     rm->pl = pl;
     rm->cache = cache;
     rm->flow = flow;
+    rm->dlq = dlq;
     rm->conf = conf;
     rm->target_ms = rg_conf_get_int(rg_engine_conf(pl->engine),
                                     "flow.sink.latency.target.ms");

@@ -8,7 +8,8 @@
  * /doctor.json (doctor inside the node) and the dashboard at /.
  *
  *   rg_run_metrics_t *rm;
- *   rg_run_metrics_start(conf, &pl, cache, flow, &rm, err, sizeof(err));
+ *   rg_run_metrics_start(conf, &pl, cache, flow, dlq, &rm, err,
+ *                        sizeof(err));
  *                                   // after rg_pipeline_open(), before
  *                                   // the run
  *   ... the run ...
@@ -27,6 +28,7 @@
 #include "cache_job.h"
 #include "pipeline.h"
 #include "railgun/redis.h"
+#include "run_dlq.h"
 
 typedef struct rg_run_metrics_s rg_run_metrics_t;
 
@@ -34,7 +36,8 @@ typedef struct rg_run_metrics_s rg_run_metrics_t;
  * Builds the registry over pl (and cache, NULL when there is none; and
  * flow, the Redis lease client, NULL when there is none: its lease,
  * degraded mode and railgun_connected{component="redis"} are exported
- * only with it, once it tried its first lease), binds
+ * only with it, once it tried its first lease; and dlq, the dlq.topic
+ * forwarder, NULL when there is none: railgun_dlq_* only with it), binds
  * metrics.listen and starts serving. pl and cache must stay open until
  * rg_run_metrics_stop(). Returns 0 with *out set, or *out NULL and 0 when
  * there is no listener: metrics.listen is "", or it is the default and
@@ -46,7 +49,7 @@ typedef struct rg_run_metrics_s rg_run_metrics_t;
  */
 int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
                          rg_cache_job_t *cache, rg_flow_redis_t *flow,
-                         rg_run_metrics_t **out,
+                         rg_run_dlq_t *dlq, rg_run_metrics_t **out,
                          char *errstr, size_t errstr_size);
 
 /* The address served ("127.0.0.1:9464", the port picked for 0). */
