@@ -43,7 +43,7 @@ struct scrape {
 };
 
 struct target {
-    char name[256];     /* as reported: http://host:port */
+    char name[288];     /* as reported: http://host:port (a 255-byte host, brackets, port) */
     rg_url_t url;
     /* the scraping thread's */
     pthread_t th;
