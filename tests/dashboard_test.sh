@@ -22,8 +22,13 @@ py=$(command -v python3) || { echo "dashboard_test: python3 not found" >&2; exit
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-dashboard.XXXXXX")
 pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    # newest first, each waited for: a `railgun run` stopped after
+    # mock-kafka waits ~45 s for a group coordinator that is gone
+    local i
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${pids[i]}" 2>/dev/null
+        wait "${pids[i]}" 2>/dev/null
+    done
     if [ -n "${KEEP:-}" ]; then
         echo "dashboard_test: kept $tmp"
     else

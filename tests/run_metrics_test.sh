@@ -15,8 +15,13 @@ rg=${1:?RAILGUN}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-run-metrics.XXXXXX")
 pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    # newest first, each waited for: a `railgun run` stopped after
+    # mock-kafka waits ~45 s for a group coordinator that is gone
+    local i
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${pids[i]}" 2>/dev/null
+        wait "${pids[i]}" 2>/dev/null
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
