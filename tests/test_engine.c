@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +403,66 @@ Test(engine, idle_workers_park_and_wake_on_push, .timeout = 60)
     cr_assert_eq(atomic_load(&idle_done), 100, "parked worker never woke");
     rg_engine_stats(e, &st);
     cr_assert_geq(st.worker_parks, 1);
+    rg_engine_destroy(e);
+}
+
+/* busy_ns grows while a processor works (a sleep counts: the worker is
+ * not idle) and stands still while the worker has nothing to do; the
+ * rings' fill is read from another thread. */
+static void ms_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
+{
+    (void)ctx, (void)ev;
+    sleep_us(1000);
+    atomic_fetch_add((_Atomic uint64_t *)opaque, 1);
+}
+
+Test(engine, worker_stats_count_busy_time_and_ring_fill, .timeout = 60)
+{
+    static _Atomic uint64_t done;
+    rg_conf_t *conf = rg_conf_new();
+    char err[256];
+    rg_conf_set(conf, "workers", "1", err, sizeof(err));
+    rg_conf_set(conf, "ring.capacity", "1024", err, sizeof(err));
+    rg_processor_t proc = {.unpack = unpack_any, .do_event = ms_do,
+                           .opaque = &done};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    rg_worker_stats_t ws;
+    cr_assert_eq(rg_engine_worker_stats(e, 1, &ws), RG_EINVAL);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
+    sleep_us(300 * 1000);
+    cr_assert_eq(rg_engine_worker_stats(e, 0, &ws), 0);
+    cr_assert_lt(ws.busy_ns, 100000000u, "idle worker busy %.3f s",
+                 (double)ws.busy_ns / 1e9);
+    cr_assert_eq(ws.ring_capacity, 1024u);
+    uint64_t idle_busy = ws.busy_ns;
+    /* 400 events of 1 ms each: at least 0.4 s busy, the ring filled */
+    for (int i = 0; i < 400; i++) {
+        rg_msg_t m = {.offset = i};
+        cr_assert_eq(rg_dispatcher_push(rg_engine_dispatcher(e, 0), &m), 0);
+    }
+    sleep_us(50 * 1000);
+    cr_assert_eq(rg_engine_worker_stats(e, 0, &ws), 0);
+    cr_assert_gt(ws.ring_used, 100u, "%" PRIu64 " events in the ring",
+                 ws.ring_used);
+    cr_assert_leq(ws.ring_used, 400u);
+    for (int i = 0; i < 5000 && atomic_load(&done) < 400; i++)
+        sleep_us(1000);
+    cr_assert_eq(atomic_load(&done), 400u);
+    sleep_us(20 * 1000);
+    cr_assert_eq(rg_engine_worker_stats(e, 0, &ws), 0);
+    uint64_t worked = ws.busy_ns - idle_busy;
+    cr_assert_geq(worked, 400000000u, "busy %.3f s for 400 x 1 ms",
+                  (double)worked / 1e9);
+    cr_assert_eq(ws.processed, 400u);
+    cr_assert_eq(ws.ring_used, 0u);
+    /* idle again: busy stands still */
+    sleep_us(300 * 1000);
+    rg_worker_stats_t later;
+    cr_assert_eq(rg_engine_worker_stats(e, 0, &later), 0);
+    cr_assert_lt(later.busy_ns - ws.busy_ns, 50000000u,
+                 "busy grew %.3f s while idle",
+                 (double)(later.busy_ns - ws.busy_ns) / 1e9);
     rg_engine_destroy(e);
 }
 

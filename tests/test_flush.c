@@ -402,6 +402,22 @@ Test(flush, one_dispatcher_every_epoch_matches_its_offsets)
     cr_assert_gt(s.commits, 1, "one epoch only: the interval never fired");
     cr_assert_eq(fs.transactions, s.commits);
     cr_assert_eq(rg_engine_committed_epoch(e), fs.epochs);
+    /* the histograms count every transaction once, and their rows */
+    rg_flush_hist_t h;
+    rg_engine_flush_hist(e, &h);
+    uint64_t nt = 0, nr = 0;
+    for (int i = 0; i <= RG_FLUSH_TXN_BUCKETS; i++)
+        nt += h.txn_counts[i];
+    for (int i = 0; i <= RG_FLUSH_ROWS_BUCKETS; i++)
+        nr += h.rows_counts[i];
+    cr_assert_eq(nt, fs.transactions);
+    cr_assert_eq(nr, fs.transactions);
+    cr_assert_eq(h.rows_sum, fs.merged_rows + fs.staged_rows);
+    cr_assert_gt(h.txn_seconds_sum, 0.0);
+    for (int i = 1; i < RG_FLUSH_TXN_BUCKETS; i++)
+        cr_assert_lt(rg_flush_txn_bounds()[i - 1], rg_flush_txn_bounds()[i]);
+    for (int i = 1; i < RG_FLUSH_ROWS_BUCKETS; i++)
+        cr_assert_lt(rg_flush_rows_bounds()[i - 1], rg_flush_rows_bounds()[i]);
     /* the last commit callback reported the final stored offsets */
     rg_partition_stats_t ps;
     cr_assert_eq(rg_engine_partition_stats(e, 3, &ps), 0);

@@ -431,6 +431,26 @@ RG_EXPORT void rg_engine_flow_stats(rg_engine_t *e, rg_flow_stats_t *out);
 RG_EXPORT uint64_t rg_engine_worker_processed(const rg_engine_t *e,
                                               unsigned w);
 
+/* One worker, for a stats reader. */
+typedef struct rg_worker_stats_s {
+    uint64_t processed;     /* events it processed */
+    uint64_t parks;         /* times it parked while idle */
+    uint64_t busy_ns;       /* time since it started minus its idle
+                               stretches (from the first empty poll to the
+                               next one that found work: spinning,
+                               yielding, parked); the idle path reads the
+                               clock, the busy path never */
+    uint64_t ring_used;     /* events waiting in its input rings now (one
+                               per dispatcher; a value each ring had) */
+    uint64_t ring_capacity; /* those rings' slots */
+} rg_worker_stats_t;
+
+/* Fills out for worker w: 0, or RG_EINVAL for a bad index. Any thread.
+ * busy_ns may stand still or, while a stretch ends, step back by it once:
+ * a reader that needs a monotonic counter keeps the largest it saw. */
+RG_EXPORT int rg_engine_worker_stats(const rg_engine_t *e, unsigned w,
+                                     rg_worker_stats_t *out);
+
 /* The engine's configuration (read-only, owned by e). */
 RG_EXPORT const rg_conf_t *rg_engine_conf(const rg_engine_t *e);
 

@@ -195,6 +195,33 @@ typedef struct rg_flush_stats_s {
 
 RG_EXPORT void rg_engine_flush_stats(rg_engine_t *e, rg_flush_stats_t *out);
 
+/* Bucket counts of rg_flush_hist_t (the +Inf bucket comes on top). */
+#define RG_FLUSH_TXN_BUCKETS 12
+#define RG_FLUSH_ROWS_BUCKETS 12
+
+/*
+ * The committed sink transactions (non-empty epochs, as
+ * rg_flush_stats_t.transactions; an attempt that failed and was retried
+ * is not one) by how long the committed attempt took, begin to commit
+ * returned, and by how many rows it wrote (merged + staged). counts[i]:
+ * the transactions above bound i - 1 and at most bound i
+ * (rg_flush_txn_bounds(), rg_flush_rows_bounds()); the last entry: above
+ * the last bound. Not cumulative; monotonic. For Prometheus histograms.
+ */
+typedef struct rg_flush_hist_s {
+    uint64_t txn_counts[RG_FLUSH_TXN_BUCKETS + 1];
+    double txn_seconds_sum;
+    uint64_t rows_counts[RG_FLUSH_ROWS_BUCKETS + 1];
+    uint64_t rows_sum;
+} rg_flush_hist_t;
+
+/* The upper bounds: seconds (1 ms .. 10 s), and rows (1 .. 10M). */
+RG_EXPORT const double *rg_flush_txn_bounds(void);
+RG_EXPORT const double *rg_flush_rows_bounds(void);
+
+/* Any thread; each count is a value it had (not one snapshot). */
+RG_EXPORT void rg_engine_flush_hist(rg_engine_t *e, rg_flush_hist_t *out);
+
 /*
  * The sink's last error message (the last failed attempt, even one a
  * retry then cured) into buf; returns 1 when there was one, else 0 (buf

@@ -636,6 +636,40 @@ uint64_t rg_engine_worker_processed(const rg_engine_t *e, unsigned w)
                                 memory_order_relaxed);
 }
 
+int rg_engine_worker_stats(const rg_engine_t *e, unsigned w,
+                           rg_worker_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (e == NULL || w >= e->nworkers)
+        return RG_EINVAL;
+    const rg__worker_t *wk = &e->workers[w];
+    /* relaxed everywhere: statistics, each a value it had */
+    out->processed = atomic_load_explicit(&wk->processed,
+                                          memory_order_relaxed);
+    out->parks = atomic_load_explicit(&wk->parks, memory_order_relaxed);
+    int64_t start = atomic_load_explicit(&wk->started_ns,
+                                         memory_order_relaxed);
+    if (start != 0) {
+        int64_t now = rg__now_ns();
+        int64_t since = atomic_load_explicit(&wk->idle_since,
+                                             memory_order_relaxed);
+        uint64_t idle = atomic_load_explicit(&wk->idle_ns,
+                                             memory_order_relaxed);
+        if (since != 0 && since < now)
+            idle += (uint64_t)(now - since);
+        uint64_t up = now > start ? (uint64_t)(now - start) : 0;
+        out->busy_ns = up > idle ? up - idle : 0;
+    }
+    for (unsigned d = 0; d < e->ndispatchers; d++) {
+        const rg_ring_t *r = wk->in[d];
+        uint32_t n = rg_ring_count(r);
+        /* the two ends are read one after the other: clamp */
+        out->ring_used += n <= r->capacity ? n : r->capacity;
+        out->ring_capacity += r->capacity;
+    }
+    return 0;
+}
+
 const rg_conf_t *rg_engine_conf(const rg_engine_t *e)
 {
     return e->conf;

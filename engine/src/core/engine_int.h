@@ -210,6 +210,8 @@ struct rg_ctx_s {
     rg_event_t *buf;         /* batch.max.events */
     uint64_t processed_local;
     uint64_t parks_local;
+    int64_t idle_t0;         /* the open idle stretch's start, 0: busy */
+    uint64_t idle_acc;       /* ended idle stretches (idle_ns's source) */
     uint64_t since_signal;   /* completions since the committer was woken */
     /* epoch mode (epoch_worker.c) */
     rg_delta_t *slots;       /* [nslots]: epoch E lives in slots[E % n] */
@@ -226,6 +228,9 @@ struct rg_ctx_s {
     alignas(RG_CACHELINE) _Atomic uint64_t processed;
     _Atomic uint64_t parks;
     _Atomic uint64_t sealed; /* newest sealed epoch (flusher reads) */
+    _Atomic int64_t started_ns;  /* rg__now_ns() when its loop began */
+    _Atomic uint64_t idle_ns;    /* ended idle stretches, in all */
+    _Atomic int64_t idle_since;  /* the open stretch's start, 0: busy */
     /* where this worker sleeps when idle */
     struct spot wake;
     /* where it waits for a free delta slot */
@@ -372,6 +377,11 @@ struct rg_engine_s {
     struct rg__adapt adapt;
     uint64_t adapt_waits;       /* flusher-private: flow waits seen */
     _Atomic uint64_t st_sink_lat_ns, st_adapt_cuts, st_adapt_raises;
+    /* committed transactions by time and by rows (rg_flush_hist_t;
+     * flusher writes, single writer) */
+    _Atomic uint64_t st_txn_hist[RG_FLUSH_TXN_BUCKETS + 1];
+    _Atomic uint64_t st_rows_hist[RG_FLUSH_ROWS_BUCKETS + 1];
+    _Atomic uint64_t st_txn_ns_sum, st_rows_sum;
     /* stop: give up retrying the sink at this rg__now_ns() (0: never);
      * written by rg_engine_stop() before it wakes the flusher */
     _Atomic int64_t stop_deadline_ns;

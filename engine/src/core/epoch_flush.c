@@ -116,6 +116,52 @@ const char *rg_engine_error(rg_engine_t *e)
     return e->errmsg;
 }
 
+static const double txn_bounds[RG_FLUSH_TXN_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+static const double rows_bounds[RG_FLUSH_ROWS_BUCKETS] = {
+    1, 10, 100, 1e3, 5e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 1e7};
+
+const double *rg_flush_txn_bounds(void) { return txn_bounds; }
+const double *rg_flush_rows_bounds(void) { return rows_bounds; }
+
+/* The bucket of v among bounds[0..n): the first bound >= v, n above. */
+static unsigned bucket_of(const double *bounds, unsigned n, double v)
+{
+    unsigned i = 0;
+    while (i < n && v > bounds[i])
+        i++;
+    return i;
+}
+
+/* A committed transaction into the histograms (flusher thread). */
+static void note_txn(rg_engine_t *e, uint64_t ns, uint64_t rows)
+{
+    rg__stat_add(&e->st_txn_hist[bucket_of(txn_bounds, RG_FLUSH_TXN_BUCKETS,
+                                           (double)ns / 1e9)], 1);
+    rg__stat_add(&e->st_rows_hist[bucket_of(rows_bounds,
+                                            RG_FLUSH_ROWS_BUCKETS,
+                                            (double)rows)], 1);
+    rg__stat_add(&e->st_txn_ns_sum, ns);
+    rg__stat_add(&e->st_rows_sum, rows);
+}
+
+void rg_engine_flush_hist(rg_engine_t *e, rg_flush_hist_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* relaxed everywhere: counters */
+    for (unsigned i = 0; i <= RG_FLUSH_TXN_BUCKETS; i++)
+        out->txn_counts[i] = atomic_load_explicit(&e->st_txn_hist[i],
+                                                  memory_order_relaxed);
+    for (unsigned i = 0; i <= RG_FLUSH_ROWS_BUCKETS; i++)
+        out->rows_counts[i] = atomic_load_explicit(&e->st_rows_hist[i],
+                                                   memory_order_relaxed);
+    out->txn_seconds_sum = (double)atomic_load_explicit(
+                               &e->st_txn_ns_sum, memory_order_relaxed) /
+                           1e9;
+    out->rows_sum = atomic_load_explicit(&e->st_rows_sum,
+                                         memory_order_relaxed);
+}
+
 void rg_engine_flush_stats(rg_engine_t *e, rg_flush_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -410,11 +456,13 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
             int rc = write_epoch(e, epoch, noffs, &merged, &staged, err,
                                  sizeof(err));
             if (rc == 0) {
+                uint64_t took = (uint64_t)(rg__now_ns() - t0);
                 rg__stat_add(&e->st_txns, 1);
                 rg__stat_add(&e->st_merged, merged);
                 rg__stat_add(&e->st_staged, staged);
+                note_txn(e, took, merged + staged);
                 committed_hook(e, epoch, true);
-                adapt_after_commit(e, epoch, (uint64_t)(rg__now_ns() - t0));
+                adapt_after_commit(e, epoch, took);
                 break;
             }
             e->sink.rollback(e->sink.self);
