@@ -79,6 +79,18 @@ grep -q '^railgun_build_info{version="[0-9.]*",compiler="' "$tmp/m.txt" || fail 
 grep -q '^railgun_connected{component="kafka"} 1$' "$tmp/m.txt" || fail "kafka connected"
 grep -q '^railgun_connected{component="sink"} 1$' "$tmp/m.txt" || fail "sink connected"
 
+# the workers' load and the transaction histograms (every committed
+# transaction once in each; the workers busy for some of the time)
+awk '
+    /^railgun_epoch_transactions_total / {t = $2}
+    /^railgun_epoch_transaction_seconds_count / {c = $2}
+    /^railgun_epoch_rows_count / {r = $2}
+    /^railgun_epoch_rows_sum / {rows = $2}
+    /^railgun_worker_busy_seconds_total[{]/ {busy += $2; nb++}
+    /^railgun_worker_ring_fill_ratio[{]/ {if ($2 < 0 || $2 > 1) bad = 1; nf++}
+    END {exit !(t > 0 && c == t && r == t && rows > 0 && nb == 2 && busy > 0 &&
+                busy < 60 && nf == 2 && !bad)}' "$tmp/m.txt" ||
+    fail "worker load or transaction histograms: $(grep -E '^railgun_(epoch_transaction|epoch_rows|worker_busy|worker_ring)' "$tmp/m.txt" | grep -v _bucket)"
 out=$(promtool check metrics <"$tmp/m.txt" 2>&1) || fail "promtool check metrics: $out"
 [ -z "$out" ] || fail "promtool complained: $out"
 
@@ -88,7 +100,10 @@ jq -e --argjson n $events '.railgun_events_processed_total.series[0].value == $n
     "$tmp/s.json" >/dev/null || fail "/stats.json: $(head -c 400 "$tmp/s.json")"
 curl -fs "$url/doctor.json" | jq -e '.version == 1 and (.nodes | length == 1)' \
     >/dev/null || fail "/doctor.json"
-curl -fs "$url/" | grep -q '<html' || fail "dashboard page"
+# into a file first: grep -q stops reading at the match, and under
+# pipefail curl's write error on the closed pipe failed the check
+curl -fs "$url/" >"$tmp/page.html" && grep -q '<html' "$tmp/page.html" ||
+    fail "dashboard page"
 
 # an explicit address already taken: refused before anything runs
 "$rg" run "${kafka[@]}" -X "sqlite.path=$tmp/b.db" -X group.id=metrics-b \

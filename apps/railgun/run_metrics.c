@@ -43,6 +43,7 @@ enum {
     F_FLOW_CUTS, F_FLOW_RAISES, F_HTTP,
     F_RETRIED, F_DELAYED, F_DEAD, F_WAITING, F_RECOVERED,
     F_DLQ_FORWARDED, F_DLQ_FAILED, F_DLQ_PENDING,
+    F_W_BUSY, F_W_PARKS, F_W_RING, F_TXN_SECONDS, F_TXN_ROWS,
     F__COUNT
 };
 
@@ -186,6 +187,22 @@ static const struct fam {
         0, 1, 0},
     [F_RECOVERED] = {RG_METRIC_COUNTER, "events_recovered", NULL,
         "Waiting events applied at last.", NULL, 0, 1, 0},
+    /* the workers' load (rg_engine_worker_stats()) */
+    [F_W_BUSY] = {RG_METRIC_COUNTER, "worker_busy", "seconds",
+        "Time each worker was not idle (rate(): its busy ratio).", l_w, 1,
+        1024, 0},
+    [F_W_PARKS] = {RG_METRIC_COUNTER, "worker_parks", NULL,
+        "Times each worker parked with nothing to do.", l_w, 1, 1024, 0},
+    [F_W_RING] = {RG_METRIC_GAUGE, "worker_ring_fill", "ratio",
+        "The share of each worker's input ring slots holding events now "
+        "(1: full, intake waits).", l_w, 1, 1024, 0},
+    /* the sink's transactions (rg_engine_flush_hist()) */
+    [F_TXN_SECONDS] = {RG_METRIC_HISTOGRAM, "epoch_transaction", "seconds",
+        "Committed epoch transactions by time, begin to commit returned.",
+        NULL, 0, 1, 0},
+    [F_TXN_ROWS] = {RG_METRIC_HISTOGRAM, "epoch_rows", NULL,
+        "Committed epoch transactions by rows written (merged + staged).",
+        NULL, 0, 1, 0},
     /* the dlq.topic forwarder (run_dlq.h) */
     [F_DLQ_FORWARDED] = {RG_METRIC_COUNTER, "dlq_forwarded", NULL,
         "Dead letters produced to dlq.topic and marked forwarded.", NULL, 0,
@@ -211,6 +228,8 @@ struct rg_run_metrics_s {
     rg_kafka_partition_t *parts; /* [max_parts], the collector's scratch
                                     (renders are serialized) */
     size_t max_parts;
+    uint64_t busy_last[1024];    /* the collector's: worker_busy as
+                                    exported last (kept monotonic) */
     rg_doctor_live_t *doctor;
     pthread_mutex_t mu;          /* http, for the collector */
     rg_http_t *http;
@@ -278,7 +297,32 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
         snprintf(id, sizeof(id), "%u", w);
         rg_metrics_collect_u64(s, f[F_W_EVENTS], (const char *[]){id},
                                rg_engine_worker_processed(e, w));
+        rg_worker_stats_t ws;
+        if (rg_engine_worker_stats(e, w, &ws) != 0)
+            continue;
+        if (w < 1024) {
+            if (ws.busy_ns < rm->busy_last[w])
+                ws.busy_ns = rm->busy_last[w]; /* see the call's doc */
+            rm->busy_last[w] = ws.busy_ns;
+        }
+        rg_metrics_collect_f64(s, f[F_W_BUSY], (const char *[]){id},
+                               (double)ws.busy_ns / 1e9);
+        rg_metrics_collect_u64(s, f[F_W_PARKS], (const char *[]){id},
+                               ws.parks);
+        rg_metrics_collect_f64(s, f[F_W_RING], (const char *[]){id},
+                               ws.ring_capacity
+                                   ? (double)ws.ring_used /
+                                         (double)ws.ring_capacity
+                                   : 0.0);
     }
+    rg_flush_hist_t fh;
+    rg_engine_flush_hist(e, &fh);
+    rg_metrics_collect_histogram(s, f[F_TXN_SECONDS], NULL, fh.txn_counts,
+                                 RG_FLUSH_TXN_BUCKETS + 1,
+                                 fh.txn_seconds_sum);
+    rg_metrics_collect_histogram(s, f[F_TXN_ROWS], NULL, fh.rows_counts,
+                                 RG_FLUSH_ROWS_BUCKETS + 1,
+                                 (double)fh.rows_sum);
     /* the engine counts over its dispatchers; `run` has one */
     if (st.dispatchers == 1) {
         rg_metrics_collect_u64(s, f[F_D_WAITS], (const char *[]){"0"},
@@ -425,6 +469,13 @@ static int add_families(rg_run_metrics_t *rm, unsigned max_parts,
             .kind = d->kind, .name = d->name, .unit = d->unit,
             .help = d->help, .labels = d->labels, .nlabels = d->nlabels,
             .max_series = d->max ? d->max : max_parts, .collected = true};
+        if (i == F_TXN_SECONDS) {
+            desc.buckets = rg_flush_txn_bounds();
+            desc.nbuckets = RG_FLUSH_TXN_BUCKETS;
+        } else if (i == F_TXN_ROWS) {
+            desc.buckets = rg_flush_rows_bounds();
+            desc.nbuckets = RG_FLUSH_ROWS_BUCKETS;
+        }
         if ((rm->f[i] = rg_metrics_family_new(rm->m, &desc, errstr, size)) ==
             NULL)
             return RG_EINVAL; /* a bug in the table above, or memory */
