@@ -112,6 +112,15 @@ run)
         sleep 0.1
     done
     [ $ok = yes ] || fail "railgun run never ready on :$port: $(tail -5 "$tmp/run.err")"
+    # likes keep coming while the page reads (2000/s for 60 s): the rates
+    # it shows are not 0, so the tampered throughput below is caught
+    awk 'BEGIN { srand(5); for (t = 0; t < 600; t++) {
+        for (i = 0; i < 200; i++) { v = 1 + int(rand() * 5000)
+            printf "%d\t{\"video_id\": %d, \"user_id\": %d, \"state\": 1}\n", v, v, 1 + int(rand() * 100000) }
+        fflush(); system("sleep 0.1") } }' |
+        "$bin" produce --stdin -X "kafka.bootstrap.servers=$servers" >"$tmp/load.out" 2>&1 &
+    pids+=($!)
+    sleep 3
     browse "http://127.0.0.1:$port" run real
     echo "dashboard (railgun run): the page matches its JSON"
     ;;
