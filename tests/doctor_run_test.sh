@@ -12,7 +12,8 @@
 #   stuck       one event blocks its worker (-X likes.fault.stall.video=42
 #               -X likes.fault.stall.ms=60000): stuck_watermark naming the
 #               partition of video 42 and its offset (--stuck-s 3)
-#   redis       flow control through Redis (run via with_redis.sh), Redis
+#   redis       flow control through Redis (run via with_redis.sh): doctor
+#               without --metrics finds the node through Redis; Redis
 #               killed: redis_unreachable
 #   paused      two nodes in one group, one SIGSTOPped: node_unreachable
 #               for that one, nothing for the other
@@ -110,8 +111,11 @@ doctor() { # OUT ARGS...: rc in $rc
     rc=$?
 }
 
-expect() { # FILE JQ WHAT
-    jq -e "$2" "$1" >/dev/null || fail "$3: $(cat "$1" "$1.err")"
+expect() { # FILE [--arg VALUE] JQ WHAT  (VALUE is $u in JQ)
+    local f=$1 u=""
+    shift
+    if [ "$1" = --arg ]; then u=$2; shift 2; fi
+    jq -e --arg u "$u" "$1" "$f" >/dev/null || fail "$2: $(cat "$f" "$f.err")"
 }
 
 "$rg" produce --events 20000 --seed 5 "${kafka[@]}" >"$tmp/produce" 2>&1 ||
@@ -181,6 +185,18 @@ redis)
     caught_up "$url_a"
     doctor "$tmp/before" --metrics "$url_a"
     [ $rc -eq 0 ] || fail "with Redis up: exit $rc: $(cat "$tmp/before")"
+    # no --metrics: the group's nodes come from Redis, each at the metrics
+    # address it registered (NAME@HOST:PORT)
+    doctor "$tmp/found" -X group.id=doctor-run -X "flow.redis.port=$RG_REDIS_PORT" \
+        -X "flow.redis.password=$RG_REDIS_PASSWORD" -X metrics.listen=127.0.0.1:1
+    [ $rc -eq 0 ] || fail "discovered through Redis: exit $rc: $(cat "$tmp/found" "$tmp/found.err")"
+    expect "$tmp/found" --arg "$url_a" '[.nodes[].node] == [$u] and .nodes[0].ok' \
+        "node a not found through Redis"
+    # a group with no node registered is not healthy
+    doctor "$tmp/none" -X group.id=nobody -X "flow.redis.port=$RG_REDIS_PORT" \
+        -X "flow.redis.password=$RG_REDIS_PASSWORD" -X metrics.listen=127.0.0.1:1
+    [ $rc -eq 1 ] && grep -q "no node of group nobody registered in Redis" "$tmp/none.err" ||
+        fail "an empty group: exit $rc: $(cat "$tmp/none" "$tmp/none.err")"
     "$RG_REDIS_CTL" kill r0 "$RG_REDIS_DIR" >/dev/null
     sleep 3
     doctor "$tmp/d" --metrics "$url_a" --watch-ms 2000

@@ -291,8 +291,9 @@ static bool redis_configured(const rg_conf_t *c)
 
 /* The group's members from Redis into d, and a target per member. */
 static int discover(rg_cli_t *cli, const struct opts *o, rg_doctor_t *d,
-                    struct target *tg, size_t *n)
+                    struct target *tg, size_t *n, bool *answered)
 {
+    *answered = false;
     char err[512], lhost[256], url[600], myhost[256] = "";
     rg_flow_redis_opts_t *ro = rg_flow_redis_opts_new();
     if (ro == NULL)
@@ -309,6 +310,7 @@ static int discover(rg_cli_t *cli, const struct opts *o, rg_doctor_t *d,
         rg_doctor_registry_failed(d, err);
         return 0;
     }
+    *answered = true;
     unsigned port = (unsigned)o->metrics_port;
     unsigned lport = listen_port(cli->conf, lhost, sizeof(lhost));
     if (port == 0)
@@ -385,8 +387,19 @@ int rg_cmd_doctor(int argc, char **argv)
         if ((rc = add_list(&cli, tg, &nt, o.metrics[i])) != 0)
             goto out;
     if (o.nmetrics == 0 && redis_configured(cli.conf)) {
-        if ((rc = discover(&cli, &o, d, tg, &nt)) != 0)
+        bool answered;
+        if ((rc = discover(&cli, &o, d, tg, &nt, &answered)) != 0)
             goto out;
+        if (nt == 0 && answered) {
+            /* nothing to watch is not healthy: say where it looked */
+            rc = rg_cli_error(&cli, "no node of group %s registered in "
+                              "Redis (flow.redis.*) with a metrics address "
+                              "(is a railgun run with "
+                              "flow.global.rate.events.per.s up? or give "
+                              "--metrics URL, or --metrics-port)",
+                              rg_conf_get_str(cli.conf, "group.id"));
+            goto out;
+        }
     } else if (o.nmetrics == 0) {
         char host[256];
         unsigned port = listen_port(cli.conf, host, sizeof(host));

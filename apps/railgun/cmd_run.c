@@ -653,6 +653,20 @@ int rg_cmd_run(int argc, char **argv)
     /* the first lease, after the engine started (its hooks set the
      * bucket) and before the source pushes: Redis down is a warning, the
      * node runs at its fallback rate until Redis answers */
+    /* the node registers as ID@HOST:PORT, its metrics listener, so that
+     * `railgun doctor` finds it through Redis (unless flow.node.id says
+     * otherwise) */
+    if (r.flow != NULL && r.metrics != NULL &&
+        !rg_conf_is_set(cli.conf, "flow.node.id")) {
+        rg_flow_redis_t *fc = rg_run_flow_client(r.flow);
+        char id[200];
+        snprintf(id, sizeof(id), "%s@%s", rg_flow_redis_node_id(fc),
+                 rg_run_metrics_address(r.metrics));
+        if (rg_flow_redis_set_node_id(fc, id, err, sizeof(err)) != 0)
+            rg_conf_log(cli.conf, RG_LOG_WARN, "flow", "%s (registered "
+                        "as %s: doctor needs --metrics)", err,
+                        rg_flow_redis_node_id(fc));
+    }
     if (r.flow != NULL) {
         bool degraded = false;
         if ((rc = rg_run_flow_start(r.flow, &degraded, err, sizeof(err))) !=

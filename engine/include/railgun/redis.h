@@ -173,6 +173,19 @@ RG_EXPORT rg_flow_redis_t *rg_flow_redis_new(const rg_flow_redis_opts_t *o,
                                              size_t errstr_size);
 
 /*
+ * Replaces the node's id (flow.node.id, or the default HOST:PID:N) before
+ * rg_flow_redis_start(): `railgun run` appends "@HOST:PORT", its metrics
+ * listener's address, so that `railgun doctor` finds every node of the
+ * group through Redis. Characters other than [A-Za-z0-9._:@-] become
+ * '_'. 0, RG_ESTATE (started), RG_ERANGE (over 127 characters: errstr).
+ */
+RG_EXPORT int rg_flow_redis_set_node_id(rg_flow_redis_t *c, const char *id,
+                                        char *errstr, size_t errstr_size);
+
+/* The node's id as registered in Redis (valid until destroy). */
+RG_EXPORT const char *rg_flow_redis_node_id(const rg_flow_redis_t *c);
+
+/*
  * Tries a first lease (blocking up to a few flow.redis.timeout.ms: one
  * per sentinel asked, one per command), calls set_rate() with the leased
  * rate, or with the fallback when Redis did not answer, then starts the

@@ -990,6 +990,27 @@ static void *lease_main(void *arg)
     return NULL;
 }
 
+int rg_flow_redis_set_node_id(rg_flow_redis_t *c, const char *id,
+                              char *errstr, size_t n)
+{
+    if (c->started) {
+        seterr(errstr, n, "flow redis: the node id is set before start");
+        return RG_ESTATE;
+    }
+    if (strlen(id) > 127) {
+        seterr(errstr, n, "flow.node.id: longer than 127 characters");
+        return RG_ERANGE;
+    }
+    snprintf(c->node_id, sizeof(c->node_id), "%s", id);
+    sanitize(c->node_id);
+    return 0;
+}
+
+const char *rg_flow_redis_node_id(const rg_flow_redis_t *c)
+{
+    return c->node_id;
+}
+
 int rg_flow_redis_start(rg_flow_redis_t *c, char *errstr, size_t n)
 {
     if (c->started) {
