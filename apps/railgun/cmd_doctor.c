@@ -9,7 +9,8 @@
  * (flow.global.rate.events.per.s or flow.redis.* set), the group's
  * registry there (rg_flow_redis_show()): each live member is scraped at
  * the address after the last '@' of its node id (`railgun run` registers
- * as NAME@HOST:PORT, its metrics listener), else at its host and
+ * as NAME@HOST:PORT, its metrics listener; a loopback or wildcard HOST on
+ * another host means that node's registered host name), else at its host and
  * --metrics-port (or metrics.listen's port); else metrics.listen itself.
  *
  * Each node is scraped on a thread of its own, every --interval-ms for
@@ -329,11 +330,23 @@ static int discover(rg_cli_t *cli, const struct opts *o, rg_doctor_t *d,
             rc = rg_cli_error(cli, "out of memory");
             break;
         }
-        /* where its metrics are: NAME@HOST:PORT, else host and port */
+        /* where its metrics are: NAME@HOST:PORT, else host and port. A
+         * loopback or wildcard HOST (the default listener is 127.0.0.1)
+         * means the node's own host: as is on this host, else its
+         * registered host name with that port */
         const char *at = strrchr(m->id, '@');
-        if (at != NULL && strchr(at, ':') != NULL)
-            snprintf(url, sizeof(url), "http://%s", at + 1);
-        else if (port != 0)
+        const char *colon = at ? strrchr(at, ':') : NULL;
+        if (colon != NULL) {
+            char ah[160];
+            snprintf(ah, sizeof(ah), "%.*s", (int)(colon - at - 1), at + 1);
+            bool local = !strncmp(ah, "127.", 4) || !strcmp(ah, "localhost") ||
+                         !strcmp(ah, "0.0.0.0") || !strcmp(ah, "[::1]") ||
+                         !strcmp(ah, "[::]");
+            if (local && strcmp(m->host, myhost) != 0)
+                snprintf(url, sizeof(url), "http://%s%s", m->host, colon);
+            else
+                snprintf(url, sizeof(url), "http://%s", at + 1);
+        } else if (port != 0)
             snprintf(url, sizeof(url), "http://%s:%u",
                      !strcmp(m->host, myhost) && lhost[0] ? lhost : m->host,
                      port);

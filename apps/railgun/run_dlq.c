@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,10 @@
 /* Partitions one look asks for at most (the source's ack.max.partitions
  * bounds what it holds). */
 #define MAX_PARTS 4096
+
+/* Letters one look sends at most; a full look is followed by the next at
+ * once. Bounds the items array and how long a look keeps a stop waiting. */
+#define LOOK_MAX 1000
 
 /* One letter of a look: where it is, and what its delivery said. */
 struct item {
@@ -54,7 +59,14 @@ struct rg_run_dlq_s {
     size_t nlast;
     struct item *items;
     size_t nitems, cap;
-    int send_err;            /* the look's first send refusal */
+    uint32_t look_no;        /* the look's number, in each message's
+                                opaque: a late report of an earlier look
+                                is ignored */
+    bool full;               /* the look reached LOOK_MAX */
+    bool final_look;         /* the stop's look: cut at deadline_ms */
+    int64_t deadline_ms;     /* mono_ms() */
+    bool broken;             /* the look cannot go on (out of memory) */
+    uint64_t refused;        /* rows the producer refused this look */
     char *buf;               /* the value being built */
     size_t buf_size;
     char why[256];           /* the look's first delivery error */
@@ -63,12 +75,31 @@ struct rg_run_dlq_s {
     bool started;
     pthread_mutex_t lock;    /* guards the below */
     pthread_cond_t wake;
-    bool stopping;
+    _Atomic bool stopping;   /* also read by the forwarder's sends
+                                (relaxed: a flag; the lock orders the
+                                rest) */
     int stop_timeout_ms;
     int32_t final[MAX_PARTS]; /* rg_run_dlq_note_held()'s set */
     size_t nfinal;
     rg_run_dlq_stats_t stats;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True when the look must stop sending: a stop was asked (the stop's own
+ * look: its deadline passed). Forwarder thread. */
+static bool cut(const rg_run_dlq_t *d)
+{
+    if (d->final_look)
+        return mono_ms() > d->deadline_ms;
+    /* relaxed: a flag; what was not sent waits in the table */
+    return atomic_load_explicit(&d->stopping, memory_order_relaxed);
+}
 
 static int64_t now_ms(void)
 {
@@ -87,9 +118,10 @@ bool rg_run_dlq_wanted(const rg_conf_t *conf)
 static void on_delivery(void *opaque, const rg_delivery_t *dr)
 {
     rg_run_dlq_t *d = opaque;
-    size_t i = (size_t)(uintptr_t)dr->msg_opaque;
-    if (i >= d->nitems)
-        return;
+    uintptr_t tag = (uintptr_t)dr->msg_opaque;
+    size_t i = (size_t)(tag & 0xffffffffu);
+    if ((uint32_t)(tag >> 32) != d->look_no || i >= d->nitems)
+        return; /* an earlier look's: that look left its row unmarked */
     d->items[i].state = dr->err == 0 && dr->offset >= 0 ? 1 : -1;
     if (d->items[i].state < 0 && d->why[0] == '\0')
         snprintf(d->why, sizeof(d->why), "%s",
@@ -100,13 +132,17 @@ static void on_delivery(void *opaque, const rg_delivery_t *dr)
 static void send_row(void *arg, const rg_failure_t *f)
 {
     rg_run_dlq_t *d = arg;
-    if (d->send_err != 0)
+    if (d->broken || cut(d))
         return;
+    if (d->nitems == LOOK_MAX) {
+        d->full = true; /* the rest at the next look, right after */
+        return;
+    }
     if (d->nitems == d->cap) {
         size_t cap = d->cap ? 2 * d->cap : 256;
         struct item *it = realloc(d->items, cap * sizeof(*it));
         if (it == NULL) {
-            d->send_err = RG_ENOMEM;
+            d->broken = true;
             return;
         }
         d->items = it;
@@ -117,7 +153,7 @@ static void send_row(void *arg, const rg_failure_t *f)
                       f->partition, f->offset);
     FILE *m = open_memstream(&d->buf, &d->buf_size);
     if (m == NULL) {
-        d->send_err = RG_ENOMEM;
+        d->broken = true;
         return;
     }
     fputs("{\"topic\":", m);
@@ -126,23 +162,31 @@ static void send_row(void *arg, const rg_failure_t *f)
     rg_dlq_json_fields(m, f);
     fputc('}', m);
     if (fclose(m) != 0) {
-        d->send_err = RG_ENOMEM;
+        free(d->buf);
+        d->buf = NULL;
+        d->broken = true;
         return;
     }
     size_t i = d->nitems++;
     d->items[i] = (struct item){f->partition, f->offset, 0};
+    uintptr_t tag = ((uintptr_t)d->look_no << 32) | i;
     int rc;
     while ((rc = rg_producer_send_bytes(d->prod, key, (size_t)kn, d->buf,
-                                        d->buf_size, (void *)(uintptr_t)i)) ==
-           RG_EFULL)
+                                        d->buf_size, (void *)tag)) ==
+               RG_EFULL &&
+           !cut(d))
         rg_producer_poll(d->prod, 100);
     free(d->buf);
     d->buf = NULL;
     if (rc != 0) {
-        d->nitems--;
-        d->send_err = rc;
-        snprintf(d->why, sizeof(d->why), "refused: %s",
-                 rg_producer_last_error());
+        /* this row only (too large for the topic, say): the others go
+         * on; it stays unmarked and is tried again at every look */
+        d->items[i].state = -1;
+        d->refused++;
+        if (d->why[0] == '\0')
+            snprintf(d->why, sizeof(d->why), "%" PRId32 ":%" PRId64
+                     " refused: %s", f->partition, f->offset,
+                     rc == RG_EFULL ? "stopping" : rg_producer_last_error());
     }
 }
 
@@ -152,11 +196,22 @@ static void look(rg_run_dlq_t *d, const int32_t *parts, size_t n,
                  int wait_ms)
 {
     char err[512], merr[512];
+    /* an earlier look whose flush timed out: its messages get their
+     * reports (librdkafka's message timeout) before anything is sent
+     * again, so no row is in flight twice */
+    while (rg_producer_in_flight(d->prod) > 0 && !cut(d))
+        rg_producer_poll(d->prod, 100);
+    d->look_no++;
     d->nitems = 0;
-    d->send_err = 0;
+    d->full = d->broken = false;
+    d->refused = 0;
     d->why[0] = '\0';
     int rc = d->sink.scan_failures(d->sink.self, RG_FAILURE_UNFORWARDED,
                                    parts, n, send_row, d, err, sizeof(err));
+    if (rc == 0 && d->broken) {
+        rc = RG_ENOMEM;
+        snprintf(err, sizeof(err), "out of memory");
+    }
     rg_producer_flush(d->prod, wait_ms);
     /* what is still in flight is unmarked: the next look (or run) sends
      * it again, so nothing may wait for a report from this look */
@@ -179,6 +234,7 @@ static void look(rg_run_dlq_t *d, const int32_t *parts, size_t n,
     d->stats.looks++;
     d->stats.forwarded += mrc == 0 ? delivered : 0;
     d->stats.failed += failed;
+    /* not counted: rows past LOOK_MAX (the next look, at once, sees them) */
     d->stats.pending = d->nitems - (mrc == 0 ? delivered : 0);
     if (rc != 0 || mrc != 0)
         d->stats.errors++;
@@ -223,13 +279,6 @@ static bool refresh_held(rg_run_dlq_t *d)
     return gained;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The held set is read every HELD_MS (a lock and a scan of flags in the
  * source), so a partition that arrives is looked at at once and the stop's
  * look knows what was held; the table is read every dlq.topic.poll.ms. */
@@ -246,25 +295,36 @@ static void *forwarder_main(void *arg)
             next_look = now; /* a new partition: its letters now */
         if (d->nheld > 0 && now >= next_look) {
             look(d, d->held, d->nheld, wait_ms);
-            next_look = mono_ms() + d->poll_ms;
+            /* a full look: the rest right away */
+            next_look = d->full ? 0 : mono_ms() + d->poll_ms;
+        } else if (d->nheld == 0) {
+            pthread_mutex_lock(&d->lock);
+            d->stats.pending = 0; /* none of this node's now */
+            pthread_mutex_unlock(&d->lock);
         }
-        int64_t nap = d->poll_ms < HELD_MS ? d->poll_ms : HELD_MS;
+        int64_t nap = next_look == 0 ? 0
+                      : d->poll_ms < HELD_MS ? d->poll_ms : HELD_MS;
         pthread_mutex_lock(&d->lock);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         int64_t ns = until.tv_nsec + nap * 1000000;
         until.tv_sec += (time_t)(ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
-        while (!d->stopping &&
+        /* relaxed: the flag is written under the lock we hold */
+        while (nap > 0 &&
+               !atomic_load_explicit(&d->stopping, memory_order_relaxed) &&
                pthread_cond_timedwait(&d->wake, &d->lock, &until) != ETIMEDOUT)
             ;
-        bool stop = d->stopping;
+        bool stop = atomic_load_explicit(&d->stopping, memory_order_relaxed);
         int last_ms = d->stop_timeout_ms;
         size_t nfinal = d->nfinal;
         pthread_mutex_unlock(&d->lock);
         if (stop) {
             /* the run's last epochs committed: their letters go now, for
-             * the partitions held when the source stopped (or last seen) */
+             * the partitions held when the source stopped (or last seen),
+             * within last_ms */
+            d->final_look = true;
+            d->deadline_ms = mono_ms() + last_ms;
             if (nfinal > 0)
                 look(d, d->final, nfinal, last_ms);
             else if (d->nlast > 0)
@@ -386,8 +446,10 @@ void rg_run_dlq_stop(rg_run_dlq_t *d, int timeout_ms)
     if (d == NULL || !d->started)
         return;
     pthread_mutex_lock(&d->lock);
-    d->stopping = true;
     d->stop_timeout_ms = timeout_ms;
+    /* relaxed: the lock orders it for the wait; the sends only need to
+     * see it eventually */
+    atomic_store_explicit(&d->stopping, true, memory_order_relaxed);
     pthread_cond_signal(&d->wake);
     pthread_mutex_unlock(&d->lock);
     pthread_join(d->th, NULL);

@@ -32,10 +32,21 @@
  * around a rebalance (each looks at the partitions it holds). The
  * producer keeps no spool: Kafka down means the rows wait in the table.
  * A partition that arrives is looked at at once; the held set is read
- * every 100 ms.
+ * every 100 ms. A look sends at most 1000 letters (a full one is followed
+ * by the next at once); a letter the producer refuses (larger than the
+ * topic takes) is counted as failed and skipped, the others go on. Before
+ * a look sends, every message of the one before has its report (a late
+ * report, tagged with an earlier look's number, is ignored), so no letter
+ * is in flight twice.
  *
- * Threads: new/start/stop/destroy on the command's main thread;
- * rg_run_dlq_stats() from any thread.
+ * Threads and data:
+ *   main thread       new, start, note_held, stop, destroy
+ *   forwarder thread  every scan, send, mark; the items and held sets
+ *   any thread        rg_run_dlq_stats(): `stats` under `lock`
+ *   `stopping`        set by stop under `lock` (the forwarder's wait);
+ *                     read relaxed by the forwarder's sends too
+ *   `final`           written by note_held under `lock`, read by the
+ *                     forwarder under it
  */
 #ifndef RG_RUN_DLQ_H
 #define RG_RUN_DLQ_H

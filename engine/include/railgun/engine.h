@@ -437,9 +437,10 @@ typedef struct rg_worker_stats_s {
     uint64_t parks;         /* times it parked while idle */
     uint64_t busy_ns;       /* time since it started minus its idle
                                stretches (from the first empty poll to the
-                               next one that found work: spinning,
-                               yielding, parked); the idle path reads the
-                               clock, the busy path never */
+                               pop that finds work: spinning, yielding,
+                               parked; and waits for a free epoch slot,
+                               the sink being behind); the idle path
+                               reads the clock, the busy path never */
     uint64_t ring_used;     /* events waiting in its input rings now (one
                                per dispatcher; a value each ring had) */
     uint64_t ring_capacity; /* those rings' slots */

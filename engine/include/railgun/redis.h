@@ -176,7 +176,7 @@ RG_EXPORT rg_flow_redis_t *rg_flow_redis_new(const rg_flow_redis_opts_t *o,
  * Replaces the node's id (flow.node.id, or the default HOST:PID:N) before
  * rg_flow_redis_start(): `railgun run` appends "@HOST:PORT", its metrics
  * listener's address, so that `railgun doctor` finds every node of the
- * group through Redis. Characters other than [A-Za-z0-9._:@-] become
+ * group through Redis. Characters other than [A-Za-z0-9._:@[]-] become
  * '_'. 0, RG_ESTATE (started), RG_ERANGE (over 127 characters: errstr).
  */
 RG_EXPORT int rg_flow_redis_set_node_id(rg_flow_redis_t *c, const char *id,

@@ -651,8 +651,12 @@ int rg_engine_worker_stats(const rg_engine_t *e, unsigned w,
                                          memory_order_relaxed);
     if (start != 0) {
         int64_t now = rg__now_ns();
+        /* acquire: pairs with the release in rg__worker_idle_end(): a
+         * stretch seen closed has its time in idle_ns (one seen open
+         * and closed since may count twice: busy steps back, see the
+         * header) */
         int64_t since = atomic_load_explicit(&wk->idle_since,
-                                             memory_order_relaxed);
+                                             memory_order_acquire);
         uint64_t idle = atomic_load_explicit(&wk->idle_ns,
                                              memory_order_relaxed);
         if (since != 0 && since < now)

@@ -529,4 +529,31 @@ static inline unsigned rg__route(const rg_engine_t *e, uint64_t key)
 
 #include "epoch.h"
 
+/* Idle stretches (rg_engine_worker_stats(): busy = up - idle), on the
+ * worker's own thread. The clock is read only where a stretch starts and
+ * ends, never on the busy path (which tests idle_t0 once per batch). A
+ * stretch: polling empty rings (spinning, yielding, parked) and waiting
+ * for a free delta slot (the sink behind). */
+static inline void rg__worker_idle_begin(rg__worker_t *w)
+{
+    if (w->idle_t0 != 0)
+        return;
+    w->idle_t0 = rg__now_ns();
+    /* relaxed: a statistic (a reader that sees it adds the open stretch) */
+    atomic_store_explicit(&w->idle_since, w->idle_t0, memory_order_relaxed);
+}
+
+static inline void rg__worker_idle_end(rg__worker_t *w)
+{
+    if (w->idle_t0 == 0)
+        return;
+    w->idle_acc += (uint64_t)(rg__now_ns() - w->idle_t0);
+    w->idle_t0 = 0;
+    /* relaxed: idle_ns is published by the release below */
+    atomic_store_explicit(&w->idle_ns, w->idle_acc, memory_order_relaxed);
+    /* release: pairs with the acquire in rg_engine_worker_stats(); a
+     * reader that sees the stretch closed sees its time in idle_ns */
+    atomic_store_explicit(&w->idle_since, 0, memory_order_release);
+}
+
 #endif /* RG_ENGINE_INT_H */

@@ -41,7 +41,9 @@ static void seal(rg__worker_t *w, uint64_t epoch)
     rg__park_wake_if_sleeping(&e->flush_wake.park);
     uint64_t next = epoch + 1;
     rg_delta_t *d = &w->slots[next % e->nslots];
-    /* slot of `next` held epoch next - nslots: free once that committed */
+    /* slot of `next` held epoch next - nslots: free once that committed;
+     * waiting for it is idle time (the sink is behind, not this worker) */
+    bool waited = false;
     while (next > e->nslots &&
            /* acquire: pairs with C1; the flusher cleared the slot */
            atomic_load_explicit(&e->committed_epoch, memory_order_acquire) <
@@ -51,6 +53,10 @@ static void seal(rg__worker_t *w, uint64_t epoch)
             rg__delta_clear(d); /* nothing will be written any more */
             break;
         }
+        if (!waited) {
+            waited = true;
+            rg__worker_idle_begin(w);
+        }
         uint32_t seq = rg__park_prepare(&w->slot_wait.park);
         if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
                 next - e->nslots ||
@@ -59,6 +65,8 @@ static void seal(rg__worker_t *w, uint64_t epoch)
         else
             rg__park_commit(&w->slot_wait.park, seq);
     }
+    if (waited)
+        rg__worker_idle_end(w);
     RG_DASSERT(rg_delta_keys(d) == 0 && rg_delta_staged(d) == 0);
     w->cur = d;
     w->cur->epoch = next;

@@ -121,21 +121,6 @@ void rg__worker_process(rg__worker_t *w, rg_event_t *evs, size_t n)
     process(w, evs, n);
 }
 
-/* Ends an idle stretch (rg_engine_worker_stats): the clock is read only
- * where a stretch starts and ends, never on the busy path (which tests
- * idle_t0 once per batch popped). */
-static inline void idle_end(rg__worker_t *w)
-{
-    if (w->idle_t0 == 0)
-        return;
-    w->idle_acc += (uint64_t)(rg__now_ns() - w->idle_t0);
-    w->idle_t0 = 0;
-    /* relaxed: statistics (rg_engine_worker_stats()'s doc says what a
-     * race between the two can show) */
-    atomic_store_explicit(&w->idle_ns, w->idle_acc, memory_order_relaxed);
-    atomic_store_explicit(&w->idle_since, 0, memory_order_relaxed);
-}
-
 /* One pass over every input ring; returns how many events it took. */
 static size_t poll_once(rg__worker_t *w)
 {
@@ -182,7 +167,7 @@ static size_t poll_once(rg__worker_t *w)
             if (h > 0) {
                 memcpy(w->buf, w->held[d], sizeof(rg_event_t) * h);
                 w->held_n[d] = 0;
-                idle_end(w);
+                rg__worker_idle_end(w);
                 rg__epoch_consume(w, d, w->buf, h);
                 got += h;
                 continue;
@@ -191,7 +176,7 @@ static size_t poll_once(rg__worker_t *w)
         uint32_t n = rg_ring_pop_burst_spsc_ev(w->in[d], w->buf, max);
         if (n == 0)
             continue;
-        idle_end(w); /* before the work, which is busy time */
+        rg__worker_idle_end(w); /* before the work, which is busy time */
         /* relaxed: rg_engine_requeue() published its mail before the
          * source pushed what we just popped (its claim comes first), and
          * the pop's acquire pairs with that push's release: mail for
@@ -293,7 +278,7 @@ void *rg__worker_main(void *arg)
             got++;
         if (got > 0) {
             idle = 0;
-            idle_end(w); /* a retry's run (poll_once ends the others) */
+            rg__worker_idle_end(w); /* a retry's run (poll_once ends the others) */
             continue;
         }
         /* relaxed: see poll_once(); an idle worker also takes its mail */
@@ -310,12 +295,7 @@ void *rg__worker_main(void *arg)
                 nap_until_due(w);
             continue;
         }
-        if (w->idle_t0 == 0) {
-            w->idle_t0 = rg__now_ns();
-            /* relaxed: a statistic */
-            atomic_store_explicit(&w->idle_since, w->idle_t0,
-                                  memory_order_relaxed);
-        }
+        rg__worker_idle_begin(w);
         idle++;
         if (idle <= e->worker_spins) {
             rg__idle_step(e);

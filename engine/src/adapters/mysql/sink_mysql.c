@@ -212,6 +212,38 @@ static int exec1(MYSQL *db, const char *sql, char *errstr, size_t size)
     return rc;
 }
 
+/* Creates the failures table's index on (state, forwarded_ms) unless it
+ * is there (asked of information_schema: MySQL has no CREATE INDEX IF NOT
+ * EXISTS). table is a checked identifier. */
+static int ensure_unforwarded_index(MYSQL *db, const char *table,
+                                    char *errstr, size_t size)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM information_schema.STATISTICS "
+             "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '%s' AND "
+             "INDEX_NAME = '%s_unforwarded' LIMIT 1", table, table);
+    if (mysql_query(db, sql) != 0) {
+        seterr(errstr, size, "mysql: schema: %s (%u)", mysql_error(db),
+               mysql_errno(db));
+        return RG_EIO;
+    }
+    MYSQL_RES *res = mysql_store_result(db);
+    bool have = res != NULL && mysql_num_rows(res) > 0;
+    if (res != NULL)
+        mysql_free_result(res);
+    if (have)
+        return 0;
+    snprintf(sql, sizeof(sql), "CREATE INDEX `%s_unforwarded` ON `%s` "
+             "(state, forwarded_ms)", table, table);
+    /* another node's --init-schema may have made it since: fine */
+    if (mysql_query(db, sql) != 0 && mysql_errno(db) != ER_DUP_KEYNAME) {
+        seterr(errstr, size, "mysql: schema: %s (%u)", mysql_error(db),
+               mysql_errno(db));
+        return RG_EIO;
+    }
+    return 0;
+}
+
 static void multi_free(struct multi *m)
 {
     if (m->st)
@@ -1458,13 +1490,10 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
                 goto out;
             /* the dead letters still to forward (dlq.topic); InnoDB
              * appends the primary key to the index */
-            if (t == T_FAILURES) {
-                snprintf(sql, sizeof(sql), "CREATE INDEX IF NOT EXISTS "
-                         "`%s_unforwarded` ON `%s` (state, forwarded_ms)",
-                         s->table[t], s->table[t]);
-                if ((rc = exec1(s->db, sql, errstr, size)) != 0)
-                    goto out;
-            }
+            if (t == T_FAILURES &&
+                (rc = ensure_unforwarded_index(s->db, s->table[t], errstr,
+                                               size)) != 0)
+                goto out;
         }
     if ((rc = check_schema(s, errstr, size)) != 0 ||
         (rc = prepare_all(s, errstr, size)) != 0)

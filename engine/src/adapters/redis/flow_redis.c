@@ -596,7 +596,7 @@ static void sanitize(char *s)
         char ch = *s;
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
               (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-              ch == ':' || ch == '@' || ch == '-'))
+              ch == ':' || ch == '@' || ch == '-' || ch == '[' || ch == ']'))
             *s = '_';
     }
 }

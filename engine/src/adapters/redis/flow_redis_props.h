@@ -85,7 +85,8 @@
        "lease to the fallback rate over this long (0: at once).")           \
     XX(NODE_ID, "flow.node.id", STR, "", 0, 0, ADAPTER,                      \
        "This node's name in the group's registry (`railgun flow show`). "   \
-       "Empty: host:pid:n. Characters other than letters, digits and "      \
-       "`._:@-` become `_`.")
+       "Empty: host:pid:n, and `railgun run` appends @ and its metrics "    \
+       "listener's address (how `railgun doctor` finds it). Characters "    \
+       "other than letters, digits and `._:@-[]` become `_`.")
 
 #endif /* RG_FLOW_REDIS_PROPS_H */
