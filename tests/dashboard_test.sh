@@ -21,14 +21,10 @@ py=$(command -v python3) || { echo "dashboard_test: python3 not found" >&2; exit
 [ -x /usr/bin/chromium ] || { echo "dashboard_test: /usr/bin/chromium not found (apt-get install chromium)" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-dashboard.XXXXXX")
 pids=()
+# shellcheck source=support/stop_pids.sh
+. "$(dirname "$0")/support/stop_pids.sh"
 cleanup() {
-    # newest first, each waited for: a `railgun run` stopped after
-    # mock-kafka waits ~45 s for a group coordinator that is gone
-    local i
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${pids[i]}" 2>/dev/null
-        wait "${pids[i]}" 2>/dev/null
-    done
+    stop_pids "${pids[@]}"
     if [ -n "${KEEP:-}" ]; then
         echo "dashboard_test: kept $tmp"
     else

@@ -25,15 +25,10 @@ set -uo pipefail
 scenario=${1:?SCENARIO} rg=${2:?RAILGUN}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-doctor-run.XXXXXX")
 pids=()
+# shellcheck source=support/stop_pids.sh
+. "$(dirname "$0")/support/stop_pids.sh"
 cleanup() {
-    # newest first, each waited for: a `railgun run` stopped after
-    # mock-kafka waits ~45 s for a group coordinator that is gone
-    local i
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill -CONT "${pids[i]}" 2>/dev/null
-        kill -TERM "${pids[i]}" 2>/dev/null
-        wait "${pids[i]}" 2>/dev/null
-    done
+    stop_pids "${pids[@]}"
     rm -rf "$tmp"
 }
 trap cleanup EXIT

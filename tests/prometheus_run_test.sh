@@ -12,14 +12,10 @@ rg=${1:?RAILGUN}
 events=500000
 tmp=$(mktemp -d)
 pids=()
+# shellcheck source=support/stop_pids.sh
+. "$(dirname "$0")/support/stop_pids.sh"
 cleanup() {
-    # newest first, each waited for (a run stopped after mock-kafka waits
-    # for its gone coordinator)
-    local i
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${pids[i]}" 2>/dev/null
-        wait "${pids[i]}" 2>/dev/null
-    done
+    stop_pids "${pids[@]}"
     rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -14,14 +14,10 @@ set -uo pipefail
 rg=${1:?RAILGUN}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-run-metrics.XXXXXX")
 pids=()
+# shellcheck source=support/stop_pids.sh
+. "$(dirname "$0")/support/stop_pids.sh"
 cleanup() {
-    # newest first, each waited for: a `railgun run` stopped after
-    # mock-kafka waits ~45 s for a group coordinator that is gone
-    local i
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill -TERM "${pids[i]}" 2>/dev/null
-        wait "${pids[i]}" 2>/dev/null
-    done
+    stop_pids "${pids[@]}"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
