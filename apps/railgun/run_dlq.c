@@ -59,14 +59,10 @@ struct rg_run_dlq_s {
     size_t nlast;
     struct item *items;
     size_t nitems, cap;
-    uint32_t look_no;        /* the look's number, in each message's
-                                opaque: a late report of an earlier look
-                                is ignored */
     bool full;               /* the look reached LOOK_MAX */
     bool final_look;         /* the stop's look: cut at deadline_ms */
     int64_t deadline_ms;     /* mono_ms() */
     bool broken;             /* the look cannot go on (out of memory) */
-    uint64_t refused;        /* rows the producer refused this look */
     char *buf;               /* the value being built */
     size_t buf_size;
     char why[256];           /* the look's first delivery error */
@@ -118,10 +114,11 @@ bool rg_run_dlq_wanted(const rg_conf_t *conf)
 static void on_delivery(void *opaque, const rg_delivery_t *dr)
 {
     rg_run_dlq_t *d = opaque;
-    uintptr_t tag = (uintptr_t)dr->msg_opaque;
-    size_t i = (size_t)(tag & 0xffffffffu);
-    if ((uint32_t)(tag >> 32) != d->look_no || i >= d->nitems)
-        return; /* an earlier look's: that look left its row unmarked */
+    size_t i = (size_t)(uintptr_t)dr->msg_opaque;
+    /* a look sends only once the one before has every report (look()),
+     * so a report is this look's; past nitems: a look that sent nothing */
+    if (i >= d->nitems)
+        return;
     d->items[i].state = dr->err == 0 && dr->offset >= 0 ? 1 : -1;
     if (d->items[i].state < 0 && d->why[0] == '\0')
         snprintf(d->why, sizeof(d->why), "%s",
@@ -169,10 +166,9 @@ static void send_row(void *arg, const rg_failure_t *f)
     }
     size_t i = d->nitems++;
     d->items[i] = (struct item){f->partition, f->offset, 0};
-    uintptr_t tag = ((uintptr_t)d->look_no << 32) | i;
     int rc;
     while ((rc = rg_producer_send_bytes(d->prod, key, (size_t)kn, d->buf,
-                                        d->buf_size, (void *)tag)) ==
+                                        d->buf_size, (void *)(uintptr_t)i)) ==
                RG_EFULL &&
            !cut(d))
         rg_producer_poll(d->prod, 100);
@@ -182,7 +178,6 @@ static void send_row(void *arg, const rg_failure_t *f)
         /* this row only (too large for the topic, say): the others go
          * on; it stays unmarked and is tried again at every look */
         d->items[i].state = -1;
-        d->refused++;
         if (d->why[0] == '\0')
             snprintf(d->why, sizeof(d->why), "%" PRId32 ":%" PRId64
                      " refused: %s", f->partition, f->offset,
@@ -198,13 +193,12 @@ static void look(rg_run_dlq_t *d, const int32_t *parts, size_t n,
     char err[512], merr[512];
     /* an earlier look whose flush timed out: its messages get their
      * reports (librdkafka's message timeout) before anything is sent
-     * again, so no row is in flight twice */
+     * again, so no row is in flight twice and every report below is this
+     * look's (a wait cut by a stop sends nothing: cut() holds) */
     while (rg_producer_in_flight(d->prod) > 0 && !cut(d))
         rg_producer_poll(d->prod, 100);
-    d->look_no++;
     d->nitems = 0;
     d->full = d->broken = false;
-    d->refused = 0;
     d->why[0] = '\0';
     int rc = d->sink.scan_failures(d->sink.self, RG_FAILURE_UNFORWARDED,
                                    parts, n, send_row, d, err, sizeof(err));
@@ -213,8 +207,8 @@ static void look(rg_run_dlq_t *d, const int32_t *parts, size_t n,
         snprintf(err, sizeof(err), "out of memory");
     }
     rg_producer_flush(d->prod, wait_ms);
-    /* what is still in flight is unmarked: the next look (or run) sends
-     * it again, so nothing may wait for a report from this look */
+    /* what is still in flight stays unmarked: the next look waits for
+     * its report, then sends it again (or the next run does) */
     uint64_t delivered = 0, failed = 0;
     rg_dlq_at_t *at = d->nitems ? malloc(d->nitems * sizeof(*at)) : NULL;
     for (size_t i = 0; i < d->nitems; i++) {

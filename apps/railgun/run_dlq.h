@@ -35,9 +35,9 @@
  * every 100 ms. A look sends at most 1000 letters (a full one is followed
  * by the next at once); a letter the producer refuses (larger than the
  * topic takes) is counted as failed and skipped, the others go on. Before
- * a look sends, every message of the one before has its report (a late
- * report, tagged with an earlier look's number, is ignored), so no letter
- * is in flight twice.
+ * a look sends, every message of the one before has its report, so no
+ * letter is in flight twice and a report always belongs to the look that
+ * is running.
  *
  * Threads and data:
  *   main thread       new, start, note_held, stop, destroy
