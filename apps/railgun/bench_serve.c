@@ -48,7 +48,7 @@
 extern char **environ;
 
 struct opts {
-    uint64_t seconds, conns, videos, users, probes, seed, batch;
+    uint64_t seconds, conns, videos, users, probes, seed, batch, depth;
     double hot;
 };
 
@@ -56,15 +56,18 @@ static void usage(void)
 {
     printf("usage: railgun bench serve [--seconds S] [--connections C] "
            "[--hot SHARE]\n"
-           "                           [--batch N] [--videos N] [--users N] "
-           "[--probes N] [--json]\n"
+           "                           [--batch N] [--pipeline D] [--videos N] "
+           "[--users N]\n"
+           "                           [--probes N] [--json]\n"
            "                           -X sink=mysql -X mysql.socket=... "
            "[-X cache.redis.*]\n\n"
            "The like service on one MariaDB: likes/s accepted by railgun "
            "serve (async,\nthrough Kafka to a railgun run child) against "
            "serve.mode=sync, C connections\n(default 8) POSTing N likes "
            "each (default 1; both sides take the batch form,\nthe sync one "
-           "a transaction per like) for S seconds (default 10), a hot\n"
+           "a transaction per like), D requests in flight per\nconnection "
+           "(HTTP/1.1 pipelining, default 1), for S seconds (default 10), "
+           "a hot\n"
            "video taking SHARE of them (0.3); the sync side's lock waits; "
            "POST-to-visible\nfreshness (p50/p99 of N probes, default 50); "
            "GETs/s and p99 of counts, cache\nhits against the database "
@@ -329,6 +332,7 @@ static void run_load(rg_serve_t *s, struct load_ctx *x, bool reads,
     rg_load_t l = {.port = rg_serve_port(s),
                    .threads = (unsigned)x->o->conns,
                    .seconds = seconds,
+                   .depth = (unsigned)x->o->depth,
                    .next = reads ? next_read : next_like,
                    .done = done_status,
                    .opaque = x};
@@ -419,12 +423,13 @@ static int parse_args(rg_cli_t *cli, struct opts *o, int argc, char **argv)
 {
     static const char *const names[] = {"--seconds", "--connections",
                                         "--videos", "--users", "--probes",
-                                        "--seed", "--batch"};
+                                        "--seed", "--batch", "--pipeline"};
     uint64_t *dest[] = {&o->seconds, &o->conns, &o->videos, &o->users,
-                        &o->probes, &o->seed, &o->batch};
-    const uint64_t lo[] = {1, 1, 2, 1, 1, 0, 1};
+                        &o->probes, &o->seed, &o->batch, &o->depth};
+    const uint64_t lo[] = {1, 1, 2, 1, 1, 0, 1, 1};
     const uint64_t hi[] = {3600, 256, 100000000, 1000000000, 100000,
-                           UINT64_MAX, 1000};
+                           UINT64_MAX, 1000, 64};
+    enum { NAMES = sizeof(names) / sizeof(names[0]) };
     for (int i = 0; i < argc; i++) {
         int c = rg_cli_common(cli, argc, argv, &i);
         if (c < 0)
@@ -432,10 +437,10 @@ static int parse_args(rg_cli_t *cli, struct opts *o, int argc, char **argv)
         if (c > 0)
             continue;
         size_t k = 0;
-        while (k < 7 && !rg_cli_is(argv[i], names[k]))
+        while (k < NAMES && !rg_cli_is(argv[i], names[k]))
             k++;
         const char *v;
-        if (k < 7) {
+        if (k < NAMES) {
             if (!(v = rg_cli_value(cli, argc, argv, &i, names[k])) ||
                 rg_cli_u64(cli, names[k], v, lo[k], hi[k], dest[k]))
                 return 2;
@@ -455,7 +460,7 @@ int rg_bench_serve(int argc, char **argv)
     rg_cli_t cli = {.cmd = "bench serve", .conf = rg_likes_conf_new()};
     struct opts o = {.seconds = 10, .conns = 8, .videos = 10000,
                      .users = 1000000, .probes = 50, .seed = 1, .hot = 0.3,
-                     .batch = 1};
+                     .batch = 1, .depth = 1};
     char err[512], dir[256] = "";
     rg_conf_t *ca = NULL, *cs = NULL;
     rg_mock_t mock = {0};
@@ -626,7 +631,7 @@ int rg_bench_serve(int argc, char **argv)
     const char *fresh_via = job_cache ? "cache" : "database";
     if (cli.json) {
         printf("{\"suite\":\"serve\",\"seconds\":%" PRIu64 ",\"connections\":%"
-               PRIu64 ",\"batch\":%" PRIu64 ",\"hot_share\":%.2f,\"async_likes_per_s\":%.0f,"
+               PRIu64 ",\"batch\":%" PRIu64 ",\"pipeline\":%" PRIu64 ",\"hot_share\":%.2f,\"async_likes_per_s\":%.0f,"
                "\"async_p99_s\":%.6f,\"async_failed\":%" PRIu64
                ",\"sync_likes_per_s\":%.0f,\"sync_p99_s\":%.6f,"
                "\"sync_failed\":%" PRIu64 ",\"ratio\":%.1f,"
@@ -639,7 +644,7 @@ int rg_bench_serve(int argc, char **argv)
                "\"read_cache_p99_s\":%.6f,\"read_cache_hit_ratio\":%.3f,"
                "\"read_db_per_s\":%.0f,\"read_db_p99_s\":%.6f,"
                "\"job_keeps_cache\":%s}\n",
-               o.seconds, o.conns, batch, o.hot, wa.rate, wa.p99, wa.failed,
+               o.seconds, o.conns, batch, o.depth, o.hot, wa.rate, wa.p99, wa.failed,
                ws.rate, ws.p99, ws.failed, ratio, waits, wait_ms, dl,
                sst.sync_retries, waiting, smp.max, fresh_via, f50, f99, ra.rate, ra.p99,
                ra.ok ? (double)ra.hits / (double)ra.ok : 0, rd.rate, rd.p99,
@@ -647,8 +652,9 @@ int rg_bench_serve(int argc, char **argv)
     } else {
         char h1[16], h2[16], h3[16], h4[16];
         printf("railgun bench serve: %" PRIu64 " connections x %" PRIu64
-               " s, %" PRIu64 " like(s) per POST, video 1 takes %.0f%%\n",
-               o.conns, o.seconds, batch, o.hot * 100);
+               " s, %" PRIu64 " like(s) per POST, %" PRIu64 " request(s) "
+               "in flight per connection, video 1 takes %.0f%%\n",
+               o.conns, o.seconds, batch, o.depth, o.hot * 100);
         printf("  write async (serve -> Kafka -> run)  %s likes/s  p50 %.2f "
                "ms  p99 %.2f ms  (%" PRIu64 " failed)\n",
                rg_human(wa.rate, h1, sizeof(h1)), wa.p50 * 1e3, wa.p99 * 1e3,

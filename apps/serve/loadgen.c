@@ -32,10 +32,17 @@ void rg_hc_init(rg_hc_t *c, uint16_t port)
     c->fd = -1;
 }
 
-void rg_hc_fini(rg_hc_t *c)
+static void hang_up(rg_hc_t *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    c->fd = -1;
+    c->len = c->next = 0;
+}
+
+void rg_hc_fini(rg_hc_t *c)
+{
+    hang_up(c);
     free(c->buf);
     free(c->req);
     c->fd = -1;
@@ -74,13 +81,39 @@ static bool send_all(int fd, const char *p, size_t n)
     return true;
 }
 
-/* Reads one reply; 0, or -1 (closed, timeout, malformed). */
+/* Reads one reply; 0, or -1 (closed, timeout, malformed). Bytes past it
+ * (the next pipelined reply's) stay in the buffer for the next call. */
 static int read_reply(rg_hc_t *c)
 {
-    c->len = 0;
+    if (c->next > 0) {
+        memmove(c->buf, c->buf + c->next, c->len - c->next);
+        c->len -= c->next;
+        c->next = 0;
+        c->buf[c->len] = '\0';
+    }
     size_t head = 0, need = 0;
     bool have_head = false, closes = false;
     for (;;) {
+        if (!have_head && c->len > 0) {
+            char *sep = strstr(c->buf, "\r\n\r\n");
+            if (sep != NULL) {
+                head = (size_t)(sep - c->buf) + 4;
+                if (strncmp(c->buf, "HTTP/1.", 7) != 0)
+                    return -1;
+                c->status = atoi(c->buf + 9);
+                const char *cl = strcasestr(c->buf, "\r\nContent-Length:");
+                if (cl == NULL || cl > sep)
+                    return -1;
+                need = head + (size_t)strtoull(cl + 17, NULL, 10);
+                const char *xc = strcasestr(c->buf, "\r\nX-Cache:");
+                c->xcache[0] = '\0';
+                if (xc != NULL && xc < sep)
+                    sscanf(xc + 10, " %15[a-z]", c->xcache);
+                const char *cn = strcasestr(c->buf, "\r\nConnection: close");
+                closes = cn != NULL && cn < sep;
+                have_head = true;
+            }
+        }
         if (have_head && c->len >= need)
             break;
         if (c->len + 4096 > c->cap) {
@@ -96,32 +129,65 @@ static int read_reply(rg_hc_t *c)
             return -1;
         c->len += (size_t)k;
         c->buf[c->len] = '\0';
-        if (!have_head) {
-            char *sep = strstr(c->buf, "\r\n\r\n");
-            if (sep == NULL)
-                continue;
-            head = (size_t)(sep - c->buf) + 4;
-            if (strncmp(c->buf, "HTTP/1.", 7) != 0)
-                return -1;
-            c->status = atoi(c->buf + 9);
-            const char *cl = strcasestr(c->buf, "\r\nContent-Length:");
-            if (cl == NULL || cl > sep)
-                return -1;
-            need = head + (size_t)strtoull(cl + 17, NULL, 10);
-            const char *xc = strcasestr(c->buf, "\r\nX-Cache:");
-            c->xcache[0] = '\0';
-            if (xc != NULL && xc < sep)
-                sscanf(xc + 10, " %15[a-z]", c->xcache);
-            const char *cn = strcasestr(c->buf, "\r\nConnection: close");
-            closes = cn != NULL && cn < sep;
-            have_head = true;
-        }
     }
     c->body = c->buf + head;
     c->body_len = need - head;
+    c->next = need;
     if (closes) {
         close(c->fd);
         c->fd = -1;
+        c->len = c->next = 0;
+    }
+    return 0;
+}
+
+int rg_hc_queue(rg_hc_t *c, const char *method, const char *path,
+                const char *body, size_t len)
+{
+    size_t want = c->req_len + strlen(path) + len + 256;
+    if (want > c->req_cap) {
+        size_t nc = c->req_cap ? c->req_cap : 4096;
+        while (nc < want)
+            nc *= 2;
+        char *r = realloc(c->req, nc);
+        if (r == NULL)
+            return -1;
+        c->req = r;
+        c->req_cap = nc;
+    }
+    int n = snprintf(c->req + c->req_len, c->req_cap - c->req_len,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+                     "%zu\r\n%s\r\n", method, path, len,
+                     len ? "Content-Type: application/json\r\n" : "");
+    if (n < 0)
+        return -1;
+    c->req_len += (size_t)n;
+    if (len > 0)
+        memcpy(c->req + c->req_len, body, len);
+    c->req_len += len;
+    c->queued++;
+    return 0;
+}
+
+int rg_hc_send(rg_hc_t *c)
+{
+    size_t n = c->req_len;
+    c->req_len = 0;
+    c->queued = 0;
+    if (c->fd < 0 && dial(c) != 0)
+        return -1;
+    if (!send_all(c->fd, c->req, n)) {
+        hang_up(c);
+        return -1;
+    }
+    return 0;
+}
+
+int rg_hc_read(rg_hc_t *c)
+{
+    if (c->fd < 0 || read_reply(c) != 0) {
+        hang_up(c);
+        return -1;
     }
     return 0;
 }
@@ -129,28 +195,16 @@ static int read_reply(rg_hc_t *c)
 int rg_hc_request(rg_hc_t *c, const char *method, const char *path,
                   const char *body, size_t len)
 {
-    size_t want = strlen(path) + len + 256;
-    if (want > c->req_cap) {
-        char *r = realloc(c->req, want);
-        if (r == NULL)
-            return -1;
-        c->req = r;
-        c->req_cap = want;
-    }
-    int n = snprintf(c->req, c->req_cap, "%s %s HTTP/1.1\r\nHost: "
-                     "127.0.0.1\r\nContent-Length: %zu\r\n%s\r\n", method,
-                     path, len, len ? "Content-Type: application/json\r\n"
-                                    : "");
-    if (len > 0)
-        memcpy(c->req + n, body, len);
+    c->req_len = 0;
+    c->queued = 0;
+    if (rg_hc_queue(c, method, path, body, len) != 0)
+        return -1;
+    size_t n = c->req_len;
     for (int attempt = 0; attempt < 2; attempt++) {
         bool fresh = c->fd < 0;
-        if (fresh && dial(c) != 0)
-            return -1;
-        if (send_all(c->fd, c->req, (size_t)n + len) && read_reply(c) == 0)
+        c->req_len = n; /* rg_hc_send() consumes the queue */
+        if (rg_hc_send(c) == 0 && rg_hc_read(c) == 0)
             return 0;
-        close(c->fd);
-        c->fd = -1;
         if (fresh)
             return -1; /* a new connection failed: do not loop */
     }
@@ -201,6 +255,15 @@ struct worker {
     rg_lat_t lat;
 };
 
+static void count(struct worker *w, const rg_hc_t *c, bool replied)
+{
+    rg_load_t *l = w->l;
+    if (replied && (l->done ? l->done(l->opaque, w->t, c) : c->status < 400))
+        w->ok++;
+    else
+        w->failed++;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -210,25 +273,50 @@ static void *worker_main(void *arg)
     char path[8192];
     size_t body_cap = 1 << 20;
     char *body = malloc(body_cap);
+    unsigned depth = l->depth > 1 ? l->depth : 1;
     double end = l->seconds > 0 ? now_s() + l->seconds : 0;
-    for (uint64_t i = 0; body != NULL; i++) {
+    bool more = body != NULL;
+    for (uint64_t i = 0; more;) {
         if ((l->max_requests && i >= l->max_requests) ||
             (end > 0 && now_s() >= end))
             break;
         const char *method = "GET";
         size_t blen = 0;
-        if (!l->next(l->opaque, w->t, i, &method, path, sizeof(path), body,
-                     body_cap, &blen))
+        if (depth == 1) {
+            /* one request at a time; rg_hc_request() redials a
+             * connection the server closed while it was idle */
+            if (!l->next(l->opaque, w->t, i++, &method, path, sizeof(path),
+                         body, body_cap, &blen))
+                break;
+            double t0 = now_s();
+            int rc = rg_hc_request(&c, method, path, body, blen);
+            rg_lat_add(&w->lat, now_s() - t0);
+            count(w, &c, rc == 0);
+            continue;
+        }
+        /* HTTP/1.1 pipelining: `depth` requests written at once, then
+         * their replies in order; each is still its own request */
+        unsigned n = 0;
+        while (n < depth && !(l->max_requests && i >= l->max_requests)) {
+            if (!l->next(l->opaque, w->t, i, &method, path, sizeof(path),
+                         body, body_cap, &blen) ||
+                rg_hc_queue(&c, method, path, body, blen) != 0) {
+                more = false;
+                break;
+            }
+            n++, i++;
+        }
+        if (n == 0)
             break;
         double t0 = now_s();
-        int rc = rg_hc_request(&c, method, path, body, blen);
-        rg_lat_add(&w->lat, now_s() - t0);
-        bool good = rc == 0 && (l->done ? l->done(l->opaque, w->t, &c)
-                                        : c.status < 400);
-        if (good)
-            w->ok++;
-        else
-            w->failed++;
+        unsigned got = 0;
+        if (rg_hc_send(&c) == 0)
+            for (; got < n && rg_hc_read(&c) == 0; got++) {
+                rg_lat_add(&w->lat, now_s() - t0);
+                count(w, &c, true);
+            }
+        for (; got < n; got++)
+            count(w, &c, false); /* the connection failed under them */
     }
     free(body);
     rg_hc_fini(&c);

@@ -27,8 +27,10 @@ typedef struct rg_hc_s {
     int fd;
     char *buf;          /* reply bytes */
     size_t cap, len;
-    char *req;          /* request scratch */
-    size_t req_cap;
+    size_t next;        /* where the next pipelined reply starts in buf */
+    char *req;          /* queued request bytes (rg_hc_queue) */
+    size_t req_cap, req_len;
+    unsigned queued;    /* requests in req */
     /* the last reply */
     int status;
     const char *body;
@@ -47,6 +49,19 @@ void rg_hc_fini(rg_hc_t *c);
  */
 int rg_hc_request(rg_hc_t *c, const char *method, const char *path,
                   const char *body, size_t len);
+
+/*
+ * Pipelining (HTTP/1.1): rg_hc_queue() appends a request to the
+ * connection's queue, rg_hc_send() writes the queue at once (dialing when
+ * not connected), rg_hc_read() reads the next reply in order (status and
+ * body set as rg_hc_request() sets them; the body is not NUL-terminated
+ * when a later reply follows it). Each returns 0 or -1; a failure closes
+ * the connection, and the replies not read are lost with it.
+ */
+int rg_hc_queue(rg_hc_t *c, const char *method, const char *path,
+                const char *body, size_t len);
+int rg_hc_send(rg_hc_t *c);
+int rg_hc_read(rg_hc_t *c);
 
 /* Latency histogram: log buckets, 1 us .. 100 s. */
 #define RG_LAT_BUCKETS 256
@@ -71,6 +86,8 @@ typedef struct rg_load_s {
     unsigned threads;
     double seconds;          /* stop after this long (0: no limit) */
     uint64_t max_requests;   /* per thread (0: no limit) */
+    unsigned depth;          /* requests in flight per connection
+                              * (pipelined; 0 or 1: one at a time) */
     bool (*next)(void *opaque, unsigned t, uint64_t i, const char **method,
                  char *path, size_t path_size, char *body,
                  size_t body_size, size_t *body_len);
