@@ -292,6 +292,8 @@ int main(int argc, char **argv)
                                  RGB_PIPE_RAILGUN_SCRAPED_10HZ)->UseRealTime();
     benchmark::RegisterBenchmark("pipeline/railgun_flow_limited", pipeline,
                                  RGB_PIPE_RAILGUN_FLOW)->UseRealTime();
+    benchmark::RegisterBenchmark("pipeline/railgun_hotkey", pipeline,
+                                 RGB_PIPE_RAILGUN_HOTKEY)->UseRealTime();
     benchmark::RegisterBenchmark("merge/railgun", merge, RGB_MERGE_RAILGUN)
         ->UseRealTime();
     benchmark::RegisterBenchmark("merge/urcu_lfht", merge, RGB_MERGE_URCU_LFHT)

@@ -45,6 +45,9 @@ enum rgb_pipe_impl {
     RGB_PIPE_RAILGUN_FLOW,  /* RAILGUN with flow control on, at a rate
                                (1e10/s) that never binds: what the token
                                bucket's per-burst take costs */
+    RGB_PIPE_RAILGUN_HOTKEY, /* RAILGUN with hotkey.enable=true: what the
+                                per-event sketch update and the per-call
+                                tick cost on the ingest path */
 };
 
 typedef struct rgb_pipe rgb_pipe;

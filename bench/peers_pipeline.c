@@ -92,9 +92,10 @@ rgb_pipe *rgb_pipe_open(int impl, const uint64_t *keys, size_t nkeys,
     memset(p, 0, sizeof(*p));
     bool scraped = impl == RGB_PIPE_RAILGUN_SCRAPED_10HZ;
     bool limited = impl == RGB_PIPE_RAILGUN_FLOW;
-    if (scraped || limited)
+    bool hot = impl == RGB_PIPE_RAILGUN_HOTKEY;
+    if (scraped || limited || hot)
         impl = RGB_PIPE_RAILGUN; /* the same pipeline, plus a scraper or
-                                    a token bucket */
+                                    a token bucket, or a hot-key sketch */
     p->impl = impl;
     p->keys = keys;
     p->nkeys = nkeys;
@@ -115,6 +116,8 @@ rgb_pipe *rgb_pipe_open(int impl, const uint64_t *keys, size_t nkeys,
             rg_conf_set(conf, "workers.cpus", cpu, err, sizeof(err)) != 0 ||
             (limited && rg_conf_set(conf, "flow.rate.events.per.s",
                                     "10000000000", err, sizeof(err)) != 0) ||
+            (hot && rg_conf_set(conf, "hotkey.enable", "true", err,
+                                sizeof(err)) != 0) ||
             (p->e = rg_engine_new(conf, &proc, err, sizeof(err))) == NULL) {
             fprintf(stderr, "railgun-bench: %s\n", err);
             abort();

@@ -21,7 +21,8 @@ the seconds between them, and /doctor.json) against the JSON itself:
     events/s, 1250 per worker, busy 0.3 or 0.95) within 15%, and its
     constant gauges equal what is fetched here;
   - real: every metric family named in NOTES-metrics.md is served but
-    those NOT_SERVED lists with the reason (and none of those is).
+    those NOT_SERVED lists with the reason (and none of those is), and
+    the hot video 1 has its hot-key row.
 Exit 0, or 1 after listing every mismatch.
 """
 import json
@@ -59,8 +60,6 @@ NOT_SERVED = {
     "railgun_cache_updates_skipped_total": "only with the read cache "
         "(cache.redis.*)",
     "railgun_lane_events_total": "hot lanes are not built (issue 13)",
-    "railgun_hot_key_share_ratio": "hot-key detection is not wired into "
-        "the engine (issue 13)",
     "railgun_producer_fallback_active": "the producer's fallback lives in "
         "producers (railgun serve), not in railgun run (issue 16)",
     "railgun_producer_spooled_events": "the same",
@@ -338,6 +337,10 @@ def main():
         extra = [n for n in NOT_SERVED if n in now]
         if extra:
             bad("served now, drop them from NOT_SERVED: %s" % " ".join(extra))
+        # the run's video 1 takes half the load: hot, with its row
+        if not any(k == "hot_key:1" for k in byk):
+            bad("no row for the hot video 1 (hot keys served: %s)" %
+                [x["labels"]["key"] for x in series(now, "railgun_hot_key_share_ratio")])
 
     if errors:
         for x in errors:

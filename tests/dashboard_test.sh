@@ -10,7 +10,8 @@
 # the screenshot.
 #   fake: against tests/support/fake_exporter (clocked metrics: the
 #         rendered rates must match its rates), healthy then broken.
-#   run:  against a `railgun run` (mock-kafka, 20k likes produced, SQLite),
+#   run:  against a `railgun run` (mock-kafka, 20k likes produced, SQLite,
+#         hot-key detection on, one video taking half the paced load),
 #         with -X metrics.listen: needs the engine's metrics wiring
 #         (NOTES-ctl.md lists what it reads).
 # Screenshots go to the test's temp dir, removed after unless KEEP=1 is
@@ -99,7 +100,8 @@ run)
     done
     [ -n "$port" ] || fail "no free port"
     "$bin" run -X "kafka.bootstrap.servers=$servers" -X "sqlite.path=$tmp/likes.db" \
-        -X "metrics.listen=127.0.0.1:$port" --init-schema 2>"$tmp/run.err" &
+        -X "metrics.listen=127.0.0.1:$port" --init-schema \
+        -X hotkey.enable=true -X hotkey.min.events=100 2>"$tmp/run.err" &
     pids+=($!)
     ok=no
     for _ in $(seq 1 200); do
@@ -109,9 +111,10 @@ run)
     done
     [ $ok = yes ] || fail "railgun run never ready on :$port: $(tail -5 "$tmp/run.err")"
     # likes keep coming while the page reads (2000/s for 60 s): the rates
-    # it shows are not 0, so the tampered throughput below is caught
+    # it shows are not 0, so the tampered throughput below is caught;
+    # video 1 takes half of them, so the hot-key table has its row
     awk 'BEGIN { srand(5); for (t = 0; t < 600; t++) {
-        for (i = 0; i < 200; i++) { v = 1 + int(rand() * 5000)
+        for (i = 0; i < 200; i++) { v = rand() < 0.5 ? 1 : 1 + int(rand() * 5000)
             printf "%d\t{\"video_id\": %d, \"user_id\": %d, \"state\": 1}\n", v, v, 1 + int(rand() * 100000) }
         fflush(); system("sleep 0.1") } }' |
         "$bin" produce --stdin -X "kafka.bootstrap.servers=$servers" >"$tmp/load.out" 2>&1 &

@@ -6,6 +6,8 @@
 #   - `promtool check metrics` accepts /metrics with no complaint
 #   - processed and consumed totals equal the events produced, the lag of
 #     every partition comes back to 0, /stats.json says the same
+#   - with hotkey.enable, the hot video (--hot-share 0.5) is the one hot
+#     key in railgun_hot_key_share_ratio, /stats.json and the stats line
 #   - an explicit metrics.listen that is taken refuses to start: exit 2,
 #     one line naming the property
 #   - the default address taken: a loud warning naming it and the
@@ -35,13 +37,15 @@ servers=$(cat "$tmp/servers")
 [ -n "$servers" ] || fail "mock-kafka: $(cat "$tmp/mk.err")"
 kafka=(-X "kafka.bootstrap.servers=$servers")
 events=3000
-"$rg" produce --events $events --seed 9 "${kafka[@]}" >"$tmp/produce" 2>&1 ||
+"$rg" produce --events $events --seed 9 --hot-share 0.5 "${kafka[@]}" >"$tmp/produce" 2>&1 ||
     fail "produce: $(cat "$tmp/produce")"
 
 port=$(free_port) || fail "no free port"
 url=http://127.0.0.1:$port
 "$rg" run "${kafka[@]}" -X "sqlite.path=$tmp/a.db" -X group.id=metrics-a \
-    -X "metrics.listen=127.0.0.1:$port" --init-schema 2>"$tmp/a.err" &
+    -X "metrics.listen=127.0.0.1:$port" --init-schema \
+    -X hotkey.enable=true -X hotkey.min.events=100 -X hotkey.cool.ms=600000 \
+    2>"$tmp/a.err" &
 pid_a=$!
 pids+=($pid_a)
 ok=no
@@ -87,6 +91,20 @@ awk '
     END {exit !(t > 0 && c == t && r == t && rows > 0 && nb == 2 && busy > 0 &&
                 busy < 60 && nf == 2 && !bad)}' "$tmp/m.txt" ||
     fail "worker load or transaction histograms: $(grep -E '^railgun_(epoch_transaction|epoch_rows|worker_busy|worker_ring)' "$tmp/m.txt" | grep -v _bucket)"
+# the hot video, and only it, is hot: judged at a slice end after its
+# events (an idle dispatcher is judged at each epoch), cooled only after
+# hotkey.cool.ms; its share of the window is about 0.5
+hot=no
+for _ in $(seq 1 100); do
+    curl -fs "$url/metrics" >"$tmp/m.txt" || fail "GET /metrics"
+    grep -q '^railgun_hot_keys 1$' "$tmp/m.txt" && { hot=yes; break; }
+    sleep 0.1
+done
+[ $hot = yes ] || fail "no hot key: $(grep '^railgun_hot' "$tmp/m.txt")"
+awk '/^railgun_hot_key_share_ratio[{]/ {n++; if ($1 == "railgun_hot_key_share_ratio{key=\"1\"}" && $2 > 0.4 && $2 < 0.6) ok = 1}
+     /^railgun_hot_key_changes_total[{]direction="hot"[}]/ {h = $2}
+     END {exit !(n == 1 && ok && h >= 1)}' "$tmp/m.txt" ||
+    fail "hot key series: $(grep '^railgun_hot' "$tmp/m.txt")"
 out=$(promtool check metrics <"$tmp/m.txt" 2>&1) || fail "promtool check metrics: $out"
 [ -z "$out" ] || fail "promtool complained: $out"
 
@@ -94,6 +112,12 @@ curl -fs "$url/stats.json" >"$tmp/s.json" || fail "GET /stats.json"
 jq -e --argjson n $events '.railgun_events_processed_total.series[0].value == $n and
     ([.railgun_partition_lag.series[].value] | length == 4 and add == 0)' \
     "$tmp/s.json" >/dev/null || fail "/stats.json: $(head -c 400 "$tmp/s.json")"
+jq -e '.railgun_hot_keys.series[0].value == 1' "$tmp/s.json" >/dev/null ||
+    fail "/stats.json hot keys: $(jq -c .railgun_hot_keys "$tmp/s.json")"
+kill -USR1 $pid_a
+for _ in $(seq 1 50); do grep -q 'hot keys 1 ' "$tmp/a.err" && break; sleep 0.1; done
+grep -q 'hot keys 1 (1 turned hot, 0 cold): key 1 ' "$tmp/a.err" ||
+    fail "stats line without the hot key: $(grep 'railgun run:' "$tmp/a.err" | tail -1)"
 curl -fs "$url/doctor.json" | jq -e '.version == 1 and (.nodes | length == 1)' \
     >/dev/null || fail "/doctor.json"
 # into a file first: grep -q stops reading at the match, and under

@@ -79,7 +79,8 @@ static void usage(void)
     printf(
         "usage: railgun demo [--source kafka|memory] [--events N] "
         "[--videos V]\n"
-        "                    [--users U] [--zipf S] [--seed N]\n"
+        "                    [--users U] [--zipf S] [--hot-share S] "
+        "[--seed N]\n"
         "                    [--partitions P] [--workers W] "
         "[--dispatchers D]\n"
         "                    [--db FILE] [--crash-at N[:before|:after]]\n"
@@ -87,7 +88,8 @@ static void usage(void)
         "[--json]\n"
         "                    [--fail-ratio R] [--poison N]\n"
         "                    [--config FILE] [-X name=value]\n\n"
-        "Generates N like/unlike events (Zipf(S) over V videos, U users),\n"
+        "Generates N like/unlike events (Zipf(S) over V videos, U users;\n"
+        "--hot-share S gives video 1 a share S first),\n"
         "produces them into an in-process mock Kafka cluster (3 brokers,\n"
         "P partitions) with the producer SDK and consumes them with the\n"
         "Kafka source (--source memory: pushes them straight into the\n"
@@ -112,7 +114,9 @@ static void usage(void)
         "likes.fault.fail.attempts attempts, so some use the delayed retry\n"
         "queue); --poison N makes N events fail for good. The check then\n"
         "also wants exactly the N poisoned events in the dead-letter queue\n"
-        "and the delayed queue empty (docs/OPERATIONS.md, Failures).\n");
+        "and the delayed queue empty (docs/OPERATIONS.md, Failures).\n\n"
+        "The report shows each worker's share of the work and, with\n"
+        "-X hotkey.enable=true, the hot keys the dispatchers detected.\n");
 }
 
 static int parse_crash(rg_cli_t *cli, const char *v, struct demo *dm)
@@ -621,6 +625,21 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                          ? (double)dm->todo / (double)fs->transactions : 0;
     uint64_t rows = fs->merged_rows + fs->staged_rows;
     double row_cut = rows ? 2.0 * (double)dm->todo / (double)rows : 0;
+    /* the work per worker: a hot key shows as one worker's share */
+    double mx = 0, tot = 0;
+    char ws[400] = "";
+    size_t k = 0;
+    for (unsigned w = 0; w < pl->workers; w++)
+        tot += (double)rg_engine_worker_processed(pl->engine, w);
+    for (unsigned w = 0; w < pl->workers && tot > 0 && k < sizeof(ws); w++) {
+        double sh = (double)rg_engine_worker_processed(pl->engine, w) / tot;
+        mx = sh > mx ? sh : mx;
+        k += (size_t)snprintf(ws + k, sizeof(ws) - k, "%s%.1f%%",
+                              w ? " " : "", 100 * sh);
+    }
+    rg_hotkey_stats_t hs;
+    rg_hot_key_t hk[3];
+    size_t nh = rg_engine_hot_keys(pl->engine, &hs, hk, 3);
     if (cli->json) {
         printf("{\"source\":\"%s\",\"sink\":\"%s\",\"events\":%" PRIu64
                ",\"resumed_after\":%" PRIu64 ",\"videos\":%" PRIu64
@@ -649,6 +668,12 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                row_cut, fs->retries, r->st.undecodable, r->rs.retried,
                r->rs.delayed, r->rs.requeued, r->rs.recovered, r->rs.dead_lettered,
                r->dead_rows, r->delayed_rows, bad ? "MISMATCH" : "exact");
+        printf(",\"hot_share\":%g,\"imbalance\":%.3f,\"hot_keys_now\":%u,"
+               "\"hot_turned\":%" PRIu64, dm->spec.hot, mx * pl->workers,
+               hs.nhot, hs.turned_hot);
+        if (nh > 0)
+            printf(",\"hottest_key\":%" PRIu64 ",\"hottest_share\":%.4f",
+                   hk[0].key, hk[0].share);
         if (bad) {
             printf(",\"mismatch\":\"");
             for (const char *p = r->why; *p; p++)
@@ -662,9 +687,14 @@ static void report(rg_cli_t *cli, const struct demo *dm,
     printf("railgun demo: %s -> likes -> %u worker(s) -> %s%s%s\n",
            dm->kafka ? "kafka (mock cluster, 3 brokers)" : "memory",
            pl->workers, kind, dm->db ? " " : "", dm->db ? dm->db : "");
-    printf("  events        %" PRIu64 " (%" PRIu64 " videos, zipf %.2f, "
+    char hot[48] = "";
+    if (dm->spec.hot > 0)
+        snprintf(hot, sizeof(hot), ", video 1 takes %.0f%%",
+                 100 * dm->spec.hot);
+    printf("  events        %" PRIu64 " (%" PRIu64 " videos, zipf %.2f%s, "
            "%" PRIu64 " users, seed %" PRIu64 ")\n", dm->s.n,
-           dm->spec.videos, dm->spec.zipf, dm->spec.users, dm->spec.seed);
+           dm->spec.videos, dm->spec.zipf, hot, dm->spec.users,
+           dm->spec.seed);
     if (dm->skipped)
         printf("  resumed       %" PRIu64 " events already stored, "
                "%" PRIu64 " to go\n", dm->skipped, dm->todo);
@@ -709,6 +739,18 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                r->rs.dead_lettered,
                r->dlq_table ? "in the failures table" : "reported",
                r->dead_rows, dm->spec.poison);
+    if (tot > 0)
+        printf("  workers       %s of the events (busiest / mean %.2f)\n",
+               ws, mx * pl->workers);
+    if (hs.enabled) {
+        printf("  hot keys      %u now (%" PRIu64 " turned hot, %" PRIu64
+               " cooled)", hs.nhot, hs.turned_hot, hs.turned_cold);
+        for (size_t i = 0; i < nh; i++)
+            printf("%s video %" PRIu64 " %.1f%% of the window, hot %.1f s",
+                   i ? "," : ":", hk[i].key, 100 * hk[i].share,
+                   (double)hk[i].hot_ms / 1e3);
+        printf("\n");
+    }
     printf("  database      %" PRIu64 " count rows, %" PRIu64 " action "
            "rows\n", r->count_rows, r->action_rows);
     if (bad)

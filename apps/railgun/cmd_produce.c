@@ -20,7 +20,8 @@ static void usage(void)
 {
     printf("usage: railgun produce [--events N] [--videos V] [--users U] "
            "[--zipf S]\n"
-           "                       [--seed N] [--partitions P] "
+           "                       [--hot-share S] [--seed N] "
+           "[--partitions P] "
            "[--format json|binary]\n"
            "                       [--stdin] [--json]\n"
            "                       [--config FILE] [-X name=value]\n\n"

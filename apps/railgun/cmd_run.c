@@ -232,6 +232,36 @@ static void print_stats(struct runner *r, const char *when)
                      ds.last_error[0] ? ")" : "");
         }
     }
+    /* hot keys (hotkey.enable): the hottest few, share and since when */
+    char hot[400] = "";
+    rg_hotkey_stats_t hs;
+    rg_hot_key_t hk[3];
+    size_t nh = rg_engine_hot_keys(r->pl.engine, &hs, hk, 3);
+    if (hs.enabled) {
+        size_t k = (size_t)snprintf(hot, sizeof(hot), r->json
+                                    ? ",\"hot_keys\":["
+                                    : ", hot keys %u (%" PRIu64 " turned hot, %"
+                                      PRIu64 " cold)", hs.nhot,
+                                    hs.turned_hot, hs.turned_cold);
+        for (size_t i = 0; i < nh && k < sizeof(hot); i++) {
+            const char *sep = i ? (r->json ? "," : ", ")
+                                : (r->json ? "" : ": ");
+            if (r->json)
+                k += (size_t)snprintf(hot + k, sizeof(hot) - k, "%s{\"key\":%"
+                                      PRIu64 ",\"share\":%.4f,\"hot_ms\":%"
+                                      PRIu64 "}", sep, hk[i].key,
+                                      hk[i].share, hk[i].hot_ms);
+            else
+                k += (size_t)snprintf(hot + k, sizeof(hot) - k, "%skey %"
+                                      PRIu64 " %.1f%% for %.1f s", sep,
+                                      hk[i].key, 100 * hk[i].share,
+                                      (double)hk[i].hot_ms / 1e3);
+        }
+        if (r->json && k < sizeof(hot))
+            snprintf(hot + k, sizeof(hot) - k, "],\"hot_keys_now\":%u,"
+                     "\"hot_turned\":%" PRIu64 ",\"hot_cooled\":%" PRIu64,
+                     hs.nhot, hs.turned_hot, hs.turned_cold);
+    }
     if (r->json) {
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64
                 ",\"processed\":%" PRIu64 ",\"in_flight\":%" PRIu64
@@ -241,12 +271,12 @@ static void print_stats(struct runner *r, const char *when)
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
-                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s%s%s}\n", when,
+                ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s%s%s%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
                 st.rejected, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
                 ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, fc,
-                ad, lease, cs, fails, dlq);
+                ad, lease, cs, fails, dlq, hot);
         return;
     }
     char sink[700] = "", kafka[400] = "";
@@ -261,12 +291,12 @@ static void print_stats(struct runner *r, const char *when)
             "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
-            ", paused %s (%" PRIu64 " times)%s%s%s%s%s%s\n", when, ks.consumed,
+            ", paused %s (%" PRIu64 " times)%s%s%s%s%s%s%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
             rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
             kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, ad,
-            lease, cs, fails, dlq);
+            lease, cs, fails, dlq, hot);
 }
 
 /* Signal thread: SIGTERM, SIGINT and SIGHUP stop gracefully; a second one

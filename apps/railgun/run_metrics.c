@@ -44,6 +44,7 @@ enum {
     F_RETRIED, F_DELAYED, F_DEAD, F_WAITING, F_RECOVERED,
     F_DLQ_FORWARDED, F_DLQ_FAILED, F_DLQ_PENDING,
     F_W_BUSY, F_W_PARKS, F_W_RING, F_TXN_SECONDS, F_TXN_ROWS,
+    F_HOT_SHARE, F_HOT_KEYS, F_HOT_CHANGES,
     F__COUNT
 };
 
@@ -53,6 +54,11 @@ static const char *const l_d[] = {"dispatcher"};
 static const char *const l_comp[] = {"component"};
 static const char *const l_reason[] = {"reason"};
 static const char *const l_class[] = {"class"};
+static const char *const l_key[] = {"key"};
+static const char *const l_dir[] = {"direction"};
+
+/* hot keys exported by share: the top few (a bounded label set) */
+#define HOT_TOP 10
 
 /* max 0: per-partition families, capped at ack.max.partitions */
 static const struct fam {
@@ -64,6 +70,7 @@ static const struct fam {
     bool flow;  /* only with the lease client */
     bool adapt; /* only with flow.sink.latency.target.ms */
     bool dlq;   /* only with dlq.topic */
+    bool hot;   /* only with hotkey.enable */
 } fams[F__COUNT] = {
     [F_CONSUMED] = {RG_METRIC_COUNTER, "events_consumed", NULL,
         "Messages the Kafka source handed to the engine.", NULL, 0, 1, 0},
@@ -213,6 +220,17 @@ static const struct fam {
     [F_DLQ_PENDING] = {RG_METRIC_GAUGE, "dlq_forward_pending", NULL,
         "Dead letters of the held partitions not forwarded after the last "
         "look.", NULL, 0, 1, 0, 0, 0, 1},
+    /* hot-key detection (rg_engine_hot_keys()) */
+    [F_HOT_SHARE] = {RG_METRIC_GAUGE, "hot_key_share", "ratio",
+        "The hottest keys' share of the window's events (the top 10 of "
+        "the hot ones; the key is the routing key, the video for likes).",
+        l_key, 1, HOT_TOP, 0, 0, 0, 0, 1},
+    [F_HOT_KEYS] = {RG_METRIC_GAUGE, "hot_keys", NULL,
+        "Keys hot now (hotkey.share of a dispatcher's window).", NULL, 0, 1,
+        0, 0, 0, 0, 1},
+    [F_HOT_CHANGES] = {RG_METRIC_COUNTER, "hot_key_changes", NULL,
+        "Keys that turned hot and that cooled again, so far.", l_dir, 1, 2,
+        0, 0, 0, 0, 1},
 };
 
 struct rg_run_metrics_s {
@@ -220,6 +238,7 @@ struct rg_run_metrics_s {
     rg_cache_job_t *cache;
     rg_flow_redis_t *flow;       /* the lease client, or NULL */
     rg_run_dlq_t *dlq;           /* the dlq.topic forwarder, or NULL */
+    bool hot;                    /* hotkey.enable */
     int64_t target_ms;           /* flow.sink.latency.target.ms, 0: off */
     const rg_conf_t *conf;
     const char *topic;
@@ -395,6 +414,23 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
         rg_metrics_collect_u64(s, f[F_DLQ_PENDING], NULL, ds.pending);
     }
 
+    if (rm->hot) {
+        rg_hotkey_stats_t hs;
+        rg_hot_key_t hk[HOT_TOP];
+        size_t n = rg_engine_hot_keys(e, &hs, hk, HOT_TOP);
+        for (size_t i = 0; i < n; i++) {
+            char id[24];
+            snprintf(id, sizeof(id), "%" PRIu64, hk[i].key);
+            rg_metrics_collect_f64(s, f[F_HOT_SHARE], (const char *[]){id},
+                                   hk[i].share);
+        }
+        rg_metrics_collect_u64(s, f[F_HOT_KEYS], NULL, hs.nhot);
+        rg_metrics_collect_u64(s, f[F_HOT_CHANGES], (const char *[]){"hot"},
+                               hs.turned_hot);
+        rg_metrics_collect_u64(s, f[F_HOT_CHANGES], (const char *[]){"cold"},
+                               hs.turned_cold);
+    }
+
     if (rm->cache != NULL) {
         rg_cache_job_stats_t c;
         rg_cache_job_stats(rm->cache, &c);
@@ -463,7 +499,8 @@ static int add_families(rg_run_metrics_t *rm, unsigned max_parts,
         const struct fam *d = &fams[i];
         if ((d->cache && rm->cache == NULL) ||
             (d->flow && rm->flow == NULL) ||
-            (d->adapt && rm->target_ms <= 0) || (d->dlq && rm->dlq == NULL))
+            (d->adapt && rm->target_ms <= 0) || (d->dlq && rm->dlq == NULL) ||
+            (d->hot && !rm->hot))
             continue;
         rg_metric_desc_t desc = {
             .kind = d->kind, .name = d->name, .unit = d->unit,
@@ -557,6 +594,7 @@ int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
     rm->cache = cache;
     rm->flow = flow;
     rm->dlq = dlq;
+    rm->hot = rg_conf_get_int(rg_engine_conf(pl->engine), "hotkey.enable") != 0;
     rm->conf = conf;
     rm->target_ms = rg_conf_get_int(rg_engine_conf(pl->engine),
                                     "flow.sink.latency.target.ms");

@@ -38,6 +38,18 @@ int rg_stream_option(rg_cli_t *cli, rg_stream_spec_t *spec, int argc,
         spec->binary = strcmp(v, "binary") == 0;
         return 1;
     }
+    if (rg_cli_is(a, "--hot-share")) {
+        v = rg_cli_value(cli, argc, argv, i, "--hot-share");
+        if (v == NULL || rg_cli_double(cli, "--hot-share", v, 0, 1,
+                                       &spec->hot) != 0)
+            return -1;
+        if (spec->hot >= 1) {
+            rg_cli_fail(cli, "--hot-share: %s: below 1 (the other videos "
+                        "need some events)", v);
+            return -1;
+        }
+        return 1;
+    }
     if (rg_cli_is(a, "--zipf")) {
         v = rg_cli_value(cli, argc, argv, i, "--zipf");
         return v && rg_cli_double(cli, "--zipf", v, 0, 10, &spec->zipf) == 0
@@ -107,7 +119,12 @@ int rg_stream_generate(rg_stream_t *s, const rg_stream_spec_t *spec)
     rg_rng_seed(&rng, spec->seed);
     rg_zipf_init(&zipf, spec->videos, spec->zipf);
     for (uint64_t i = 0; i < n; i++) {
-        int64_t v = (int64_t)rg_zipf_next(&zipf, &rng);
+        /* the hot video's draw only with --hot-share, so that every
+         * other stream stays what it was */
+        int64_t v = spec->hot > 0 && (double)rg_rng_below(&rng, 1u << 30) <
+                                         spec->hot * (double)(1u << 30)
+                        ? 1
+                        : (int64_t)rg_zipf_next(&zipf, &rng);
         int64_t u = 1 + (int64_t)rg_rng_below(&rng, spec->users);
         /* 2 in 3 events are likes, so unlikes find likes to undo */
         uint8_t st = rg_rng_below(&rng, 3) != 0;

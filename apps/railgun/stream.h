@@ -4,7 +4,8 @@
  * it.
  *
  * A stream is a function of its spec: like/unlike events, Zipf(zipf)
- * over `videos` videos, uniform over `users` users, 2 in 3 of them likes,
+ * over `videos` videos (with --hot-share S, video 1 takes a share S
+ * first and the Zipf draw the rest), uniform over `users` users, 2 in 3 of them likes,
  * from an RNG seeded with `seed`. Event i has a fixed place: partition
  * hash(video) % partitions, offsets counting up per partition in stream
  * order, timestamp RG_STREAM_BASE_TS + i. So `railgun produce` with the
@@ -34,6 +35,8 @@
 typedef struct rg_stream_spec_s {
     uint64_t events, videos, users, seed;
     double zipf;
+    double hot;   /* --hot-share: video 1 takes this share of the events
+                     (drawn first; 0: the Zipf draw alone) */
     unsigned partitions;
     bool binary;  /* values in the compact binary form (like_codec.h) */
     uint64_t poison; /* `railgun demo --poison N`: N events the likes job
@@ -76,7 +79,8 @@ typedef struct rg_stream_s {
 
 /*
  * Consumes a stream option at argv[*i] (--events N, --videos V, --users
- * U, --zipf S, --seed N, --partitions P, --format json|binary; `--opt=V`
+ * U, --zipf S, --hot-share S, --seed N, --partitions P, --format
+ * json|binary; `--opt=V`
  * too) into spec,
  * advancing *i past its value. 1 when consumed, 0 when not one of them,
  * -1 after printing the error (rg_cli_fail()).

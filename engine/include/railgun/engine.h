@@ -452,6 +452,41 @@ typedef struct rg_worker_stats_s {
 RG_EXPORT int rg_engine_worker_stats(const rg_engine_t *e, unsigned w,
                                      rg_worker_stats_t *out);
 
+/* ---- hot keys (hotkey.*) --------------------------------------------- */
+
+/* One hot key, merged over the dispatchers that report it hot. */
+typedef struct rg_hot_key_s {
+    uint64_t key;        /* the routing key (rg_event_t.key after unpack) */
+    uint64_t events;     /* its events in the window, summed over those
+                            dispatchers (a lower bound: exact for a key
+                            the sketch tracked all window) */
+    double share;        /* events / rg_hotkey_stats_t.window_events */
+    uint64_t hot_ms;     /* how long it has been hot (on the dispatcher
+                            where it turned hot first) */
+} rg_hot_key_t;
+
+typedef struct rg_hotkey_stats_s {
+    bool enabled;            /* hotkey.enable */
+    uint64_t window_events;  /* the window's events, all dispatchers */
+    uint64_t turned_hot;     /* changes to hot so far, all dispatchers */
+    uint64_t turned_cold;    /* changes to cold so far */
+    uint32_t nhot;           /* distinct hot keys now (may exceed max) */
+    uint64_t age_ms;         /* since the oldest of the dispatchers' last
+                                judgements (each judges every window/4
+                                while it is fed or, in epoch mode, idle) */
+} rg_hotkey_stats_t;
+
+/*
+ * The hot keys as the dispatchers' sketches judged them at their last
+ * slice end: *st (when not NULL) and up to max keys, hottest first.
+ * Returns how many were copied; 0 with st->enabled false when
+ * hotkey.enable is false. Detection only: a hot key's events still go to
+ * the worker its key hashes to. Any thread, while the engine lives; it
+ * allocates a scratch copy and never blocks an ingest thread.
+ */
+RG_EXPORT size_t rg_engine_hot_keys(rg_engine_t *e, rg_hotkey_stats_t *st,
+                                    rg_hot_key_t *keys, size_t max);
+
 /* The engine's configuration (read-only, owned by e). */
 RG_EXPORT const rg_conf_t *rg_engine_conf(const rg_engine_t *e);
 

@@ -167,7 +167,47 @@
     XX(RETRY_PAYLOAD_MAX_BYTES, "retry.payload.max.bytes", INT, "1024", 0,   \
        1048576, NULL,                                                        \
        "Most payload bytes a failure row keeps (the event's payload, or "   \
-       "the raw message of a dead letter that did not decode).")
+       "the raw message of a dead letter that did not decode).")             \
+    XX(HOTKEY_ENABLE, "hotkey.enable", BOOL, "false", 0, 1, NULL,            \
+       "Detect hot keys on every dispatcher: each event's routing key "     \
+       "goes into the dispatcher's top-k sketch (about 15-20 ns), and the " \
+       "hot keys, their share and since when are in the stats and "         \
+       "metrics. False: the dispatcher never calls the sketch.")             \
+    XX(HOTKEY_WINDOW_MS, "hotkey.window.ms", INT, "1000", 4, 3600000, NULL,  \
+       "The window a key's share is measured over. It slides in 4 slices; " \
+       "keys are judged at each slice end, so a key whose share passes "    \
+       "hotkey.share is reported within window/4, one jumping from "        \
+       "nothing to a share q within (share/q) x window + window/4.")         \
+    XX(HOTKEY_SHARE, "hotkey.share", DOUBLE, "0.05", 0, 0,                   \
+       rg_conf_check_share,                                                  \
+       "A key turns hot when its share of the window's events (on its "     \
+       "dispatcher) passes this, and it has hotkey.min.events. Above 0.")    \
+    XX(HOTKEY_COOL_SHARE, "hotkey.cool.share", DOUBLE, "0.04", 0, 0,         \
+       rg_conf_check_share,                                                  \
+       "A hot key turns cold when its share falls below this, at most "     \
+       "hotkey.share (hysteresis: between the two a key keeps its state), " \
+       "or when it has no event in the window.")                             \
+    XX(HOTKEY_RATE, "hotkey.rate.events.per.s", INT, "0", 0,                 \
+       1000000000000, NULL,                                                  \
+       "Also hot when a key's rate over the window passes this many "       \
+       "events a second, whatever its share; cold again below rate x "      \
+       "cool.share / share. 0: off.")                                        \
+    XX(HOTKEY_COOL_MS, "hotkey.cool.ms", INT, "10000", 0, 3600000, NULL,     \
+       "Least time between two changes of one key's state (anti-flap): a "  \
+       "key that turned hot stays hot this long, one that cooled stays "    \
+       "cold.")                                                              \
+    XX(HOTKEY_MIN_EVENTS, "hotkey.min.events", INT, "1000", 1,               \
+       1099511627776, NULL,                                                  \
+       "Least events a key needs in the window to turn hot, so a quiet "    \
+       "stream's top key is not called hot.")                                \
+    XX(HOTKEY_CAPACITY, "hotkey.capacity", INT, "1024", 64, 65536,           \
+       check_pow2,                                                           \
+       "Counters per dispatcher, a power of two, 113 bytes each. Keep it "  \
+       "at least 4 / hotkey.cool.share (the default covers cool shares "    \
+       "down to 0.4%).")                                                     \
+    XX(HOTKEY_MAX_KEYS, "hotkey.max.keys", INT, "64", 1, 4096, NULL,         \
+       "Most keys hot at once per dispatcher (at most hotkey.capacity); "   \
+       "past it the strongest candidates win.")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

@@ -337,6 +337,8 @@ static int64_t track(rg_dispatcher_t *d, const rg_event_t *ev)
 
 static void publish_stats(rg_dispatcher_t *d)
 {
+    rg__dispatch_hk_tick(d); /* once per call: one compare until a slice
+                              * ends (and a clock read) */
     /* relaxed: statistics; single writer (this dispatcher's thread) */
     atomic_store_explicit(&d->accepted, d->accepted_local,
                           memory_order_relaxed);
@@ -434,7 +436,10 @@ static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg)
         d->rejected_local++;
         return (int)gen;
     }
-    write_to(d, rg__route(d->e, ev.key), &ev, (uint32_t)gen);
+    uint64_t h = rg_hash64(ev.key);
+    if (__builtin_expect(d->hk != NULL, 0))
+        rg__hk_add_hashed(d->hk, ev.key, h, 1);
+    write_to(d, rg_hash_reduce(h, d->e->nworkers), &ev, (uint32_t)gen);
     d->accepted_local++;
     return 0;
 }
@@ -555,6 +560,7 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
     if (d == NULL || evs == NULL || rg__dispatch_enter(d) != 0)
         return 0;
     size_t accepted = 0, granted = 0;
+    rg__hk_t *const hk = d->hk; /* in a register: one test per event */
     for (size_t i = 0; i < n; i++) {
         if ((i & (PUBLISH_EVERY - 1)) == 0)
             rg__epoch_maybe_barrier(d);
@@ -575,7 +581,11 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
             d->rejected_local++;
             continue;
         }
-        write_to(d, rg__route(d->e, evs[i].key), &evs[i], (uint32_t)gen);
+        uint64_t h = rg_hash64(evs[i].key);
+        if (__builtin_expect(hk != NULL, 0))
+            rg__hk_add_hashed(hk, evs[i].key, h, 1);
+        write_to(d, rg_hash_reduce(h, d->e->nworkers), &evs[i],
+                 (uint32_t)gen);
         accepted++;
     }
     flow_unspend(d, (uint32_t)granted); /* the next push's */

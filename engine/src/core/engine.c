@@ -98,6 +98,7 @@ static void free_engine(rg_engine_t *e)
             free(e->dispatchers[d].out);
             free(e->dispatchers[d].npend);
             free(e->dispatchers[d].room);
+            rg__hk_destroy(e->dispatchers[d].hk);
         }
     if (e->acks != NULL)
         for (uint32_t p = 0; p < e->max_partitions; p++)
@@ -169,6 +170,33 @@ static int init_flow(rg_engine_t *e, char *errstr, size_t errstr_size)
         return RG_ERANGE;
     }
     return 0;
+}
+
+/* hotkey.enable: a sketch per dispatcher, from the hotkey.* rows. */
+static int init_hotkeys(rg_engine_t *e, char *errstr, size_t errstr_size)
+{
+    if (!rg__conf_int(e->conf, RG_P_HOTKEY_ENABLE))
+        return 0;
+    rg__hk_conf_t c = {
+        .window_ns = (uint64_t)rg__conf_int(e->conf, RG_P_HOTKEY_WINDOW_MS) *
+                     1000000u,
+        .share = rg_conf_get_double(e->conf, "hotkey.share"),
+        .cool_share = rg_conf_get_double(e->conf, "hotkey.cool.share"),
+        .rate = (uint64_t)rg__conf_int(e->conf, RG_P_HOTKEY_RATE),
+        .cool_ns = (uint64_t)rg__conf_int(e->conf, RG_P_HOTKEY_COOL_MS) *
+                   1000000u,
+        .min_events = (uint64_t)rg__conf_int(e->conf, RG_P_HOTKEY_MIN_EVENTS),
+        .capacity = (uint32_t)rg__conf_int(e->conf, RG_P_HOTKEY_CAPACITY),
+        .max_hot = (uint32_t)rg__conf_int(e->conf, RG_P_HOTKEY_MAX_KEYS),
+    };
+    int rc = rg__hk_conf_check(&c, errstr, errstr_size);
+    uint64_t now = (uint64_t)rg__now_ns();
+    e->hk_born_ns = now;
+    for (unsigned d = 0; rc == 0 && d < e->ndispatchers; d++)
+        if ((rc = rg__hk_new(&e->dispatchers[d].hk, &c, now)) == RG_ENOMEM)
+            rg__seterr(errstr, errstr_size, "hotkey: out of memory "
+                       "(hotkey.capacity=%u)", c.capacity);
+    return rc;
 }
 
 rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
@@ -289,7 +317,8 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
             dp->out[w] = e->rings[(size_t)d * e->nworkers + w];
     }
     if (assign_cpus(e, errstr, errstr_size) != 0 ||
-        init_flow(e, errstr, errstr_size) != 0) {
+        init_flow(e, errstr, errstr_size) != 0 ||
+        init_hotkeys(e, errstr, errstr_size) != 0) {
         e->conf = NULL; /* still the caller's */
         free_engine(e);
         return NULL;
@@ -634,6 +663,82 @@ uint64_t rg_engine_worker_processed(const rg_engine_t *e, unsigned w)
     /* relaxed: a counter */
     return atomic_load_explicit(&e->workers[w].processed,
                                 memory_order_relaxed);
+}
+
+static int hot_by_events(const void *a, const void *b)
+{
+    const rg_hot_key_t *x = a, *y = b;
+    return x->events < y->events ? 1 : x->events > y->events ? -1
+           : x->key > y->key ? 1 : x->key < y->key ? -1 : 0;
+}
+
+static int hot_by_key(const void *a, const void *b)
+{
+    const rg_hot_key_t *x = a, *y = b;
+    return x->key > y->key ? 1 : x->key < y->key ? -1 : 0;
+}
+
+size_t rg_engine_hot_keys(rg_engine_t *e, rg_hotkey_stats_t *st,
+                          rg_hot_key_t *keys, size_t max)
+{
+    rg_hotkey_stats_t s = {0};
+    size_t n = 0;
+    if (e == NULL || e->ndispatchers == 0 || e->dispatchers[0].hk == NULL) {
+        if (st != NULL)
+            *st = s;
+        return 0;
+    }
+    s.enabled = true;
+    uint32_t per = (uint32_t)rg__conf_int(e->conf, RG_P_HOTKEY_MAX_KEYS);
+    rg__hk_hot_t *one = malloc(sizeof(*one) * per);
+    rg_hot_key_t *all = malloc(sizeof(*all) * per * e->ndispatchers);
+    uint64_t now = (uint64_t)rg__now_ns(), oldest = now;
+    for (unsigned d = 0; one != NULL && all != NULL && d < e->ndispatchers;
+         d++) {
+        rg__hk_stats_t hs;
+        size_t k = rg__hk_snapshot(e->dispatchers[d].hk, &hs, one, per);
+        s.window_events += hs.window_events;
+        s.turned_hot += hs.turned_hot;
+        s.turned_cold += hs.turned_cold;
+        /* not judged yet: as old as the sketch */
+        uint64_t t = hs.tick_ns > e->hk_born_ns ? hs.tick_ns : e->hk_born_ns;
+        if (t < oldest)
+            oldest = t;
+        for (size_t i = 0; i < k; i++)
+            all[n++] = (rg_hot_key_t){
+                one[i].key, one[i].count, 0,
+                now > one[i].since_ns ? (now - one[i].since_ns) / 1000000u
+                                      : 0};
+    }
+    /* one entry per key: a key hot on several dispatchers adds up */
+    if (n > 1)
+        qsort(all, n, sizeof(*all), hot_by_key);
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (m > 0 && all[m - 1].key == all[j].key) {
+            all[m - 1].events += all[j].events;
+            if (all[j].hot_ms > all[m - 1].hot_ms)
+                all[m - 1].hot_ms = all[j].hot_ms;
+        } else {
+            all[m++] = all[j];
+        }
+    }
+    s.nhot = (uint32_t)m;
+    s.age_ms = (now - oldest) / 1000000u;
+    for (size_t j = 0; j < m; j++)
+        all[j].share = s.window_events
+                           ? (double)all[j].events / (double)s.window_events
+                           : 0;
+    if (m > 1)
+        qsort(all, m, sizeof(*all), hot_by_events);
+    size_t out = keys == NULL ? 0 : m < max ? m : max;
+    if (out > 0)
+        memcpy(keys, all, sizeof(*all) * out);
+    free(one);
+    free(all);
+    if (st != NULL)
+        *st = s;
+    return out;
 }
 
 int rg_engine_worker_stats(const rg_engine_t *e, unsigned w,

@@ -50,6 +50,7 @@
 #include "../common/util.h"
 #include "bucket.h"
 #include "flow_adapt.h"
+#include "hotkey.h"
 #include "park.h"
 
 RG_RING_PROTOTYPE(ev, rg_event_t)
@@ -272,6 +273,11 @@ struct rg_dispatcher_s {
                                    cleared with its snapshot */
     struct rg__fails dead_open; /* ... of the open epoch */
     _Atomic uint64_t snapped;   /* newest epoch whose barrier is out */
+    rg__hk_t *hk;               /* hot-key sketch (hotkey.enable), else
+                                   NULL: fed by the handle's holder, which
+                                   also ticks it at the end of each call
+                                   (and the flusher's takeover of an idle
+                                   handle); snapshots from any thread */
 };
 
 struct rg_engine_s {
@@ -297,6 +303,7 @@ struct rg_engine_s {
     /* flow control (bucket.h): the ingest paths take tokens from it, per
      * burst; its own allocation, for its cache-line alignment */
     struct rg__bucket *bucket;
+    uint64_t hk_born_ns;        /* when the hot-key sketches were made */
     rg_ring_t **rings;          /* [dispatchers * workers] */
     struct spot *spaces;        /* [dispatchers * workers] */
     _Atomic uint64_t warnings;  /* lines logged at RG_LOG_WARN */
@@ -525,6 +532,16 @@ void rg__idle_step(const rg_engine_t *e);
 static inline unsigned rg__route(const rg_engine_t *e, uint64_t key)
 {
     return rg_hash_reduce(rg_hash64(key), e->nworkers);
+}
+
+/* Ticks d's hot-key sketch (the changes stay in its snapshot: nothing is
+ * moved by them yet). The handle's holder only. */
+static inline void rg__dispatch_hk_tick(rg_dispatcher_t *d)
+{
+    if (d->hk != NULL) {
+        const rg__hk_change_t *ch;
+        rg__hk_tick(d->hk, (uint64_t)rg__now_ns(), &ch);
+    }
 }
 
 #include "epoch.h"

@@ -109,8 +109,10 @@ bool rg__dispatcher_takeover(rg_dispatcher_t *d, uint64_t upto)
         return false;
     /* acquire: as in rg__dispatch_enter(); stop waits for our release */
     if (atomic_load_explicit(&d->e->state, memory_order_acquire) ==
-        ST_RUNNING)
+        ST_RUNNING) {
         rg__epoch_send_barriers(d, upto);
+        rg__dispatch_hk_tick(d); /* an idle handle's keys cool too */
+    }
     /* release (R1): our writes to the handle happen before its next
      * user's acquire CAS */
     atomic_store_explicit(&d->in_call, CALL_FREE, memory_order_release);

@@ -1,0 +1,261 @@
+/*
+ * test_hotkey_engine.c - hot-key detection wired into the engine
+ * (hotkey.*, rg_engine_hot_keys()): a key taking half of two dispatchers'
+ * events is reported hot with its share and since when, merged over the
+ * dispatchers, on every push path; it cools when its traffic stops; no
+ * cold key is reported; detection off reports nothing; bad settings are
+ * refused with a reason naming the property. Every event is still
+ * processed once (detection moves nothing).
+ *
+ * Times are lower bounds only (a key is judged at slice ends, so the test
+ * pushes for several windows before it looks); a slow machine lengthens
+ * the pushing, never breaks an assertion.
+ */
+#define _GNU_SOURCE
+#include "support/test.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "railgun/railgun.h"
+
+#define HOT_KEY 7u
+
+static _Atomic uint64_t done_events;
+static uint64_t next_offset[2]; /* per dispatcher's partition, across runs
+                                   of one engine (each pusher its own) */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* the routing key is the message key's 8 bytes */
+static int unpack(void *opaque, const rg_msg_t *m, rg_event_t *ev)
+{
+    (void)opaque;
+    if (m->key_len != sizeof(uint64_t))
+        return RG_EDECODE;
+    memcpy(&ev->key, m->key, sizeof(uint64_t));
+    return 0;
+}
+
+static void do_one(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
+{
+    (void)opaque, (void)ctx, (void)ev;
+    /* relaxed: a counter read after rg_engine_stop() joined the workers */
+    atomic_fetch_add_explicit(&done_events, 1, memory_order_relaxed);
+}
+
+static rg_engine_t *engine(const char *const *xs)
+{
+    char err[256];
+    rg_conf_t *conf = rg_conf_new();
+    cr_assert_not_null(conf);
+    cr_assert_eq(rg_conf_set(conf, "workers", "2", err, sizeof(err)), 0);
+    cr_assert_eq(rg_conf_set(conf, "dispatchers", "2", err, sizeof(err)), 0);
+    for (int i = 0; xs[i] != NULL; i += 2)
+        cr_assert_eq(rg_conf_set(conf, xs[i], xs[i + 1], err, sizeof(err)),
+                     0, "%s", err);
+    rg_processor_t proc = {.unpack = unpack, .do_event = do_one};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
+    atomic_store_explicit(&done_events, 0, memory_order_relaxed);
+    next_offset[0] = next_offset[1] = 0;
+    return e;
+}
+
+/* a window of 200 ms: slices of 50 ms; no anti-flap delay */
+static const char *const detect[] = {
+    "hotkey.enable", "true", "hotkey.window.ms", "200", "hotkey.share",
+    "0.2", "hotkey.cool.share", "0.1", "hotkey.min.events", "100",
+    "hotkey.cool.ms", "0", NULL};
+
+struct pusher {
+    rg_engine_t *e;
+    unsigned idx;
+    double hot;      /* the hot key's share of the events */
+    double seconds;  /* push for at least this long */
+    int how;         /* 0: push_burst, 1: push, 2: push_events */
+    uint64_t pushed;
+};
+
+static void *push_main(void *arg)
+{
+    struct pusher *p = arg;
+    rg_dispatcher_t *d = rg_engine_dispatcher(p->e, p->idx);
+    enum { BURST = 100 };
+    uint64_t keys[BURST];
+    rg_msg_t m[BURST];
+    rg_event_t evs[BURST];
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (p->idx + 1),
+             off = next_offset[p->idx];
+    double end = now_s() + p->seconds;
+    while (now_s() < end) {
+        for (int i = 0; i < BURST; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            /* cold keys: 10000 of them, none near the thresholds */
+            keys[i] = (double)(rng % 1000000) < p->hot * 1e6
+                          ? HOT_KEY
+                          : 1000 + (rng >> 20) % 10000;
+            m[i] = (rg_msg_t){.partition = (int32_t)p->idx,
+                              .offset = (int64_t)(off + (uint64_t)i),
+                              .key = &keys[i], .key_len = sizeof(uint64_t)};
+            evs[i] = (rg_event_t){.key = keys[i],
+                                  .partition = (int32_t)p->idx,
+                                  .offset = (int64_t)(off + (uint64_t)i)};
+        }
+        if (p->how == 1) {
+            for (int i = 0; i < BURST; i++)
+                cr_assert_eq(rg_dispatcher_push(d, &m[i]), 0);
+        } else if (p->how == 2) {
+            cr_assert_eq(rg_dispatcher_push_events(d, evs, BURST), BURST);
+        } else {
+            cr_assert_eq(rg_dispatcher_push_burst(d, m, BURST), BURST);
+        }
+        off += BURST;
+        p->pushed += BURST;
+        struct timespec ts = {0, 200 * 1000}; /* about 0.5M events/s */
+        nanosleep(&ts, NULL);
+    }
+    next_offset[p->idx] = off; /* joined before the next run reads it */
+    return NULL;
+}
+
+/* Both dispatchers push for `seconds` with the hot key at `hot`. */
+static uint64_t push_both(rg_engine_t *e, double hot, double seconds, int how)
+{
+    struct pusher p[2];
+    pthread_t th[2];
+    for (unsigned i = 0; i < 2; i++) {
+        p[i] = (struct pusher){e, i, hot, seconds, how, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, push_main, &p[i]), 0);
+    }
+    for (unsigned i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    return p[0].pushed + p[1].pushed;
+}
+
+static void hot_key_reported(int how)
+{
+    rg_engine_t *e = engine(detect);
+    uint64_t pushed = push_both(e, 0.5, 1.0, how);
+    rg_hotkey_stats_t st;
+    rg_hot_key_t keys[8];
+    size_t n = rg_engine_hot_keys(e, &st, keys, 8);
+    cr_assert(st.enabled);
+    cr_assert_eq(n, 1, "hot keys reported: %zu (nhot %u)", n, st.nhot);
+    cr_assert_eq(st.nhot, 1);
+    cr_assert_eq(keys[0].key, HOT_KEY, "reported key %llu",
+                 (unsigned long long)keys[0].key);
+    cr_assert(keys[0].share > 0.4 && keys[0].share < 0.6, "share %.3f",
+              keys[0].share);
+    cr_assert(keys[0].events > 0 && keys[0].events <= st.window_events);
+    /* both dispatchers saw it turn hot, the first within a few slices of
+     * the start: it has been hot for most of the run */
+    cr_assert_geq(st.turned_hot, 2, "turned hot %llu times",
+                  (unsigned long long)st.turned_hot);
+    cr_assert_geq(keys[0].hot_ms, 300, "hot for %llu ms",
+                  (unsigned long long)keys[0].hot_ms);
+    cr_assert_lt(st.age_ms, 1000, "last judged %llu ms ago",
+                 (unsigned long long)st.age_ms);
+    /* fewer keys asked for than there are: the count is still whole */
+    cr_assert_eq(rg_engine_hot_keys(e, &st, NULL, 0), 0);
+    cr_assert_eq(st.nhot, 1);
+
+    /* the hot key's traffic stops: it cools within a window and a slice
+     * of the cold traffic, on both dispatchers */
+    pushed += push_both(e, 0.0, 0.6, how);
+    n = rg_engine_hot_keys(e, &st, keys, 8);
+    cr_assert_eq(n, 0, "still hot: key %llu share %.3f",
+                 n ? (unsigned long long)keys[0].key : 0ull,
+                 n ? keys[0].share : 0.0);
+    cr_assert_geq(st.turned_cold, 2);
+    cr_assert_eq(st.turned_hot, st.turned_cold);
+
+    cr_assert_eq(rg_engine_stop(e), 0);
+    /* relaxed: the workers are joined */
+    cr_assert_eq(atomic_load_explicit(&done_events, memory_order_relaxed),
+                 pushed, "detection moves nothing: every event once");
+    rg_engine_destroy(e);
+}
+
+Test(hotkey_engine, hot_key_reported_and_cools_push_burst)
+{
+    hot_key_reported(0);
+}
+
+Test(hotkey_engine, hot_key_reported_and_cools_push)
+{
+    hot_key_reported(1);
+}
+
+Test(hotkey_engine, hot_key_reported_and_cools_push_events)
+{
+    hot_key_reported(2);
+}
+
+Test(hotkey_engine, uniform_stream_has_no_hot_key)
+{
+    rg_engine_t *e = engine(detect);
+    push_both(e, 0.0, 0.6, 0);
+    rg_hotkey_stats_t st;
+    rg_hot_key_t keys[8];
+    cr_assert_eq(rg_engine_hot_keys(e, &st, keys, 8), 0);
+    cr_assert(st.enabled);
+    cr_assert_eq(st.turned_hot, 0);
+    cr_assert_gt(st.window_events, 0, "the window counted events");
+    cr_assert_eq(rg_engine_stop(e), 0);
+    rg_engine_destroy(e);
+}
+
+Test(hotkey_engine, off_by_default_reports_nothing)
+{
+    static const char *const none[] = {NULL};
+    rg_engine_t *e = engine(none);
+    push_both(e, 0.5, 0.3, 0);
+    rg_hotkey_stats_t st;
+    st.enabled = true;
+    rg_hot_key_t keys[8];
+    cr_assert_eq(rg_engine_hot_keys(e, &st, keys, 8), 0);
+    cr_assert(!st.enabled);
+    cr_assert_eq(st.window_events, 0);
+    cr_assert_eq(rg_engine_stop(e), 0);
+    rg_engine_destroy(e);
+}
+
+static void refused(const char *name, const char *value, const char *why)
+{
+    char err[256] = "";
+    rg_conf_t *conf = rg_conf_new();
+    cr_assert_eq(rg_conf_set(conf, "hotkey.enable", "true", err,
+                             sizeof(err)), 0);
+    cr_assert_eq(rg_conf_set(conf, name, value, err, sizeof(err)), 0, "%s",
+                 err);
+    rg_processor_t proc = {.unpack = unpack, .do_event = do_one};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_null(e, "%s=%s accepted", name, value);
+    cr_assert(strstr(err, why) != NULL, "reason: %s", err);
+    rg_conf_destroy(conf);
+}
+
+Test(hotkey_engine, bad_settings_refused_with_a_reason)
+{
+    refused("hotkey.cool.share", "0.06", "hotkey.cool.share");
+    refused("hotkey.share", "0", "hotkey.share");
+    refused("hotkey.max.keys", "2048", "hotkey.max.keys");
+    char err[256] = "";
+    rg_conf_t *conf = rg_conf_new();
+    cr_assert_neq(rg_conf_set(conf, "hotkey.share", "1.5", err, sizeof(err)),
+                  0);
+    cr_assert(strstr(err, "hotkey.share") != NULL, "%s", err);
+    cr_assert_neq(rg_conf_set(conf, "hotkey.capacity", "1000", err,
+                              sizeof(err)), 0);
+    cr_assert(strstr(err, "hotkey.capacity") != NULL, "%s", err);
+    rg_conf_destroy(conf);
+}
