@@ -44,6 +44,7 @@ railgun_worker_parks_total railgun_lane_events_total
 railgun_dispatcher_waits_total railgun_dispatcher_parks_total
 railgun_epoch_transaction_seconds railgun_epoch_rows railgun_epochs_total
 railgun_epoch_retries_total railgun_epochs_pending railgun_hot_key_share_ratio
+railgun_hot_keys railgun_hot_key_changes_total
 railgun_flow_limit_events_per_second railgun_flow_tokens
 railgun_flow_lease_events_per_second railgun_flow_throttled_seconds_total
 railgun_flow_degraded railgun_connected railgun_connection_errors_total
@@ -60,8 +61,8 @@ NOT_SERVED = {
     "railgun_cache_updates_skipped_total": "only with the read cache "
         "(cache.redis.*)",
     "railgun_lane_events_total": "hot lanes are not built (issue 13)",
-    "railgun_producer_fallback_active": "the producer's fallback lives in "
-        "producers (railgun serve), not in railgun run (issue 16)",
+    "railgun_producer_fallback_active": "a producer's family: railgun "
+        "serve's /metrics has it, railgun run produces nothing",
     "railgun_producer_spooled_events": "the same",
 }
 

@@ -3,11 +3,15 @@
  * real Kafka protocol, consumer groups, offset commits) in a process of
  * its own. Prints the bootstrap servers on one line and serves until
  * SIGTERM or SIGINT, so crash tests can kill consumers without killing
- * the broker, and kcat can talk to it.
+ * the broker, and kcat can talk to it. SIGUSR1 sets every broker down
+ * (connections cut, new ones refused: a Kafka outage for every client),
+ * SIGUSR2 up again; each is confirmed by a line on stderr.
  */
 #define _GNU_SOURCE
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +34,10 @@ static void usage(void)
            "Runs librdkafka's mock Kafka cluster (default 3 brokers, topic "
            "likes:8),\nprints its bootstrap servers on one line, and serves "
            "until SIGTERM or\nSIGINT. Point clients at it with "
-           "-X kafka.bootstrap.servers=...\n");
+           "-X kafka.bootstrap.servers=...\n\n"
+           "An outage on demand: SIGUSR1 sets every broker down (clients' "
+           "connections\nare cut and refused), SIGUSR2 brings them back; "
+           "each prints a line on\nstderr.\n");
 }
 
 static int parse_topic(rg_cli_t *cli, const char *v, struct topic *t)
@@ -119,6 +126,8 @@ int rg_cmd_mock_kafka(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGUSR1);
+    sigaddset(&stop, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
     /* the cluster, until a stop signal */
@@ -139,8 +148,25 @@ int rg_cmd_mock_kafka(int argc, char **argv)
     else
         printf("%s\n", servers);
     fflush(stdout);
-    int sig = 0;
-    sigwait(&stop, &sig);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&stop, &sig) != 0)
+            continue;
+        if (sig != SIGUSR1 && sig != SIGUSR2)
+            break;
+        bool down = sig == SIGUSR1;
+        /* the mock's brokers are numbered 1 .. brokers */
+        for (int32_t b = 1; b <= (int32_t)brokers; b++) {
+            rd_kafka_resp_err_t e =
+                down ? rd_kafka_mock_broker_set_down(mock.mc, b)
+                     : rd_kafka_mock_broker_set_up(mock.mc, b);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+                fprintf(stderr, "railgun mock-kafka: broker %d: %s\n",
+                        (int)b, rd_kafka_err2str(e));
+        }
+        fprintf(stderr, "railgun mock-kafka: %" PRIu64 " brokers %s\n",
+                brokers, down ? "down (SIGUSR1)" : "up (SIGUSR2)");
+    }
 
 out:
     rg_mock_close(&mock);

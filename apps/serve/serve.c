@@ -110,7 +110,7 @@ struct rg_serve_s {
 
     _Atomic uint64_t requests, accepted, applied, rejected, busy, delivered,
         delivery_failed, retries, reads, db_reads, db_errors;
-    rg_metric_family_t *f[12];
+    rg_metric_family_t *f[18]; /* the F_* families of serve.c's metrics */
 };
 
 static void add(_Atomic uint64_t *c, uint64_t n)
@@ -611,6 +611,9 @@ static void on_page(rg_http_request_t *req, void *opaque)
 enum {
     F_REQUESTS, F_ACCEPTED, F_APPLIED, F_REJECTED, F_BUSY, F_DELIVERED,
     F_DELIVERY_FAILED, F_READS, F_DB_READS, F_DB_ERRORS, F_CACHE, F_FILLS,
+    /* the producer's degraded mode (async only): gauges, then counters */
+    F_P_ACTIVE, F_P_PENDING, F_P_BYTES, F_P_DEGRADED, F_P_SPOOLED,
+    F_P_REPLAYED,
     F__COUNT
 };
 
@@ -638,6 +641,17 @@ static void collect(rg_metrics_scrape_t *sc, void *opaque)
                            st.cache.fills);
     rg_metrics_collect_u64(sc, s->f[F_FILLS], (const char *[]){"refused"},
                            st.cache.fills_refused);
+    if (s->producer != NULL) {
+        rg_producer_stats_t ps;
+        rg_producer_stats(s->producer, &ps);
+        rg_metrics_collect_u64(sc, s->f[F_P_ACTIVE], NULL,
+                               ps.mode != RG_PRODUCER_DIRECT);
+        rg_metrics_collect_u64(sc, s->f[F_P_PENDING], NULL, ps.spool_pending);
+        rg_metrics_collect_u64(sc, s->f[F_P_BYTES], NULL, ps.spool_bytes);
+        rg_metrics_collect_u64(sc, s->f[F_P_DEGRADED], NULL, ps.degraded);
+        rg_metrics_collect_u64(sc, s->f[F_P_SPOOLED], NULL, ps.spooled);
+        rg_metrics_collect_u64(sc, s->f[F_P_REPLAYED], NULL, ps.replayed);
+    }
 }
 
 static int metrics_init(rg_serve_t *s, char *errstr, size_t size)
@@ -659,6 +673,19 @@ static int metrics_init(rg_serve_t *s, char *errstr, size_t size)
         {"serve_db_errors", "Failed database reads.", NULL},
         {"serve_cache_lookups", "Cache lookups by result.", "result"},
         {"serve_cache_fills", "Cache fills by result.", "result"},
+        {"producer_fallback_active", "1 while the producer is in degraded "
+         "mode (Kafka down for it: sends go to the spool) or drains its "
+         "spool into Kafka.", NULL},
+        {"producer_spooled_events", "Messages in the spool not replayed "
+         "to Kafka yet.", NULL},
+        {"producer_spool", "Bytes the spool holds (headers included).",
+         NULL},
+        {"producer_degraded", "Times the producer entered degraded mode.",
+         NULL},
+        {"producer_spooled", "Messages appended to the spool (degraded "
+         "sends and messages librdkafka gave up on).", NULL},
+        {"producer_replayed", "Spooled messages delivered to Kafka since.",
+         NULL},
     };
     if ((s->metrics = rg_metrics_new(NULL)) == NULL) {
         snprintf(errstr, size, "serve: out of memory");
@@ -666,9 +693,17 @@ static int metrics_init(rg_serve_t *s, char *errstr, size_t size)
     }
     for (int i = 0; i < F__COUNT; i++) {
         const char *labels[1] = {d[i].label};
+        if (i >= F_P_ACTIVE && s->producer == NULL) {
+            s->f[i] = NULL; /* sync mode: no producer */
+            continue;
+        }
+        bool gauge = i >= F_P_ACTIVE && i <= F_P_BYTES;
         s->f[i] = rg_metrics_family_new(
             s->metrics,
-            &(rg_metric_desc_t){.kind = RG_METRIC_COUNTER, .name = d[i].name,
+            &(rg_metric_desc_t){.kind = gauge ? RG_METRIC_GAUGE
+                                              : RG_METRIC_COUNTER,
+                                .name = d[i].name,
+                                .unit = i == F_P_BYTES ? "bytes" : NULL,
                                 .help = d[i].help,
                                 .labels = d[i].label ? labels : NULL,
                                 .nlabels = d[i].label ? 1 : 0,

@@ -56,7 +56,7 @@ enum {
     F_RETRIED, F_DELAYED, F_DLQ, F_COMMITTED, F_HW, F_LAG, F_PENDING,
     F_AGE, F_PAUSED, F_W_EVENTS, F_W_BUSY, F_W_FILL, F_W_PARKS, F_LANE,
     F_D_WAITS, F_D_PARKS, F_TX, F_ROWS, F_EPOCHS, F_EPOCH_RETRIES,
-    F_EPOCHS_PENDING, F_HOT, F_FLOW_LIMIT, F_FLOW_TOKENS, F_FLOW_LEASE,
+    F_EPOCHS_PENDING, F_HOT, F_HOT_KEYS, F_HOT_CHANGES, F_FLOW_LIMIT, F_FLOW_TOKENS, F_FLOW_LEASE,
     F_FLOW_THROTTLED, F_FLOW_DEGRADED, F_FLOW_ADAPTIVE, F_FLOW_TARGET,
     F_FLOW_SINK_LATENCY, F_FLOW_CUTS, F_FLOW_RAISES, F_CONNECTED, F_CONN_ERRORS,
     F_FALLBACK, F_SPOOLED, F_CACHE_SKIPPED, F_HTTP, F__COUNT
@@ -70,6 +70,7 @@ static const char *const l_key[] = {"key"};
 static const char *const l_comp[] = {"component"};
 static const char *const l_reason[] = {"reason"};
 static const char *const l_class[] = {"class"};
+static const char *const l_dir[] = {"direction"};
 
 static double rows_bounds[11];
 
@@ -106,6 +107,8 @@ static const struct fam {
     [F_EPOCH_RETRIES] = {RG_METRIC_COUNTER, "epoch_retries", NULL, "Sink transactions retried.", NULL, 0, 0},
     [F_EPOCHS_PENDING] = {RG_METRIC_GAUGE, "epochs_pending", NULL, "Sealed epochs waiting for the sink.", NULL, 0, 0},
     [F_HOT] = {RG_METRIC_GAUGE, "hot_key_share", "ratio", "Share of the events of the hottest keys.", l_key, 1, 10},
+    [F_HOT_KEYS] = {RG_METRIC_GAUGE, "hot_keys", NULL, "Keys hot now.", NULL, 0, 0},
+    [F_HOT_CHANGES] = {RG_METRIC_COUNTER, "hot_key_changes", NULL, "Keys that turned hot and cooled.", l_dir, 1, 2},
     [F_FLOW_LIMIT] = {RG_METRIC_GAUGE, "flow_limit_events_per_second", NULL, "The rate the node enforces.", NULL, 0, 0},
     [F_FLOW_TOKENS] = {RG_METRIC_GAUGE, "flow_tokens", NULL, "Tokens in the bucket.", NULL, 0, 0},
     [F_FLOW_LEASE] = {RG_METRIC_GAUGE, "flow_lease_events_per_second", NULL, "This node's lease of the global rate.", NULL, 0, 0},
@@ -118,7 +121,7 @@ static const struct fam {
     [F_FLOW_RAISES] = {RG_METRIC_COUNTER, "flow_adaptive_raises", NULL, "Times the adaptive limit raised it or let go.", NULL, 0, 0},
     [F_CONNECTED] = {RG_METRIC_GAUGE, "connected", NULL, "1 while the component answers.", l_comp, 1, 8},
     [F_CONN_ERRORS] = {RG_METRIC_COUNTER, "connection_errors", NULL, "Connection failures.", l_comp, 1, 8},
-    [F_FALLBACK] = {RG_METRIC_GAUGE, "producer_fallback_active", NULL, "1 while the producer delivers directly.", NULL, 0, 0},
+    [F_FALLBACK] = {RG_METRIC_GAUGE, "producer_fallback_active", NULL, "1 while the producer is in degraded mode.", NULL, 0, 0},
     [F_SPOOLED] = {RG_METRIC_GAUGE, "producer_spooled_events", NULL, "Events in the producer's spool.", NULL, 0, 0},
     [F_CACHE_SKIPPED] = {RG_METRIC_COUNTER, "cache_updates_skipped", NULL, "Cache updates skipped.", NULL, 0, 0},
     [F_HTTP] = {RG_METRIC_COUNTER, "http_requests", NULL, "HTTP requests answered, by status class.", l_class, 1, 3},
@@ -203,6 +206,9 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
     D(F_HOT, (const char *[]){"42"}, broken ? 0.6 : 0.12);
     D(F_HOT, (const char *[]){"7"}, 0.05);
     D(F_HOT, (const char *[]){"1001"}, 0.02);
+    U(F_HOT_KEYS, NULL, 3);
+    U(F_HOT_CHANGES, (const char *[]){"hot"}, 5);
+    U(F_HOT_CHANGES, (const char *[]){"cold"}, 2);
     U(F_FLOW_LIMIT, NULL, 10000);
     U(F_FLOW_TOKENS, NULL, 2500);
     U(F_FLOW_LEASE, NULL, 6000);

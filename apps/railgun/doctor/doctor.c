@@ -741,8 +741,8 @@ static void degraded(struct rep *rp, const struct view *v)
             "%s/s, consumed %s/s", M_CONNECTED, N(errs),
             N(rate1(v, M_CONSUMED, NULL, NULL)));
         SET(f, action, "Check kafka.bootstrap.servers and the brokers. "
-            "Producers spool durably and deliver to the owning node "
-            "directly meanwhile (degraded mode).");
+            "Producers with fallback.spool.dir spool durably meanwhile "
+            "(degraded mode) and replay when Kafka is back.");
         value(f, M_CONNECTED, 0);
         value(f, M_CONN_ERRORS "_per_second", errs);
     }
@@ -782,12 +782,15 @@ static void degraded(struct rep *rp, const struct view *v)
                                 node)) != NULL) {
         double spooled = sum1(p, M_SPOOLED, NULL, NULL);
         SET(f, subject, "producer");
-        SET(f, title, "the producer delivers directly: Kafka is down for "
-            "producers (degraded mode)");
+        SET(f, title, "the producer is in degraded mode: Kafka is down "
+            "for it, its sends go to the local spool");
         SET(f, evidence, "%s=1, %s=%s", M_FALLBACK, M_SPOOLED, N(spooled));
-        SET(f, action, "Check Kafka. Events are spooled durably and "
-            "delivered to the owning node; the spool drains into Kafka "
-            "when it is back.");
+        SET(f, action, "Check Kafka (kafka.bootstrap.servers, the "
+            "brokers). Accepted messages are spooled durably "
+            "(fallback.spool.dir) and replayed into Kafka, in order, when "
+            "it is back; the consumers' counts stand still meanwhile. "
+            "Watch the spool's size against fallback.spool.max.bytes: at "
+            "the bound sends are refused.");
         value(f, M_FALLBACK, 1);
         value(f, M_SPOOLED, spooled);
     }
