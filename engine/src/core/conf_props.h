@@ -170,7 +170,7 @@
        "the raw message of a dead letter that did not decode).")             \
     XX(HOTKEY_ENABLE, "hotkey.enable", BOOL, "false", 0, 1, NULL,            \
        "Detect hot keys on every dispatcher: each event's routing key "     \
-       "goes into the dispatcher's top-k sketch (about 15-20 ns), and the " \
+       "goes into the dispatcher's top-k sketch (7-20 ns), and the "      \
        "hot keys, their share and since when are in the stats and "         \
        "metrics. False: the dispatcher never calls the sketch.")             \
     XX(HOTKEY_WINDOW_MS, "hotkey.window.ms", INT, "1000", 4, 3600000, NULL,  \
