@@ -17,6 +17,9 @@
 set -uo pipefail
 rg=${1:?RAILGUN}
 client=${2:?LIKES_CLIENT}
+for t in curl jq sqlite3; do
+    command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/deps.sh)"; exit 1; }
+done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rg-serve-fallback.XXXXXX")
 pids=()
 # shellcheck source=support/stop_pids.sh

@@ -668,9 +668,11 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                row_cut, fs->retries, r->st.undecodable, r->rs.retried,
                r->rs.delayed, r->rs.requeued, r->rs.recovered, r->rs.dead_lettered,
                r->dead_rows, r->delayed_rows, bad ? "MISMATCH" : "exact");
-        printf(",\"hot_share\":%g,\"imbalance\":%.3f,\"hot_keys_now\":%u,"
-               "\"hot_turned\":%" PRIu64, dm->spec.hot, mx * pl->workers,
-               hs.nhot, hs.turned_hot);
+        printf(",\"hot_share\":%g,\"imbalance\":%.3f", dm->spec.hot,
+               mx * pl->workers);
+        if (hs.enabled) /* detection's figures only when it runs */
+            printf(",\"hot_keys_now\":%u,\"hot_turned\":%" PRIu64, hs.nhot,
+                   hs.turned_hot);
         if (nh > 0)
             printf(",\"hottest_key\":%" PRIu64 ",\"hottest_share\":%.4f",
                    hk[0].key, hk[0].share);

@@ -45,7 +45,6 @@ void rg_hc_fini(rg_hc_t *c)
     hang_up(c);
     free(c->buf);
     free(c->req);
-    c->fd = -1;
     c->buf = c->req = NULL;
 }
 
@@ -144,7 +143,7 @@ static int read_reply(rg_hc_t *c)
 int rg_hc_queue(rg_hc_t *c, const char *method, const char *path,
                 const char *body, size_t len)
 {
-    size_t want = c->req_len + strlen(path) + len + 256;
+    size_t want = c->req_len + strlen(method) + strlen(path) + len + 256;
     if (want > c->req_cap) {
         size_t nc = c->req_cap ? c->req_cap : 4096;
         while (nc < want)
@@ -155,17 +154,17 @@ int rg_hc_queue(rg_hc_t *c, const char *method, const char *path,
         c->req = r;
         c->req_cap = nc;
     }
-    int n = snprintf(c->req + c->req_len, c->req_cap - c->req_len,
+    size_t room = c->req_cap - c->req_len;
+    int n = snprintf(c->req + c->req_len, room,
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
                      "%zu\r\n%s\r\n", method, path, len,
                      len ? "Content-Type: application/json\r\n" : "");
-    if (n < 0)
-        return -1;
+    if (n < 0 || (size_t)n + len >= room)
+        return -1; /* a method longer than the slack: refused, not cut */
     c->req_len += (size_t)n;
     if (len > 0)
         memcpy(c->req + c->req_len, body, len);
     c->req_len += len;
-    c->queued++;
     return 0;
 }
 
@@ -173,7 +172,6 @@ int rg_hc_send(rg_hc_t *c)
 {
     size_t n = c->req_len;
     c->req_len = 0;
-    c->queued = 0;
     if (c->fd < 0 && dial(c) != 0)
         return -1;
     if (!send_all(c->fd, c->req, n)) {
@@ -196,7 +194,6 @@ int rg_hc_request(rg_hc_t *c, const char *method, const char *path,
                   const char *body, size_t len)
 {
     c->req_len = 0;
-    c->queued = 0;
     if (rg_hc_queue(c, method, path, body, len) != 0)
         return -1;
     size_t n = c->req_len;

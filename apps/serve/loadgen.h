@@ -30,7 +30,6 @@ typedef struct rg_hc_s {
     size_t next;        /* where the next pipelined reply starts in buf */
     char *req;          /* queued request bytes (rg_hc_queue) */
     size_t req_cap, req_len;
-    unsigned queued;    /* requests in req */
     /* the last reply */
     int status;
     const char *body;

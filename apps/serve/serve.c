@@ -72,6 +72,16 @@ __attribute__((format(printf, 2, 3))) static void bprintf(struct buf *b,
     }
 }
 
+/* serve's metric families (collect(), metrics_init()) */
+enum {
+    F_REQUESTS, F_ACCEPTED, F_APPLIED, F_REJECTED, F_BUSY, F_DELIVERED,
+    F_DELIVERY_FAILED, F_READS, F_DB_READS, F_DB_ERRORS, F_CACHE, F_FILLS,
+    /* the producer's degraded mode (async only): gauges, then counters */
+    F_P_ACTIVE, F_P_PENDING, F_P_BYTES, F_P_DEGRADED, F_P_SPOOLED,
+    F_P_REPLAYED,
+    F__COUNT
+};
+
 struct slot {
     struct slot *next_free;
     rg_serve_db_t *db;
@@ -110,7 +120,7 @@ struct rg_serve_s {
 
     _Atomic uint64_t requests, accepted, applied, rejected, busy, delivered,
         delivery_failed, retries, reads, db_reads, db_errors;
-    rg_metric_family_t *f[18]; /* the F_* families of serve.c's metrics */
+    rg_metric_family_t *f[F__COUNT];
 };
 
 static void add(_Atomic uint64_t *c, uint64_t n)
@@ -608,14 +618,6 @@ static void on_page(rg_http_request_t *req, void *opaque)
 
 /* ---- metrics --------------------------------------------------------------- */
 
-enum {
-    F_REQUESTS, F_ACCEPTED, F_APPLIED, F_REJECTED, F_BUSY, F_DELIVERED,
-    F_DELIVERY_FAILED, F_READS, F_DB_READS, F_DB_ERRORS, F_CACHE, F_FILLS,
-    /* the producer's degraded mode (async only): gauges, then counters */
-    F_P_ACTIVE, F_P_PENDING, F_P_BYTES, F_P_DEGRADED, F_P_SPOOLED,
-    F_P_REPLAYED,
-    F__COUNT
-};
 
 static void collect(rg_metrics_scrape_t *sc, void *opaque)
 {

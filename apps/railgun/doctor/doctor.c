@@ -1057,10 +1057,11 @@ static void consumption(struct rep *rp, const struct view *v,
                 SET(f, title, "worker %s is saturated (%s busy) by one hot "
                     "key: %s takes %s of the events", busy_w, P(busy_max),
                     hot, P(share));
-                SET(f, action, "One key's events all go to one thread. "
-                    "Enable hot lanes (hotkey.*) so the hot key gets a "
-                    "lane of its own, or split its work by subkey if it "
-                    "needs order only per (key, subkey).");
+                SET(f, action, "One key's events all go to one thread "
+                    "(hot lanes, which would take it off, are not built). "
+                    "Spread the other keys over more workers or nodes so "
+                    "fewer wait behind it, and make the processor's work "
+                    "for that key cheaper (merge its events per epoch).");
             } else if (all) {
                 stage = "worker";
                 SET(f, title, "every worker is busy (up to %s, the others "
@@ -1075,8 +1076,8 @@ static void consumption(struct rep *rp, const struct view *v,
                     "others are at %s", busy_w, P(busy_max), P(others));
                 SET(f, action, "Its keys cost more than the others': look "
                     "at the hot keys (railgun_hot_key_share_ratio) and the "
-                    "processor's cost per key; hot lanes (hotkey.*) take "
-                    "hot keys off the worker.");
+                    "processor's cost per key (hotkey.enable=true names "
+                    "the hot keys).");
             }
             SET(f, subject, "worker %s", busy_w);
             if (lane != NULL)
@@ -1122,7 +1123,9 @@ static void consumption(struct rep *rp, const struct view *v,
         SET(f, evidence, "%s", ind);
         if (hot != NULL && share >= o->hot_share)
             SET(f, action, "One hot key (%s, %s of the events) lands on "
-                "one worker: enable hot lanes (hotkey.*).", hot, P(share));
+                "one worker (hot lanes are not built): spread the other "
+                "keys over more workers or nodes, and make that key's "
+                "work cheaper.", hot, P(share));
         else
             SET(f, action, "Its keys cost more than the others': look at "
                 "the hot keys and the processor's cost per key.");

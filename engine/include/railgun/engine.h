@@ -460,7 +460,10 @@ typedef struct rg_hot_key_s {
     uint64_t events;     /* its events in the window, summed over those
                             dispatchers (a lower bound: exact for a key
                             the sketch tracked all window) */
-    double share;        /* events / rg_hotkey_stats_t.window_events */
+    double share;        /* events / rg_hotkey_stats_t.window_events: of
+                            the current window, so a key kept hot by
+                            hotkey.cool.ms after its traffic stopped
+                            shows it falling, down to 0 */
     uint64_t hot_ms;     /* how long it has been hot (on the dispatcher
                             where it turned hot first) */
 } rg_hot_key_t;
@@ -472,8 +475,10 @@ typedef struct rg_hotkey_stats_s {
     uint64_t turned_cold;    /* changes to cold so far */
     uint32_t nhot;           /* distinct hot keys now (may exceed max) */
     uint64_t age_ms;         /* since the oldest of the dispatchers' last
-                                judgements (each judges every window/4
-                                while it is fed or, in epoch mode, idle) */
+                                judgements (a dispatcher judges at the
+                                first push call or, in epoch mode, the
+                                first flush.interval.ms takeover of its
+                                idle handle after each window/4) */
 } rg_hotkey_stats_t;
 
 /*
@@ -481,8 +486,9 @@ typedef struct rg_hotkey_stats_s {
  * slice end: *st (when not NULL) and up to max keys, hottest first.
  * Returns how many were copied; 0 with st->enabled false when
  * hotkey.enable is false. Detection only: a hot key's events still go to
- * the worker its key hashes to. Any thread, while the engine lives; it
- * allocates a scratch copy and never blocks an ingest thread.
+ * the worker its key hashes to. Any thread, while the engine lives;
+ * callers take turns on the engine's scratch copy (a mutex); it never
+ * blocks an ingest thread (each sketch's snapshot is sequence-locked).
  */
 RG_EXPORT size_t rg_engine_hot_keys(rg_engine_t *e, rg_hotkey_stats_t *st,
                                     rg_hot_key_t *keys, size_t max);

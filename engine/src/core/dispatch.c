@@ -421,10 +421,12 @@ static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
     return 0;
 }
 
-/* Unpacks, tracks and writes one message. Returns 0 (accepted), or why
- * not: the unpack error (counted as undecodable) or track()'s (counted as
+/* Unpacks, tracks and writes one message (into hk too, the caller's copy
+ * of d->hk, held in a register across its loop). Returns 0 (accepted),
+ * or why not: the unpack error (counted as undecodable) or track()'s (counted as
  * rejected). */
-static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg)
+static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg,
+                           rg__hk_t *hk)
 {
     rg_event_t ev;
     int rc = unpack(d, msg, &ev);
@@ -437,8 +439,8 @@ static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg)
         return (int)gen;
     }
     uint64_t h = rg_hash64(ev.key);
-    if (__builtin_expect(d->hk != NULL, 0))
-        rg__hk_add_hashed(d->hk, ev.key, h, 1);
+    if (__builtin_expect(hk != NULL, 0))
+        rg__hk_add_hashed(hk, ev.key, h, 1);
     write_to(d, rg_hash_reduce(h, d->e->nworkers), &ev, (uint32_t)gen);
     d->accepted_local++;
     return 0;
@@ -452,7 +454,7 @@ int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
     if (rc != 0)
         return rc;
     rg__epoch_maybe_barrier(d);
-    rc = flow_take(d, 1) == 1 ? push_msg(d, msg) : RG_ESTOPPED;
+    rc = flow_take(d, 1) == 1 ? push_msg(d, msg, d->hk) : RG_ESTOPPED;
     rg__dispatch_publish_all(d);
     publish_stats(d);
     rg__dispatch_exit(d);
@@ -465,6 +467,7 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
     if (d == NULL || msgs == NULL || rg__dispatch_enter(d) != 0)
         return 0;
     size_t i = 0;
+    rg__hk_t *const hk = d->hk;
     while (i < n) {
         rg__epoch_maybe_barrier(d);
         uint32_t k = n - i < PUBLISH_EVERY ? (uint32_t)(n - i) : PUBLISH_EVERY;
@@ -472,7 +475,7 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
         if (got == 0)
             break; /* stopping */
         for (size_t end = i + got; i < end; i++)
-            push_msg(d, &msgs[i]);
+            push_msg(d, &msgs[i], hk);
     }
     rg__dispatch_publish_all(d);
     publish_stats(d);
@@ -500,6 +503,7 @@ int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
     d->timed_out = false;
     bool stopped = false;
     size_t i = 0;
+    rg__hk_t *const hk = d->hk;
     while (i < n) {
         rg__epoch_maybe_barrier(d);
         /* tokens first: their wait may send barriers, which take room */
@@ -517,7 +521,7 @@ int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
             break;
         }
         for (size_t end = i + got; i < end; i++)
-            push_msg(d, &msgs[i]);
+            push_msg(d, &msgs[i], hk);
     }
     rc = stopped ? RG_ESTOPPED : d->timed_out ? RG_ETIMEDOUT : 0;
     d->deadline = 0;

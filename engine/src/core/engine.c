@@ -100,6 +100,10 @@ static void free_engine(rg_engine_t *e)
             free(e->dispatchers[d].room);
             rg__hk_destroy(e->dispatchers[d].hk);
         }
+    free(e->hk_one);
+    free(e->hk_all);
+    if (e->hk_mu_ok)
+        pthread_mutex_destroy(&e->hk_mu);
     if (e->acks != NULL)
         for (uint32_t p = 0; p < e->max_partitions; p++)
             rg_ack_destroy(e->acks[p]);
@@ -190,8 +194,18 @@ static int init_hotkeys(rg_engine_t *e, char *errstr, size_t errstr_size)
         .max_hot = (uint32_t)rg__conf_int(e->conf, RG_P_HOTKEY_MAX_KEYS),
     };
     int rc = rg__hk_conf_check(&c, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
     uint64_t now = (uint64_t)rg__now_ns();
     e->hk_born_ns = now;
+    e->hk_one = malloc(sizeof(*e->hk_one) * c.max_hot);
+    e->hk_all = malloc(sizeof(*e->hk_all) * c.max_hot * e->ndispatchers);
+    if (e->hk_one == NULL || e->hk_all == NULL ||
+        pthread_mutex_init(&e->hk_mu, NULL) != 0) {
+        rg__seterr(errstr, errstr_size, "hotkey: out of memory");
+        return RG_ENOMEM;
+    }
+    e->hk_mu_ok = true;
     for (unsigned d = 0; rc == 0 && d < e->ndispatchers; d++)
         if ((rc = rg__hk_new(&e->dispatchers[d].hk, &c, now)) == RG_ENOMEM)
             rg__seterr(errstr, errstr_size, "hotkey: out of memory "
@@ -682,7 +696,6 @@ size_t rg_engine_hot_keys(rg_engine_t *e, rg_hotkey_stats_t *st,
                           rg_hot_key_t *keys, size_t max)
 {
     rg_hotkey_stats_t s = {0};
-    size_t n = 0;
     if (e == NULL || e->ndispatchers == 0 || e->dispatchers[0].hk == NULL) {
         if (st != NULL)
             *st = s;
@@ -690,11 +703,12 @@ size_t rg_engine_hot_keys(rg_engine_t *e, rg_hotkey_stats_t *st,
     }
     s.enabled = true;
     uint32_t per = (uint32_t)rg__conf_int(e->conf, RG_P_HOTKEY_MAX_KEYS);
-    rg__hk_hot_t *one = malloc(sizeof(*one) * per);
-    rg_hot_key_t *all = malloc(sizeof(*all) * per * e->ndispatchers);
+    pthread_mutex_lock(&e->hk_mu);
+    rg__hk_hot_t *one = e->hk_one;
+    rg_hot_key_t *all = e->hk_all;
+    size_t n = 0;
     uint64_t now = (uint64_t)rg__now_ns(), oldest = now;
-    for (unsigned d = 0; one != NULL && all != NULL && d < e->ndispatchers;
-         d++) {
+    for (unsigned d = 0; d < e->ndispatchers; d++) {
         rg__hk_stats_t hs;
         size_t k = rg__hk_snapshot(e->dispatchers[d].hk, &hs, one, per);
         s.window_events += hs.window_events;
@@ -734,8 +748,7 @@ size_t rg_engine_hot_keys(rg_engine_t *e, rg_hotkey_stats_t *st,
     size_t out = keys == NULL ? 0 : m < max ? m : max;
     if (out > 0)
         memcpy(keys, all, sizeof(*all) * out);
-    free(one);
-    free(all);
+    pthread_mutex_unlock(&e->hk_mu);
     if (st != NULL)
         *st = s;
     return out;

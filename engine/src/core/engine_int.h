@@ -304,6 +304,10 @@ struct rg_engine_s {
      * burst; its own allocation, for its cache-line alignment */
     struct rg__bucket *bucket;
     uint64_t hk_born_ns;        /* when the hot-key sketches were made */
+    pthread_mutex_t hk_mu;      /* rg_engine_hot_keys(): its scratch */
+    bool hk_mu_ok;
+    struct rg__hk_hot_s *hk_one;   /* [hotkey.max.keys] */
+    struct rg_hot_key_s *hk_all;   /* [hotkey.max.keys * dispatchers] */
     rg_ring_t **rings;          /* [dispatchers * workers] */
     struct spot *spaces;        /* [dispatchers * workers] */
     _Atomic uint64_t warnings;  /* lines logged at RG_LOG_WARN */

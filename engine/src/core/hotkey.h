@@ -1,5 +1,10 @@
 /*
- * hotkey.h - hot-key detection on one ingest thread (internal).
+ * hotkey.h - hot-key detection on one ingest thread at a time (internal).
+ *
+ * "Ingest thread" below means whoever holds the dispatcher handle that
+ * owns the sketch: the ingest thread inside a push call, or the flusher
+ * in rg__dispatcher_takeover() (the handle's in_call CAS, acquire A1/A3,
+ * and its release R1 order one holder's calls before the next's).
  *
  * A dispatcher feeds every event's routing key into its own sketch
  * (rg__hk_add*) and calls rg__hk_tick() as its clock moves. At the end of
