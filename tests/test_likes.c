@@ -1014,17 +1014,28 @@ Test(likes, backpressure_pauses_the_partitions_and_resume_is_exact)
     cr_assert_eq(ks.paused, 1u, "never paused (%llu consumed)",
                  (unsigned long long)ks.consumed);
     /* a first pause may come from full rings (workers slow on a loaded
-     * machine), and end when they drain; with the sink blocked the
-     * pending epochs fill and a pause then lasts: wait until one has
-     * held for 0.5 s (consumed unchanged), then nothing is fetched for
-     * us any more, nothing consumed */
+     * machine: CI once saw one hold 0.5 s and end), and end when they
+     * drain; with the sink blocked the pending epochs fill, and from then
+     * on no barrier can go out, so the dispatcher is never ready again
+     * and the pause lasts: wait until the pending epochs are at their
+     * bound and a pause has held for 0.5 s (consumed unchanged), then
+     * nothing is fetched for us any more, nothing consumed */
     uint64_t consumed = 0;
-    for (int i = 0, still = 0; i < 200 && still < 10; i++) {
+    int still = 0;
+    rg_flush_stats_t fs;
+    for (int i = 0; i < 600 && still < 10; i++) {
         usleep(50000);
         rg_kafka_source_stats(k.src, &ks);
-        still = ks.paused && ks.consumed == consumed ? still + 1 : 0;
+        rg_engine_flush_stats(r.e, &fs);
+        still = ks.paused && ks.consumed == consumed &&
+                        fs.pending_epochs >= 2
+                    ? still + 1
+                    : 0;
         consumed = ks.consumed;
     }
+    cr_assert_geq(still, 10, "no lasting pause within 30 s (paused %u, "
+                  "pending epochs %llu)", ks.paused,
+                  (unsigned long long)fs.pending_epochs);
     rg_kafka_source_stats(k.src, &ks);
     consumed = ks.consumed;
     uint64_t max_queued = 0;
