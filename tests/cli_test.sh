@@ -113,7 +113,7 @@ expect_usage_error "--events" demo --events
 expect_usage_error "--zipf" demo --zipf nan
 expect_usage_error "--hot-share" demo --hot-share 1
 expect_usage_error "--hot-share" produce --hot-share 1.5
-expect_usage_error "hotkey.cool.share" demo --events 100 -X hotkey.enable=true -X hotkey.cool.share=0.5
+expect_usage_error "hotkey.cool.share" demo --source memory --events 100 -X hotkey.enable=true -X hotkey.cool.share=0.5
 expect_usage_error "hotkey.share" demo -X hotkey.share=2
 expect_usage_error "workers" demo --workers 0
 expect_usage_error "ring.capacity" demo -X ring.capacity=3
