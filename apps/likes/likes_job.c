@@ -510,13 +510,54 @@ static uint64_t likes_order_key(void *opaque, const rg_event_t *ev)
                      (uint64_t)le->user);
 }
 
+/* Hot lanes: this worker or lane has just received the video (routing
+ * key) back, and the move's epoch has committed, so the sink holds every
+ * pair the other routes changed while it was away; the entries kept from
+ * its last stay may be stale: drop them all (a rebuild without them; a
+ * move happens at most once per hotkey.cool.ms per video). */
+static void likes_forget(void *opaque, rg_ctx_t *ctx, uint64_t key)
+{
+    rg_likes_job_t *job = opaque;
+    struct wstate *w = &job->ws[rg_ctx_worker(ctx)];
+    size_t n = 0;
+    for (size_t i = 0; i <= w->mask; i++)
+        n += w->tab[i].video == (int64_t)key;
+    if (n == 0)
+        return;
+    struct centry *tab = tab_get(w, w->mask + 1);
+    if (tab == NULL) {
+        /* without room for a new table, forget everything in place */
+        memset(w->tab, 0, sizeof(*w->tab) * (w->mask + 1));
+        w->count = 0;
+        return;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i <= w->mask; i++) {
+        const struct centry *c = &w->tab[i];
+        if (c->video != 0 && c->video != (int64_t)key) {
+            cache_put_raw(tab, w->mask, c);
+            kept++;
+        }
+    }
+    free(w->spare);
+    w->spare = w->tab;
+    w->spare_size = w->mask + 1;
+    w->tab = tab;
+    w->count = kept;
+}
+
 void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out)
 {
+    /* split: a video's likes commute except per (video, user), and its
+     * counts are merged deltas, so a hot video is spread over every lane
+     * by its order unit and the epoch adds the lanes' counts up */
     *out = (rg_processor_t){.unpack = likes_unpack,
                             .pre_do = likes_pre_do,
                             .batch_do = likes_batch_do,
                             .opaque = job,
-                            .order_key = likes_order_key};
+                            .order_key = likes_order_key,
+                            .forget = likes_forget,
+                            .split = 1};
 }
 
 void rg_likes_job_set_fault_stall(rg_likes_job_t *job, int64_t video,

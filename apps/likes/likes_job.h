@@ -43,7 +43,8 @@ typedef struct rg_likes_stats_s {
 } rg_likes_stats_t;
 
 /*
- * A job for `workers` workers reading through `sink` (its reader side;
+ * A job for `workers` threads (the engine's workers plus its hot lanes,
+ * hotkey.lanes: rg_ctx_worker() of either) reading through `sink` (its reader side;
  * may lack one, then every pair starts not liked). `max_value_len` bounds
  * a message value (0: 64 KiB). NULL when out of memory.
  */

@@ -686,9 +686,14 @@ static void report(rg_cli_t *cli, const struct demo *dm,
         return;
     }
     char h[16];
-    printf("railgun demo: %s -> likes -> %u worker(s) -> %s%s%s\n",
+    unsigned lanes = (unsigned)rg_conf_get_int(cli->conf, "hotkey.lanes");
+    char lanes_s[32] = "";
+    if (lanes > 0)
+        snprintf(lanes_s, sizeof(lanes_s), " + %u hot lane(s)", lanes);
+    printf("railgun demo: %s -> likes -> %u worker(s)%s -> %s%s%s\n",
            dm->kafka ? "kafka (mock cluster, 3 brokers)" : "memory",
-           pl->workers, kind, dm->db ? " " : "", dm->db ? dm->db : "");
+           pl->workers - lanes, lanes_s, kind, dm->db ? " " : "",
+           dm->db ? dm->db : "");
     char hot[48] = "";
     if (dm->spec.hot > 0)
         snprintf(hot, sizeof(hot), ", video 1 takes %.0f%%",
@@ -742,8 +747,8 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                r->dlq_table ? "in the failures table" : "reported",
                r->dead_rows, dm->spec.poison);
     if (tot > 0)
-        printf("  workers       %s of the events (busiest / mean %.2f)\n",
-               ws, mx * pl->workers);
+        printf("  workers       %s of the events%s (busiest / mean "
+               "%.2f)\n", ws, lanes ? ", lanes last" : "", mx * pl->workers);
     if (hs.enabled) {
         printf("  hot keys      %u now (%" PRIu64 " turned hot, %" PRIu64
                " cooled)", hs.nhot, hs.turned_hot, hs.turned_cold);

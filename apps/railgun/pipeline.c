@@ -74,7 +74,9 @@ int rg_pipeline_open(rg_pipeline_t *pl, const rg_conf_t *conf,
     rg_engine_t *e = NULL;
     rg_kafka_source_t *src = NULL;
     struct rg_claim_tap *tap = NULL;
-    unsigned workers = (unsigned)rg_conf_get_int(conf, "workers");
+    /* the job keeps state per thread: workers and hot lanes */
+    unsigned workers = (unsigned)(rg_conf_get_int(conf, "workers") +
+                                  rg_conf_get_int(conf, "hotkey.lanes"));
     int rc;
 
     /* a mistyped Kafka setting is refused before a database is opened */

@@ -34,7 +34,8 @@ int main()
     rg_conf_t *conf = rg_conf_new();
     if (rg_conf_set(conf, "workers", "1", err, sizeof(err)) != 0)
         return 1;
-    rg_processor_t proc = {unpack, count, nullptr, nullptr, nullptr, nullptr};
+    rg_processor_t proc = {unpack, count, nullptr, nullptr, nullptr, nullptr,
+                           nullptr, 0};
     rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
     if (e == nullptr || rg_engine_start(e, err, sizeof(err)) != 0) {
         std::fprintf(stderr, "cxx: %s\n", err);

@@ -135,7 +135,9 @@ typedef struct rg_ctx_s rg_ctx_t;
 /* The engine the calling worker belongs to. */
 RG_EXPORT rg_engine_t *rg_ctx_engine(const rg_ctx_t *ctx);
 
-/* The calling worker's index, 0 .. workers - 1. */
+/* The calling worker's index, 0 .. workers - 1, or for a hot lane
+ * (hotkey.lanes) workers + its lane number: size per-thread state for
+ * workers + hotkey.lanes. */
 RG_EXPORT unsigned rg_ctx_worker(const rg_ctx_t *ctx);
 
 /*
@@ -165,7 +167,19 @@ RG_EXPORT unsigned rg_ctx_worker(const rg_ctx_t *ctx);
  *   (every event of a key waits). A job that needs order only per
  *   finer unit (the likes job: per (video, user)) returns a hash of it,
  *   so one failed like does not hold up its whole video. Called only
- *   while something waits for a retry; it must not change the event.
+ *   while something waits for a retry, and, with `split` and hot lanes,
+ *   on the ingest thread for each hot key's event (to pick its lane); it
+ *   must not change the event, and must be a function of it alone.
+ * forget (worker thread, optional; hot lanes): the worker or lane that
+ *   calling it has just received `key` (the routing key moved to it at an
+ *   epoch barrier), and the epoch of the move has committed: whatever it
+ *   keeps in memory for the key from an earlier stay is stale (the
+ *   other route changed it since, and the sink has that now). Drop it.
+ * split (hot lanes): nonzero when the processor's events of one key
+ *   commute except within an order unit (order_key, required then): a
+ *   hot key is spread over every lane by its order unit, and each lane
+ *   keeps its share (a count merged from several lanes adds up in the
+ *   epoch). Zero: a hot key goes to one lane, whole.
  */
 typedef struct rg_processor_s {
     int  (*unpack)(void *opaque, const rg_msg_t *msg, rg_event_t *ev);
@@ -175,6 +189,8 @@ typedef struct rg_processor_s {
                      size_t n);
     void *opaque;
     uint64_t (*order_key)(void *opaque, const rg_event_t *ev);
+    void (*forget)(void *opaque, rg_ctx_t *ctx, uint64_t key);
+    int split;
 } rg_processor_t;
 
 /* One partition's committable position, as handed to the commit callback. */
@@ -195,7 +211,7 @@ typedef void (rg_commit_cb)(void *opaque, const rg_commit_t *commits,
 /* Counters; all monotonic. `processed` counts events the processors
  * finished (in epoch mode: not yet necessarily stored). */
 typedef struct rg_engine_stats_s {
-    unsigned workers;
+    unsigned workers;          /* the workers: hash owners of cold keys */
     unsigned dispatchers;
     uint64_t accepted;         /* events pushed into rings */
     uint64_t undecodable;      /* messages unpack rejected */
@@ -208,6 +224,11 @@ typedef struct rg_engine_stats_s {
     uint64_t commits;          /* commit callback calls */
     uint64_t warnings;         /* warnings logged (or dropped: no log
                                   callback) */
+    unsigned lanes;            /* hot lanes (hotkey.lanes): threads
+                                  workers .. workers + lanes - 1 of
+                                  rg_engine_worker_stats() */
+    uint64_t moves;            /* keys moved to or from the lanes, at
+                                  barriers, all dispatchers */
 } rg_engine_stats_t;
 
 /* Where one partition stands. */
@@ -247,7 +268,8 @@ RG_EXPORT int rg_engine_start(rg_engine_t *e, char *errstr,
 RG_EXPORT rg_dispatcher_t *rg_engine_dispatcher(rg_engine_t *e,
                                                 unsigned idx);
 
-/* Which worker owns `key` (stable for the engine's lifetime). */
+/* Which worker owns `key` while it is cold (stable for the engine's
+ * lifetime); a hot key is on a lane (hotkey.lanes) meanwhile. */
 RG_EXPORT unsigned rg_engine_worker_of(const rg_engine_t *e, uint64_t key);
 
 /*
@@ -446,7 +468,8 @@ typedef struct rg_worker_stats_s {
     uint64_t ring_capacity; /* those rings' slots */
 } rg_worker_stats_t;
 
-/* Fills out for worker w: 0, or RG_EINVAL for a bad index. Any thread.
+/* Fills out for worker w, or for lane w - workers (workers + lanes
+ * threads in all): 0, or RG_EINVAL for a bad index. Any thread.
  * busy_ns may stand still or, while a stretch ends, step back by it once:
  * a reader that needs a monotonic counter keeps the largest it saw. */
 RG_EXPORT int rg_engine_worker_stats(const rg_engine_t *e, unsigned w,
@@ -485,13 +508,27 @@ typedef struct rg_hotkey_stats_s {
  * The hot keys as the dispatchers' sketches judged them at their last
  * slice end: *st (when not NULL) and up to max keys, hottest first.
  * Returns how many were copied; 0 with st->enabled false when
- * hotkey.enable is false. Detection only: a hot key's events still go to
- * the worker its key hashes to. Any thread, while the engine lives;
+ * hotkey.enable is false. Without hotkey.lanes a hot key's events still
+ * go to the worker its key hashes to; with lanes they go to the lanes
+ * from the dispatcher's next epoch barrier on. Any thread, while the engine lives;
  * callers take turns on the engine's scratch copy (a mutex); it never
  * blocks an ingest thread (each sketch's snapshot is sequence-locked).
  */
 RG_EXPORT size_t rg_engine_hot_keys(rg_engine_t *e, rg_hotkey_stats_t *st,
                                     rg_hot_key_t *keys, size_t max);
+
+/*
+ * Overrides the detection for `key` on dispatcher d (hot lanes only):
+ * state 1 routes it to the lanes, 0 to its worker, -1 gives it back to
+ * the sketch's judgement; the move happens at d's next epoch barrier,
+ * as a detected one does (for a key known to turn hot, e.g. a scheduled
+ * broadcast, and for tests that move keys on purpose). The caller's
+ * ingest thread, as a push. Returns 0, RG_EINVAL (bad state, or no
+ * lanes), RG_EFULL (hotkey.max.keys overrides already), RG_ESTATE or
+ * RG_ESTOPPED (as a push).
+ */
+RG_EXPORT int rg_dispatcher_force_hot(rg_dispatcher_t *d, uint64_t key,
+                                      int state);
 
 /* The engine's configuration (read-only, owned by e). */
 RG_EXPORT const rg_conf_t *rg_engine_conf(const rg_engine_t *e);

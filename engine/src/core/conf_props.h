@@ -207,7 +207,16 @@
        "down to 0.4%).")                                                     \
     XX(HOTKEY_MAX_KEYS, "hotkey.max.keys", INT, "64", 1, 4096, NULL,         \
        "Most keys hot at once per dispatcher (at most hotkey.capacity); "   \
-       "past it the strongest candidates win.")
+       "past it the strongest candidates win.")                              \
+    XX(HOTKEY_LANES, "hotkey.lanes", INT, "0", 0, 1024, NULL,                \
+       "Hot lanes: threads beside the workers that take the hot keys, so "  \
+       "cold keys no longer wait behind one (needs hotkey.enable and a "    \
+       "sink: keys move at epoch barriers). A processor that declares "     \
+       "split spreads a hot key over every lane by its order unit; "        \
+       "otherwise a hot key goes to one lane, whole. 0: no lanes.")          \
+    XX(HOTKEY_LANES_CPUS, "hotkey.lanes.cpus", STR, "", 0, 0, check_cpulist, \
+       "CPUs the lanes are pinned to, in order, as workers.cpus (empty: "   \
+       "the CPUs after the workers' in the workers' list, round robin).")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

@@ -426,7 +426,7 @@ static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
  * or why not: the unpack error (counted as undecodable) or track()'s (counted as
  * rejected). */
 static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg,
-                           rg__hk_t *hk)
+                           rg__hk_t *hk, const rg__hkset_t *route)
 {
     rg_event_t ev;
     int rc = unpack(d, msg, &ev);
@@ -441,7 +441,7 @@ static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg,
     uint64_t h = rg_hash64(ev.key);
     if (__builtin_expect(hk != NULL, 0))
         rg__hk_add_hashed(hk, ev.key, h, 1);
-    write_to(d, rg_hash_reduce(h, d->e->nworkers), &ev, (uint32_t)gen);
+    write_to(d, rg__route_ev(d, route, &ev, h), &ev, (uint32_t)gen);
     d->accepted_local++;
     return 0;
 }
@@ -454,7 +454,7 @@ int rg_dispatcher_push(rg_dispatcher_t *d, const rg_msg_t *msg)
     if (rc != 0)
         return rc;
     rg__epoch_maybe_barrier(d);
-    rc = flow_take(d, 1) == 1 ? push_msg(d, msg, d->hk) : RG_ESTOPPED;
+    rc = flow_take(d, 1) == 1 ? push_msg(d, msg, d->hk, d->route) : RG_ESTOPPED;
     rg__dispatch_publish_all(d);
     publish_stats(d);
     rg__dispatch_exit(d);
@@ -468,6 +468,7 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
         return 0;
     size_t i = 0;
     rg__hk_t *const hk = d->hk;
+    const rg__hkset_t *const route = d->route;
     while (i < n) {
         rg__epoch_maybe_barrier(d);
         uint32_t k = n - i < PUBLISH_EVERY ? (uint32_t)(n - i) : PUBLISH_EVERY;
@@ -475,7 +476,7 @@ size_t rg_dispatcher_push_burst(rg_dispatcher_t *d, const rg_msg_t *msgs,
         if (got == 0)
             break; /* stopping */
         for (size_t end = i + got; i < end; i++)
-            push_msg(d, &msgs[i], hk);
+            push_msg(d, &msgs[i], hk, route);
     }
     rg__dispatch_publish_all(d);
     publish_stats(d);
@@ -504,6 +505,7 @@ int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
     bool stopped = false;
     size_t i = 0;
     rg__hk_t *const hk = d->hk;
+    const rg__hkset_t *const route = d->route;
     while (i < n) {
         rg__epoch_maybe_barrier(d);
         /* tokens first: their wait may send barriers, which take room */
@@ -521,7 +523,7 @@ int rg_dispatcher_push_burst_for(rg_dispatcher_t *d, const rg_msg_t *msgs,
             break;
         }
         for (size_t end = i + got; i < end; i++)
-            push_msg(d, &msgs[i], hk);
+            push_msg(d, &msgs[i], hk, route);
     }
     rc = stopped ? RG_ESTOPPED : d->timed_out ? RG_ETIMEDOUT : 0;
     d->deadline = 0;
@@ -565,6 +567,7 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
         return 0;
     size_t accepted = 0, granted = 0;
     rg__hk_t *const hk = d->hk; /* in a register: one test per event */
+    const rg__hkset_t *const route = d->route; /* likewise */
     for (size_t i = 0; i < n; i++) {
         if ((i & (PUBLISH_EVERY - 1)) == 0)
             rg__epoch_maybe_barrier(d);
@@ -588,7 +591,7 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
         uint64_t h = rg_hash64(evs[i].key);
         if (__builtin_expect(hk != NULL, 0))
             rg__hk_add_hashed(hk, evs[i].key, h, 1);
-        write_to(d, rg_hash_reduce(h, d->e->nworkers), &evs[i],
+        write_to(d, rg__route_ev(d, route, &evs[i], h), &evs[i],
                  (uint32_t)gen);
         accepted++;
     }

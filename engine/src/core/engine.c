@@ -99,6 +99,13 @@ static void free_engine(rg_engine_t *e)
             free(e->dispatchers[d].npend);
             free(e->dispatchers[d].room);
             rg__hk_destroy(e->dispatchers[d].hk);
+            if (e->dispatchers[d].route != NULL)
+                rg__hkset_fini(e->dispatchers[d].route);
+            free(e->dispatchers[d].route);
+            free(e->dispatchers[d].force);
+            free(e->dispatchers[d].mv);
+            free(e->dispatchers[d].members);
+            free(e->dispatchers[d].mcount);
         }
     free(e->hk_one);
     free(e->hk_all);
@@ -140,13 +147,20 @@ static int assign_cpus(rg_engine_t *e, char *errstr, size_t errstr_size)
     if (n > 0)
         for (unsigned w = 0; w < e->nworkers; w++)
             e->workers[w].cpu = cpus[w % (unsigned)n];
+    const char *lanes = rg__conf_str(e->conf, RG_P_HOTKEY_LANES_CPUS);
+    if (n > 0 && e->nlanes > 0 && lanes[0] != '\0') {
+        n = rg__cpulist_parse(lanes, cpus, CPU_SETSIZE, errstr, errstr_size);
+        if (n > 0)
+            for (unsigned l = 0; l < e->nlanes; l++)
+                e->workers[e->ncold + l].cpu = cpus[l % (unsigned)n];
+    }
     free(cpus);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     if (n > 0 && online > 0 && e->nworkers > (unsigned long)online)
-        rg__log(e, RG_LOG_WARN, "workers=%u is more than the %ld online "
-                "CPUs: workers will share CPUs, and each waits for the "
-                "others' time slices (set workers to at most %ld)",
-                e->nworkers, online, online);
+        rg__log(e, RG_LOG_WARN, "%u worker threads (workers=%u, "
+                "hotkey.lanes=%u) is more than the %ld online CPUs: they "
+                "will share CPUs, and each waits for the others' time "
+                "slices", e->nworkers, e->ncold, e->nlanes, online);
     return n > 0 ? 0 : (n < 0 ? n : RG_EINVAL);
 }
 
@@ -210,6 +224,20 @@ static int init_hotkeys(rg_engine_t *e, char *errstr, size_t errstr_size)
         if ((rc = rg__hk_new(&e->dispatchers[d].hk, &c, now)) == RG_ENOMEM)
             rg__seterr(errstr, errstr_size, "hotkey: out of memory "
                        "(hotkey.capacity=%u)", c.capacity);
+    for (unsigned d = 0; rc == 0 && e->nlanes > 0 && d < e->ndispatchers;
+         d++) {
+        rg_dispatcher_t *dp = &e->dispatchers[d];
+        dp->route = calloc(1, sizeof(*dp->route));
+        dp->force = calloc(c.max_hot, sizeof(*dp->force));
+        dp->mv = calloc(2 * (size_t)c.max_hot, sizeof(*dp->mv));
+        dp->members = calloc(c.max_hot, sizeof(*dp->members));
+        dp->mcount = calloc(e->nworkers, sizeof(*dp->mcount));
+        if (dp->route == NULL || !dp->force || !dp->mv || !dp->members ||
+            !dp->mcount || rg__hkset_init(dp->route, c.max_hot) != 0) {
+            rg__seterr(errstr, errstr_size, "hotkey: out of memory");
+            rc = RG_ENOMEM;
+        }
+    }
     return rc;
 }
 
@@ -222,6 +250,19 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
     }
     if (proc->unpack == NULL) {
         rg__seterr(errstr, errstr_size, "processor: unpack is required");
+        return NULL;
+    }
+    if (proc->split && proc->order_key == NULL) {
+        rg__seterr(errstr, errstr_size, "processor: split needs order_key "
+                   "(the order unit a hot key is spread by)");
+        return NULL;
+    }
+    if (rg__conf_int(conf, RG_P_HOTKEY_LANES) > 0 &&
+        !rg__conf_int(conf, RG_P_HOTKEY_ENABLE)) {
+        rg__seterr(errstr, errstr_size, "hotkey.lanes=%lld needs "
+                   "hotkey.enable=true (the lanes take the keys the "
+                   "detection finds hot)",
+                   (long long)rg__conf_int(conf, RG_P_HOTKEY_LANES));
         return NULL;
     }
     if ((proc->do_event == NULL) == (proc->batch_do == NULL)) {
@@ -250,7 +291,9 @@ rg_engine_t *rg_engine_new(rg_conf_t *conf, const rg_processor_t *proc,
     pthread_mutex_init(&e->stop_lock, NULL);
     pthread_mutex_init(&e->sink_err_lock, NULL);
     e->proc = *proc;
-    e->nworkers = (unsigned)rg__conf_int(conf, RG_P_WORKERS);
+    e->ncold = (unsigned)rg__conf_int(conf, RG_P_WORKERS);
+    e->nlanes = (unsigned)rg__conf_int(conf, RG_P_HOTKEY_LANES);
+    e->nworkers = e->ncold + e->nlanes;
     e->ndispatchers = (unsigned)rg__conf_int(conf, RG_P_DISPATCHERS);
     e->batch_max = (uint32_t)batch;
     e->worker_spins = (uint32_t)rg__conf_int(conf, RG_P_WORKER_IDLE_SPINS);
@@ -420,6 +463,13 @@ int rg_engine_start(rg_engine_t *e, char *errstr, size_t errstr_size)
                          "new one");
         return RG_ESTATE;
     }
+    if (e->nlanes > 0 && !e->epoch_mode) {
+        pthread_mutex_unlock(&e->stop_lock);
+        rg__seterr(errstr, errstr_size, "hotkey.lanes=%u needs a sink "
+                   "(rg_engine_set_sink()): keys move to and from the "
+                   "lanes at epoch barriers", e->nlanes);
+        return RG_ESTATE;
+    }
     /* before any thread starts: thread creation publishes it to them */
     resolve_idle_policy(e);
     for (unsigned w = 0; w < e->nworkers; w++) {
@@ -434,7 +484,10 @@ int rg_engine_start(rg_engine_t *e, char *errstr, size_t errstr_size)
         pthread_attr_destroy(&attr);
         if (rc == 0) {
             char name[16];
-            snprintf(name, sizeof(name), "rg:w%u", w);
+            if (w < e->ncold)
+                snprintf(name, sizeof(name), "rg:w%u", w);
+            else
+                snprintf(name, sizeof(name), "rg:lane%u", w - e->ncold);
             pthread_setname_np(wk->thread, name);
         }
         if (rc != 0) {
@@ -588,7 +641,8 @@ void rg_engine_destroy(rg_engine_t *e)
 void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    out->workers = e->nworkers;
+    out->workers = e->ncold;
+    out->lanes = e->nlanes;
     out->dispatchers = e->ndispatchers;
     /* relaxed everywhere: counters, each a value that was true once */
     for (unsigned d = 0; d < e->ndispatchers; d++) {
@@ -605,6 +659,7 @@ void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out)
                                               memory_order_relaxed);
         out->ack_waits += atomic_load_explicit(&dp->ack_waits,
                                                memory_order_relaxed);
+        out->moves += atomic_load_explicit(&dp->moves, memory_order_relaxed);
     }
     out->commits = atomic_load_explicit(&e->commits, memory_order_relaxed);
     out->warnings = atomic_load_explicit(&e->warnings, memory_order_relaxed);

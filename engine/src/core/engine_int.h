@@ -65,6 +65,14 @@ _Static_assert(RG_CACHELINE == 64, "the layout assumes 64-byte lines");
 #define RG__EVENT_F_BARRIER 0x80u
 /* ... (internal, worker only): the processor marked it in this call */
 #define RG__EVENT_F_MARKED 0x40u
+/* ... (internal): a key's move to or from the hot lanes (epoch_dispatch.c,
+ * the protocol): key = the routing key, offset = the epoch E of the
+ * move's barrier, reserved = RG__MOVE_OUT (to an old route, ahead of
+ * barrier E) or RG__MOVE_IN (to a new route, behind it), partition = 1
+ * when the key moves to the lanes, 0 when back to its worker. */
+#define RG__EVENT_F_MOVE 0x20u
+#define RG__EVENT_F_CTRL (RG__EVENT_F_BARRIER | RG__EVENT_F_MOVE)
+enum { RG__MOVE_OUT = 1, RG__MOVE_IN = 2 };
 
 enum { ST_NEW = 0, ST_RUNNING, ST_STOPPING, ST_STOPPED };
 
@@ -149,6 +157,10 @@ struct rg__requeued {
                                 partition, w unused */
     int32_t unrelease;       /* >= 0: rg_engine_requeue() of this
                                 partition, w unused */
+    bool handed;             /* handed over by its old route at the move
+                                of its key at barrier `epoch` (hot lanes):
+                                w's flags as they were */
+    uint64_t epoch;
     struct rg__wait w;
 };
 
@@ -188,6 +200,9 @@ struct rg__retry {
     pthread_mutex_t lock;
     bool lock_ok;
     struct rg__requeued *mail_head, *mail_tail;
+    /* handed over at moves (hot lanes), under the same lock: taken only
+     * at a MOVE_IN, once the move's epoch committed */
+    struct rg__requeued *hand_head, *hand_tail;
     _Atomic uint32_t mail_n; /* nonzero: mail to take */
     /* stats (single writer) */
     uint64_t l_retried, l_failed, l_delayed, l_dead, l_recovered,
@@ -236,6 +251,9 @@ struct rg_ctx_s {
     struct spot wake;
     /* where it waits for a free delta slot */
     struct spot slot_wait;
+    /* hot lanes (epoch_worker.c): the newest epoch of a move in whose
+     * commit this worker waited for */
+    uint64_t move_waited;
 };
 
 struct rg_dispatcher_s {
@@ -278,12 +296,25 @@ struct rg_dispatcher_s {
                                    also ticks it at the end of each call
                                    (and the flusher's takeover of an idle
                                    handle); snapshots from any thread */
+    /* hot lanes (hotkey.lanes > 0), the ingest thread holding the handle
+     * (epoch_dispatch.c): the keys routed to the lanes now, changed only
+     * at barriers; the overrides of rg_dispatcher_force_hot(); scratch */
+    rg__hkset_t *route;         /* NULL: no lanes */
+    struct rg__force { uint64_t key; int state; } *force;
+    uint32_t nforce;
+    struct rg__move { uint64_t key, h; bool hot; } *mv;
+    uint64_t *members;          /* [max keys] */
+    uint32_t *mcount;           /* [workers + lanes] markers per ring */
+    uint64_t moves_local;
+    _Atomic uint64_t moves;     /* keys moved (single writer, relaxed) */
 };
 
 struct rg_engine_s {
     rg_conf_t *conf;
     rg_processor_t proc;
-    unsigned nworkers, ndispatchers;
+    unsigned nworkers, ndispatchers; /* nworkers: workers + lanes */
+    unsigned ncold, nlanes;     /* workers (cold keys hash over them) and
+                                   hot lanes (threads ncold .. nworkers) */
     uint32_t batch_max;
     uint32_t worker_spins, worker_yields;
     uint32_t disp_spins, disp_yields;
@@ -480,6 +511,17 @@ void rg__retry_take_mail(rg__worker_t *w);
 /* At a seal (epoch mode): every wait not stored yet gets its delayed row
  * in the sealing delta. */
 void rg__retry_seal(rg__worker_t *w);
+/* At a key's MOVE_OUT marker (hot lanes): every waiting event of routing
+ * key `key` is stored in the open epoch (when the sink keeps failures)
+ * and posted, in order, to the mailbox of its new route (a lane when
+ * to_hot, else its worker). */
+void rg__retry_hand_over(rg__worker_t *w, uint64_t key, bool to_hot,
+                         uint64_t epoch);
+/* Takes the events of routing key `key` handed over at its moves of
+ * epochs up to `upto` (which has committed), at the key's MOVE_IN, right
+ * before the processor forgets the key: they go ahead of everything the
+ * rings bring next, and never run before that forget. */
+void rg__retry_take_handed(rg__worker_t *w, uint64_t key, uint64_t upto);
 /* Events waiting in this worker now. */
 static inline uint32_t rg__retry_used(const rg__worker_t *w)
 {
@@ -533,9 +575,35 @@ static inline struct spot *rg__space_of(rg_engine_t *e, unsigned d,
  * policy a sched_yield() (engine.c resolves idle.policy at start). */
 void rg__idle_step(const rg_engine_t *e);
 
+/* The worker of a cold key. */
 static inline unsigned rg__route(const rg_engine_t *e, uint64_t key)
 {
-    return rg_hash_reduce(rg_hash64(key), e->nworkers);
+    return rg_hash_reduce(rg_hash64(key), e->ncold);
+}
+
+/* The lane of a hot key's event, h == rg_hash64(ev->key): by its order
+ * unit for a split processor, else by the key (one lane, whole). */
+static inline unsigned rg__lane_of(const rg_engine_t *e, const rg_event_t *ev,
+                                   uint64_t h)
+{
+    if (e->proc.split)
+        h = rg_hash64(e->proc.order_key(e->proc.opaque, ev));
+    return e->ncold + rg_hash_reduce(h, e->nlanes);
+}
+
+/* Where d routes ev now (h == rg_hash64(ev->key)), route being the
+ * caller's copy of d->route (held in a register across its loop: the
+ * ring stores in between would make the compiler load it again): a lane
+ * while the key is in the route set, else its worker. Without lanes one
+ * predictable branch on a register. Ingest thread. */
+static inline unsigned rg__route_ev(const rg_dispatcher_t *d,
+                                    const rg__hkset_t *route,
+                                    const rg_event_t *ev, uint64_t h)
+{
+    const rg_engine_t *e = d->e;
+    if (__builtin_expect(route != NULL, 0) && rg__hkset_has(route, ev->key, h))
+        return rg__lane_of(e, ev, h);
+    return rg_hash_reduce(h, e->ncold);
 }
 
 /* Ticks d's hot-key sketch (the changes stay in its snapshot: nothing is

@@ -15,6 +15,12 @@
  *     popped behind the barrier waits in w->held[d], in ring order. So
  *     the sealed delta holds exactly the events below every dispatcher's
  *     snapshot of E.
+ *   - Hot lanes (epoch_dispatch.c has the protocol): at a MOVE_OUT marker
+ *     the old route hands the key's waiting events to their new route
+ *     (they are stored in its open epoch first); at a MOVE_IN marker of
+ *     epoch E the new route processes nothing more until E committed
+ *     (invariant M), then takes the handed events, then calls the
+ *     processor's forget for the key.
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -94,19 +100,72 @@ static bool barrier(rg__worker_t *w, unsigned d, uint64_t epoch)
     return false;
 }
 
+/* Waits until epoch ep committed, or the engine failed (then nothing is
+ * written any more and the order of what follows does not matter). */
+static void wait_committed(rg__worker_t *w, uint64_t ep)
+{
+    rg_engine_t *e = w->e;
+    bool waited = false;
+    /* acquire: pairs with C1; what the epoch's routes did is in the sink */
+    while (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) <
+           ep) {
+        /* acquire: pairs with the release in rg__engine_fail() */
+        if (atomic_load_explicit(&e->failed, memory_order_acquire))
+            break;
+        if (!waited) {
+            waited = true;
+            rg__worker_idle_begin(w);
+        }
+        /* the flusher wakes slot_wait after every commit */
+        uint32_t seq = rg__park_prepare(&w->slot_wait.park);
+        if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
+                ep ||
+            atomic_load_explicit(&e->failed, memory_order_acquire))
+            rg__park_cancel(&w->slot_wait.park);
+        else
+            rg__park_commit(&w->slot_wait.park, seq);
+    }
+    if (waited)
+        rg__worker_idle_end(w);
+}
+
+/* A move marker (hot lanes). */
+static void moved(rg__worker_t *w, const rg_event_t *m)
+{
+    rg_engine_t *e = w->e;
+    if (m->reserved == RG__MOVE_OUT) {
+        rg__retry_hand_over(w, m->key, m->partition == 1,
+                            (uint64_t)m->offset);
+        return;
+    }
+    uint64_t ep = (uint64_t)m->offset;
+    if (w->move_waited < ep) {
+        wait_committed(w, ep); /* invariant M */
+        w->move_waited = ep;
+    }
+    /* the old route handed the key's waits over before it sealed ep */
+    rg__retry_take_handed(w, m->key, w->move_waited);
+    if (e->proc.forget != NULL)
+        e->proc.forget(e->proc.opaque, w, m->key);
+}
+
 void rg__epoch_consume(rg__worker_t *w, unsigned d, rg_event_t *evs,
                        uint32_t n)
 {
     uint32_t i = 0;
     while (i < n) {
         uint32_t j = i;
-        while (j < n && !(evs[j].flags & RG__EVENT_F_BARRIER))
+        while (j < n && !(evs[j].flags & RG__EVENT_F_CTRL))
             j++;
         if (j > i)
             rg__worker_process(w, evs + i, j - i);
         if (j == n)
             return;
         i = j + 1;
+        if (evs[j].flags & RG__EVENT_F_MOVE) {
+            moved(w, &evs[j]);
+            continue;
+        }
         if (barrier(w, d, (uint64_t)evs[j].offset)) {
             memmove(w->held[d], evs + i, sizeof(rg_event_t) * (n - i));
             w->held_n[d] = n - i;

@@ -151,6 +151,17 @@ bool rg__hkset_over_has(const rg__hkset_t *s, uint64_t key)
     return false;
 }
 
+size_t rg__hkset_members(const rg__hkset_t *s, uint64_t *out, size_t max)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i <= s->mask && n < max && n < s->n; i++)
+        if (s->used[i])
+            out[n++] = s->slots[i];
+    for (uint32_t i = 0; i < s->nover && n < max; i++)
+        out[n++] = s->over[i];
+    return n;
+}
+
 /* The slot holding member key, or -1. */
 static long member_slot(const rg__hkset_t *s, uint64_t key, uint64_t h)
 {

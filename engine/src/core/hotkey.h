@@ -175,6 +175,9 @@ int rg__hkset_del(rg__hkset_t *s, uint64_t key, uint64_t h);
 int rg__hkset_apply(rg__hkset_t *s, const rg__hk_change_t *changes,
                     size_t n, uint64_t epoch);
 
+/* Copies up to max members into out (any order); returns how many. */
+size_t rg__hkset_members(const rg__hkset_t *s, uint64_t *out, size_t max);
+
 /* Out of line (hotkey.c): the scan of over[]. */
 bool rg__hkset_over_has(const rg__hkset_t *s, uint64_t key);
 

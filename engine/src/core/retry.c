@@ -129,12 +129,14 @@ void rg__retry_free(rg__worker_t *w)
             release_ev(&r->pool[i - 1].ev);
             free(r->pool[i - 1].reasons);
         }
-    for (struct rg__requeued *m = r->mail_head, *nx; m != NULL; m = nx) {
-        nx = m->next;
-        release_ev(&m->w.ev);
-        free(m->w.reasons);
-        free(m);
-    }
+    for (int l = 0; l < 2; l++)
+        for (struct rg__requeued *m = l ? r->hand_head : r->mail_head, *nx;
+             m != NULL; m = nx) {
+            nx = m->next;
+            release_ev(&m->w.ev);
+            free(m->w.reasons);
+            free(m);
+        }
     free(r->pool);
     free(r->free_waits);
     free(r->keys);
@@ -830,6 +832,94 @@ static void forget_frozen(rg__worker_t *w)
                           memory_order_relaxed);
 }
 
+/* A delayed row for wt in the open delta, unless it has one up to date
+ * (a sink that keeps failures: the caller checked e->rc.keep). */
+static void store(rg__worker_t *w, struct rg__wait *wt)
+{
+    struct rg__retry *r = &w->rt;
+    if (wt->stored && !wt->dirty)
+        return;
+    if (!wt->delayed) {
+        wt->delayed = 1;
+        r->l_delayed++;
+    }
+    rg_failure_t row;
+    fill_row(w, wt, RG_FAILURE_DELAYED, &row);
+    row.due_ms = wt->due_ns == 0 ? wall_ms()
+                 : wall_ms() + (wt->due_ns - rg__now_ns()) / 1000000;
+    add_row(w, &row);
+    wt->stored = 1;
+    wt->dirty = 0;
+    if (row.flags & RG_FAILURE_F_TRUNCATED)
+        wt->truncated = 1;
+}
+
+void rg__retry_hand_over(rg__worker_t *w, uint64_t key, bool to_hot,
+                         uint64_t epoch)
+{
+    rg_engine_t *e = w->e;
+    struct rg__retry *r = &w->rt;
+    uint64_t h = rg_hash64(key);
+    for (uint32_t k = 0; k < r->nkeys;) {
+        struct rg__wkey *wk = &r->keys[k];
+        uint32_t prev = 0, old_head = wk->head;
+        for (uint32_t i = wk->head; i != 0;) {
+            struct rg__wait *wt = &r->pool[i - 1];
+            uint32_t next = wt->next;
+            if (wt->ev.key != key || wt->frozen) {
+                prev = i;
+                i = next;
+                continue;
+            }
+            struct rg__requeued *m = calloc(1, sizeof(*m));
+            if (m == NULL) {
+                rg__log(e, RG_LOG_ERR, "retry: worker %u: out of memory "
+                        "handing a waiting event of a moved key over",
+                        w->idx);
+                abort(); /* keeping it here would break the key's order */
+            }
+            /* its offset is below the move's barrier: the epoch that
+             * commits it must hold its row (the new route clears it) */
+            if (e->rc.keep)
+                store(w, wt);
+            m->release = m->unrelease = -1;
+            m->handed = true;
+            m->epoch = epoch;
+            m->w = *wt; /* the payload and reasons go with it */
+            m->w.next = 0;
+            if (prev == 0)
+                wk->head = next;
+            else
+                r->pool[prev - 1].next = next;
+            if (wk->tail == i)
+                wk->tail = prev;
+            wk->count--;
+            if (wt->requeued)
+                r->nrequeued--;
+            r->free_waits[r->nfree++] = i - 1;
+            rg__worker_t *to = &e->workers[to_hot ? rg__lane_of(e, &m->w.ev, h)
+                                                  : rg_hash_reduce(h, e->ncold)];
+            pthread_mutex_lock(&to->rt.lock);
+            if (to->rt.hand_tail != NULL)
+                to->rt.hand_tail->next = m;
+            else
+                to->rt.hand_head = m;
+            to->rt.hand_tail = m;
+            pthread_mutex_unlock(&to->rt.lock);
+            i = next;
+        }
+        if (wk->head == 0) {
+            drop_key(r, k);
+        } else {
+            if (wk->head != old_head)
+                r->pool[wk->head - 1].due_ns = 0; /* a new head runs now */
+            k++;
+        }
+    }
+    r->next_due_ns = 0; /* the tick recomputes it */
+    publish(r);
+}
+
 void rg__retry_seal(rg__worker_t *w)
 {
     rg_engine_t *e = w->e;
@@ -847,30 +937,58 @@ void rg__retry_seal(rg__worker_t *w)
         return;
     }
     for (uint32_t k = 0; k < r->nkeys; k++)
-        for (uint32_t i = r->keys[k].head; i != 0; i = r->pool[i - 1].next) {
-            struct rg__wait *wt = &r->pool[i - 1];
-            if (wt->stored && !wt->dirty)
-                continue;
-            if (!wt->delayed) {
-                wt->delayed = 1;
-                r->l_delayed++;
-            }
-            rg_failure_t row;
-            fill_row(w, wt, RG_FAILURE_DELAYED, &row);
-            row.due_ms = wt->due_ns == 0 ? wall_ms()
-                         : wall_ms() + (wt->due_ns - rg__now_ns()) / 1000000;
-            add_row(w, &row);
-            wt->stored = 1;
-            wt->dirty = 0;
-            if (row.flags & RG_FAILURE_F_TRUNCATED)
-                wt->truncated = 1;
-        }
+        for (uint32_t i = r->keys[k].head; i != 0; i = r->pool[i - 1].next)
+            store(w, &r->pool[i - 1]);
     if (r->nfrozen > 0)
         forget_frozen(w);
     publish(r);
 }
 
 /* ---- the mailbox ------------------------------------------------------------ */
+
+/* m's wait joins its order unit's queue, at the end; m is freed. */
+static void take_one(rg__worker_t *w, struct rg__requeued *m)
+{
+    struct rg__retry *r = &w->rt;
+    uint64_t key = order_key(w->e, &m->w.ev);
+    uint32_t k = find_key(r, key);
+    if (k == UINT32_MAX)
+        k = add_key(w, key);
+    struct rg__wait *wt = append(w, k, &m->w.ev);
+    uint32_t next = wt->next;
+    *wt = m->w;
+    wt->next = next;
+    if (!m->handed) {
+        wt->stored = 1;
+        wt->delayed = 1;
+        r->l_requeued++;
+    }
+    wt->requeued = 1;
+    r->nrequeued++;
+    if (wt->due_ns < r->next_due_ns)
+        r->next_due_ns = wt->due_ns;
+    free(m);
+}
+
+void rg__retry_take_handed(rg__worker_t *w, uint64_t key, uint64_t upto)
+{
+    struct rg__retry *r = &w->rt;
+    pthread_mutex_lock(&r->lock);
+    struct rg__requeued **at = &r->hand_head, *last = NULL;
+    while (*at != NULL) {
+        struct rg__requeued *m = *at;
+        if (m->w.ev.key == key && m->epoch <= upto) {
+            *at = m->next; /* in order: a unit's waits keep theirs */
+            take_one(w, m);
+        } else {
+            last = m;
+            at = &m->next;
+        }
+    }
+    r->hand_tail = last;
+    pthread_mutex_unlock(&r->lock);
+    publish(r);
+}
 
 void rg__retry_take_mail(rg__worker_t *w)
 {
@@ -926,22 +1044,7 @@ void rg__retry_take_mail(rg__worker_t *w)
             atomic_fetch_sub_explicit(&r->mail_n, 1, memory_order_relaxed);
             continue;
         }
-        uint64_t key = order_key(w->e, &m->w.ev);
-        uint32_t k = find_key(r, key);
-        if (k == UINT32_MAX)
-            k = add_key(w, key);
-        struct rg__wait *wt = append(w, k, &m->w.ev);
-        uint32_t next = wt->next;
-        *wt = m->w;
-        wt->next = next;
-        wt->stored = 1;
-        wt->delayed = 1;
-        wt->requeued = 1;
-        r->nrequeued++;
-        if (wt->due_ns < r->next_due_ns)
-            r->next_due_ns = wt->due_ns;
-        r->l_requeued++;
-        free(m);
+        take_one(w, m);
         m = nx;
         atomic_fetch_sub_explicit(&r->mail_n, 1, memory_order_relaxed);
     }
