@@ -60,7 +60,7 @@ NOT_SERVED = {
     "railgun_flow_degraded": "only with the Redis lease client",
     "railgun_cache_updates_skipped_total": "only with the read cache "
         "(cache.redis.*)",
-    "railgun_lane_events_total": "hot lanes are not built (issue 13)",
+    "railgun_lane_events_total": "only with hot lanes (hotkey.lanes)",
     "railgun_producer_fallback_active": "a producer's family: railgun "
         "serve's /metrics has it, railgun run produces nothing",
     "railgun_producer_spooled_events": "the same",

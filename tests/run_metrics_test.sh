@@ -8,6 +8,9 @@
 #     every partition comes back to 0, /stats.json says the same
 #   - with hotkey.enable, the hot video (--hot-share 0.5) is the one hot
 #     key in railgun_hot_key_share_ratio, /stats.json and the stats line
+#   - with hotkey.lanes=2, one railgun_lane_events_total series per lane,
+#     the workers' and lanes' events adding up to the events, and the
+#     lanes and key moves in the stats line
 #   - an explicit metrics.listen that is taken refuses to start: exit 2,
 #     one line naming the property
 #   - the default address taken: a loud warning naming it and the
@@ -45,7 +48,7 @@ url=http://127.0.0.1:$port
 "$rg" run "${kafka[@]}" -X "sqlite.path=$tmp/a.db" -X group.id=metrics-a \
     -X "metrics.listen=127.0.0.1:$port" --init-schema \
     -X hotkey.enable=true -X hotkey.min.events=100 -X hotkey.cool.ms=600000 \
-    -X hotkey.window.ms=20000 \
+    -X hotkey.window.ms=20000 -X hotkey.lanes=2 \
     2>"$tmp/a.err" &
 pid_a=$!
 pids+=($pid_a)
@@ -107,6 +110,11 @@ awk '/^railgun_hot_key_share_ratio[{]/ {n++; if ($1 == "railgun_hot_key_share_ra
      /^railgun_hot_key_changes_total[{]direction="hot"[}]/ {h = $2}
      END {exit !(n == 1 && ok && h >= 1)}' "$tmp/m.txt" ||
     fail "hot key series: $(grep '^railgun_hot' "$tmp/m.txt")"
+awk -v n=$events '
+    /^railgun_lane_events_total[{]lane="[01]"[}] / {l += $2; nl++}
+    /^railgun_worker_events_total[{]/ {w += $2}
+    END {exit !(nl == 2 && l + w == n)}' "$tmp/m.txt" ||
+    fail "lane series: $(grep -E '^railgun_(lane|worker)_events' "$tmp/m.txt")"
 out=$(promtool check metrics <"$tmp/m.txt" 2>&1) || fail "promtool check metrics: $out"
 [ -z "$out" ] || fail "promtool complained: $out"
 
@@ -120,6 +128,8 @@ kill -USR1 $pid_a
 for _ in $(seq 1 50); do grep -q 'hot keys 1 ' "$tmp/a.err" && break; sleep 0.1; done
 grep -q 'hot keys 1 (1 turned hot, 0 cold): key 1 ' "$tmp/a.err" ||
     fail "stats line without the hot key: $(grep 'railgun run:' "$tmp/a.err" | tail -1)"
+grep -Eq '; lanes [0-9]+ [0-9]+ events, [0-9]+ key moves' "$tmp/a.err" ||
+    fail "stats line without the lanes: $(grep 'railgun run:' "$tmp/a.err" | tail -1)"
 curl -fs "$url/doctor.json" | jq -e '.version == 1 and (.nodes | length == 1)' \
     >/dev/null || fail "/doctor.json"
 # into a file first: grep -q stops reading at the match, and under

@@ -673,6 +673,9 @@ static void report(rg_cli_t *cli, const struct demo *dm,
         if (hs.enabled) /* detection's figures only when it runs */
             printf(",\"hot_keys_now\":%u,\"hot_turned\":%" PRIu64, hs.nhot,
                    hs.turned_hot);
+        if (r->st.lanes > 0)
+            printf(",\"lanes\":%u,\"key_moves\":%" PRIu64, r->st.lanes,
+                   r->st.moves);
         if (nh > 0)
             printf(",\"hottest_key\":%" PRIu64 ",\"hottest_share\":%.4f",
                    hk[0].key, hk[0].share);
@@ -757,6 +760,9 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                    i ? "," : ":", hk[i].key, 100 * hk[i].share,
                    (double)hk[i].hot_ms / 1e3);
         printf("\n");
+        if (r->st.lanes > 0)
+            printf("  hot lanes     %u, %" PRIu64 " key moves to or from "
+                   "them\n", r->st.lanes, r->st.moves);
     }
     printf("  database      %" PRIu64 " count rows, %" PRIu64 " action "
            "rows\n", r->count_rows, r->action_rows);

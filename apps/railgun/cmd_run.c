@@ -258,9 +258,22 @@ static void print_stats(struct runner *r, const char *when)
                                       (double)hk[i].hot_ms / 1e3);
         }
         if (r->json && k < sizeof(hot))
-            snprintf(hot + k, sizeof(hot) - k, "],\"hot_keys_now\":%u,"
-                     "\"hot_turned\":%" PRIu64 ",\"hot_cooled\":%" PRIu64,
-                     hs.nhot, hs.turned_hot, hs.turned_cold);
+            k += (size_t)snprintf(hot + k, sizeof(hot) - k,
+                                  "],\"hot_keys_now\":%u,\"hot_turned\":%"
+                                  PRIu64 ",\"hot_cooled\":%" PRIu64,
+                                  hs.nhot, hs.turned_hot, hs.turned_cold);
+        /* hot lanes (hotkey.lanes): each lane's events, the moves */
+        for (unsigned l = 0; l < st.lanes && k < sizeof(hot); l++) {
+            const char *sep = l ? (r->json ? "," : " ")
+                                : (r->json ? ",\"lane_events\":[" : "; lanes ");
+            k += (size_t)snprintf(hot + k, sizeof(hot) - k, "%s%" PRIu64, sep,
+                                  rg_engine_worker_processed(r->pl.engine,
+                                                             st.workers + l));
+        }
+        if (st.lanes > 0 && k < sizeof(hot))
+            snprintf(hot + k, sizeof(hot) - k, r->json
+                     ? "],\"key_moves\":%" PRIu64
+                     : " events, %" PRIu64 " key moves", st.moves);
     }
     if (r->json) {
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64

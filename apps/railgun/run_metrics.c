@@ -44,12 +44,13 @@ enum {
     F_RETRIED, F_DELAYED, F_DEAD, F_WAITING, F_RECOVERED,
     F_DLQ_FORWARDED, F_DLQ_FAILED, F_DLQ_PENDING,
     F_W_BUSY, F_W_PARKS, F_W_RING, F_TXN_SECONDS, F_TXN_ROWS,
-    F_HOT_SHARE, F_HOT_KEYS, F_HOT_CHANGES,
+    F_HOT_SHARE, F_HOT_KEYS, F_HOT_CHANGES, F_LANE_EVENTS,
     F__COUNT
 };
 
 static const char *const l_tp[] = {"topic", "partition"};
 static const char *const l_w[] = {"worker"};
+static const char *const l_lane[] = {"lane"};
 static const char *const l_d[] = {"dispatcher"};
 static const char *const l_comp[] = {"component"};
 static const char *const l_reason[] = {"reason"};
@@ -71,6 +72,7 @@ static const struct fam {
     bool adapt; /* only with flow.sink.latency.target.ms */
     bool dlq;   /* only with dlq.topic */
     bool hot;   /* only with hotkey.enable */
+    bool lanes; /* only with hotkey.lanes */
 } fams[F__COUNT] = {
     [F_CONSUMED] = {RG_METRIC_COUNTER, "events_consumed", NULL,
         "Messages the Kafka source handed to the engine.", NULL, 0, 1, 0},
@@ -231,6 +233,9 @@ static const struct fam {
     [F_HOT_CHANGES] = {RG_METRIC_COUNTER, "hot_key_changes", NULL,
         "Keys that turned hot and that cooled again, so far.", l_dir, 1, 2,
         0, 0, 0, 0, 1},
+    [F_LANE_EVENTS] = {RG_METRIC_COUNTER, "lane_events", NULL,
+        "Events each hot lane processed (hotkey.lanes).", l_lane, 1, 1024,
+        0, 0, 0, 0, 1, 1},
 };
 
 struct rg_run_metrics_s {
@@ -239,6 +244,7 @@ struct rg_run_metrics_s {
     rg_flow_redis_t *flow;       /* the lease client, or NULL */
     rg_run_dlq_t *dlq;           /* the dlq.topic forwarder, or NULL */
     bool hot;                    /* hotkey.enable */
+    bool lanes;                  /* hotkey.lanes > 0 */
     int64_t target_ms;           /* flow.sink.latency.target.ms, 0: off */
     const rg_conf_t *conf;
     const char *topic;
@@ -333,6 +339,12 @@ static void collect(rg_metrics_scrape_t *s, void *opaque)
                                    ? (double)ws.ring_used /
                                          (double)ws.ring_capacity
                                    : 0.0);
+    }
+    for (unsigned l = 0; l < st.lanes; l++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%u", l);
+        rg_metrics_collect_u64(s, f[F_LANE_EVENTS], (const char *[]){id},
+                               rg_engine_worker_processed(e, st.workers + l));
     }
     rg_flush_hist_t fh;
     rg_engine_flush_hist(e, &fh);
@@ -500,7 +512,7 @@ static int add_families(rg_run_metrics_t *rm, unsigned max_parts,
         if ((d->cache && rm->cache == NULL) ||
             (d->flow && rm->flow == NULL) ||
             (d->adapt && rm->target_ms <= 0) || (d->dlq && rm->dlq == NULL) ||
-            (d->hot && !rm->hot))
+            (d->hot && !rm->hot) || (d->lanes && !rm->lanes))
             continue;
         rg_metric_desc_t desc = {
             .kind = d->kind, .name = d->name, .unit = d->unit,
@@ -595,6 +607,7 @@ int rg_run_metrics_start(const rg_conf_t *conf, rg_pipeline_t *pl,
     rm->flow = flow;
     rm->dlq = dlq;
     rm->hot = rg_conf_get_int(rg_engine_conf(pl->engine), "hotkey.enable") != 0;
+    rm->lanes = rg_conf_get_int(rg_engine_conf(pl->engine), "hotkey.lanes") > 0;
     rm->conf = conf;
     rm->target_ms = rg_conf_get_int(rg_engine_conf(pl->engine),
                                     "flow.sink.latency.target.ms");

@@ -1123,9 +1123,10 @@ static void consumption(struct rep *rp, const struct view *v,
         SET(f, evidence, "%s", ind);
         if (hot != NULL && share >= o->hot_share)
             SET(f, action, "One hot key (%s, %s of the events) lands on "
-                "one worker (hot lanes are not built): spread the other "
-                "keys over more workers or nodes, and make that key's "
-                "work cheaper.", hot, P(share));
+                "one worker: give hot keys lanes (hotkey.lanes, with "
+                "hotkey.enable; a split processor such as the likes job "
+                "spreads the key over them), or spread the other keys "
+                "over more workers or nodes.", hot, P(share));
         else
             SET(f, action, "Its keys cost more than the others': look at "
                 "the hot keys and the processor's cost per key.");
