@@ -262,6 +262,35 @@ void metrics_render(benchmark::State &state, int impl)
     state.SetItemsProcessed(state.iterations() * 16);
 }
 
+// Hot lanes on a skewed stream (peers_lanes.c): the same paced stream,
+// half of it on one key, each event 2 us of work, 600k events/s for 3 s
+// (1.2 CPUs of work: the hot key's worker would need 0.9 of a CPU
+// alone), without lanes and with 2, in one iteration; counters carry the
+// imbalance and the cold keys' latency of both and their ratios.
+void lanes(benchmark::State &state)
+{
+    rgb_lanes_result without_lanes{}, with_lanes{};
+    for (auto _ : state) {
+        if (rgb_lanes_run(0, 0.5, 600000, 3.0, 2000, &without_lanes) != 0 ||
+            rgb_lanes_run(2, 0.5, 600000, 3.0, 2000, &with_lanes) != 0) {
+            state.SkipWithError("a run failed or a key's count is wrong");
+            return;
+        }
+    }
+    state.counters["imbalance_without"] = without_lanes.imbalance;
+    state.counters["imbalance_with"] = with_lanes.imbalance;
+    state.counters["cold_p50_us_without"] = without_lanes.cold_p50_us;
+    state.counters["cold_p50_us_with"] = with_lanes.cold_p50_us;
+    state.counters["cold_p99_us_without"] = without_lanes.cold_p99_us;
+    state.counters["cold_p99_us_with"] = with_lanes.cold_p99_us;
+    state.counters["p99_ratio"] =
+        with_lanes.cold_p99_us > 0
+            ? without_lanes.cold_p99_us / with_lanes.cold_p99_us : 0;
+    state.counters["eps_without"] = without_lanes.events_per_s;
+    state.counters["eps_with"] = with_lanes.events_per_s;
+    state.counters["moves_with"] = (double)with_lanes.moves;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -294,6 +323,8 @@ int main(int argc, char **argv)
                                  RGB_PIPE_RAILGUN_FLOW)->UseRealTime();
     benchmark::RegisterBenchmark("pipeline/railgun_hotkey", pipeline,
                                  RGB_PIPE_RAILGUN_HOTKEY)->UseRealTime();
+    benchmark::RegisterBenchmark("lanes/railgun_skewed", lanes)
+        ->UseRealTime()->Iterations(1)->Unit(benchmark::kSecond);
     benchmark::RegisterBenchmark("merge/railgun", merge, RGB_MERGE_RAILGUN)
         ->UseRealTime();
     benchmark::RegisterBenchmark("merge/urcu_lfht", merge, RGB_MERGE_URCU_LFHT)

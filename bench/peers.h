@@ -50,6 +50,21 @@ enum rgb_pipe_impl {
                                 tick cost on the ingest path */
 };
 
+/* Hot lanes on a skewed stream (peers_lanes.c): one run of the stream
+ * at `rate` events/s for `seconds`, `hot` of it on one key, each event
+ * costing cost_ns, with `lanes` hot lanes (0: detection only). */
+typedef struct rgb_lanes_result {
+    double imbalance;     /* busiest thread / mean, after the warm-up */
+    double cold_p50_us, cold_p99_us; /* push -> processed, cold keys */
+    double events_per_s;  /* as pushed (the source's pace held or not) */
+    unsigned long long moves;
+    unsigned threads;
+} rgb_lanes_result;
+
+/* 0, -1 (setup failed: a line on stderr), -2 (a key's count is wrong). */
+int rgb_lanes_run(unsigned lanes, double hot, double rate, double seconds,
+                  uint64_t cost_ns, rgb_lanes_result *out);
+
 typedef struct rgb_pipe rgb_pipe;
 
 /* keys: the source's key stream (cycled); counts go into keyspace slots. */

@@ -41,6 +41,14 @@ out=$("$rg" demo --source memory --events 200000 --dispatchers 2 --json)
 if grep -q '"source":"memory"' <<<"$out" && grep -q '"verify":"exact"' <<<"$out"
 then ok; else bad "demo --source memory: $out"; fi
 
+# --hotkey-lanes: a pass without lanes, then the run with them, exact;
+# the hot video moved to the lanes, both imbalances reported
+out=$("$rg" demo --source memory --events 300000 --hot-share 0.5 \
+      --hotkey-lanes 2 -X hotkey.window.ms=100 --json)
+if grep -q '"verify":"exact"' <<<"$out" && grep -q '"lanes":2,' <<<"$out" &&
+   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(not (d["key_moves"] >= 1 and d["imbalance_without_lanes"] > 1.2 and 0 < d["imbalance_since_move"]))' "$out"
+then ok; else bad "demo --hotkey-lanes: $out"; fi
+
 # --json: one object, exact; the temporary database (no --db) is removed
 mkdir "$tmp/tmpdir"
 out=$(TMPDIR="$tmp/tmpdir" "$rg" demo "${via[@]}" --events 100000 --videos 100 --json); rc=$?
@@ -112,6 +120,9 @@ expect_usage_error "--events" demo --events 0
 expect_usage_error "--events" demo --events
 expect_usage_error "--zipf" demo --zipf nan
 expect_usage_error "--hot-share" demo --hot-share 1
+expect_usage_error "--hotkey-lanes" demo --source memory --hotkey-lanes 0
+expect_usage_error "needs --source memory" demo --hotkey-lanes 2 --events 10
+expect_usage_error "hotkey.enable" demo --source memory --events 10 -X hotkey.lanes=2
 expect_usage_error "--hot-share" produce --hot-share 1.5
 expect_usage_error "hotkey.cool.share" demo --source memory --events 100 -X hotkey.enable=true -X hotkey.cool.share=0.5
 expect_usage_error "hotkey.share" demo -X hotkey.share=2

@@ -36,6 +36,8 @@
 #include "railgun/railgun.h"
 #include "stream.h"
 
+#define RG_DEMO_MAX_THREADS 2048 /* workers + lanes, as conf allows */
+
 struct demo {
     rg_stream_spec_t spec;
     rg_stream_t s;
@@ -49,6 +51,9 @@ struct demo {
     bool kafka;          /* --source kafka (the default) */
     bool verify_only;    /* --verify-only: check the database, run nothing */
     const char *fail_ratio; /* --fail-ratio R, NULL when not given */
+    unsigned lanes;      /* --hotkey-lanes N: 0 when not given */
+    double base_imbalance; /* ... the pass without lanes: busiest / mean */
+    double base_secs;
 };
 
 /* What the run leaves for the report. */
@@ -64,6 +69,10 @@ struct result {
     _Atomic uint64_t dead_cb;    /* dead letters the callback saw */
     uint64_t dead_rows, delayed_rows; /* in the sink's failures table */
     bool dlq_table;              /* ... which the sink keeps */
+    /* hot lanes: each thread's events when the first key moved */
+    bool moved;
+    double moved_at;             /* seconds after t0 */
+    uint64_t at_move[RG_DEMO_MAX_THREADS];
 };
 
 struct ingest {
@@ -86,7 +95,8 @@ static void usage(void)
         "                    [--db FILE] [--crash-at N[:before|:after]]\n"
         "                    [--format json|binary] [--verify-only] "
         "[--json]\n"
-        "                    [--fail-ratio R] [--poison N]\n"
+        "                    [--fail-ratio R] [--poison N] "
+        "[--hotkey-lanes N]\n"
         "                    [--config FILE] [-X name=value]\n\n"
         "Generates N like/unlike events (Zipf(S) over V videos, U users;\n"
         "--hot-share S gives video 1 a share S first),\n"
@@ -109,6 +119,11 @@ static void usage(void)
         "before its commit (default) or after it, before the offset\n"
         "hand-off. Rerun with the same --db and --seed to resume from the\n"
         "stored offsets.\n\n"
+        "--hotkey-lanes N (--source memory) turns hot-key detection on\n"
+        "with N hot lanes (hotkey.lanes) and first runs the same stream\n"
+        "without lanes into the null sink, so the report compares how\n"
+        "the work spreads: the busiest thread's share over the mean,\n"
+        "without lanes, with them, and from the first move on.\n\n"
         "--fail-ratio R makes the likes job fail a share R (0 .. 1) of the\n"
         "events transiently (each recovers after 1 to\n"
         "likes.fault.fail.attempts attempts, so some use the delayed retry\n"
@@ -170,6 +185,16 @@ static int parse_own(rg_cli_t *cli, struct demo *dm, int argc, char **argv,
         v = rg_cli_value(cli, argc, argv, i, "--crash-at");
         if (!v || parse_crash(cli, v, dm))
             return 2;
+    } else if (rg_cli_is(a, "--hotkey-lanes")) {
+        uint64_t n;
+        if (!(v = rg_cli_value(cli, argc, argv, i, "--hotkey-lanes")) ||
+            rg_cli_u64(cli, "--hotkey-lanes", v, 1, 1024, &n))
+            return 2;
+        dm->lanes = (unsigned)n;
+        if (rg_conf_set(cli->conf, "hotkey.lanes", v, err, sizeof(err)) != 0 ||
+            rg_conf_set(cli->conf, "hotkey.enable", "true", err,
+                        sizeof(err)) != 0)
+            return rg_cli_fail(cli, "%s", err);
     } else if (rg_cli_is(a, "--workers") || rg_cli_is(a, "--dispatchers")) {
         /* shorthands for -X workers=W and -X dispatchers=D */
         const char *name = rg_cli_is(a, "--workers") ? "workers"
@@ -222,6 +247,11 @@ static int check_args(rg_cli_t *cli, const struct demo *dm)
         return rg_cli_fail(cli, "--verify-only runs nothing, so there is "
                            "no flush for --crash-at to kill: use one or the "
                            "other");
+    if (dm->lanes > 0 && (dm->kafka || dm->verify_only || dm->crash_epoch))
+        return rg_cli_fail(cli, "--hotkey-lanes compares a pass without "
+                           "lanes with the run: it needs --source memory, "
+                           "and no --verify-only or --crash-at (for those, "
+                           "-X hotkey.enable=true -X hotkey.lanes=N)");
     if (rg_conf_get_int(c, "dispatchers") > dm->spec.partitions)
         return rg_cli_fail(cli, "dispatchers: more than --partitions (%u) "
                            "would leave one without a partition",
@@ -398,7 +428,8 @@ static void *ingest_main(void *arg)
 /* Waits until every event to do is processed, the engine fails, or the
  * source or the producer stops on its own. */
 static void wait_done(rg_cli_t *cli, const struct demo *dm,
-                      rg_pipeline_t *pl, rg_stream_producer_t *prod)
+                      rg_pipeline_t *pl, rg_stream_producer_t *prod,
+                      struct result *res)
 {
     rg_progress_t prog;
     rg_progress_init(&prog, "demo", dm->todo, cli->json);
@@ -408,6 +439,14 @@ static void wait_done(rg_cli_t *cli, const struct demo *dm,
         rg_engine_stats(pl->engine, &st);
         rg_engine_retry_stats(pl->engine, &rs);
         rg_progress_update(&prog, st.processed);
+        if (res != NULL && !res->moved && st.moves > 0) {
+            /* the threads' work from here on is the isolated state */
+            res->moved = true;
+            res->moved_at = rg_now() - res->t0;
+            for (unsigned w = 0; w < pl->workers && w < RG_DEMO_MAX_THREADS;
+                 w++)
+                res->at_move[w] = rg_engine_worker_processed(pl->engine, w);
+        }
         /* done: every event processed (retries, and the delayed ones a
          * restart handed back, included), none still waiting */
         if ((st.processed + st.undecodable >= dm->todo + pl->requeued &&
@@ -472,7 +511,7 @@ static int run(rg_cli_t *cli, const struct demo *dm, rg_pipeline_t *pl,
             }
         }
     }
-    wait_done(cli, dm, pl, prod);
+    wait_done(cli, dm, pl, prod, res);
 
 stop:
     if (prod_started) {
@@ -501,6 +540,63 @@ stop:
     else if (srcerr != NULL)
         snprintf(res->why, sizeof(res->why), "the source stopped: %.250s",
                  srcerr);
+    return rc;
+}
+
+/* busiest / mean of the threads' events since `from` (NULL: since 0) */
+static double imbalance(const rg_pipeline_t *pl, const uint64_t *from)
+{
+    double tot = 0, mx = 0;
+    for (unsigned w = 0; w < pl->workers && w < RG_DEMO_MAX_THREADS; w++) {
+        double n = (double)(rg_engine_worker_processed(pl->engine, w) -
+                            (from ? from[w] : 0));
+        tot += n;
+        mx = n > mx ? n : mx;
+    }
+    return tot > 0 ? mx * pl->workers / tot : 0;
+}
+
+/* --hotkey-lanes: the same stream once without lanes, into the null sink
+ * (the pass only measures how the work spreads; the run that follows is
+ * the one verified), so the report compares both. 0 or the exit status. */
+static int base_pass(rg_cli_t *cli, struct demo *dm)
+{
+    char err[512];
+    rg_cli_t sub = *cli;
+    sub.conf = rg_conf_dup(cli->conf);
+    struct result *res = calloc(1, sizeof(*res));
+    rg_pipeline_t pl = {0};
+    int rc = 0;
+    if (sub.conf == NULL || res == NULL) {
+        rc = rg_cli_error(cli, "out of memory");
+        goto out;
+    }
+    rg_pipeline_opts_t po = {0};
+    if ((rc = rg_conf_set(sub.conf, "hotkey.lanes", "0", err,
+                          sizeof(err))) != 0 ||
+        (rc = rg_conf_set(sub.conf, "sink", "null", err, sizeof(err))) != 0 ||
+        (rc = rg_pipeline_open(&pl, sub.conf, &po, err, sizeof(err))) != 0 ||
+        (rc = rg_pipeline_claim(&pl, dm->spec.partitions, dm->resume, err,
+                                sizeof(err))) != 0 ||
+        (rc = rg_pipeline_start(&pl, err, sizeof(err))) != 0) {
+        rc = rg_cli_report(cli, rc, "the pass without lanes: %s", err);
+        goto out;
+    }
+    dm->todo = dm->s.n;
+    if ((rc = run(&sub, dm, &pl, NULL, res)) != 0)
+        goto out;
+    if (res->why[0]) {
+        rc = rg_cli_error(cli, "the pass without lanes: %s", res->why);
+        goto out;
+    }
+    dm->base_imbalance = imbalance(&pl, NULL);
+    dm->base_secs = res->secs;
+out:
+    rg_pipeline_close(&pl);
+    free(res);
+    rg_conf_destroy(sub.conf);
+    memset(dm->resume, 0, sizeof(int64_t) * dm->spec.partitions);
+    dm->todo = 0;
     return rc;
 }
 
@@ -676,6 +772,11 @@ static void report(rg_cli_t *cli, const struct demo *dm,
         if (r->st.lanes > 0)
             printf(",\"lanes\":%u,\"key_moves\":%" PRIu64, r->st.lanes,
                    r->st.moves);
+        if (dm->lanes > 0)
+            printf(",\"imbalance_without_lanes\":%.3f,"
+                   "\"imbalance_since_move\":%.3f,\"moved_at_s\":%.3f",
+                   dm->base_imbalance,
+                   r->moved ? imbalance(pl, r->at_move) : 0.0, r->moved_at);
         if (nh > 0)
             printf(",\"hottest_key\":%" PRIu64 ",\"hottest_share\":%.4f",
                    hk[0].key, hk[0].share);
@@ -752,6 +853,12 @@ static void report(rg_cli_t *cli, const struct demo *dm,
     if (tot > 0)
         printf("  workers       %s of the events%s (busiest / mean "
                "%.2f)\n", ws, lanes ? ", lanes last" : "", mx * pl->workers);
+    if (dm->lanes > 0)
+        printf("  isolation     busiest / mean %.2f without lanes (the same "
+               "stream first, into the null sink, %.1f s), %.2f with them; "
+               "%.2f from the first move on (%.2f s in)\n",
+               dm->base_imbalance, dm->base_secs, mx * pl->workers,
+               r->moved ? imbalance(pl, r->at_move) : 0.0, r->moved_at);
     if (hs.enabled) {
         printf("  hot keys      %u now (%" PRIu64 " turned hot, %" PRIu64
                " cooled)", hs.nhot, hs.turned_hot, hs.turned_cold);
@@ -814,6 +921,8 @@ int rg_cmd_demo(int argc, char **argv)
     /* the mock cluster, the pipeline (resuming after what the sink
      * stores) and the producer */
     if ((rc = fault_rows(&cli, &dm)) != 0)
+        goto out;
+    if (dm.lanes > 0 && (rc = base_pass(&cli, &dm)) != 0)
         goto out;
     if (dm.kafka && (rc = mock_start(&cli, &mock, &dm)) != 0)
         goto out;
