@@ -52,6 +52,7 @@ struct demo {
     bool verify_only;    /* --verify-only: check the database, run nothing */
     const char *fail_ratio; /* --fail-ratio R, NULL when not given */
     unsigned lanes;      /* --hotkey-lanes N: 0 when not given */
+    rg_engine_t *engine; /* the run's, for the crash hook's line */
     double base_imbalance; /* ... the pass without lanes: busiest / mean */
     double base_secs;
 };
@@ -387,11 +388,15 @@ static void crash_hook(void *opaque, uint64_t epoch, rg_epoch_stage_t stage)
 {
     const struct demo *dm = opaque;
     if (epoch >= dm->crash_epoch && stage == dm->crash_stage) {
+        rg_engine_stats_t st = {0};
+        if (dm->engine != NULL)
+            rg_engine_stats(dm->engine, &st);
         fprintf(stderr, "railgun demo: --crash-at: killing myself in epoch "
-                "%" PRIu64 " (%s)\n", epoch,
+                "%" PRIu64 " (%s), %" PRIu64 " key moves so far\n", epoch,
                 stage == RG_EPOCH_BEFORE_COMMIT ? "before commit"
                                                 : "after commit, before "
-                                                  "the offset hand-off");
+                                                  "the offset hand-off",
+                st.moves);
         fflush(stderr);
         kill(getpid(), SIGKILL);
     }
@@ -935,6 +940,7 @@ int rg_cmd_demo(int argc, char **argv)
         .on_claim_opaque = &res,
     };
     if ((rc = rg_pipeline_open(&pl, cli.conf, &po, err, sizeof(err))) != 0 ||
+        (dm.engine = pl.engine) == NULL ||
         (rc = rg_likes_job_set_faults(pl.job, cli.conf, err,
                                       sizeof(err))) != 0 ||
         (rc = rg_engine_set_dead_letter_cb(pl.engine, on_dead, &res)) != 0 ||
