@@ -319,6 +319,112 @@ Test(lanes, flapping_key_moves_at_most_once_per_cool_period, .timeout = 300)
     run(1, true);
 }
 
+/* ---- a delayed event handed back while its key is on the lanes ---- */
+
+/* A sink that keeps failures (the null sink's other calls) and holds one
+ * stored delayed event: key 0, sub 3, the first of its pair (seq 1). */
+static int fs_write(void *self, const rg_failure_t *rows, size_t n,
+                    char *errstr, size_t size)
+{
+    (void)self, (void)rows, (void)n, (void)errstr, (void)size;
+    return 0;
+}
+
+enum { RQ_OFFSET = 5 };
+
+static int fs_scan(void *self, int state, const int32_t *parts, size_t np,
+                   void (*cb)(void *arg, const rg_failure_t *row), void *arg,
+                   char *errstr, size_t size)
+{
+    (void)self, (void)parts, (void)np, (void)errstr, (void)size;
+    if (state != RG_FAILURE_DELAYED)
+        return 0;
+    struct payload pl = {.seq = 1, .kseq = 1, .sub = 3};
+    rg_failure_t row = {.state = RG_FAILURE_DELAYED, .partition = 0,
+                        .offset = RQ_OFFSET, .key = 0, .attempts = 1,
+                        .reasons = "test", .payload = &pl,
+                        .payload_len = sizeof(pl),
+                        .event_len = sizeof(pl)};
+    cb(arg, &row);
+    return 0;
+}
+
+static _Atomic int requeued_on; /* the route that ran it, + 1 */
+
+static void rq_do(void *opaque, rg_ctx_t *ctx, rg_event_t *ev)
+{
+    if (ev->key == 0 && ev->offset == RQ_OFFSET)
+        /* relaxed: read after the stop's join */
+        atomic_store_explicit(&requeued_on, (int)rg_ctx_worker(ctx) + 1,
+                              memory_order_relaxed);
+    do_one(opaque, ctx, ev);
+}
+
+/* Key 0 is on the lanes when a restart hands back its stored delayed
+ * event: the event goes to the key's lane (where its later events go),
+ * not to the worker key 0 hashes to, and runs before them. */
+Test(lanes, requeue_goes_to_the_keys_current_route)
+{
+    memset(last_seq, 0, sizeof(last_seq));
+    memset(last_route, 0, sizeof(last_route));
+    memset(seen, 0, sizeof(seen));
+    memset(fgen, 0, sizeof(fgen));
+    split_mode = 1;
+    char err[256];
+    rg_conf_t *conf = rg_conf_new();
+    static const char *const xs[] = {
+        "workers", "2", "dispatchers", "1", "hotkey.enable", "true",
+        "hotkey.lanes", "2", "hotkey.min.events", "1099511627776", NULL};
+    for (int i = 0; xs[i] != NULL; i += 2)
+        cr_assert_eq(rg_conf_set(conf, xs[i], xs[i + 1], err, sizeof(err)),
+                     0, "%s", err);
+    rg_processor_t proc = {.unpack = unpack, .do_event = rq_do,
+                           .forget = forget, .split = 1,
+                           .order_key = order_key};
+    rg_engine_t *e = rg_engine_new(conf, &proc, err, sizeof(err));
+    cr_assert_not_null(e, "%s", err);
+    rg_sink_t sink;
+    cr_assert_eq(rg_sink_null_open(&sink), 0);
+    sink.write_failures = fs_write;
+    sink.scan_failures = fs_scan;
+    cr_assert_eq(rg_engine_set_sink(e, &sink, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_assert_eq(rg_engine_start(e, err, sizeof(err)), 0, "%s", err);
+    rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
+    /* the partition resumes after the stored event; key 0 moves to the
+     * lanes before the hand-back */
+    cr_assert_eq(rg_dispatcher_reset(d, 0, RQ_OFFSET + 1), 0);
+    cr_assert_eq(rg_dispatcher_force_hot(d, 0, 1), 0);
+    cr_assert_eq(rg_dispatcher_flush(d, 30000), 0);
+    rg_engine_stats_t st;
+    rg_engine_stats(e, &st);
+    cr_assert_eq(st.moves, 1);
+    cr_assert_eq(rg_engine_requeue(e, (int32_t[]){0}, 1, err, sizeof(err)),
+                 1, "%s", err);
+    /* its pair's later events, on the lane */
+    rg_event_t evs[50];
+    for (int i = 0; i < 50; i++) {
+        struct payload pl = {.seq = (uint64_t)i + 2, .kseq = (uint64_t)i + 2,
+                             .sub = 3};
+        memset(&evs[i], 0, sizeof(evs[i]));
+        evs[i].key = 0;
+        evs[i].partition = 0;
+        evs[i].offset = RQ_OFFSET + 1 + i;
+        evs[i].len = sizeof(pl);
+        memcpy(evs[i].data.bytes, &pl, sizeof(pl));
+    }
+    cr_assert_eq(rg_dispatcher_push_events(d, evs, 50), 50);
+    cr_assert_eq(rg_dispatcher_flush(d, 30000), 0);
+    cr_assert_eq(rg_engine_stop(e), 0);
+    /* relaxed: joined */
+    int on = atomic_load_explicit(&requeued_on, memory_order_relaxed);
+    cr_assert_geq(on - 1, 2, "the handed-back event ran on worker %d, not "
+                  "on its key's lane", on - 1);
+    cr_assert_eq(last_seq[0][3], 51, "the pair's events: last %llu of 51",
+                 (unsigned long long)last_seq[0][3]);
+    rg_engine_destroy(e);
+}
+
 /* Lanes need the detection and a sink; split needs an order unit. */
 Test(lanes, refusals)
 {

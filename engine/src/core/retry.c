@@ -1243,6 +1243,32 @@ int rg_engine_release(rg_engine_t *e, const int32_t *partitions, size_t n)
     return 0;
 }
 
+/* Where a handed-back event goes: its key's route now. Without lanes its
+ * worker. With lanes, the route of the dispatcher that owns its
+ * partition (the one its later events come through; dispatcher 0 before
+ * a first push made one the owner), read while holding that handle so no
+ * move (made only by the handle's holder, at a barrier) slips between
+ * this choice and the post: a later move's MOVE_OUT reaches the worker
+ * behind the mail, which it takes first, so it hands the wait over with
+ * the key's others. Before the start route sets are empty: the worker. */
+static unsigned requeue_route(rg_engine_t *e, const rg_event_t *ev,
+                              rg_dispatcher_t **held)
+{
+    *held = NULL;
+    int32_t p = ev->partition;
+    if (e->nlanes == 0 || p < 0 || (uint32_t)p >= e->max_partitions)
+        return rg__route(e, ev->key);
+    /* relaxed: written once, by the owner inside a push call; a stale 0
+     * picks dispatcher 0, the Kafka source's one (a memory pipeline hands
+     * rows back before the start, when every route is the worker) */
+    uint32_t owner = atomic_load_explicit(&e->owner[p], memory_order_relaxed);
+    rg_dispatcher_t *d = &e->dispatchers[owner ? owner - 1 : 0];
+    if (rg__dispatch_enter(d) != 0) /* not started (or stopping) */
+        return rg__route(e, ev->key);
+    *held = d; /* the caller posts, then lets go */
+    return rg__route_ev(d, d->route, ev, rg_hash64(ev->key));
+}
+
 int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
                           char *errstr, size_t errstr_size)
 {
@@ -1283,7 +1309,10 @@ int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
     for (struct rg__requeued *m = c.head, *nx; m != NULL; m = nx) {
         nx = m->next;
         m->next = NULL;
-        post(&e->workers[rg__route(e, m->w.ev.key)], m);
+        rg_dispatcher_t *held = NULL;
+        post(&e->workers[requeue_route(e, &m->w.ev, &held)], m);
+        if (held != NULL)
+            rg__dispatch_exit(held);
     }
     if (c.count > 0) {
         for (unsigned i = 0; i < e->nworkers; i++)
