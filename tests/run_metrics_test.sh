@@ -128,7 +128,7 @@ kill -USR1 $pid_a
 for _ in $(seq 1 50); do grep -q 'hot keys 1 ' "$tmp/a.err" && break; sleep 0.1; done
 grep -q 'hot keys 1 (1 turned hot, 0 cold): key 1 ' "$tmp/a.err" ||
     fail "stats line without the hot key: $(grep 'railgun run:' "$tmp/a.err" | tail -1)"
-grep -Eq '; lanes [0-9]+ [0-9]+ events, [0-9]+ key moves' "$tmp/a.err" ||
+grep -Eq '; lanes [0-9]+ [0-9]+ events, [0-9]+ key moves \([0-9]+ to the lanes\)' "$tmp/a.err" ||
     fail "stats line without the lanes: $(grep 'railgun run:' "$tmp/a.err" | tail -1)"
 curl -fs "$url/doctor.json" | jq -e '.version == 1 and (.nodes | length == 1)' \
     >/dev/null || fail "/doctor.json"

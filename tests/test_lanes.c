@@ -267,6 +267,8 @@ static void run(int split, bool flap)
     } else {
         cr_assert_eq(st.moves, 2 * PER_D / FORCE_EVERY, "moves: %llu",
                      (unsigned long long)st.moves);
+        cr_assert_eq(st.moves_to_lanes, st.moves / 2, "to the lanes: %llu",
+                     (unsigned long long)st.moves_to_lanes);
     }
     /* relaxed: the workers are joined */
     uint64_t n = atomic_load_explicit(&done, memory_order_relaxed);

@@ -775,8 +775,9 @@ static void report(rg_cli_t *cli, const struct demo *dm,
             printf(",\"hot_keys_now\":%u,\"hot_turned\":%" PRIu64, hs.nhot,
                    hs.turned_hot);
         if (r->st.lanes > 0)
-            printf(",\"lanes\":%u,\"key_moves\":%" PRIu64, r->st.lanes,
-                   r->st.moves);
+            printf(",\"lanes\":%u,\"key_moves\":%" PRIu64
+                   ",\"moves_to_lanes\":%" PRIu64, r->st.lanes, r->st.moves,
+                   r->st.moves_to_lanes);
         if (dm->lanes > 0)
             printf(",\"imbalance_without_lanes\":%.3f,"
                    "\"imbalance_since_move\":%.3f,\"moved_at_s\":%.3f",
@@ -873,8 +874,9 @@ static void report(rg_cli_t *cli, const struct demo *dm,
                    (double)hk[i].hot_ms / 1e3);
         printf("\n");
         if (r->st.lanes > 0)
-            printf("  hot lanes     %u, %" PRIu64 " key moves to or from "
-                   "them\n", r->st.lanes, r->st.moves);
+            printf("  hot lanes     %u: %" PRIu64 " key moves to them, %"
+                   PRIu64 " back\n", r->st.lanes, r->st.moves_to_lanes,
+                   r->st.moves - r->st.moves_to_lanes);
     }
     printf("  database      %" PRIu64 " count rows, %" PRIu64 " action "
            "rows\n", r->count_rows, r->action_rows);

@@ -272,8 +272,10 @@ static void print_stats(struct runner *r, const char *when)
         }
         if (st.lanes > 0 && k < sizeof(hot))
             snprintf(hot + k, sizeof(hot) - k, r->json
-                     ? "],\"key_moves\":%" PRIu64
-                     : " events, %" PRIu64 " key moves", st.moves);
+                     ? "],\"key_moves\":%" PRIu64 ",\"moves_to_lanes\":%"
+                       PRIu64
+                     : " events, %" PRIu64 " key moves (%" PRIu64
+                       " to the lanes)", st.moves, st.moves_to_lanes);
     }
     if (r->json) {
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64

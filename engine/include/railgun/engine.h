@@ -229,6 +229,8 @@ typedef struct rg_engine_stats_s {
                                   rg_engine_worker_stats() */
     uint64_t moves;            /* keys moved to or from the lanes, at
                                   barriers, all dispatchers */
+    uint64_t moves_to_lanes;   /* ... of them to the lanes (the rest went
+                                  back to their workers) */
 } rg_engine_stats_t;
 
 /* Where one partition stands. */

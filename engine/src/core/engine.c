@@ -660,6 +660,8 @@ void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out)
         out->ack_waits += atomic_load_explicit(&dp->ack_waits,
                                                memory_order_relaxed);
         out->moves += atomic_load_explicit(&dp->moves, memory_order_relaxed);
+        out->moves_to_lanes += atomic_load_explicit(&dp->moves_hot,
+                                                    memory_order_relaxed);
     }
     out->commits = atomic_load_explicit(&e->commits, memory_order_relaxed);
     out->warnings = atomic_load_explicit(&e->warnings, memory_order_relaxed);

@@ -305,8 +305,9 @@ struct rg_dispatcher_s {
     struct rg__move { uint64_t key, h; bool hot; } *mv;
     uint64_t *members;          /* [max keys] */
     uint32_t *mcount;           /* [workers + lanes] markers per ring */
-    uint64_t moves_local;
+    uint64_t moves_local, moves_hot_local;
     _Atomic uint64_t moves;     /* keys moved (single writer, relaxed) */
+    _Atomic uint64_t moves_hot; /* ... to the lanes */
 };
 
 struct rg_engine_s {

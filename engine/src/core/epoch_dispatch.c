@@ -252,12 +252,16 @@ bool rg__epoch_send_barriers(rg_dispatcher_t *d, uint64_t upto)
         if (nmv > 0) {
             /* after the snapshot: the new routes wait for E's commit, which
              * must not wait for us */
-            for (uint32_t i = 0; i < nmv; i++)
+            for (uint32_t i = 0; i < nmv; i++) {
                 mark(d, &d->mv[i], RG__MOVE_IN, ep, false);
+                d->moves_hot_local += d->mv[i].hot;
+            }
             rg__dispatch_publish_all(d);
             d->moves_local += nmv;
-            /* relaxed: a statistic, single writer */
+            /* relaxed: statistics, single writer */
             atomic_store_explicit(&d->moves, d->moves_local,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&d->moves_hot, d->moves_hot_local,
                                   memory_order_relaxed);
         }
     }
