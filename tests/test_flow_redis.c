@@ -259,6 +259,27 @@ static void assert_within(uint64_t got, double want, double tol,
               tol * 100, want);
 }
 
+/* The nodes [from, to) over 2 s windows: within tol of want. Above it
+ * fails at once (the group's rate is a bound); below it is measured
+ * again, up to 3 windows: a node starved of CPU by a loaded machine (CI
+ * runs two sanitizer tests at once on 2 cores) consumes less than its
+ * tokens for a while, which is not the bound's business, while a rate
+ * that stays low fails all three. */
+static void assert_window_within(struct node *ns, int from, int to,
+                                 double want, double tol, const char *what)
+{
+    uint64_t got = 0;
+    for (int i = 0; i < 3; i++) {
+        got = window(ns, from, to, 2 * SEC, NULL);
+        if (got > want * (1 + tol) || got >= want * (1 - tol))
+            break;
+        if (getenv("RG_FLOW_TEST_VERBOSE"))
+            fprintf(stderr, "  %s: %" PRIu64 " events, low: again\n", what,
+                    got);
+    }
+    assert_within(got, want, tol, what);
+}
+
 /* Waits up to `limit` ns until every node's client is in `mode`; returns
  * how long it took, or -1. */
 static int64_t wait_mode(struct node *ns, int k, int mode, int64_t limit)
@@ -432,12 +453,12 @@ Test(flow_redis, dead_node_share_goes_to_the_others_within_2s, .timeout = 120)
     for (int i = 0; i < 3; i++)
         node_start(&ns[i], &g, (const char *[]){"n0", "n1", "n2"}[i], 0);
     sleep_ns(2 * SEC);
-    assert_within(window(ns, 0, 3, 2 * SEC, NULL), 60000, 0.10, "before");
+    assert_window_within(ns, 0, 3, 60000, 0.10, "before");
     /* n2 "crashes": no leave, its entry stays until it expires */
     node_stop(&ns[2]);
     sleep_ns(2 * SEC);
-    assert_within(window(ns, 0, 2, 2 * SEC, NULL), 60000, 0.10,
-                  "the two survivors, 2 s after the death");
+    assert_window_within(ns, 0, 2, 60000, 0.10,
+                         "the two survivors, 2 s after the death");
     for (int i = 0; i < 2; i++)
         node_stop(&ns[i]);
 }
@@ -472,8 +493,8 @@ Test(flow_redis, new_global_rate_applies_within_a_lease_period, .timeout = 120)
     cr_assert(took >= 0 && took <= 250 * MS,
               "new rate applied after %" PRId64 " ms", took / MS);
     sleep_ns(500 * MS);
-    assert_within(window(ns, 0, 2, 2 * SEC, NULL), 20000, 0.10,
-                  "the group after the change");
+    assert_window_within(ns, 0, 2, 20000, 0.10,
+                         "the group after the change");
     rg_flow_group_t grp;
     cr_assert_eq(rg_flow_redis_show(o, &grp, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(grp.global_rate, 10000);
@@ -547,7 +568,7 @@ static void outage_test(const char *name, const char *down, const char *up)
     cr_assert_eq(rg_flow_redis_set_global_rate(o, 24000, err, sizeof(err)),
                  0, "%s", err);
     sleep_ns(2 * SEC);
-    assert_within(window(ns, 0, 3, 2 * SEC, NULL), 48000, 0.10, "before");
+    assert_window_within(ns, 0, 3, 48000, 0.10, "before");
 
     int64_t t_down = now_ns();
     ctl(down, "r0");
@@ -589,7 +610,7 @@ static void outage_test(const char *name, const char *down, const char *up)
     int64_t back = wait_mode(ns, 3, RG_FLOW_LEASED, 5 * SEC);
     cr_assert_geq(back, 0, "the nodes did not lease again");
     sleep_ns(2 * SEC);
-    assert_within(window(ns, 0, 3, 2 * SEC, NULL), 48000, 0.10, "after");
+    assert_window_within(ns, 0, 3, 48000, 0.10, "after");
     /* the rate set before the outage survived it */
     rg_flow_group_t grp;
     cr_assert_eq(rg_flow_redis_show(o, &grp, err, sizeof(err)), 0, "%s", err);
@@ -661,7 +682,7 @@ Test(flow_redis_sentinel, failovers_are_followed_without_a_restart,
     const char *p0 = env("RG_REDIS_PORT"), *p1 = env("RG_REDIS_REPLICA_PORT");
     wait_server(ns, 3, p0);
     sleep_ns(SEC);
-    assert_within(window(ns, 0, 3, 2 * SEC, NULL), 60000, 0.10, "before");
+    assert_window_within(ns, 0, 3, 60000, 0.10, "before");
 
     /* the primary dies: Sentinel promotes the replica (down after 1 s) */
     ctl("kill", "r0");
@@ -692,8 +713,8 @@ Test(flow_redis_sentinel, failovers_are_followed_without_a_restart,
                     rg_flow_mode_name(st.mode), st.rate, st.lease, st.nodes,
                     st.lease_errors, st.server);
         }
-    assert_within(window(ns, 0, 3, 2 * SEC, NULL), 60000, 0.10,
-                  "after the promotion");
+    assert_window_within(ns, 0, 3, 60000, 0.10,
+                         "after the promotion");
 
     /* the old primary comes back as a replica; a planned failover moves
      * the primary back to it, and the nodes follow again */
@@ -702,8 +723,8 @@ Test(flow_redis_sentinel, failovers_are_followed_without_a_restart,
     ctl("failover", NULL);
     wait_server(ns, 3, p0);
     sleep_ns(2 * SEC);
-    assert_within(window(ns, 0, 3, 2 * SEC, NULL), 60000, 0.10,
-                  "after the planned failover");
+    assert_window_within(ns, 0, 3, 60000, 0.10,
+                         "after the planned failover");
     for (int i = 0; i < 3; i++)
         node_stop(&ns[i]);
 }
