@@ -32,6 +32,38 @@ rg_delta_t *rg_ctx_delta(rg_ctx_t *ctx)
     return ctx->e->epoch_mode ? ctx->cur : NULL;
 }
 
+/* Waits until epoch ep committed, or the engine failed (then nothing is
+ * written any more and the order of what follows does not matter):
+ * idle time, parked on slot_wait, which the flusher wakes after every
+ * commit. */
+static void wait_committed(rg__worker_t *w, uint64_t ep)
+{
+    rg_engine_t *e = w->e;
+    bool waited = false;
+    /* acquire: pairs with C1; what the flusher did up to the commit (the
+     * sink holds the epoch, its slots are cleared) happens before us */
+    while (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) <
+           ep) {
+        /* acquire: pairs with the release in rg__engine_fail() */
+        if (atomic_load_explicit(&e->failed, memory_order_acquire))
+            break;
+        if (!waited) {
+            waited = true;
+            rg__worker_idle_begin(w);
+        }
+        /* the flusher wakes slot_wait after every commit */
+        uint32_t seq = rg__park_prepare(&w->slot_wait.park);
+        if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
+                ep ||
+            atomic_load_explicit(&e->failed, memory_order_acquire))
+            rg__park_cancel(&w->slot_wait.park);
+        else
+            rg__park_commit(&w->slot_wait.park, seq);
+    }
+    if (waited)
+        rg__worker_idle_end(w);
+}
+
 /* Seals the open delta as epoch E and opens E + 1, waiting while every
  * slot still holds a sealed epoch the sink has not committed. */
 static void seal(rg__worker_t *w, uint64_t epoch)
@@ -47,32 +79,16 @@ static void seal(rg__worker_t *w, uint64_t epoch)
     rg__park_wake_if_sleeping(&e->flush_wake.park);
     uint64_t next = epoch + 1;
     rg_delta_t *d = &w->slots[next % e->nslots];
-    /* slot of `next` held epoch next - nslots: free once that committed;
-     * waiting for it is idle time (the sink is behind, not this worker) */
-    bool waited = false;
-    while (next > e->nslots &&
-           /* acquire: pairs with C1; the flusher cleared the slot */
-           atomic_load_explicit(&e->committed_epoch, memory_order_acquire) <
-               next - e->nslots) {
-        /* acquire: pairs with the release in rg__engine_fail() */
-        if (atomic_load_explicit(&e->failed, memory_order_acquire)) {
-            rg__delta_clear(d); /* nothing will be written any more */
-            break;
-        }
-        if (!waited) {
-            waited = true;
-            rg__worker_idle_begin(w);
-        }
-        uint32_t seq = rg__park_prepare(&w->slot_wait.park);
-        if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
-                next - e->nslots ||
-            atomic_load_explicit(&e->failed, memory_order_acquire))
-            rg__park_cancel(&w->slot_wait.park);
-        else
-            rg__park_commit(&w->slot_wait.park, seq);
+    /* slot of `next` held epoch next - nslots: free once that committed
+     * (the flusher cleared it; C1's acquire in wait_committed()); waiting
+     * for it is idle time (the sink is behind, not this worker) */
+    if (next > e->nslots) {
+        wait_committed(w, next - e->nslots);
+        /* acquire: pairs with C1, as in wait_committed() */
+        if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) <
+            next - e->nslots)
+            rg__delta_clear(d); /* failed: nothing is written any more */
     }
-    if (waited)
-        rg__worker_idle_end(w);
     RG_DASSERT(rg_delta_keys(d) == 0 && rg_delta_staged(d) == 0);
     w->cur = d;
     w->cur->epoch = next;
@@ -98,35 +114,6 @@ static bool barrier(rg__worker_t *w, unsigned d, uint64_t epoch)
         w->blocked[i] = false;
     w->nblocked = 0;
     return false;
-}
-
-/* Waits until epoch ep committed, or the engine failed (then nothing is
- * written any more and the order of what follows does not matter). */
-static void wait_committed(rg__worker_t *w, uint64_t ep)
-{
-    rg_engine_t *e = w->e;
-    bool waited = false;
-    /* acquire: pairs with C1; what the epoch's routes did is in the sink */
-    while (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) <
-           ep) {
-        /* acquire: pairs with the release in rg__engine_fail() */
-        if (atomic_load_explicit(&e->failed, memory_order_acquire))
-            break;
-        if (!waited) {
-            waited = true;
-            rg__worker_idle_begin(w);
-        }
-        /* the flusher wakes slot_wait after every commit */
-        uint32_t seq = rg__park_prepare(&w->slot_wait.park);
-        if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
-                ep ||
-            atomic_load_explicit(&e->failed, memory_order_acquire))
-            rg__park_cancel(&w->slot_wait.park);
-        else
-            rg__park_commit(&w->slot_wait.park, seq);
-    }
-    if (waited)
-        rg__worker_idle_end(w);
 }
 
 /* A move marker (hot lanes). */

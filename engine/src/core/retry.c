@@ -786,8 +786,14 @@ bool rg__retry_tick(rg__worker_t *w, int64_t now)
     return true;
 }
 
-/* Frees every frozen wait (their rows are in the sealing delta). */
-static void forget_frozen(rg__worker_t *w)
+/* Takes every wait that `take` claims out of its key's queue, in queue
+ * order: take(w, wt, arg) returns true when it took wt (its payload and
+ * reasons are then the callee's); its slot is freed, an emptied key
+ * dropped, a key with a new head runs it now. */
+static void remove_waits(rg__worker_t *w,
+                         bool (*take)(rg__worker_t *, struct rg__wait *,
+                                      void *),
+                         void *arg)
 {
     struct rg__retry *r = &w->rt;
     for (uint32_t k = 0; k < r->nkeys;) {
@@ -796,26 +802,22 @@ static void forget_frozen(rg__worker_t *w)
         for (uint32_t i = key->head; i != 0;) {
             struct rg__wait *wt = &r->pool[i - 1];
             uint32_t next = wt->next;
-            if (wt->frozen) {
-                if (prev == 0)
-                    key->head = next;
-                else
-                    r->pool[prev - 1].next = next;
-                if (key->tail == i)
-                    key->tail = prev;
-                key->count--;
-                if (wt->requeued)
-                    r->nrequeued--;
-                release_ev(&wt->ev);
-                free(wt->reasons);
-                r->free_waits[r->nfree++] = i - 1;
-                r->nfrozen--;
-                r->l_released++;
-                /* done here: its row is stored, its next owner runs it */
-                w->processed_local++;
-            } else {
+            bool requeued = wt->requeued;
+            if (!take(w, wt, arg)) {
                 prev = i;
+                i = next;
+                continue;
             }
+            if (prev == 0)
+                key->head = next;
+            else
+                r->pool[prev - 1].next = next;
+            if (key->tail == i)
+                key->tail = prev;
+            key->count--;
+            if (requeued)
+                r->nrequeued--;
+            r->free_waits[r->nfree++] = i - 1;
             i = next;
         }
         if (key->head == 0) {
@@ -827,6 +829,26 @@ static void forget_frozen(rg__worker_t *w)
         }
     }
     r->next_due_ns = 0; /* the tick recomputes it */
+}
+
+static bool take_frozen(rg__worker_t *w, struct rg__wait *wt, void *arg)
+{
+    (void)arg;
+    if (!wt->frozen)
+        return false;
+    release_ev(&wt->ev);
+    free(wt->reasons);
+    w->rt.nfrozen--;
+    w->rt.l_released++;
+    /* done here: its row is stored, its next owner runs it */
+    w->processed_local++;
+    return true;
+}
+
+/* Frees every frozen wait (their rows are in the sealing delta). */
+static void forget_frozen(rg__worker_t *w)
+{
+    remove_waits(w, take_frozen, NULL);
     /* relaxed: a statistic, single writer */
     atomic_store_explicit(&w->processed, w->processed_local,
                           memory_order_relaxed);
@@ -854,70 +876,53 @@ static void store(rg__worker_t *w, struct rg__wait *wt)
         wt->truncated = 1;
 }
 
+struct hand_over {
+    uint64_t key, h, epoch;
+    bool to_hot;
+};
+
+static bool take_moved(rg__worker_t *w, struct rg__wait *wt, void *arg)
+{
+    const struct hand_over *ho = arg;
+    rg_engine_t *e = w->e;
+    if (wt->ev.key != ho->key || wt->frozen)
+        return false;
+    struct rg__requeued *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        rg__log(e, RG_LOG_ERR, "retry: worker %u: out of memory handing a "
+                "waiting event of a moved key over", w->idx);
+        abort(); /* keeping it here would break the key's order */
+    }
+    /* its offset is below the move's barrier: the epoch that commits it
+     * must hold its row (the new route clears it) */
+    if (e->rc.keep)
+        store(w, wt);
+    m->release = m->unrelease = -1;
+    m->handed = true;
+    m->epoch = ho->epoch;
+    m->w = *wt; /* the payload and reasons go with it */
+    m->w.next = 0;
+    rg__worker_t *to = &e->workers[ho->to_hot
+                                       ? rg__lane_of(e, &m->w.ev, ho->h)
+                                       : rg_hash_reduce(ho->h, e->ncold)];
+    pthread_mutex_lock(&to->rt.lock);
+    if (to->rt.hand_tail != NULL)
+        to->rt.hand_tail->next = m;
+    else
+        to->rt.hand_head = m;
+    to->rt.hand_tail = m;
+    pthread_mutex_unlock(&to->rt.lock);
+    return true;
+}
+
 void rg__retry_hand_over(rg__worker_t *w, uint64_t key, bool to_hot,
                          uint64_t epoch)
 {
-    rg_engine_t *e = w->e;
-    struct rg__retry *r = &w->rt;
-    uint64_t h = rg_hash64(key);
-    for (uint32_t k = 0; k < r->nkeys;) {
-        struct rg__wkey *wk = &r->keys[k];
-        uint32_t prev = 0, old_head = wk->head;
-        for (uint32_t i = wk->head; i != 0;) {
-            struct rg__wait *wt = &r->pool[i - 1];
-            uint32_t next = wt->next;
-            if (wt->ev.key != key || wt->frozen) {
-                prev = i;
-                i = next;
-                continue;
-            }
-            struct rg__requeued *m = calloc(1, sizeof(*m));
-            if (m == NULL) {
-                rg__log(e, RG_LOG_ERR, "retry: worker %u: out of memory "
-                        "handing a waiting event of a moved key over",
-                        w->idx);
-                abort(); /* keeping it here would break the key's order */
-            }
-            /* its offset is below the move's barrier: the epoch that
-             * commits it must hold its row (the new route clears it) */
-            if (e->rc.keep)
-                store(w, wt);
-            m->release = m->unrelease = -1;
-            m->handed = true;
-            m->epoch = epoch;
-            m->w = *wt; /* the payload and reasons go with it */
-            m->w.next = 0;
-            if (prev == 0)
-                wk->head = next;
-            else
-                r->pool[prev - 1].next = next;
-            if (wk->tail == i)
-                wk->tail = prev;
-            wk->count--;
-            if (wt->requeued)
-                r->nrequeued--;
-            r->free_waits[r->nfree++] = i - 1;
-            rg__worker_t *to = &e->workers[to_hot ? rg__lane_of(e, &m->w.ev, h)
-                                                  : rg_hash_reduce(h, e->ncold)];
-            pthread_mutex_lock(&to->rt.lock);
-            if (to->rt.hand_tail != NULL)
-                to->rt.hand_tail->next = m;
-            else
-                to->rt.hand_head = m;
-            to->rt.hand_tail = m;
-            pthread_mutex_unlock(&to->rt.lock);
-            i = next;
-        }
-        if (wk->head == 0) {
-            drop_key(r, k);
-        } else {
-            if (wk->head != old_head)
-                r->pool[wk->head - 1].due_ns = 0; /* a new head runs now */
-            k++;
-        }
-    }
-    r->next_due_ns = 0; /* the tick recomputes it */
-    publish(r);
+    struct hand_over ho = {key, rg_hash64(key), epoch, to_hot};
+    if (w->rt.nkeys == 0)
+        return;
+    remove_waits(w, take_moved, &ho);
+    publish(&w->rt);
 }
 
 void rg__retry_seal(rg__worker_t *w)
