@@ -512,38 +512,41 @@ static uint64_t likes_order_key(void *opaque, const rg_event_t *ev)
 
 /* Hot lanes: this worker or lane has just received the video (routing
  * key) back, and the move's epoch has committed, so the sink holds every
- * pair the other routes changed while it was away; the entries kept from
- * its last stay may be stale: drop them all (a rebuild without them; a
- * move happens at most once per hotkey.cool.ms per video). */
+ * pair the other routes changed while it was away; the entries it kept
+ * from its last stay may be stale. It drops the video's entries the sink
+ * holds (unchanged since loaded, or changed in a committed epoch); one
+ * changed in an epoch not committed yet is this thread's own newer state
+ * (the video's events from another dispatcher, which routed it here
+ * already) and stays. In place: linear probing's backward-shift delete,
+ * no allocation; a scan of the table per move, at most once per
+ * hotkey.cool.ms per video. */
 static void likes_forget(void *opaque, rg_ctx_t *ctx, uint64_t key)
 {
     rg_likes_job_t *job = opaque;
     struct wstate *w = &job->ws[rg_ctx_worker(ctx)];
-    size_t n = 0;
-    for (size_t i = 0; i <= w->mask; i++)
-        n += w->tab[i].video == (int64_t)key;
-    if (n == 0)
-        return;
-    struct centry *tab = tab_get(w, w->mask + 1);
-    if (tab == NULL) {
-        /* without room for a new table, forget everything in place */
-        memset(w->tab, 0, sizeof(*w->tab) * (w->mask + 1));
-        w->count = 0;
-        return;
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i <= w->mask; i++) {
-        const struct centry *c = &w->tab[i];
-        if (c->video != 0 && c->video != (int64_t)key) {
-            cache_put_raw(tab, w->mask, c);
-            kept++;
+    uint64_t committed = rg_engine_committed_epoch(rg_ctx_engine(ctx));
+    for (size_t i = 0; i <= w->mask;) {
+        struct centry *c = &w->tab[i];
+        if (c->video != (int64_t)key || c->video == 0 ||
+            (c->epoch_state >> 1) > committed) {
+            i++;
+            continue;
         }
+        /* delete slot i: pull later entries of the cluster back over it
+         * when their first slot allows; slot i is then looked at again */
+        size_t hole = i;
+        for (size_t j = (hole + 1) & w->mask; w->tab[j].video != 0;
+             j = (j + 1) & w->mask) {
+            size_t home = pair_slot(w->tab[j].video, w->tab[j].user, w->mask);
+            /* j may move to the hole when its home is not in (hole, j] */
+            if (((j - home) & w->mask) >= ((j - hole) & w->mask)) {
+                w->tab[hole] = w->tab[j];
+                hole = j;
+            }
+        }
+        w->tab[hole] = (struct centry){0};
+        w->count--;
     }
-    free(w->spare);
-    w->spare = w->tab;
-    w->spare_size = w->mask + 1;
-    w->tab = tab;
-    w->count = kept;
 }
 
 void rg_likes_job_processor(rg_likes_job_t *job, rg_processor_t *out)

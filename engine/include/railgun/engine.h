@@ -98,7 +98,8 @@ typedef struct rg_event_s {
     int32_t  partition;  /* source partition */
     uint32_t len;        /* payload length in bytes */
     uint16_t source;     /* dispatcher index (set by the engine) */
-    uint8_t  flags;      /* RG_EVENT_F_* */
+    uint8_t  flags;      /* RG_EVENT_F_*; the engine clears other bits
+                            as it pushes (they are its own) */
     uint8_t  reserved;
     uint32_t ack_gen;    /* ACK tracker generation (set by the engine) */
     union {

@@ -138,7 +138,11 @@ RG_EXPORT int rg_engine_set_dead_letter_cb(rg_engine_t *e,
  * (scan_failures) and hands each to the worker that owns its key, ahead
  * of anything pushed for those partitions afterwards. Call it after the
  * sink claimed the partitions and before pushing their messages (the
- * Kafka source does, at assign). Returns the number of events handed
+ * Kafka source does, at assign). With hot lanes (hotkey.lanes) an event
+ * goes to its key's route on the dispatcher that owns its partition:
+ * with several dispatchers, rg_dispatcher_reset() the partitions on
+ * theirs first (as the Kafka source does); while the engine stops, rows
+ * are left stored, not handed back. Returns the number of events handed
  * back, or a negative RG_E* code: RG_ESTATE (no sink), RG_ENOMEM, the
  * sink's error (errstr). Before or after rg_engine_start(). A sink
  * without failures returns 0.

@@ -190,7 +190,7 @@ void rg__dispatch_publish_all(rg_dispatcher_t *d)
 /* Writes ev straight into its worker's ring (no intermediate copy),
  * publishing every PUBLISH_EVERY events and whenever the ring fills. */
 static inline void write_to(rg_dispatcher_t *d, unsigned w,
-                            const rg_event_t *ev, uint32_t gen)
+                            const rg_event_t *ev, uint32_t gen, bool user)
 {
     if (d->npend[w] == d->room[w]) {
         /* let the worker see (and free) what we wrote before we wait */
@@ -205,6 +205,8 @@ static inline void write_to(rg_dispatcher_t *d, unsigned w,
     rg__ring_prefetch_w(r, rg__ring_slot(r, d->npend[w] + r->prod.prefetch,
                                          sizeof(rg_event_t)));
     *slot = *ev;
+    if (user) /* a processor's bits only: none of the engine's markers */
+        slot->flags &= (uint8_t)~RG__EVENT_F_INTERNAL;
     slot->source = (uint16_t)d->idx;
     slot->ack_gen = gen;
     if (++d->npend[w] == PUBLISH_EVERY)
@@ -214,7 +216,7 @@ static inline void write_to(rg_dispatcher_t *d, unsigned w,
 void rg__dispatch_write(rg_dispatcher_t *d, unsigned w, const rg_event_t *ev,
                         uint32_t gen)
 {
-    write_to(d, w, ev, gen);
+    write_to(d, w, ev, gen, false);
 }
 
 bool rg__dispatch_ensure_room(rg_dispatcher_t *d, unsigned w, uint32_t need)
@@ -441,7 +443,7 @@ static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg,
     uint64_t h = rg_hash64(ev.key);
     if (__builtin_expect(hk != NULL, 0))
         rg__hk_add_hashed(hk, ev.key, h, 1);
-    write_to(d, rg__route_ev(d, route, &ev, h), &ev, (uint32_t)gen);
+    write_to(d, rg__route_ev(d, route, &ev, h), &ev, (uint32_t)gen, true);
     d->accepted_local++;
     return 0;
 }
@@ -592,7 +594,7 @@ size_t rg_dispatcher_push_events(rg_dispatcher_t *d, const rg_event_t *evs,
         if (__builtin_expect(hk != NULL, 0))
             rg__hk_add_hashed(hk, evs[i].key, h, 1);
         write_to(d, rg__route_ev(d, route, &evs[i], h), &evs[i],
-                 (uint32_t)gen);
+                 (uint32_t)gen, true);
         accepted++;
     }
     flow_unspend(d, (uint32_t)granted); /* the next push's */

@@ -72,6 +72,9 @@ _Static_assert(RG_CACHELINE == 64, "the layout assumes 64-byte lines");
  * when the key moves to the lanes, 0 when back to its worker. */
 #define RG__EVENT_F_MOVE 0x20u
 #define RG__EVENT_F_CTRL (RG__EVENT_F_BARRIER | RG__EVENT_F_MOVE)
+/* the engine's own bits, cleared on every event a push writes */
+#define RG__EVENT_F_INTERNAL \
+    (RG__EVENT_F_BARRIER | RG__EVENT_F_MARKED | RG__EVENT_F_MOVE)
 enum { RG__MOVE_OUT = 1, RG__MOVE_IN = 2 };
 
 enum { ST_NEW = 0, ST_RUNNING, ST_STOPPING, ST_STOPPED };
@@ -203,6 +206,7 @@ struct rg__retry {
     /* handed over at moves (hot lanes), under the same lock: taken only
      * at a MOVE_IN, once the move's epoch committed */
     struct rg__requeued *hand_head, *hand_tail;
+    _Atomic uint32_t hand_n; /* on the list (the stop's look, relaxed) */
     _Atomic uint32_t mail_n; /* nonzero: mail to take */
     /* stats (single writer) */
     uint64_t l_retried, l_failed, l_delayed, l_dead, l_recovered,
@@ -512,12 +516,13 @@ void rg__retry_take_mail(rg__worker_t *w);
 /* At a seal (epoch mode): every wait not stored yet gets its delayed row
  * in the sealing delta. */
 void rg__retry_seal(rg__worker_t *w);
-/* At a key's MOVE_OUT marker (hot lanes): every waiting event of routing
- * key `key` is stored in the open epoch (when the sink keeps failures)
- * and posted, in order, to the mailbox of its new route (a lane when
- * to_hot, else its worker). */
-void rg__retry_hand_over(rg__worker_t *w, uint64_t key, bool to_hot,
-                         uint64_t epoch);
+/* At a key's MOVE_OUT marker from dispatcher `source` (hot lanes): every
+ * waiting event of routing key `key` that came through that dispatcher
+ * (another one routes the key on its own judgement) is stored in the open
+ * epoch (when the sink keeps failures) and posted, in order, to the
+ * hand-off list of its new route (a lane when to_hot, else its worker). */
+void rg__retry_hand_over(rg__worker_t *w, uint64_t key, unsigned source,
+                         bool to_hot, uint64_t epoch);
 /* Takes the events of routing key `key` handed over at its moves of
  * epochs up to `upto` (which has committed), at the key's MOVE_IN, right
  * before the processor forgets the key: they go ahead of everything the

@@ -121,7 +121,7 @@ static void moved(rg__worker_t *w, const rg_event_t *m)
 {
     rg_engine_t *e = w->e;
     if (m->reserved == RG__MOVE_OUT) {
-        rg__retry_hand_over(w, m->key, m->partition == 1,
+        rg__retry_hand_over(w, m->key, m->source, m->partition == 1,
                             (uint64_t)m->offset);
         return;
     }

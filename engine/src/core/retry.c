@@ -878,6 +878,7 @@ static void store(rg__worker_t *w, struct rg__wait *wt)
 
 struct hand_over {
     uint64_t key, h, epoch;
+    unsigned source;
     bool to_hot;
 };
 
@@ -885,7 +886,7 @@ static bool take_moved(rg__worker_t *w, struct rg__wait *wt, void *arg)
 {
     const struct hand_over *ho = arg;
     rg_engine_t *e = w->e;
-    if (wt->ev.key != ho->key || wt->frozen)
+    if (wt->ev.key != ho->key || wt->ev.source != ho->source || wt->frozen)
         return false;
     struct rg__requeued *m = calloc(1, sizeof(*m));
     if (m == NULL) {
@@ -911,14 +912,16 @@ static bool take_moved(rg__worker_t *w, struct rg__wait *wt, void *arg)
     else
         to->rt.hand_head = m;
     to->rt.hand_tail = m;
+    /* relaxed: a count for the stop's look; the list is under the lock */
+    atomic_fetch_add_explicit(&to->rt.hand_n, 1, memory_order_relaxed);
     pthread_mutex_unlock(&to->rt.lock);
     return true;
 }
 
-void rg__retry_hand_over(rg__worker_t *w, uint64_t key, bool to_hot,
-                         uint64_t epoch)
+void rg__retry_hand_over(rg__worker_t *w, uint64_t key, unsigned source,
+                         bool to_hot, uint64_t epoch)
 {
-    struct hand_over ho = {key, rg_hash64(key), epoch, to_hot};
+    struct hand_over ho = {key, rg_hash64(key), epoch, source, to_hot};
     if (w->rt.nkeys == 0)
         return;
     remove_waits(w, take_moved, &ho);
@@ -961,8 +964,10 @@ static void take_one(rg__worker_t *w, struct rg__requeued *m)
         k = add_key(w, key);
     struct rg__wait *wt = append(w, k, &m->w.ev);
     uint32_t next = wt->next;
+    uint8_t frozen = wt->frozen; /* append's: its partition is released */
     *wt = m->w;
     wt->next = next;
+    wt->frozen = frozen;
     if (!m->handed) {
         wt->stored = 1;
         wt->delayed = 1;
@@ -985,6 +990,8 @@ void rg__retry_take_handed(rg__worker_t *w, uint64_t key, uint64_t upto)
         if (m->w.ev.key == key && m->epoch <= upto) {
             *at = m->next; /* in order: a unit's waits keep theirs */
             take_one(w, m);
+            /* relaxed: as in take_moved() */
+            atomic_fetch_sub_explicit(&r->hand_n, 1, memory_order_relaxed);
         } else {
             last = m;
             at = &m->next;
@@ -1250,13 +1257,16 @@ int rg_engine_release(rg_engine_t *e, const int32_t *partitions, size_t n)
 
 /* Where a handed-back event goes: its key's route now. Without lanes its
  * worker. With lanes, the route of the dispatcher that owns its
- * partition (the one its later events come through; dispatcher 0 before
- * a first push made one the owner), read while holding that handle so no
- * move (made only by the handle's holder, at a barrier) slips between
- * this choice and the post: a later move's MOVE_OUT reaches the worker
- * behind the mail, which it takes first, so it hands the wait over with
- * the key's others. Before the start route sets are empty: the worker. */
-static unsigned requeue_route(rg_engine_t *e, const rg_event_t *ev,
+ * partition (the one its later events come through: rg_dispatcher_reset()
+ * of the partition, which the Kafka source makes before the hand-back,
+ * sets the owner; dispatcher 0 until one is set), read while holding that
+ * handle so no move (made only by the handle's holder, at a barrier)
+ * slips between this choice and the post: a later move's MOVE_OUT
+ * reaches the worker behind the mail, which it takes first, and the
+ * event carries that dispatcher as its source, so it is handed over with
+ * the key's others. Before the start route sets are empty: the worker.
+ * While stopping: UINT32_MAX, not handed back (its row stays stored). */
+static unsigned requeue_route(rg_engine_t *e, rg_event_t *ev,
                               rg_dispatcher_t **held)
 {
     *held = NULL;
@@ -1268,9 +1278,14 @@ static unsigned requeue_route(rg_engine_t *e, const rg_event_t *ev,
      * rows back before the start, when every route is the worker) */
     uint32_t owner = atomic_load_explicit(&e->owner[p], memory_order_relaxed);
     rg_dispatcher_t *d = &e->dispatchers[owner ? owner - 1 : 0];
-    if (rg__dispatch_enter(d) != 0) /* not started (or stopping) */
+    int rc = rg__dispatch_enter(d);
+    if (rc == RG_ESTATE) /* not started: no key is on a lane yet */
         return rg__route(e, ev->key);
+    if (rc != 0) /* stopping: the route may be a lane still busy with
+                    the key; the row stays stored for the next start */
+        return UINT32_MAX;
     *held = d; /* the caller posts, then lets go */
+    ev->source = (uint16_t)d->idx; /* a later move of d hands it over */
     return rg__route_ev(d, d->route, ev, rg_hash64(ev->key));
 }
 
@@ -1315,7 +1330,15 @@ int64_t rg_engine_requeue(rg_engine_t *e, const int32_t *partitions, size_t n,
         nx = m->next;
         m->next = NULL;
         rg_dispatcher_t *held = NULL;
-        post(&e->workers[requeue_route(e, &m->w.ev, &held)], m);
+        unsigned w = requeue_route(e, &m->w.ev, &held);
+        if (w == UINT32_MAX) {
+            free(m->w.reasons);
+            release_ev(&m->w.ev);
+            free(m);
+            c.count--;
+            continue;
+        }
+        post(&e->workers[w], m);
         if (held != NULL)
             rg__dispatch_exit(held);
     }
@@ -1357,6 +1380,8 @@ bool rg__retry_any_waiting(rg_engine_t *e)
         if (atomic_load_explicit(&e->workers[i].rt.parked_now,
                                  memory_order_relaxed) != 0 ||
             atomic_load_explicit(&e->workers[i].rt.mail_n,
+                                 memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&e->workers[i].rt.hand_n,
                                  memory_order_relaxed) != 0)
             return true;
     return false;
