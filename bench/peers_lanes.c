@@ -119,6 +119,8 @@ int rgb_lanes_run(unsigned lanes, double hot, double rate, double seconds,
     memset(&r, 0, sizeof(r));
     r.cost_ns = cost_ns;
     r.warm_ns = 1000000000; /* detection (100 ms window) and the move */
+    /* relaxed: before the engine's threads start (their creation orders
+     * it); no sample counts until the pusher lowers it */
     atomic_store_explicit(&r.t_warm, INT64_MAX, memory_order_relaxed);
     uint64_t total = (uint64_t)(rate * seconds);
     unsigned threads = 2 + lanes;

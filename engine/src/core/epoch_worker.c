@@ -51,7 +51,9 @@ static void wait_committed(rg__worker_t *w, uint64_t ep)
             waited = true;
             rg__worker_idle_begin(w);
         }
-        /* the flusher wakes slot_wait after every commit */
+        /* the flusher wakes slot_wait after every commit; look again
+         * after preparing, or a wake between the look and the park is
+         * lost (acquire, both: as the loads above) */
         uint32_t seq = rg__park_prepare(&w->slot_wait.park);
         if (atomic_load_explicit(&e->committed_epoch, memory_order_acquire) >=
                 ep ||
