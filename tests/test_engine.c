@@ -651,7 +651,7 @@ Test(engine, push_burst_for_times_out_without_unpacking_the_rest,
     enum { N = 1000 };
     static rg_msg_t msgs[N];
     for (int i = 0; i < N; i++)
-        msgs[i] = (rg_msg_t){0, i, "k", 1, "v", 1};
+        msgs[i] = (rg_msg_t){0, i, "k", 1, "v", 1, 0, 0};
     atomic_store_explicit(&hold_worker, 1, memory_order_release);
     size_t got = N;
     cr_assert_eq(rg_dispatcher_push_burst_for(d, msgs, N, 50, &got),

@@ -306,7 +306,7 @@ static void *feed(void *arg)
             for (; n < B && next[p] < (int64_t)f->per_part; n++) {
                 x ^= x << 13, x ^= x >> 7, x ^= x << 17;
                 keys[n] = (uint32_t)(x % KEYS_PER_PART);
-                msgs[n] = (rg_msg_t){p, next[p]++, &keys[n], 4, NULL, 0};
+                msgs[n] = (rg_msg_t){p, next[p]++, &keys[n], 4, NULL, 0, 0, 0};
             }
             size_t got = rg_dispatcher_push_burst(d, msgs, n);
             f->accepted += got;
@@ -369,7 +369,7 @@ static void feed_in_rounds(rg_engine_t *e, struct msink *s, int rounds,
         for (int64_t end = o + per_round; o < end; o++)
             for (int p = 0; p < NPART; p++) {
                 keys[p] = (uint32_t)((o * 7 + p) % KEYS_PER_PART);
-                rg_msg_t m = {p, o, &keys[p], 4, NULL, 0};
+                rg_msg_t m = {p, o, &keys[p], 4, NULL, 0, 0, 0};
                 cr_assert_eq(rg_dispatcher_push(d, &m), 0);
             }
         for (int t = 0; t < 5000; t++) {
@@ -592,7 +592,7 @@ Test(flush, fatal_sink_error_stops_the_engine_with_its_message)
     cr_assert(strstr(why, "injected failure") != NULL, "%s", why);
     rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
     uint32_t k = 1;
-    rg_msg_t m = {0, 1 << 30, &k, 4, NULL, 0};
+    rg_msg_t m = {0, 1 << 30, &k, 4, NULL, 0, 0, 0};
     cr_assert_eq(rg_dispatcher_push(d, &m), RG_ESTOPPED);
     rg_engine_stop(e);
     /* what was stored is still consistent: rows match offsets */
@@ -657,7 +657,7 @@ Test(flush, idle_ingest_flushes_through_poll)
     rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
     uint32_t k = 5;
     for (int p = 0; p < NPART; p++) {
-        rg_msg_t m = {p, 0, &k, 4, NULL, 0};
+        rg_msg_t m = {p, 0, &k, 4, NULL, 0, 0, 0};
         cr_assert_eq(rg_dispatcher_push(d, &m), 0);
     }
     /* no more events: polling alone must get them stored */
@@ -709,7 +709,7 @@ Test(flush, dispatcher_flush_stores_everything_pushed_before_it)
     rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
     uint32_t k = 3;
     for (int64_t o = 0; o < 100; o++) {
-        rg_msg_t m = {0, o, &k, 4, NULL, 0};
+        rg_msg_t m = {0, o, &k, 4, NULL, 0, 0, 0};
         cr_assert_eq(rg_dispatcher_push(d, &m), 0);
     }
     /* dispatcher 1 never pushes: the flusher sends its barrier */

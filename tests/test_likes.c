@@ -159,7 +159,8 @@ static void run_stop(struct run *r, rg_likes_stats_t *ls)
 static int push_raw(struct run *r, int32_t p, const char *key,
                     const void *val, size_t len)
 {
-    rg_msg_t m = {p, r->next[p]++, key, key ? strlen(key) : 0, val, len};
+    rg_msg_t m = {p, r->next[p]++, key, key ? strlen(key) : 0, val, len,
+                  0, 0};
     return rg_dispatcher_push(rg_engine_dispatcher(r->e, 0), &m);
 }
 

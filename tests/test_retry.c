@@ -168,7 +168,7 @@ static rg_engine_t *engine(struct job *j, const char *const *props)
 
 static void push_key(rg_dispatcher_t *d, int32_t p, int64_t o, int64_t key)
 {
-    rg_msg_t m = {p, o, NULL, 0, &key, sizeof(key)};
+    rg_msg_t m = {p, o, NULL, 0, &key, sizeof(key), 0, 0};
     cr_assert_eq(rg_dispatcher_push(d, &m), 0);
 }
 
@@ -335,7 +335,8 @@ Test(retry, a_key_failing_for_ever_stays_within_the_memory_bound)
     for (int64_t o = 0; o < N; o += B) {
         for (int k = 0; k < B; k++) {
             keys[k] = 5;
-            msgs[k] = (rg_msg_t){0, o + k, NULL, 0, &keys[k], sizeof(int64_t)};
+            msgs[k] = (rg_msg_t){0, o + k, NULL, 0, &keys[k], sizeof(int64_t),
+                                 0, 0};
         }
         size_t took = 0;
         rg_dispatcher_push_burst_for(d, msgs, B, 50, &took);
@@ -381,7 +382,7 @@ Test(retry, a_failed_event_is_a_dead_letter_at_once_and_bad_messages_too)
     rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
     for (int64_t o = 0; o < 1000; o++)
         push_key(d, 0, o, o % NKEYS);
-    rg_msg_t bad = {0, 1000, "k", 1, "bad", 3};
+    rg_msg_t bad = {0, 1000, "k", 1, "bad", 3, 0, 0};
     cr_assert_eq(rg_dispatcher_push(d, &bad), RG_EDECODE);
     cr_assert(wait_for(e, 0, 1001, 20000));
     rg_engine_stop(e);
@@ -607,7 +608,7 @@ static void push_all(rg_engine_t *e, const int64_t *from, int64_t total,
                 return;
             int64_t key = (o * NPART + p) % NKEYS;
             key = key - key % NPART + p; /* a key lives in one partition */
-            rg_msg_t m = {p, o, NULL, 0, &key, sizeof(key)};
+            rg_msg_t m = {p, o, NULL, 0, &key, sizeof(key), 0, 0};
             int rc = rg_dispatcher_push(d, &m);
             if (rc == RG_ESTOPPED)
                 return;
@@ -722,7 +723,7 @@ static void push_range(rg_engine_t *e, int32_t p, int64_t from, int64_t to)
     rg_dispatcher_t *d = rg_engine_dispatcher(e, 0);
     for (int64_t o = from; o < to; o++) {
         int64_t key = key_of(p, o);
-        rg_msg_t m = {p, o, NULL, 0, &key, sizeof(key)};
+        rg_msg_t m = {p, o, NULL, 0, &key, sizeof(key), 0, 0};
         cr_assert_eq(rg_dispatcher_push(d, &m), 0);
     }
 }

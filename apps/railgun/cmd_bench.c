@@ -181,7 +181,7 @@ static double run_railgun(const rg_conf_t *c, const struct ev *evs,
         int32_t p = (int32_t)(like.video_id % PARTS);
         size_t kl = rg_like_encode_key(like.video_id, keys[k]);
         size_t vl = rg_like_encode_json(&like, vals[k]);
-        msgs[k] = (rg_msg_t){p, off[p]++, keys[k], kl, vals[k], vl};
+        msgs[k] = (rg_msg_t){p, off[p]++, keys[k], kl, vals[k], vl, 0, 0};
         if (++k == BURST || i + 1 == n) {
             if (rg_dispatcher_push_burst(d, msgs, k) < k)
                 break;

@@ -101,7 +101,8 @@ static void print_stats(struct runner *r, const char *when)
     /* consumed = processed + in flight + undecodable + rejected: what the
      * source handed over is processed, on its way, or refused (the
      * snapshots are taken one after the other: in flight absorbs it) */
-    uint64_t done = st.processed + st.undecodable + st.rejected;
+    uint64_t done = st.processed + st.undecodable + st.rejected +
+                    st.deduplicated;
     uint64_t flight = ks.consumed > done ? ks.consumed - done : 0;
     char why[512] = "", kerr[256] = "", rs[512];
     rg_engine_sink_error(r->pl.engine, why, sizeof(why));
@@ -281,20 +282,25 @@ static void print_stats(struct runner *r, const char *when)
         fprintf(stderr, "{\"stats\":\"%s\",\"consumed\":%" PRIu64
                 ",\"processed\":%" PRIu64 ",\"in_flight\":%" PRIu64
                 ",\"undecodable\":%" PRIu64 ",\"undecodable_by_reason\":%s"
-                ",\"rejected\":%" PRIu64 ",\"applied\":%" PRIu64
+                ",\"rejected\":%" PRIu64 ",\"deduplicated\":%" PRIu64
+                ",\"applied\":%" PRIu64
                 ",\"epochs\":%" PRIu64 ",\"transactions\":%" PRIu64
                 ",\"sink_retries\":%" PRIu64 ",\"sink_failing\":%" PRIu64
                 ",\"partitions\":%u,\"kafka_errors\":%" PRIu64
                 ",\"brokers_down_ms\":%" PRIu64 ",\"kafka_commits\":%" PRIu64
                 ",\"paused\":%u,\"pauses\":%" PRIu64 "%s%s%s%s%s%s%s}\n", when,
                 ks.consumed, st.processed, flight, st.undecodable, rs,
-                st.rejected, ls.applied, fs.epochs, fs.transactions,
+                st.rejected, st.deduplicated, ls.applied, fs.epochs, fs.transactions,
                 fs.retries, fs.failing, ks.partitions, ks.errors,
                 ks.brokers_down_ms, ks.commits, ks.paused, ks.pauses, fc,
                 ad, lease, cs, fails, dlq, hot);
         return;
     }
-    char sink[700] = "", kafka[400] = "";
+    char sink[700] = "", kafka[400] = "", dups[64] = "";
+    /* copies of replayed messages skipped (exactly once across replays) */
+    if (st.deduplicated > 0)
+        snprintf(dups, sizeof(dups), " + copies skipped %" PRIu64,
+                 st.deduplicated);
     if (fs.failing > 0)
         snprintf(sink, sizeof(sink), " (failing now, %" PRIu64 " attempts: "
                  "%s)", fs.failing, why);
@@ -303,12 +309,12 @@ static void print_stats(struct runner *r, const char *when)
                  (double)ks.brokers_down_ms / 1000, kerr);
     fprintf(stderr, "railgun run: %s: consumed %" PRIu64 " = processed %"
             PRIu64 " + in flight %" PRIu64 " + undecodable %" PRIu64
-            "%s%s%s + rejected %" PRIu64 "; applied %" PRIu64 ", epochs %"
+            "%s%s%s + rejected %" PRIu64 "%s; applied %" PRIu64 ", epochs %"
             PRIu64 ", transactions %" PRIu64 ", sink retries %" PRIu64 "%s"
             ", partitions %u, kafka errors %" PRIu64 "%s, commits %" PRIu64
             ", paused %s (%" PRIu64 " times)%s%s%s%s%s%s%s\n", when, ks.consumed,
             st.processed, flight, st.undecodable, rs[0] ? " (" : "", rs,
-            rs[0] ? ")" : "", st.rejected, ls.applied, fs.epochs,
+            rs[0] ? ")" : "", st.rejected, dups, ls.applied, fs.epochs,
             fs.transactions, fs.retries, sink, ks.partitions, ks.errors,
             kafka, ks.commits, ks.paused ? "yes" : "no", ks.pauses, fc, ad,
             lease, cs, fails, dlq, hot);

@@ -172,7 +172,7 @@ void rg_stream_msg(const rg_stream_t *s, uint64_t i, char *key, char *val,
     size_t kl = rg_like_encode_key(like.video_id, key);
     size_t vl = s->spec.binary ? rg_like_encode_binary(&like, (uint8_t *)val)
                                : rg_like_encode_json(&like, val);
-    *msg = (rg_msg_t){s->part[i], s->off[i], key, kl, val, vl};
+    *msg = (rg_msg_t){s->part[i], s->off[i], key, kl, val, vl, 0, 0};
 }
 
 /* ---- verification ------------------------------------------------------ */

@@ -42,7 +42,7 @@ int main()
         return 1;
     }
     for (int64_t i = 0; i < 1000; i++) {
-        rg_msg_t m = {0, i, nullptr, 0, nullptr, 0};
+        rg_msg_t m = {0, i, nullptr, 0, nullptr, 0, 0, 0};
         rg_dispatcher_push(rg_engine_dispatcher(e, 0), &m);
     }
     rg_engine_destroy(e);

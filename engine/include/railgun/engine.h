@@ -78,6 +78,8 @@ extern "C" {
 
 #define RG_EVENT_INLINE_MAX 32
 
+struct rg_mark_s; /* railgun/sink.h */
+
 /* Release callback of an external payload: (payload pointer, opaque). */
 typedef void (rg_release_cb)(void *ptr, void *opaque);
 
@@ -120,6 +122,20 @@ typedef struct rg_msg_s {
     size_t      key_len;
     const void *value;
     size_t      value_len;
+    /* The message's identity, for exactly-once across redelivery:
+     * producer_id 0 means none (the message is applied as it comes). With
+     * an id, and a sink that stores producer marks (rg_sink_t.write_marks),
+     * the dispatcher applies (partition, producer_id, seq) at most once:
+     * a copy of one already applied (a replay whose acknowledgement was
+     * lost, a restarted producer replaying its spool) is skipped, its
+     * offset done, and counted in rg_engine_stats_t.deduplicated. A
+     * producer's seqs must rise in the order it first sends them, and a
+     * redelivery may come at most RG_MARK_WINDOW seqs behind the highest
+     * one applied (railgun/sink.h, rg_mark_t). The Kafka source fills
+     * these from the headers rg-producer-id and rg-seq (railgun/producer.h
+     * sets them on replayed messages). */
+    uint64_t    producer_id;
+    uint64_t    seq;
 } rg_msg_t;
 
 typedef struct rg_engine_s rg_engine_t;
@@ -232,6 +248,11 @@ typedef struct rg_engine_stats_s {
                                   barriers, all dispatchers */
     uint64_t moves_to_lanes;   /* ... of them to the lanes (the rest went
                                   back to their workers) */
+    uint64_t deduplicated;     /* messages skipped as copies of ones
+                                  already applied (rg_msg_t.producer_id) */
+    uint64_t marks_evicted;    /* producer marks dropped at
+                                  dedup.producers.max (their producers'
+                                  later copies would count again) */
 } rg_engine_stats_t;
 
 /* Where one partition stands. */
@@ -361,6 +382,24 @@ RG_EXPORT size_t rg_dispatcher_push_events(rg_dispatcher_t *d,
  */
 RG_EXPORT int rg_dispatcher_reset(rg_dispatcher_t *d, int32_t partition,
                                   int64_t next_offset);
+
+/*
+ * Epoch mode with a sink that stores producer marks (rg_sink_t.write_marks
+ * and scan_marks): replaces what d remembers of partitions[0..nparts) by
+ * marks[0..n) (rg_mark_t, railgun/sink.h; each of one of those
+ * partitions), what the sink stores for
+ * them. A source calls it on the ingest thread at an assignment, after
+ * claim() and before it pushes the partitions' messages, as with
+ * rg_dispatcher_reset(). A mark changed since the last barrier is kept
+ * (it is newer than the sink's). 0, RG_EINVAL (a mark of another
+ * partition, a bad partition), RG_ESTATE (no marks: not epoch mode, or the
+ * sink keeps none), RG_ENOMEM, RG_ESTOPPED.
+ */
+RG_EXPORT int rg_dispatcher_load_marks(rg_dispatcher_t *d,
+                                       const int32_t *partitions,
+                                       size_t nparts,
+                                       const struct rg_mark_s *marks,
+                                       size_t n);
 
 /*
  * Stops the engine gracefully: new pushes fail with RG_ESTOPPED, every

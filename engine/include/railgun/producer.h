@@ -47,7 +47,11 @@
  * producer created over a spool that still holds records (a process that
  * died degraded) starts degraded and replays them first. Replayed messages
  * carry the headers `rg-producer-id` (16 hex digits) and `rg-seq`
- * (decimal), the exactly-once identity of the spooled message. Degraded
+ * (decimal), the exactly-once identity of the spooled message: a job whose
+ * sink keeps producer marks applies it once even if it reaches Kafka twice
+ * (the replay never runs more than RG_MARK_WINDOW records ahead of the
+ * oldest one Kafka has not acknowledged, the bound that check relies on;
+ * railgun/engine.h, rg_msg_t). Degraded
  * sends fail with RG_EFULL at `fallback.spool.max.bytes` (nothing already
  * accepted is dropped), RG_ETIMEDOUT when the spool did not take the
  * message within fallback.block.max.ms, RG_EIO when the spool failed.

@@ -7,7 +7,7 @@
  * drives it, one epoch at a time:
  *
  *   begin -> write_offsets -> write_merged* -> write_merged_bytes*
- *         -> write_staged* -> write_failures* -> commit
+ *         -> write_staged* -> write_failures* -> write_marks* -> commit
  *                       (any failure)  -> rollback, then retry or stop
  *
  * so the merged rows and each partition's next offset land in ONE
@@ -25,6 +25,8 @@
  *   write_failures      per failed event (partition, offset): the
  *                       delayed retry queue and the dead-letter queue
  *                       (rg_failure_t below), in order
+ *   write_marks         per (partition, producer): the producer marks
+ *                       (rg_mark_t below) that changed in the epoch
  *
  * Required: begin, write_merged, write_offsets, commit, rollback.
  * Optional, and what their absence (NULL) means:
@@ -44,6 +46,10 @@
  *                       no read side: a processor that needs stored state
  *                       (the likes job) starts every pair from nothing
  *   scan                rows cannot be read back (verification)
+ *   write_marks, scan_marks (both or neither)
+ *                       no exactly-once across redelivery: a message's
+ *                       identity (rg_msg_t.producer_id) is ignored, so a
+ *                       message a producer replayed twice counts twice
  *   close               nothing to free
  *
  * Fencing: claim() makes this sink the owner of a partition (owner_epoch
@@ -109,6 +115,26 @@ typedef struct rg_offset_s {
 } rg_offset_t;
 
 typedef struct rg_sink_reader_s rg_sink_reader_t;
+
+/* Sequences a producer mark remembers below its highest one. */
+#define RG_MARK_WINDOW 8192
+
+/*
+ * A producer mark: which sequences of one producer (rg_msg_t.producer_id)
+ * one partition has applied. Every seq <= hi - RG_MARK_WINDOW counts as
+ * applied; of the seqs in (hi - RG_MARK_WINDOW, hi], those whose bit is
+ * set: seq s is bit (s % RG_MARK_WINDOW) % 8 of byte
+ * (s % RG_MARK_WINDOW) / 8 of seen (a ring over the window, so the bytes
+ * mean the same on any machine). Written in the epoch's transaction beside
+ * the partition's offset, so after a crash the marks say exactly which
+ * identities the stored rows hold.
+ */
+typedef struct rg_mark_s {
+    int32_t       partition;
+    uint64_t      producer_id;
+    uint64_t      hi;
+    unsigned char seen[RG_MARK_WINDOW / 8];
+} rg_mark_t;
 
 /* What a failure row is, or what write_failures() does with it. */
 enum {
@@ -248,6 +274,19 @@ typedef struct rg_sink_s {
                          size_t nparts,
                          void (*cb)(void *arg, const rg_failure_t *row),
                          void *arg, char *errstr, size_t size);
+    /*
+     * Producer marks (rg_mark_t): write_marks upserts the marks that
+     * changed in the epoch, per (partition, producer_id), inside its
+     * transaction (after write_offsets); scan_marks reads back the marks
+     * of partitions[0..nparts) (cb once per row, valid for the call), on
+     * the threads of claim, after claim. Optional, both or neither;
+     * without them a message's identity is ignored (applied as it comes).
+     */
+    int (*write_marks)(void *self, const rg_mark_t *marks, size_t n,
+                       char *errstr, size_t size);
+    int (*scan_marks)(void *self, const int32_t *partitions, size_t nparts,
+                      void (*cb)(void *arg, const rg_mark_t *mark),
+                      void *arg, char *errstr, size_t size);
 } rg_sink_t;
 
 #ifdef __cplusplus

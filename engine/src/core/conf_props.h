@@ -216,7 +216,15 @@
        "otherwise a hot key goes to one lane, whole. 0: no lanes.")          \
     XX(HOTKEY_LANES_CPUS, "hotkey.lanes.cpus", STR, "", 0, 0, check_cpulist, \
        "CPUs the lanes are pinned to, in order, as workers.cpus (empty: "   \
-       "the CPUs after the workers' in the workers' list, round robin).")
+       "the CPUs after the workers' in the workers' list, round robin).")   \
+    XX(DEDUP_PRODUCERS_MAX, "dedup.producers.max", INT, "4096", 16, 1048576, \
+       NULL,                                                                 \
+       "Exactly-once across redelivery (a sink that stores producer marks, " \
+       "messages with a producer identity: railgun/producer.h's replayed "  \
+       "spool): the (partition, producer) marks each dispatcher keeps in "  \
+       "memory, about 1 KiB each. At the bound the least recently used one " \
+       "is dropped (logged, counted): a later copy of that producer's "     \
+       "messages would count again.")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

@@ -356,6 +356,9 @@ static void publish_stats(rg_dispatcher_t *d)
                           memory_order_relaxed);
     atomic_store_explicit(&d->flow_wait_ns, d->flow_wait_ns_local,
                           memory_order_relaxed);
+    atomic_store_explicit(&d->dups, d->dups_local, memory_order_relaxed);
+    atomic_store_explicit(&d->evicted, d->evicted_local,
+                          memory_order_relaxed);
 }
 
 /* An undecodable message's offset counts as done: it is skipped like a
@@ -430,6 +433,15 @@ static inline int unpack(rg_dispatcher_t *d, const rg_msg_t *msg,
 static inline int push_msg(rg_dispatcher_t *d, const rg_msg_t *msg,
                            rg__hk_t *hk, const rg__hkset_t *route)
 {
+    /* exactly once across redelivery (dedup.c): a copy is done at once,
+     * like an undecodable message (one test per message without an id) */
+    if (__builtin_expect(msg->producer_id != 0, 0) && d->dd != NULL &&
+        (uint32_t)msg->partition < d->e->max_partitions &&
+        rg__dedup_seen(d, msg)) {
+        d->dups_local++;
+        skip_offset(d, msg);
+        return 0;
+    }
     rg_event_t ev;
     int rc = unpack(d, msg, &ev);
     if (rc != 0)

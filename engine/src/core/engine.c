@@ -662,6 +662,10 @@ void rg_engine_stats(rg_engine_t *e, rg_engine_stats_t *out)
         out->moves += atomic_load_explicit(&dp->moves, memory_order_relaxed);
         out->moves_to_lanes += atomic_load_explicit(&dp->moves_hot,
                                                     memory_order_relaxed);
+        out->deduplicated += atomic_load_explicit(&dp->dups,
+                                                  memory_order_relaxed);
+        out->marks_evicted += atomic_load_explicit(&dp->evicted,
+                                                   memory_order_relaxed);
     }
     out->commits = atomic_load_explicit(&e->commits, memory_order_relaxed);
     out->warnings = atomic_load_explicit(&e->warnings, memory_order_relaxed);

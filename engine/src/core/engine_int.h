@@ -103,6 +103,26 @@ struct rg__fails {
     uint32_t n, cap;
 };
 
+/* Producer marks (dedup.c): the open table of one dispatcher, and the
+ * marks that changed in one epoch (copied at its barrier). */
+struct rg__mark_ent {
+    rg_mark_t m;
+    uint64_t used;              /* the table's clock at the last use */
+    bool dirty;                 /* changed since the last barrier */
+};
+struct rg__marks {
+    rg_mark_t *rows;
+    uint32_t n, cap;
+};
+struct rg__dedup {
+    struct rg__mark_ent *ents;  /* dense; [0, n) */
+    uint32_t n, cap, max;
+    uint32_t *idx;              /* open addressing: entry index + 1 */
+    uint32_t idx_cap;           /* power of two, >= 2 x cap */
+    uint32_t ndirty;
+    uint64_t clock;
+};
+
 /* One worker's changes in one epoch (flush.h). Owned by the worker while
  * open, by the flusher once sealed, handed back when the epoch commits. */
 struct rg_delta_s {
@@ -294,6 +314,13 @@ struct rg_dispatcher_s {
                                    epoch E in dead[E % n], published and
                                    cleared with its snapshot */
     struct rg__fails dead_open; /* ... of the open epoch */
+    struct rg__dedup *dd;       /* producer marks (dedup.c), NULL: the
+                                   sink keeps none */
+    struct rg__marks *marks;    /* [nslots]: marks changed in epoch E, in
+                                   marks[E % n], written and cleared with
+                                   its snapshot */
+    uint64_t dups_local, evicted_local;
+    _Atomic uint64_t dups, evicted;
     _Atomic uint64_t snapped;   /* newest epoch whose barrier is out */
     rg__hk_t *hk;               /* hot-key sketch (hotkey.enable), else
                                    NULL: fed by the handle's holder, which
@@ -549,6 +576,16 @@ void rg__retry_dead_msg(rg_dispatcher_t *d, const rg_msg_t *msg, int rc);
 /* delta.c: failure rows */
 int rg__fails_add(struct rg__fails *f, const rg_failure_t *row);
 void rg__fails_clear(struct rg__fails *f);
+
+/* dedup.c (the ingest thread holding the handle; the barrier's snapshot
+ * may run on the flusher's takeover, which holds it too) */
+int rg__dedup_init(rg_dispatcher_t *d);
+void rg__dedup_free(rg_dispatcher_t *d);
+/* true: msg is a copy of one applied (skip it); false: new, remembered
+ * in the open epoch. */
+bool rg__dedup_seen(rg_dispatcher_t *d, const rg_msg_t *msg);
+/* At barrier E: the changed marks into marks[E % nslots]. */
+void rg__dedup_snapshot(rg_dispatcher_t *d, uint32_t slot);
 void rg__fails_free(struct rg__fails *f);
 
 /* dispatch.c */

@@ -228,6 +228,10 @@ bool rg__epoch_send_barriers(rg_dispatcher_t *d, uint64_t upto)
         struct rg__fails t = d->dead[k];
         d->dead[k] = d->dead_open;
         d->dead_open = t;
+        /* the producer marks that changed, with the offsets they match
+         * (dedup.c, D1) */
+        if (d->dd != NULL)
+            rg__dedup_snapshot(d, k);
         for (uint32_t i = 0; i < nmv; i++)
             mark(d, &d->mv[i], RG__MOVE_OUT, ep, false);
         rg_event_t b;

@@ -321,6 +321,21 @@ static int write_epoch(rg_engine_t *e, uint64_t epoch, size_t noffs,
             (rc = s->write_failures(s->self, f->rows, f->n, err, errsz)) != 0)
             return rc;
     }
+    /* the producer marks of the epoch (dedup.c, D1), after its offsets */
+    for (unsigned d = 0; d < e->ndispatchers; d++) {
+        const struct rg__marks *m = e->dispatchers[d].marks;
+        if (m == NULL || m[k].n == 0)
+            continue;
+        if (m[k].n == UINT32_MAX) {
+            /* the barrier could not copy them: never commit without */
+            rg__seterr(err, errsz, "dedup: the epoch's producer marks are "
+                       "missing (out of memory at its barrier)");
+            return RG_ESTATE; /* not retriable: the engine stops */
+        }
+        if ((rc = s->write_marks(s->self, m[k].rows, m[k].n, err, errsz)) !=
+            0)
+            return rc;
+    }
     if (e->hook != NULL)
         e->hook(e->hook_opaque, epoch, RG_EPOCH_BEFORE_COMMIT);
     return s->commit(s->self, err, errsz);
@@ -443,7 +458,9 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
                 rg_delta_staged(&e->workers[w].slots[k]) == 0 &&
                 e->workers[w].slots[k].fails.n == 0;
     for (unsigned d = 0; d < e->ndispatchers && empty; d++)
-        empty = e->dispatchers[d].dead[k].n == 0;
+        empty = e->dispatchers[d].dead[k].n == 0 &&
+                (e->dispatchers[d].marks == NULL ||
+                 e->dispatchers[d].marks[k].n == 0);
     if (!empty) {
         uint64_t wait = e->backoff_ns;
         unsigned attempt = 0;
@@ -541,8 +558,11 @@ static bool flush_epoch(rg_engine_t *e, uint64_t epoch, uint64_t *rng)
     }
     for (unsigned w = 0; w < e->nworkers; w++)
         rg__delta_clear(&e->workers[w].slots[k]);
-    for (unsigned d = 0; d < e->ndispatchers; d++)
+    for (unsigned d = 0; d < e->ndispatchers; d++) {
         rg__fails_clear(&e->dispatchers[d].dead[k]);
+        if (e->dispatchers[d].marks != NULL)
+            e->dispatchers[d].marks[k].n = 0;
+    }
     rg__stat_add(&e->st_epochs, 1);
     /* release (C1): the cleared slots and snapshots go back to their
      * owners */
@@ -660,6 +680,7 @@ static void epoch_free(rg_engine_t *e)
             free(dp->dead);
             dp->dead = NULL;
             rg__fails_free(&dp->dead_open);
+            rg__dedup_free(dp);
             dp->snap = NULL;
             dp->snap_n = NULL;
             dp->owned = NULL;
@@ -744,6 +765,8 @@ static int epoch_alloc(rg_engine_t *e)
         for (uint32_t i = 0; i < ns; i++)
             if ((dp->snap[i] = malloc(sizeof(rg_offset_t) * np)) == NULL)
                 return RG_ENOMEM;
+        if (e->sink.write_marks != NULL && rg__dedup_init(dp) != 0)
+            return RG_ENOMEM;
     }
     return 0;
 }
@@ -768,6 +791,9 @@ int rg_engine_set_sink(rg_engine_t *e, const rg_sink_t *sink, char *errstr,
     if (missing == NULL &&
         (sink->write_failures != NULL) != (sink->scan_failures != NULL))
         missing = "write_failures or scan_failures (both or neither)";
+    if (missing == NULL &&
+        (sink->write_marks != NULL) != (sink->scan_marks != NULL))
+        missing = "write_marks or scan_marks (both or neither)";
     if (missing != NULL) {
         rg__seterr(errstr, errstr_size, "sink: %s is missing (railgun/sink.h "
                    "says which functions are required)", missing);

@@ -95,6 +95,14 @@ __attribute__((unused)) static int rg__sql_ident_required(const char *name,
      "transaction; `railgun dlq` reads it. Empty: the sink keeps no "       \
      "failures (delayed events stay in memory, dead letters go to the "     \
      "engine's dead-letter callback only).", rg__sql_ident_check},           \
+    {"sink.table.producers", RG_CONF_STR, "railgun_producers", 0, 0,        \
+     "SQL sinks: table of producer marks, per (partition_id, producer_id): " \
+     "the highest sequence applied and the window below it (hi, seen), "    \
+     "columns (partition_id, producer_id, hi, seen, mtime), written in "    \
+     "each epoch's transaction beside the offsets, so a message a "         \
+     "producer replayed twice (railgun/producer.h's spool) is applied "     \
+     "once, across crashes too. Empty: no exactly-once across replays "     \
+     "(such a copy counts twice).", rg__sql_ident_check},                    \
     {"sink.version", RG_CONF_BOOL, "false", 0, 1,                           \
      "SQL sinks: bump the row k='version' of sink.table.meta (n, and v as " \
      "text) first thing in every epoch's transaction, so readers (railgun " \

@@ -36,6 +36,12 @@
  *      on for unavailability is spooled (rescued) instead of failed.
  *   F4 A record is marked done only on a successful delivery report of its
  *      replay, so the spool deletes nothing Kafka has not acknowledged.
+ *   F5 The replay never produces a record RG_MARK_WINDOW or more LSNs past
+ *      the oldest record not acknowledged (the spool's done_lsn). Within
+ *      one producer id seq - LSN is constant, so a record not yet in Kafka
+ *      is never RG_MARK_WINDOW seqs below one that is: what the consumer's
+ *      dedup relies on to call anything further below its highest seq a
+ *      copy (engine/src/core/dedup.c).
  * Threads: sends on any thread; the replay, detection and tickets run in
  * poll/flush/destroy (the replay on one thread at a time: fb->r_mu,
  * trylock); librdkafka's error callback only sets fb->all_down.
@@ -56,6 +62,7 @@
 #include <unistd.h>
 #include "railgun/error.h"
 #include "railgun/producer.h"
+#include "railgun/sink.h"
 #include "kafka_int.h"
 #include "spool.h"
 
@@ -717,6 +724,7 @@ static void unhold(struct fallback *fb)
 static int replay_some(rg_producer_t *p, uint64_t *in_flight, uint64_t limit)
 {
     struct fallback *fb = p->fb;
+    uint64_t span_end = 0; /* F5: no record at or past this LSN yet */
     while (*in_flight < limit) {
         rg_spool_rec_t r;
         if (fb->has_held) {
@@ -732,6 +740,20 @@ static int replay_some(rg_producer_t *p, uint64_t *in_flight, uint64_t limit)
                            rg__spool_last_error());
                 fb->read_failed = true;
                 return -1;
+            }
+        }
+        if (r.lsn >= span_end) {
+            rg_spool_stats_t st;
+            rg__spool_stats(fb->sp, &st);
+            span_end = st.done_lsn + RG_MARK_WINDOW;
+            if (r.lsn >= span_end) {
+                /* F5: the oldest record not acknowledged holds us back;
+                 * this one waits (a new cursor would find it too) */
+                if (!fb->has_held && hold(fb, &r) != 0) {
+                    rg__spool_cursor_destroy(fb->cur);
+                    fb->cur = NULL;
+                }
+                return 0;
             }
         }
         rd_kafka_resp_err_t err = replay_one(p, &r);
@@ -903,6 +925,8 @@ static struct fallback *fb_new(const rg_conf_t *conf,
         fb->producer_id = (uint64_t)now_ms() * 0x9E3779B97F4A7C15ull ^
                           (uint64_t)getpid();
     }
+    if (fb->producer_id == 0)
+        fb->producer_id = 1; /* 0 means "no identity" to the consumer */
     int64_t now = now_ms();
     atomic_init(&fb->last_ok_ms, now);
     atomic_init(&fb->idle_ms, now);

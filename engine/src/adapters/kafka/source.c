@@ -57,6 +57,10 @@ struct rg_kafka_source_s {
     char reset[16];             /* auto.offset.reset in effect */
     rg_sink_t sink;
     bool has_sink;
+    bool dedup;                 /* the sink keeps producer marks: messages
+                                   with rg-producer-id / rg-seq headers
+                                   are applied once (railgun/engine.h) */
+    bool warned_id;             /* a malformed identity header, logged */
     _Atomic int stop;
     int failed;
     char errmsg[512];
@@ -454,6 +458,97 @@ static void resume(rg_kafka_source_t *s)
     count(&s->resumes, 1);
 }
 
+struct marks_buf {
+    rg_mark_t *rows;
+    size_t n, cap;
+    bool nomem;
+};
+
+static void mark_row(void *arg, const rg_mark_t *m)
+{
+    struct marks_buf *b = arg;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        rg_mark_t *r = realloc(b->rows, sizeof(*r) * cap);
+        if (r == NULL) {
+            b->nomem = true;
+            return;
+        }
+        b->rows = r;
+        b->cap = cap;
+    }
+    b->rows[b->n++] = *m;
+}
+
+/* The stored producer marks of the assigned partitions into the
+ * dispatcher (after claim: they match the offsets it returned). */
+static int load_marks(rg_kafka_source_t *s, const int32_t *ps, size_t n,
+                      char *err, size_t errsz)
+{
+    struct marks_buf b = {0};
+    int rc = s->sink.scan_marks(s->sink.self, ps, n, mark_row, &b, err,
+                                errsz);
+    if (rc == 0 && b.nomem) {
+        snprintf(err, errsz, "out of memory");
+        rc = RG_ENOMEM;
+    }
+    if (rc == 0 &&
+        (rc = rg_dispatcher_load_marks(s->d, ps, n, b.rows, b.n)) != 0 &&
+        rc != RG_ESTOPPED)
+        snprintf(err, errsz, "%s", rg_strerror(rc));
+    if (rc == 0 && b.n > 0)
+        rg_conf_log(s->conf, RG_LOG_INFO, "kafka", "%s: %zu producer marks "
+                    "loaded for %zu partitions (exactly once across "
+                    "replays)", s->topic, b.n, n);
+    free(b.rows);
+    return rc == RG_ESTOPPED ? 0 : rc;
+}
+
+/* The message's identity from its headers rg-producer-id (16 hex digits)
+ * and rg-seq (decimal), which the producer's spool replay sets. false:
+ * none (or malformed: logged once, the message is applied as it comes). */
+static bool message_identity(rg_kafka_source_t *s, rd_kafka_message_t *m,
+                             uint64_t *pid, uint64_t *seq)
+{
+    rd_kafka_headers_t *h;
+    const void *v, *w;
+    size_t vs, ws;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, "rg-producer-id", &v, &vs) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, "rg-seq", &w, &ws) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    uint64_t id = 0, sq = 0;
+    bool ok = vs == 16 && ws >= 1 && ws <= 20;
+    for (size_t i = 0; ok && i < vs; i++) {
+        char c = ((const char *)v)[i];
+        int d = c >= '0' && c <= '9' ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        ok = d >= 0;
+        id = id << 4 | (uint64_t)(d & 15);
+    }
+    for (size_t i = 0; ok && i < ws; i++) {
+        char c = ((const char *)w)[i];
+        ok = c >= '0' && c <= '9' && sq <= (UINT64_MAX - 9) / 10;
+        sq = sq * 10 + (uint64_t)(c - '0');
+    }
+    if (!ok || id == 0) {
+        if (!s->warned_id) {
+            s->warned_id = true;
+            rg_conf_log(s->conf, RG_LOG_WARN, "kafka", "%s [%d] offset "
+                        "%lld: malformed rg-producer-id / rg-seq headers: "
+                        "applied without the exactly-once check; logged "
+                        "once", s->topic, (int)m->partition,
+                        (long long)m->offset);
+        }
+        return false;
+    }
+    *pid = id;
+    *seq = sq;
+    return true;
+}
+
 static void on_assign(rg_kafka_source_t *s, rd_kafka_t *rk,
                       rd_kafka_topic_partition_list_t *parts)
 {
@@ -602,6 +697,10 @@ static void on_assign(rg_kafka_source_t *s, rd_kafka_t *rk,
             fail(s, "kafka: assign: loading the delayed retries: %s", err);
             goto out;
         }
+    }
+    if (s->dedup && load_marks(s, ps, (size_t)n, err, sizeof(err)) != 0) {
+        fail(s, "kafka: assign: loading the producer marks: %s", err);
+        goto out;
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -789,6 +888,7 @@ rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
     if (sink != NULL) {
         s->sink = *sink;
         s->has_sink = sink->claim != NULL;
+        s->dedup = s->has_sink && sink->scan_marks != NULL;
     }
     kc = rd_kafka_conf_new();
     if (s->held == NULL || s->topic == NULL || kc == NULL ||
@@ -951,8 +1051,11 @@ int rg_kafka_source_run(rg_kafka_source_t *s)
                 }
                 s->expect[p] = m->offset + 1;
             }
-            msgs[k++] = (rg_msg_t){m->partition, m->offset, m->key,
-                                   m->key_len, m->payload, m->len};
+            msgs[k] = (rg_msg_t){m->partition, m->offset, m->key,
+                                 m->key_len, m->payload, m->len, 0, 0};
+            if (s->dedup)
+                message_identity(s, m, &msgs[k].producer_id, &msgs[k].seq);
+            k++;
         }
         /* relaxed: see on_error() */
         if (k > 0 && atomic_load_explicit(&s->down_since,

@@ -59,7 +59,10 @@ const rg_conf_table_t *rg_mysql_conf_table(void)
 }
 
 /* The tables this sink writes (names from sink.table.*; "" = none). */
-enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T_FAILURES, T__COUNT };
+enum {
+    T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T_FAILURES, T_MARKS,
+    T__COUNT
+};
 
 #define LOOKUP_CHUNK 64
 #define MAX_COLS 5
@@ -113,6 +116,12 @@ typedef struct mysql_sink {
     long long fail_val[FP__COUNT];      /* the integer parameters */
     unsigned long fail_len[FP__COUNT];  /* the blob parameters' */
     my_bool fail_null[FP__COUNT];
+    /* sink.table.producers set only: the producer marks' upsert */
+    MYSQL_STMT *up_mark;
+    MYSQL_BIND mark_bind[5];
+    long long mark_val[4];     /* partition, producer, hi, mtime */
+    unsigned long mark_len;
+    unsigned char mark_seen[RG_MARK_WINDOW / 8];
     struct rg_claims claims;
     bool versioned;          /* sink.version */
     int64_t version;         /* what the open epoch transaction set */
@@ -313,6 +322,9 @@ static void disconnect(mysql_sink *s)
     if (s->del_failure)
         mysql_stmt_close(s->del_failure);
     s->del_failure = NULL;
+    if (s->up_mark)
+        mysql_stmt_close(s->up_mark);
+    s->up_mark = NULL;
     if (s->db)
         mysql_close(s->db);
     s->db = NULL;
@@ -390,6 +402,38 @@ static int prepare_failures(mysql_sink *s, char *errstr, size_t size)
     return 0;
 }
 
+/* The producer marks' upsert; its parameters are mark_val / mark_seen. */
+static int prepare_marks(mysql_sink *s, char *errstr, size_t size)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "INSERT INTO `%s` (partition_id, producer_id, "
+             "hi, seen, mtime) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY "
+             "UPDATE hi = VALUES(hi), seen = VALUES(seen), mtime = "
+             "VALUES(mtime)", s->table[T_MARKS]);
+    memset(s->mark_bind, 0, sizeof(s->mark_bind));
+    int vi[5] = {0, 1, 2, -1, 3};
+    for (int i = 0; i < 5; i++) {
+        MYSQL_BIND *b = &s->mark_bind[i];
+        if (vi[i] < 0) {
+            b->buffer_type = MYSQL_TYPE_BLOB;
+            b->buffer = s->mark_seen;
+            b->buffer_length = s->mark_len = sizeof(s->mark_seen);
+            b->length = &s->mark_len;
+        } else {
+            b->buffer_type = MYSQL_TYPE_LONGLONG;
+            b->buffer = &s->mark_val[vi[i]];
+        }
+    }
+    if ((s->up_mark = mysql_stmt_init(s->db)) == NULL) {
+        seterr(errstr, size, "mysql: out of memory");
+        return RG_ENOMEM;
+    }
+    if (mysql_stmt_prepare(s->up_mark, sql, strlen(sql)) ||
+        mysql_stmt_bind_param(s->up_mark, s->mark_bind))
+        return stmt_fail(s->up_mark, "prepare", errstr, size);
+    return 0;
+}
+
 static int prepare_all(mysql_sink *s, char *errstr, size_t size)
 {
     int rc;
@@ -416,6 +460,8 @@ static int prepare_all(mysql_sink *s, char *errstr, size_t size)
         return rc;
     if (s->table[T_FAILURES][0] &&
         (rc = prepare_failures(s, errstr, size)) != 0)
+        return rc;
+    if (s->table[T_MARKS][0] && (rc = prepare_marks(s, errstr, size)) != 0)
         return rc;
     snprintf(sql, sizeof(sql), "UPDATE `%s` SET next_offset = ? WHERE "
              "consumer_group = ? AND topic = ? AND `partition` = ? "
@@ -1057,6 +1103,69 @@ static int my_write_failures(void *self, const rg_failure_t *rows, size_t n,
     return 0;
 }
 
+/* The epoch's changed producer marks, in its transaction (ids and seqs
+ * are 64-bit unsigned: stored as their signed bits). */
+static int my_write_marks(void *self, const rg_mark_t *marks, size_t n,
+                          char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    long long now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        s->mark_val[0] = marks[i].partition;
+        s->mark_val[1] = (long long)(int64_t)marks[i].producer_id;
+        s->mark_val[2] = (long long)(int64_t)marks[i].hi;
+        s->mark_val[3] = now;
+        memcpy(s->mark_seen, marks[i].seen, sizeof(s->mark_seen));
+        if (mysql_stmt_execute(s->up_mark))
+            return sink_fail(s, mysql_stmt_errno(s->up_mark),
+                             "write a producer mark",
+                             mysql_stmt_error(s->up_mark), errstr, size);
+    }
+    return 0;
+}
+
+/* Oldest first: the newest are the last a full table keeps. */
+static int my_scan_marks(void *self, const int32_t *parts, size_t nparts,
+                         void (*cb)(void *arg, const rg_mark_t *mark),
+                         void *arg, char *errstr, size_t size)
+{
+    mysql_sink *s = self;
+    int rc = ensure_conn(s, errstr, size);
+    for (size_t i = 0; i < nparts && rc == 0; i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql), "SELECT producer_id, hi, seen FROM `%s` "
+                 "WHERE partition_id = %d ORDER BY mtime", s->table[T_MARKS],
+                 (int)parts[i]);
+        MYSQL_RES *res;
+        if (mysql_query(s->db, sql) ||
+            (res = mysql_store_result(s->db)) == NULL)
+            return sink_fail(s, mysql_errno(s->db), "scan producer marks",
+                             mysql_error(s->db), errstr, size);
+        MYSQL_ROW row;
+        while (rc == 0 && (row = mysql_fetch_row(res)) != NULL) {
+            unsigned long *len = mysql_fetch_lengths(res);
+            rg_mark_t m = {
+                .partition = parts[i],
+                .producer_id = (uint64_t)strtoll(row[0], NULL, 10),
+                .hi = (uint64_t)strtoll(row[1], NULL, 10),
+            };
+            if (row[2] == NULL || len[2] != sizeof(m.seen)) {
+                seterr(errstr, size, "mysql: %s: the mark of partition %d, "
+                       "producer %016llx has a seen window of %lu bytes, "
+                       "not %zu", s->table[T_MARKS], (int)parts[i],
+                       (unsigned long long)m.producer_id,
+                       row[2] ? len[2] : 0ul, sizeof(m.seen));
+                rc = RG_ESTATE;
+                break;
+            }
+            memcpy(m.seen, row[2], sizeof(m.seen));
+            cb(arg, &m);
+        }
+        mysql_free_result(res);
+    }
+    return rc;
+}
+
 /* The blob columns of a failures scan (msg_key, reasons, payload): the
  * scan's grow-only buffers buf[k] and cap[k] are column
  * scan_blob_cols[k]'s. */
@@ -1299,6 +1408,15 @@ static const struct {
                     " mtime BIGINT NOT NULL,"
                     " PRIMARY KEY (partition_id, offset_id)) ENGINE=InnoDB",
                     {RG_FAILURE_COL_NAMES, NULL}, 2},
+    [T_MARKS] = {"CREATE TABLE IF NOT EXISTS `%s` ("
+                 " partition_id INT NOT NULL,"
+                 " producer_id BIGINT NOT NULL,"
+                 " hi BIGINT NOT NULL,"
+                 " seen VARBINARY(1024) NOT NULL,"
+                 " mtime BIGINT NOT NULL,"
+                 " PRIMARY KEY (partition_id, producer_id)) ENGINE=InnoDB",
+                 {"partition_id", "producer_id", "hi", "seen", "mtime", NULL},
+                 2},
 };
 
 /* Column names of `table`, and which of them are in a unique index. */
@@ -1422,7 +1540,8 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
     }
     static const char *const names[T__COUNT] = {
         "sink.table.merged", "sink.table.merged_bytes", "sink.table.staged",
-        "sink.table.offsets", "sink.table.meta", "sink.table.failures"};
+        "sink.table.offsets", "sink.table.meta", "sink.table.failures",
+        "sink.table.producers"};
     bool tables_ok = true;
     for (int t = 0; t < T__COUNT; t++)
         tables_ok &= (s->table[t] = dup_prop(conf, names[t])) != NULL;
@@ -1514,6 +1633,8 @@ int rg_sink_mysql_open(const rg_conf_t *given, unsigned flags,
         .scan = my_scan,
         .write_failures = s->table[T_FAILURES][0] ? my_write_failures : NULL,
         .scan_failures = s->table[T_FAILURES][0] ? my_scan_failures : NULL,
+        .write_marks = s->table[T_MARKS][0] ? my_write_marks : NULL,
+        .scan_marks = s->table[T_MARKS][0] ? my_scan_marks : NULL,
         .close = my_close,
         .version = s->versioned ? my_version : NULL,
         .self = s,

@@ -48,7 +48,10 @@ const rg_conf_table_t *rg_sqlite_conf_table(void)
 }
 
 /* The tables this sink writes (names from sink.table.*; "" = none). */
-enum { T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T_FAILURES, T__COUNT };
+enum {
+    T_MERGED, T_BYTES, T_STAGED, T_OFFSETS, T_META, T_FAILURES, T_MARKS,
+    T__COUNT
+};
 
 typedef struct sqlite_sink {
     sqlite3 *db;
@@ -68,6 +71,8 @@ typedef struct sqlite_sink {
      * the same for the dead rows not forwarded yet */
     sqlite3_stmt *up_failure, *del_failure, *sel_failures, *sel_failures_p;
     sqlite3_stmt *sel_unfwd, *sel_unfwd_p;
+    /* sink.table.producers set only: the producer marks' upsert, scan */
+    sqlite3_stmt *up_mark, *sel_marks;
     int64_t version;         /* what the open transaction set */
     struct rg_claims claims;
 } sqlite_sink;
@@ -186,6 +191,15 @@ static const struct {
                     " mtime INTEGER NOT NULL,"
                     " PRIMARY KEY (partition_id, offset_id))",
                     {RG_FAILURE_COL_NAMES, NULL}, 2},
+    [T_MARKS] = {"CREATE TABLE IF NOT EXISTS %s("
+                 " partition_id INTEGER NOT NULL,"
+                 " producer_id INTEGER NOT NULL,"
+                 " hi INTEGER NOT NULL,"
+                 " seen BLOB NOT NULL,"
+                 " mtime INTEGER NOT NULL,"
+                 " PRIMARY KEY (partition_id, producer_id)) WITHOUT ROWID",
+                 {"partition_id", "producer_id", "hi", "seen", "mtime", NULL},
+                 2},
 };
 
 /* Checks that each configured table exists with its columns and its
@@ -842,6 +856,64 @@ static int sq_scan_failures(void *self, int state, const int32_t *parts,
     return rc;
 }
 
+/* The epoch's changed producer marks, in its transaction. */
+static int sq_write_marks(void *self, const rg_mark_t *marks, size_t n,
+                          char *errstr, size_t size)
+{
+    sqlite_sink *s = self;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = s->up_mark;
+        sqlite3_bind_int(st, 1, marks[i].partition);
+        sqlite3_bind_int64(st, 2, (int64_t)marks[i].producer_id);
+        sqlite3_bind_int64(st, 3, (int64_t)marks[i].hi);
+        sqlite3_bind_blob(st, 4, marks[i].seen, (int)sizeof(marks[i].seen),
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, now);
+        int rc = run(s, st, "write a producer mark", errstr, size);
+        sqlite3_clear_bindings(st);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int sq_scan_marks(void *self, const int32_t *parts, size_t nparts,
+                         void (*cb)(void *arg, const rg_mark_t *mark),
+                         void *arg, char *errstr, size_t size)
+{
+    sqlite_sink *s = self;
+    sqlite3_stmt *st = s->sel_marks;
+    for (size_t i = 0; i < nparts; i++) {
+        sqlite3_bind_int(st, 1, parts[i]);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            rg_mark_t m = {
+                .partition = parts[i],
+                .producer_id = (uint64_t)sqlite3_column_int64(st, 0),
+                .hi = (uint64_t)sqlite3_column_int64(st, 1),
+            };
+            const void *b = sqlite3_column_blob(st, 2);
+            if (b == NULL ||
+                sqlite3_column_bytes(st, 2) != (int)sizeof(m.seen)) {
+                sqlite3_reset(st);
+                seterr(errstr, size, "sqlite: %s: the mark of partition %d, "
+                       "producer %016llx has a seen window of %d bytes, not "
+                       "%zu", s->table[T_MARKS], (int)parts[i],
+                       (unsigned long long)m.producer_id,
+                       sqlite3_column_bytes(st, 2), sizeof(m.seen));
+                return RG_ESTATE;
+            }
+            memcpy(m.seen, b, sizeof(m.seen));
+            cb(arg, &m);
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return fail(s->db, rc, "scan producer marks", errstr, size);
+    }
+    return 0;
+}
+
 static void sq_close(void *self)
 {
     sqlite_sink *s = self;
@@ -851,7 +923,8 @@ static void sq_close(void *self)
                            s->up_bytes, s->up_action, s->up_offset,
                            s->sel_offset, s->up_version, s->sel_version,
                            s->up_failure, s->del_failure, s->sel_failures,
-                           s->sel_failures_p, s->sel_unfwd, s->sel_unfwd_p};
+                           s->sel_failures_p, s->sel_unfwd, s->sel_unfwd_p,
+                           s->up_mark, s->sel_marks};
     for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
         sqlite3_finalize(sts[i]);
     sqlite3_close(s->db);
@@ -892,7 +965,8 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
     }
     static const char *const names[T__COUNT] = {
         "sink.table.merged", "sink.table.merged_bytes", "sink.table.staged",
-        "sink.table.offsets", "sink.table.meta", "sink.table.failures"};
+        "sink.table.offsets", "sink.table.meta", "sink.table.failures",
+        "sink.table.producers"};
     int rc = 0;
     bool ok = true;
     for (int t = 0; t < T__COUNT; t++)
@@ -1035,6 +1109,20 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
                          "ORDER BY offset_id",
                       T_FAILURES, &s->sel_unfwd_p, errstr, size))))
         goto out;
+    bool marks = s->table[T_MARKS][0] != '\0';
+    /* ids and seqs are 64-bit unsigned: stored as their signed bits */
+    if (marks &&
+        ((rc = prep_t(s, "INSERT INTO %s (partition_id, producer_id, hi, "
+                         "seen, mtime) VALUES (?1, ?2, ?3, ?4, ?5) ON "
+                         "CONFLICT (partition_id, producer_id) DO UPDATE SET "
+                         "hi = excluded.hi, seen = excluded.seen, mtime = "
+                         "excluded.mtime",
+                      T_MARKS, &s->up_mark, errstr, size)) ||
+         /* oldest first: the newest are the last a full table keeps */
+         (rc = prep_t(s, "SELECT producer_id, hi, seen FROM %s WHERE "
+                         "partition_id = ?1 ORDER BY mtime",
+                      T_MARKS, &s->sel_marks, errstr, size))))
+        goto out;
     sqlite3_bind_text(s->sel_offset, 2, s->group, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->sel_offset, 3, s->topic, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->up_offset, 4, s->group, -1, SQLITE_STATIC);
@@ -1055,6 +1143,8 @@ int rg_sink_sqlite_open(const rg_conf_t *given, unsigned flags,
         .scan = sq_scan,
         .write_failures = failures ? sq_write_failures : NULL,
         .scan_failures = failures ? sq_scan_failures : NULL,
+        .write_marks = marks ? sq_write_marks : NULL,
+        .scan_marks = marks ? sq_scan_marks : NULL,
         .close = sq_close,
         .version = versioned ? sq_version : NULL,
         .self = s,
