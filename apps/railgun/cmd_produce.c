@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,14 @@ static void usage(void)
            "form with --format\nbinary; `railgun demo --verify-only` with "
            "the same options checks what\n`railgun run` stored), or with "
            "--stdin one message per line,\nKEY<TAB>VALUE. Every message is "
-           "delivered or the command fails (exit 1;\n2 for bad input).\n");
+           "delivered or the command fails (exit 1;\n2 for bad input).\n\n"
+           "With -X fallback.spool.dir=DIR the producer's degraded mode is "
+           "on: while\nKafka is down messages go to the spool in DIR (each "
+           "counts as delivered\nonce on disk), and the command waits until "
+           "the spool is replayed into\nKafka; SIGINT or SIGTERM stop that "
+           "wait, leaving the rest in DIR for the\nnext producer on it. It "
+           "ends with the producer's figures (mode,\nspooled, replayed, "
+           "left in the spool).\n");
 }
 
 static int parse_args(rg_cli_t *cli, rg_stream_spec_t *spec, bool *lines,
@@ -94,6 +102,61 @@ static int send_lines(rg_cli_t *cli, rg_stream_producer_t *pr,
     return rc;
 }
 
+static volatile sig_atomic_t stop_waiting;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_waiting = 1;
+}
+
+/* With a spool (fallback.spool.dir): waits until what it holds is in
+ * Kafka (the producer back in direct mode, nothing pending), saying every
+ * 5 s what it waits for; SIGINT or SIGTERM stop the wait, leaving the
+ * rest in the spool for the next producer on it. Then the producer's
+ * degraded-mode figures, one line. */
+static void drain_spool(rg_cli_t *cli, rg_producer_t *p)
+{
+    const char *dir = rg_conf_get_str(cli->conf, "fallback.spool.dir");
+    if (dir == NULL || dir[0] == '\0')
+        return;
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rg_producer_stats_t st;
+    double next_say = rg_now() + 5;
+    for (;;) {
+        rg_producer_stats(p, &st);
+        if ((st.mode == RG_PRODUCER_DIRECT && st.spool_pending == 0) ||
+            stop_waiting)
+            break;
+        if (rg_now() >= next_say) {
+            fprintf(stderr, "railgun produce: %s: %" PRIu64 " messages in "
+                    "the spool %s wait for Kafka (%" PRIu64 " replayed so "
+                    "far); Ctrl-C leaves them there for the next producer "
+                    "on it\n", rg_producer_mode_name(st.mode),
+                    st.spool_pending, dir, st.replayed);
+            next_say = rg_now() + 5;
+        }
+        rg_producer_poll(p, 100);
+    }
+    if (cli->json)
+        fprintf(stderr, "{\"producer\":\"%s\",\"degraded\":%" PRIu64
+                ",\"spooled\":%" PRIu64 ",\"rescued\":%" PRIu64
+                ",\"replayed\":%" PRIu64 ",\"spool_pending\":%" PRIu64
+                ",\"spool_bytes\":%" PRIu64 "}\n",
+                rg_producer_mode_name(st.mode), st.degraded, st.spooled,
+                st.rescued, st.replayed, st.spool_pending, st.spool_bytes);
+    else
+        fprintf(stderr, "railgun produce: producer %s: degraded %" PRIu64
+                " times, spooled %" PRIu64 " (%" PRIu64 " rescued from "
+                "librdkafka), replayed %" PRIu64 ", %" PRIu64 " left in the "
+                "spool (%" PRIu64 " bytes)\n", rg_producer_mode_name(st.mode),
+                st.degraded, st.spooled, st.rescued, st.replayed,
+                st.spool_pending, st.spool_bytes);
+}
+
 int rg_cmd_produce(int argc, char **argv)
 {
     rg_cli_t cli = {.cmd = "produce", .conf = rg_likes_conf_new()};
@@ -136,6 +199,8 @@ int rg_cmd_produce(int argc, char **argv)
             rc = rg_cli_error(&cli, "%s", pr.err);
         sent = s.n;
     }
+    if (rc == 0)
+        drain_spool(&cli, pr.p);
     double secs = rg_now() - t0;
     if (rc == 0 && cli.json)
         printf("{\"produced\":%" PRIu64 ",\"seconds\":%.3f,"
