@@ -59,7 +59,7 @@ wait_for() { # FILE PATTERN SECONDS
 # the consumer runs throughout (the mock keeps only the newest few MB of a
 # partition: a topic read after the fact would have lost its start)
 "$rg" run "${kafka[@]}" -X "sqlite.path=$tmp/likes.db" --init-schema \
-    -X group.id=replay -X kafka.session.timeout.ms=6000 \
+    -X group.id=replay -X kafka.session.timeout.ms=6000 -X source.identity=true \
     -X flush.interval.ms=100 --json 2>"$tmp/run.err" &
 run=$!
 pids+=($run)

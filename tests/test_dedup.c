@@ -30,66 +30,21 @@
 #include <time.h>
 #include <unistd.h>
 #include "likes_job.h"
+#include "support/test_db.h"
 #include "railgun/kafka.h"
 #include "railgun/railgun.h"
 #include "railgun/sinks.h"
 
-static bool is_mysql(void)
-{
-    const char *s = getenv("RG_TEST_SINK");
-    return s != NULL && strcmp(s, "mysql") == 0;
-}
-
-#define INIT_FLAGS (RG_SINK_INIT_SCHEMA | RG_SINK_CREATE_DATABASE)
 #define NPART 4
 #define NKEYS 64
-
-static rg_conf_t *made[16];
-static int nmade;
-static pid_t made_by;
-
-static void drop_made(void)
-{
-    if (getpid() != made_by)
-        return; /* a forked child's exit drops nothing */
-    char err[256];
-    for (int i = 0; i < nmade; i++) {
-        rg_likes_drop_db(made[i], err, sizeof(err));
-        rg_conf_destroy(made[i]);
-    }
-    nmade = 0;
-}
 
 /* A configuration for a fresh, empty database named after `tag`. */
 static rg_conf_t *db_conf(const char *tag)
 {
-    rg_conf_t *c = rg_likes_conf_new();
-    cr_assert_not_null(c);
-    char err[256], v[256];
-    if (is_mysql()) {
-        const char *sock = getenv("RG_MYSQL_SOCKET");
-        cr_assert_not_null(sock, "RG_TEST_SINK=mysql needs RG_MYSQL_SOCKET "
-                           "(run through tests/support/with_mariadb.sh)");
-        rg_conf_set(c, "sink", "mysql", err, sizeof(err));
-        rg_conf_set(c, "mysql.socket", sock, err, sizeof(err));
-        snprintf(v, sizeof(v), "d_%s_%d", tag, (int)getpid());
-        rg_conf_set(c, "mysql.database", v, err, sizeof(err));
-    } else {
-        snprintf(v, sizeof(v), "%s/rg-test-dedup-%s-%d.db",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag,
-                 (int)getpid());
-        unlink(v);
-        rg_conf_set(c, "sink", "sqlite", err, sizeof(err));
-        rg_conf_set(c, "sqlite.path", v, err, sizeof(err));
-    }
+    rg_conf_t *c = test_db_conf("dedup", tag);
+    char err[256];
     rg_conf_set(c, "flush.interval.ms", "10", err, sizeof(err));
     rg_conf_set(c, "workers", "2", err, sizeof(err));
-    if (nmade == 0) {
-        made_by = getpid();
-        atexit(drop_made);
-    }
-    if (nmade < (int)(sizeof(made) / sizeof(made[0])))
-        made[nmade++] = rg_conf_dup(c);
     return c;
 }
 
@@ -523,7 +478,7 @@ Test(dedup, the_kafka_source_reads_the_identity_headers)
     const char *kv[][2] = {
         {"kafka.bootstrap.servers", bs}, {"topic", "dd"},
         {"kafka.auto.offset.reset", "earliest"}, {"kafka.log_level", "0"},
-        {"kafka.session.timeout.ms", "6000"},
+        {"kafka.session.timeout.ms", "6000"}, {"source.identity", "true"},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
         cr_assert_eq(rg_conf_set(conf, kv[i][0], kv[i][1], err, sizeof(err)),

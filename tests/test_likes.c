@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "likes_job.h"
+#include "support/test_db.h"
 #include "railgun/railgun.h"
 #include "railgun/sinks.h"
 #include "railgun/kafka.h"
@@ -33,58 +34,14 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-static bool is_mysql(void)
-{
-    const char *s = getenv("RG_TEST_SINK");
-    return s != NULL && strcmp(s, "mysql") == 0;
-}
-
-/* what every test's sink open asks: fresh tables in a fresh database */
-#define INIT_FLAGS (RG_SINK_INIT_SCHEMA | RG_SINK_CREATE_DATABASE)
-
-/* The databases this test process made, dropped when it exits (each
- * Criterion test is a process of its own): nothing is left behind. */
-static rg_conf_t *made[16];
-static int nmade;
-
-static void drop_made(void)
-{
-    char err[256];
-    for (int i = 0; i < nmade; i++) {
-        rg_likes_drop_db(made[i], err, sizeof(err));
-        rg_conf_destroy(made[i]);
-    }
-    nmade = 0;
-}
-
 /* A configuration for a fresh, empty database named after `tag`. */
 static rg_conf_t *db_conf(const char *tag)
 {
-    rg_conf_t *c = rg_likes_conf_new();
-    char err[256], v[256];
-    if (is_mysql()) {
-        const char *sock = getenv("RG_MYSQL_SOCKET");
-        cr_assert_not_null(sock, "RG_TEST_SINK=mysql needs RG_MYSQL_SOCKET "
-                           "(run through tests/support/with_mariadb.sh)");
-        rg_conf_set(c, "sink", "mysql", err, sizeof(err));
-        rg_conf_set(c, "mysql.socket", sock, err, sizeof(err));
-        snprintf(v, sizeof(v), "t_%s_%d", tag, (int)getpid());
-        rg_conf_set(c, "mysql.database", v, err, sizeof(err));
-    } else {
-        snprintf(v, sizeof(v), "%s/rg-test-%s-%d.db",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", tag,
-                 (int)getpid());
-        unlink(v);
-        rg_conf_set(c, "sink", "sqlite", err, sizeof(err));
-        rg_conf_set(c, "sqlite.path", v, err, sizeof(err));
-    }
+    rg_conf_t *c = test_db_conf("likes", tag);
+    char err[256];
     rg_conf_set(c, "flush.interval.ms", "20", err, sizeof(err));
     rg_conf_set(c, "sink.retry.backoff.ms", "10", err, sizeof(err));
     rg_conf_set(c, "sink.retry.backoff.max.ms", "200", err, sizeof(err));
-    if (nmade == 0)
-        atexit(drop_made);
-    if (nmade < (int)(sizeof(made) / sizeof(made[0])))
-        made[nmade++] = rg_conf_dup(c);
     return c;
 }
 

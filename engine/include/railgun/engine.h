@@ -133,7 +133,7 @@ typedef struct rg_msg_s {
      * redelivery may come at most RG_MARK_WINDOW seqs behind the highest
      * one applied (railgun/sink.h, rg_mark_t). The Kafka source fills
      * these from the headers rg-producer-id and rg-seq (railgun/producer.h
-     * sets them on replayed messages). */
+     * sets them on replayed messages) when source.identity is on. */
     uint64_t    producer_id;
     uint64_t    seq;
 } rg_msg_t;

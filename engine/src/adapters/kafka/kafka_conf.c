@@ -45,6 +45,14 @@ static const rg_conf_prop_t kafka_props[] = {
      "fetching and the consumer keeps polling (rebalances, group "
      "heartbeats); resume when every ring is at most half full and the "
      "sink has room for the next epoch.", NULL},
+    {"source.identity", RG_CONF_BOOL, "false", 0, 1,
+     "Kafka source: read each message's rg-producer-id / rg-seq headers "
+     "(what a producer's spool replay sets, fallback.spool.dir) so a "
+     "message that reached Kafka twice is applied once (the sink's "
+     "producer marks, sink.table.producers). Off by default: to answer "
+     "librdkafka parses every message's headers, also when it has none, "
+     "about 130 ns per message on the ingest thread (docs/benchmarks.md). "
+     "Turn it on where producers spool.", NULL},
     {"source.warn.after.ms", RG_CONF_INT, "10000", 100, 86400000,
      "Kafka source: warn when every broker has been down, or no partition "
      "has been assigned, for this long (and again every three times as "

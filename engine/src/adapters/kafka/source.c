@@ -57,9 +57,10 @@ struct rg_kafka_source_s {
     char reset[16];             /* auto.offset.reset in effect */
     rg_sink_t sink;
     bool has_sink;
-    bool dedup;                 /* the sink keeps producer marks: messages
-                                   with rg-producer-id / rg-seq headers
-                                   are applied once (railgun/engine.h) */
+    bool dedup;                 /* source.identity, and the sink keeps
+                                   producer marks: messages with
+                                   rg-producer-id / rg-seq headers are
+                                   applied once (railgun/engine.h) */
     bool warned_id;             /* a malformed identity header, logged */
     _Atomic int stop;
     int failed;
@@ -888,7 +889,8 @@ rg_kafka_source_t *rg_kafka_source_new(rg_engine_t *e, unsigned dispatcher,
     if (sink != NULL) {
         s->sink = *sink;
         s->has_sink = sink->claim != NULL;
-        s->dedup = s->has_sink && sink->scan_marks != NULL;
+        s->dedup = s->has_sink && sink->scan_marks != NULL &&
+                   rg_conf_get_int(conf, "source.identity") != 0;
     }
     kc = rd_kafka_conf_new();
     if (s->held == NULL || s->topic == NULL || kc == NULL ||
