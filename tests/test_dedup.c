@@ -291,6 +291,46 @@ Test(dedup, the_window_edges)
     rg_conf_destroy(conf);
 }
 
+Test(dedup, more_producers_than_the_bound_in_one_epoch)
+{
+    /* 40 producers changed in one epoch with dedup.producers.max 16: the
+     * dirty marks may not be dropped, so the table grows past the bound
+     * until the barrier; later, new producers evict clean ones */
+    rg_conf_t *conf = db_conf("bound");
+    char err[256];
+    cr_assert_eq(rg_conf_set(conf, "dedup.producers.max", "16", err,
+                             sizeof(err)), 0, "%s", err);
+    cr_assert_eq(rg_conf_set(conf, "flush.interval.ms", "60000", err,
+                             sizeof(err)), 0, "%s", err);
+    struct run r;
+    run_start(&r, conf, true);
+    int64_t want[NKEYS] = {0};
+    uint64_t dups = 0;
+    for (uint64_t pid = 1; pid <= 40; pid++)
+        for (uint64_t s = 0; s < 3; s++) {
+            push(&r, part_of(s), key_of(s), pid, s);
+            want[key_of(s)]++;
+            push(&r, part_of(s), key_of(s), pid, s); /* its copy */
+            dups++;
+        }
+    rg_engine_stats_t st;
+    rg_engine_stats(r.e, &st);
+    cr_assert_eq(st.marks_evicted, 0u, "a dirty mark was evicted");
+    cr_assert_eq(run_stop(&r), dups);
+    assert_counts(conf, want);
+    /* every one of the 120 marks (40 producers x 3 partitions) reached
+     * the sink: a restart with room for them skips every copy */
+    cr_assert_eq(rg_conf_set(conf, "dedup.producers.max", "4096", err,
+                             sizeof(err)), 0, "%s", err);
+    run_start(&r, conf, true);
+    for (uint64_t pid = 1; pid <= 40; pid++)
+        for (uint64_t s = 0; s < 3; s++)
+            push(&r, part_of(s), key_of(s), pid, s);
+    cr_assert_eq(run_stop(&r), 120u);
+    assert_counts(conf, want);
+    rg_conf_destroy(conf);
+}
+
 /* The stream the crash test replays: message i of the stream, as a
  * broker would redeliver it (same partition, same offset, same bytes):
  * originals of A with copies of recent ones mixed in. */

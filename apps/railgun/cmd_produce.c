@@ -120,10 +120,10 @@ static void drain_spool(rg_cli_t *cli, rg_producer_t *p)
     const char *dir = rg_conf_get_str(cli->conf, "fallback.spool.dir");
     if (dir == NULL || dir[0] == '\0')
         return;
-    struct sigaction sa = {.sa_handler = on_stop_signal};
+    struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     rg_producer_stats_t st;
     double next_say = rg_now() + 5;
     for (;;) {
@@ -141,6 +141,9 @@ static void drain_spool(rg_cli_t *cli, rg_producer_t *p)
         }
         rg_producer_poll(p, 100);
     }
+    /* a signal after the wait stops the command as before it */
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     if (cli->json)
         fprintf(stderr, "{\"producer\":\"%s\",\"degraded\":%" PRIu64
                 ",\"spooled\":%" PRIu64 ",\"rescued\":%" PRIu64

@@ -224,7 +224,8 @@
        "spool): the (partition, producer) marks each dispatcher keeps in "  \
        "memory, about 1 KiB each. At the bound the least recently used one " \
        "is dropped (logged, counted): a later copy of that producer's "     \
-       "messages would count again.")
+       "messages would count again. Marks changed since the last barrier "  \
+       "are never dropped: the table grows past the bound until it.")
 
 enum rg_prop_id {
 #define RG__PROP_ENUM(id, name, type, def, min, max, check, doc) RG_P_##id,

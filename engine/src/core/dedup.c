@@ -25,8 +25,11 @@
  *   D2 A copy is skipped like an undecodable message: its offset is done,
  *      nothing enters a ring.
  *   D3 Memory is bounded by dedup.producers.max marks; at the bound the
- *      least recently used clean mark goes (counted, logged once); dirty
- *      marks are never dropped (they must reach the sink).
+ *      least recently used clean mark goes (counted, logged once). Dirty
+ *      marks are never dropped (they must reach the sink): when every mark
+ *      changed in the open epoch the table grows past the bound until the
+ *      next barrier cleans them (logged once). Only malloc failing stops
+ *      the engine, and the message is then applied (not skipped).
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -106,8 +109,7 @@ static void drop(struct rg__dedup *t, uint32_t i)
     reindex(t);
 }
 
-/* A new entry for (p, pid), all bits clear; NULL when out of memory or
- * every entry is dirty at the bound. */
+/* A new entry for (p, pid), all bits clear; NULL when out of memory. */
 static struct rg__mark_ent *add(rg_dispatcher_t *d, int32_t p, uint64_t pid)
 {
     struct rg__dedup *t = d->dd;
@@ -118,16 +120,26 @@ static struct rg__mark_ent *add(rg_dispatcher_t *d, int32_t p, uint64_t pid)
             if (!t->ents[i].dirty &&
                 (victim == UINT32_MAX || t->ents[i].used < t->ents[victim].used))
                 victim = i;
-        if (victim == UINT32_MAX)
-            return NULL;
-        if (d->evicted_local++ == 0)
+        if (victim == UINT32_MAX) {
+            /* D3: all changed in the open epoch; grow past the bound */
+            if (!t->warned_over) {
+                t->warned_over = true;
+                rg__log(d->e, RG_LOG_WARN, "dedup: more than %u producer "
+                        "marks (dedup.producers.max) changed in one epoch "
+                        "on one dispatcher: the table grows past the bound "
+                        "until the barrier. Logged once", t->max);
+            }
+        } else if (d->evicted_local++ == 0) {
             rg__log(d->e, RG_LOG_WARN, "dedup: %u producer marks "
                     "(dedup.producers.max) are in use: the least recently "
                     "used goes (partition %d, producer %016llx); a copy of "
                     "its messages arriving later would count again. "
                     "Logged once", t->max, (int)t->ents[victim].m.partition,
                     (unsigned long long)t->ents[victim].m.producer_id);
-        drop(t, victim);
+            drop(t, victim);
+        } else {
+            drop(t, victim);
+        }
     }
     if (t->n == t->cap) {
         uint32_t cap = t->cap ? t->cap * 2 : 16;
@@ -184,12 +196,13 @@ bool rg__dedup_seen(rg_dispatcher_t *d, const rg_msg_t *msg)
     struct rg__mark_ent *m = find(t, msg->partition, msg->producer_id);
     if (m == NULL) {
         if ((m = add(d, msg->partition, msg->producer_id)) == NULL) {
+            /* applied without a mark (a later copy could count again)
+             * rather than skipped: never lose a message */
             rg__engine_fail(d->e, "dedup: out of memory for the producer "
-                            "mark of partition %d, producer %016llx (or "
-                            "every one of dedup.producers.max = %u changed "
-                            "in the open epoch)", (int)msg->partition,
-                            (unsigned long long)msg->producer_id, t->max);
-            return true; /* not applied: the engine stops before its epoch */
+                            "mark of partition %d, producer %016llx",
+                            (int)msg->partition,
+                            (unsigned long long)msg->producer_id);
+            return false;
         }
         m->m.hi = s;
         set_bit(&m->m, s);

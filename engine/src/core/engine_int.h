@@ -121,6 +121,7 @@ struct rg__dedup {
     uint32_t idx_cap;           /* power of two, >= 2 x cap */
     uint32_t ndirty;
     uint64_t clock;
+    bool warned_over;           /* grew past max (all dirty), logged */
 };
 
 /* One worker's changes in one epoch (flush.h). Owned by the worker while
