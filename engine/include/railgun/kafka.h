@@ -101,8 +101,11 @@ typedef struct rg_kafka_stats_s {
     uint32_t paused;        /* 1 while paused for backpressure */
     uint64_t pauses;        /* times paused (source.pause.after.ms) */
     uint64_t resumes;       /* ... and resumed */
-    uint64_t queued;        /* messages librdkafka has fetched for us and
-                               we have not polled yet */
+    uint64_t queued;        /* entries in librdkafka's consumer queue not
+                               polled yet: fetched messages, plus the odd
+                               event (a statistics report, an error) that
+                               waits there a moment; 0 or near it while
+                               paused */
     uint64_t brokers_down_ms;  /* how long every broker has been down
                                   (0: reachable) */
     uint64_t no_partitions_ms; /* how long nothing has been assigned */
