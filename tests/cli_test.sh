@@ -42,9 +42,9 @@ if grep -q '"source":"memory"' <<<"$out" && grep -q '"verify":"exact"' <<<"$out"
 then ok; else bad "demo --source memory: $out"; fi
 
 # --hotkey-lanes: a pass without lanes, then the run with them, exact;
-# 1M events: the move needs a barrier after detection, and under load
-# (CI) a 300k run lasted 3 epochs and ended before one (key_moves 0)
-# the hot video moved to the lanes, both imbalances reported
+# the hot video moved to the lanes, both imbalances reported. 1M events:
+# the move needs a barrier after detection, and under load (CI) a 300k
+# run lasted 3 epochs and ended before one (key_moves 0)
 out=$("$rg" demo --source memory --events 1000000 --hot-share 0.5 \
       --hotkey-lanes 2 -X hotkey.window.ms=100 --json)
 if grep -q '"verify":"exact"' <<<"$out" && grep -q '"lanes":2,' <<<"$out" &&
